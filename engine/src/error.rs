@@ -1,0 +1,56 @@
+//! Errors that name the op and what was wrong with its inputs.
+
+use std::fmt;
+
+/// What class of mistake an [`Error`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Shapes that do not fit the op (inner dimensions, broadcasting, ranks, sizes).
+    Shape,
+    /// Element types that do not match (f32 with f64).
+    DType,
+    /// Tensors on different devices, or a device that cannot be had.
+    Device,
+    /// An argument outside its valid range (an axis, a label, a probability).
+    Argument,
+    /// Autodiff misuse: backward from a non-scalar without a gradient, and the like.
+    Autograd,
+}
+
+/// An error from an engine op: `op` is the op's name, `message` says what was wrong, with the
+/// shapes involved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    pub op: &'static str,
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(op: &'static str, kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            op,
+            kind,
+            message: message.into(),
+        }
+    }
+    pub fn shape(op: &'static str, message: impl Into<String>) -> Self {
+        Self::new(op, ErrorKind::Shape, message)
+    }
+    pub fn argument(op: &'static str, message: impl Into<String>) -> Self {
+        Self::new(op, ErrorKind::Argument, message)
+    }
+    pub fn autograd(op: &'static str, message: impl Into<String>) -> Self {
+        Self::new(op, ErrorKind::Autograd, message)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.op, self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,267 @@
+//! Finite-difference checks of the engine's derivatives, after PyTorch's `gradcheck` and
+//! `gradgradcheck`.
+//!
+//! First order: the numerical Jacobian by central differences, J[o, i] ≈ (f(x + ε·eᵢ) −
+//! f(x − ε·eᵢ))ₒ / 2ε in f64, against the analytical vector–Jacobian products uᵀJ that backward
+//! computes, for one-hot u (every row of J) when the output is small and random u otherwise.
+//! A value passes when |analytical − numerical| ≤ atol + rtol·|numerical|. Backward must also
+//! be reentrant (the same gradient twice) and map a zero output gradient to zero.
+//!
+//! Order k > 1: the check of order k − 1 applied to x, v ↦ flatten(∂⟨f(x), v⟩/∂x) computed
+//! with `create_graph`, for a random v that is itself an input, exactly as `gradgradcheck`
+//! checks `grad(create_graph=True)` with random grad_outputs.
+
+use crate::autograd::grad;
+use crate::checks::CheckFn;
+use crate::error::{Error, ErrorKind, Result};
+use crate::rng::Rng;
+use crate::storage::DType;
+use crate::tensor::Tensor;
+use std::sync::Arc;
+
+/// Step and tolerances; the defaults are PyTorch's.
+#[derive(Clone, Copy, Debug)]
+pub struct Tolerances {
+    pub eps: f64,
+    pub atol: f64,
+    pub rtol: f64,
+}
+
+impl Default for Tolerances {
+    fn default() -> Self {
+        Tolerances {
+            eps: 1e-6,
+            atol: 1e-5,
+            rtol: 1e-3,
+        }
+    }
+}
+
+/// What a check found.
+#[derive(Clone, Debug)]
+pub struct CheckOutcome {
+    /// Largest |analytical − numerical| over all compared values.
+    pub max_abs_error: f64,
+    /// Largest |analytical − numerical| / (atol + rtol·|numerical|): at most 1 to pass.
+    pub worst_ratio: f64,
+    /// Why it failed, when it did.
+    pub failure: Option<String>,
+}
+
+impl CheckOutcome {
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// Fresh leaves with the same values, requiring gradients.
+fn as_leaves(inputs: &[Tensor]) -> Vec<Tensor> {
+    inputs.iter().map(|x| x.detach().requires_grad_()).collect()
+}
+
+fn one_input_replaced(inputs: &[Tensor], which: usize, values: &[f64]) -> Result<Vec<Tensor>> {
+    let mut xs = as_leaves(inputs);
+    xs[which] = Tensor::from_f64s(values, inputs[which].shape(), DType::F64)?.requires_grad_();
+    Ok(xs)
+}
+
+/// Checks f's first derivatives at `inputs` (all f64).
+pub fn gradcheck(
+    f: &dyn Fn(&[Tensor]) -> Result<Tensor>,
+    inputs: &[Tensor],
+    tol: Tolerances,
+    rng: &mut Rng,
+) -> Result<CheckOutcome> {
+    for x in inputs {
+        if x.dtype() != DType::F64 {
+            return Err(Error::new(
+                "gradcheck",
+                ErrorKind::DType,
+                format!(
+                    "inputs must be f64 for tight differences; got {} of shape {:?}",
+                    x.dtype(),
+                    x.shape()
+                ),
+            ));
+        }
+    }
+    let leaves = as_leaves(inputs);
+    let y = f(&leaves)?;
+    if y.dtype() != DType::F64 {
+        return Err(Error::new(
+            "gradcheck",
+            ErrorKind::DType,
+            format!(
+                "the function returned {}; it must compute in f64",
+                y.dtype()
+            ),
+        ));
+    }
+    let n_out = y.numel();
+
+    // Numerical Jacobian, one column per input element: jac[input][element][output].
+    let mut jac: Vec<Vec<Vec<f64>>> = Vec::with_capacity(inputs.len());
+    for (i, x) in inputs.iter().enumerate() {
+        let base = x.to_vec_f64();
+        let mut cols = Vec::with_capacity(base.len());
+        for j in 0..base.len() {
+            let mut plus = base.clone();
+            plus[j] += tol.eps;
+            let mut minus = base.clone();
+            minus[j] -= tol.eps;
+            let yp = f(&one_input_replaced(inputs, i, &plus)?)?.to_vec_f64();
+            let ym = f(&one_input_replaced(inputs, i, &minus)?)?.to_vec_f64();
+            cols.push(
+                yp.iter()
+                    .zip(&ym)
+                    .map(|(a, b)| (a - b) / (2.0 * tol.eps))
+                    .collect::<Vec<f64>>(),
+            );
+        }
+        jac.push(cols);
+    }
+
+    // Directions u for the vector–Jacobian products.
+    let directions: Vec<Vec<f64>> = if n_out <= 16 {
+        (0..n_out)
+            .map(|o| (0..n_out).map(|k| if k == o { 1.0 } else { 0.0 }).collect())
+            .collect()
+    } else {
+        (0..8)
+            .map(|_| (0..n_out).map(|_| rng.normal()).collect())
+            .collect()
+    };
+
+    let vjp = |y: &Tensor, leaves: &[Tensor], u: &[f64]| -> Result<Vec<Vec<f64>>> {
+        let u = Tensor::from_f64s(u, y.shape(), DType::F64)?;
+        Ok(grad(std::slice::from_ref(y), leaves, Some(&[u]), false)?
+            .iter()
+            .map(Tensor::to_vec_f64)
+            .collect())
+    };
+
+    let mut outcome = CheckOutcome {
+        max_abs_error: 0.0,
+        worst_ratio: 0.0,
+        failure: None,
+    };
+    for u in &directions {
+        let analytical = vjp(&y, &leaves, u)?;
+        for (i, cols) in jac.iter().enumerate() {
+            for (j, col) in cols.iter().enumerate() {
+                let numerical: f64 = col.iter().zip(u).map(|(a, b)| a * b).sum();
+                let a = analytical[i][j];
+                let err = (a - numerical).abs();
+                let ratio = err / (tol.atol + tol.rtol * numerical.abs());
+                let ratio = if ratio.is_nan() { f64::INFINITY } else { ratio };
+                outcome.max_abs_error = outcome.max_abs_error.max(err);
+                if ratio > outcome.worst_ratio {
+                    outcome.worst_ratio = ratio;
+                    if ratio > 1.0 {
+                        outcome.failure = Some(format!("input {i}, element {j}: analytical {a:.10e}, numerical {numerical:.10e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    // Reentrancy: a fresh forward and backward give bit-identical gradients.
+    if let Some(u) = directions.first() {
+        let first = vjp(&y, &leaves, u)?;
+        let leaves2 = as_leaves(inputs);
+        let second = vjp(&f(&leaves2)?, &leaves2, u)?;
+        if first != second && outcome.failure.is_none() {
+            outcome.failure =
+                Some("backward is not reentrant: two runs gave different gradients".into());
+        }
+    }
+    // A zero output gradient must give zero input gradients.
+    let zeros = vjp(&y, &leaves, &vec![0.0; n_out])?;
+    if zeros.iter().flatten().any(|&v| v != 0.0) && outcome.failure.is_none() {
+        outcome.failure = Some("a zero output gradient gave a non-zero input gradient".into());
+    }
+    Ok(outcome)
+}
+
+/// Checks derivatives of order `order` (1 = [`gradcheck`], 2 = [`gradgradcheck`], 3, …).
+pub fn check_order(
+    f: CheckFn,
+    inputs: &[Tensor],
+    order: usize,
+    tol: Tolerances,
+    rng: &mut Rng,
+) -> Result<CheckOutcome> {
+    if order == 0 {
+        return Err(Error::argument("check_order", "order must be at least 1"));
+    }
+    if order == 1 {
+        return gradcheck(&*f, inputs, tol, rng);
+    }
+    let out_shape = f(&as_leaves(inputs))?.shape().to_vec();
+    let v = Tensor::randn(&out_shape, 0.0, 1.0, DType::F64, rng);
+    let n = inputs.len();
+    let vjp_fn: CheckFn = Arc::new(move |xs: &[Tensor]| {
+        let (xs, v) = xs.split_at(n);
+        let y = f(xs)?;
+        let gs = grad(&[y], xs, Some(v), true)?;
+        let flat = gs
+            .iter()
+            .map(|g| g.reshape(&[g.numel()]))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::concat(&flat, 0)
+    });
+    let mut extended = inputs.to_vec();
+    extended.push(v);
+    check_order(vjp_fn, &extended, order - 1, tol, rng)
+}
+
+/// Second-order check: [`gradcheck`] of the backward pass run with `create_graph`.
+pub fn gradgradcheck(
+    f: CheckFn,
+    inputs: &[Tensor],
+    tol: Tolerances,
+    rng: &mut Rng,
+) -> Result<CheckOutcome> {
+    check_order(f, inputs, 2, tol, rng)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deliberately wrong derivative must be caught: the checker can fail.
+    #[test]
+    fn gradcheck_catches_a_wrong_derivative() {
+        struct WrongSquare;
+        impl crate::autograd::BackwardOp for WrongSquare {
+            fn name(&self) -> &'static str {
+                "wrong_square"
+            }
+            fn backward(&self, inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+                // d(x²)/dx is 2x; claim 3x.
+                Ok(vec![Some(g.mul(&inputs[0].mul_scalar(3.0)?)?)])
+            }
+        }
+        let wrong = |xs: &[Tensor]| -> Result<Tensor> {
+            let v = xs[0].to_vec_f64().iter().map(|x| x * x).collect::<Vec<_>>();
+            Ok(Tensor::from_op(
+                crate::Storage::F64(v),
+                xs[0].shape().to_vec(),
+                WrongSquare,
+                vec![xs[0].clone()],
+            ))
+        };
+        let x = Tensor::from_f64s(&[0.3, -1.2, 2.0], &[3], DType::F64).unwrap();
+        let out = gradcheck(
+            &wrong,
+            &[x.clone()],
+            Tolerances::default(),
+            &mut Rng::new(0),
+        )
+        .unwrap();
+        assert!(!out.passed(), "a wrong rule passed: {out:?}");
+        let right = |xs: &[Tensor]| xs[0].mul(&xs[0]);
+        let out = gradcheck(&right, &[x], Tolerances::default(), &mut Rng::new(0)).unwrap();
+        assert!(out.passed(), "{out:?}");
+    }
+}

@@ -1,0 +1,33 @@
+//! # ferrograd-engine
+//!
+//! Tensors, a reverse-mode tape whose backward passes are themselves recorded (so derivatives
+//! of any order come from the same rules), and finite-difference gradient checks.
+//!
+//! ```
+//! use ferrograd_engine::{grad, DType, Tensor};
+//! # fn main() -> ferrograd_engine::Result<()> {
+//! // f(x) = x³ at x = 2: f' = 3x² = 12, f'' = 6x = 12.
+//! let x = Tensor::scalar(2.0, DType::F64).requires_grad_();
+//! let y = x.powf(3.0)?;
+//! let dy = grad(&[y], &[x.clone()], None, true)?.remove(0);
+//! let d2y = grad(&[dy.clone()], &[x], None, false)?.remove(0);
+//! assert_eq!((dy.item()?, d2y.item()?), (12.0, 12.0));
+//! # Ok(()) }
+//! ```
+
+pub mod autograd;
+pub mod checks;
+pub mod error;
+pub mod gradcheck;
+pub mod ops;
+pub mod rng;
+pub mod storage;
+pub mod tensor;
+
+pub use autograd::{grad, is_grad_enabled, live_nodes, no_grad, BackwardOp, GradModeGuard};
+pub use error::{Error, ErrorKind, Result};
+pub use ops::conv::{Conv2dParams, ConvTranspose2dParams};
+pub use ops::nn::{batch_norm, BatchNormState};
+pub use rng::Rng;
+pub use storage::{DType, Device, Element, Storage};
+pub use tensor::Tensor;

@@ -1,0 +1,307 @@
+//! Neural-network functions composed from the primitives: softmax, losses, batch
+//! normalisation, dropout. Composition is the point: their derivatives of every order follow
+//! from the primitives' rules, with nothing to get wrong here.
+
+use crate::checks::{self, CheckCase, OpCheck};
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use std::sync::Arc;
+
+impl Tensor {
+    /// softmax(x)ᵢ = exp(xᵢ − logsumexp(x)) along `axis`.
+    pub fn softmax(&self, axis: isize) -> Result<Tensor> {
+        self.sub(&self.logsumexp(&[axis], true)?)?.exp()
+    }
+
+    /// log softmax(x)ᵢ = xᵢ − logsumexp(x) along `axis`, without forming exp(x).
+    pub fn log_softmax(&self, axis: isize) -> Result<Tensor> {
+        self.sub(&self.logsumexp(&[axis], true)?)
+    }
+
+    /// Mean cross-entropy of logits [N, C] against class labels: −(1/N) Σₙ log softmax(xₙ)[yₙ].
+    pub fn cross_entropy(&self, labels: &[usize]) -> Result<Tensor> {
+        let [n, c] = <[usize; 2]>::try_from(self.shape()).map_err(|_| {
+            Error::shape(
+                "cross_entropy",
+                format!("logits must be [N, C], got shape {:?}", self.shape()),
+            )
+        })?;
+        if labels.len() != n {
+            return Err(Error::shape(
+                "cross_entropy",
+                format!(
+                    "{} labels for {n} rows of logits {:?}",
+                    labels.len(),
+                    self.shape()
+                ),
+            ));
+        }
+        if let Some((i, &bad)) = labels.iter().enumerate().find(|(_, &l)| l >= c) {
+            return Err(Error::argument(
+                "cross_entropy",
+                format!("label {bad} at row {i} is out of range for {c} classes"),
+            ));
+        }
+        let picked: Vec<usize> = labels
+            .iter()
+            .enumerate()
+            .map(|(row, &l)| row * c + l)
+            .collect();
+        self.log_softmax(1)?
+            .gather_flat(Arc::new(picked), &[n])?
+            .mean_all()?
+            .neg()
+    }
+
+    /// Mean binary cross-entropy of logits against targets in [0, 1]:
+    /// mean(softplus(x) − x·y), equal to −[y log σ(x) + (1 − y) log(1 − σ(x))] but stable.
+    pub fn binary_cross_entropy_with_logits(&self, targets: &Tensor) -> Result<Tensor> {
+        if self.shape() != targets.shape() {
+            return Err(Error::shape(
+                "binary_cross_entropy_with_logits",
+                format!(
+                    "logits {:?} and targets {:?} differ",
+                    self.shape(),
+                    targets.shape()
+                ),
+            ));
+        }
+        self.softplus()?.sub(&self.mul(targets)?)?.mean_all()
+    }
+
+    /// Mean squared error: mean((a − b)²).
+    pub fn mse_loss(&self, target: &Tensor) -> Result<Tensor> {
+        if self.shape() != target.shape() {
+            return Err(Error::shape(
+                "mse_loss",
+                format!(
+                    "prediction {:?} and target {:?} differ",
+                    self.shape(),
+                    target.shape()
+                ),
+            ));
+        }
+        let d = self.sub(target)?;
+        d.mul(&d)?.mean_all()
+    }
+
+    /// Mean absolute error: mean(|a − b|).
+    pub fn l1_loss(&self, target: &Tensor) -> Result<Tensor> {
+        if self.shape() != target.shape() {
+            return Err(Error::shape(
+                "l1_loss",
+                format!(
+                    "prediction {:?} and target {:?} differ",
+                    self.shape(),
+                    target.shape()
+                ),
+            ));
+        }
+        self.sub(target)?.abs()?.mean_all()
+    }
+
+    /// Zeroes each element with probability p and scales survivors by 1/(1 − p), so the
+    /// expectation is unchanged; the identity when not training. The mask comes from `rng`.
+    pub fn dropout(&self, p: f64, training: bool, rng: &mut Rng) -> Result<Tensor> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::argument(
+                "dropout",
+                format!("probability {p} must be in [0, 1)"),
+            ));
+        }
+        if !training || p == 0.0 {
+            return Ok(self.clone());
+        }
+        let scale = 1.0 / (1.0 - p);
+        let mask: Vec<f64> = (0..self.numel())
+            .map(|_| if rng.uniform() < p { 0.0 } else { scale })
+            .collect();
+        self.mul(&Tensor::from_f64s(&mask, self.shape(), self.dtype())?)
+    }
+}
+
+/// Batch normalisation's running statistics, updated in place while training.
+pub struct BatchNormState<'a> {
+    pub running_mean: &'a Tensor,
+    pub running_var: &'a Tensor,
+    /// Weight of the new batch in the running averages (PyTorch's default is 0.1).
+    pub momentum: f64,
+}
+
+/// Batch normalisation over [N, C] or [N, C, H, W]: y = γ·(x − μ)/√(σ² + ε) + β per channel.
+/// Training uses the batch's mean and biased variance (and updates the running statistics with
+/// the unbiased variance, as PyTorch does); inference uses the running statistics.
+pub fn batch_norm(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    state: Option<BatchNormState<'_>>,
+    training: bool,
+    eps: f64,
+) -> Result<Tensor> {
+    const OP: &str = "batch_norm";
+    let (axes, stat_shape): (Vec<isize>, Vec<usize>) = match x.shape() {
+        [_, c] => (vec![0], vec![1, *c]),
+        [_, c, _, _] => (vec![0, 2, 3], vec![1, *c, 1, 1]),
+        s => {
+            return Err(Error::shape(
+                OP,
+                format!("input must be [N, C] or [N, C, H, W], got {s:?}"),
+            ))
+        }
+    };
+    let c = x.shape()[1];
+    for (name, t) in [("weight", gamma), ("bias", beta)] {
+        if t.shape() != [c] {
+            return Err(Error::shape(
+                OP,
+                format!("{name} of shape {:?} for {c} channels", t.shape()),
+            ));
+        }
+    }
+    let (mean, var) = if training {
+        let count: usize = axes.iter().map(|&a| x.shape()[a as usize]).product();
+        if count < 2 {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "training needs more than one value per channel, input {:?}",
+                    x.shape()
+                ),
+            ));
+        }
+        let mean = x.mean(&axes, true)?;
+        let var = x.var(&axes, true)?;
+        if let Some(s) = &state {
+            crate::no_grad(|| -> Result<()> {
+                let unbiased = var
+                    .mul_scalar(count as f64 / (count - 1) as f64)?
+                    .reshape(&[c])?;
+                let m = s.momentum;
+                s.running_mean.assign(
+                    &s.running_mean
+                        .mul_scalar(1.0 - m)?
+                        .add(&mean.reshape(&[c])?.mul_scalar(m)?)?,
+                )?;
+                s.running_var.assign(
+                    &s.running_var
+                        .mul_scalar(1.0 - m)?
+                        .add(&unbiased.mul_scalar(m)?)?,
+                )
+            })?;
+        }
+        (mean, var)
+    } else {
+        let s =
+            state.ok_or_else(|| Error::argument(OP, "inference needs the running statistics"))?;
+        (
+            s.running_mean.reshape(&stat_shape)?,
+            s.running_var.reshape(&stat_shape)?,
+        )
+    };
+    let normalised = x.sub(&mean)?.div(&var.add_scalar(eps)?.sqrt()?)?;
+    normalised
+        .mul(&gamma.reshape(&stat_shape)?)?
+        .add(&beta.reshape(&stat_shape)?)
+}
+
+// ---- gradient-check cases ------------------------------------------------------------------
+
+fn logits_and_labels(r: &mut Rng) -> (Tensor, Vec<usize>) {
+    let (n, c) = (1 + r.below(4), 2 + r.below(4));
+    let labels = (0..n).map(|_| r.below(c)).collect();
+    (
+        checks::random_values(&[n, c], checks::Domain::Any, r),
+        labels,
+    )
+}
+
+pub(crate) fn checks() -> Vec<OpCheck> {
+    vec![
+        OpCheck::new("softmax", 3, |r| {
+            let shape = checks::random_shape(r, 1, 3, 4);
+            let axis = -(1 + r.below(shape.len()) as isize);
+            let x = checks::random_values(&shape, checks::Domain::Any, r);
+            CheckCase::new(
+                format!("softmax {shape:?} axis {axis}"),
+                vec![x],
+                move |t| t[0].softmax(axis),
+            )
+        }),
+        OpCheck::new("log_softmax", 3, |r| {
+            let shape = checks::random_shape(r, 1, 3, 4);
+            let axis = -(1 + r.below(shape.len()) as isize);
+            let x = checks::random_values(&shape, checks::Domain::Any, r);
+            CheckCase::new(
+                format!("log_softmax {shape:?} axis {axis}"),
+                vec![x],
+                move |t| t[0].log_softmax(axis),
+            )
+        }),
+        OpCheck::new("cross_entropy", 3, |r| {
+            let (x, labels) = logits_and_labels(r);
+            CheckCase::new(
+                format!("cross_entropy {:?} labels {labels:?}", x.shape()),
+                vec![x],
+                move |t| t[0].cross_entropy(&labels),
+            )
+        }),
+        OpCheck::new("bce_with_logits", 3, |r| {
+            let shape = checks::random_shape(r, 1, 2, 4);
+            let x = checks::random_values(&shape, checks::Domain::Any, r);
+            let y = checks::random_values(&shape, checks::Domain::Positive, r)
+                .mul_scalar(0.5)
+                .expect("scale")
+                .sub_scalar(0.25)
+                .expect("shift");
+            CheckCase::new(format!("bce_with_logits {shape:?}"), vec![x, y], |t| {
+                t[0].binary_cross_entropy_with_logits(&t[1])
+            })
+        }),
+        OpCheck::new("mse_loss", 3, |r| {
+            let shape = checks::random_shape(r, 1, 3, 4);
+            let (a, b) = (
+                checks::random_values(&shape, checks::Domain::Any, r),
+                checks::random_values(&shape, checks::Domain::Any, r),
+            );
+            CheckCase::new(format!("mse_loss {shape:?}"), vec![a, b], |t| {
+                t[0].mse_loss(&t[1])
+            })
+        }),
+        OpCheck::new("l1_loss", 2, |r| {
+            let shape = checks::random_shape(r, 1, 3, 4);
+            let a = checks::random_values(&shape, checks::Domain::Any, r);
+            let d = checks::random_values(&shape, checks::Domain::AwayFromZero, r);
+            let b = a.sub(&d).expect("same shape");
+            CheckCase::new(format!("l1_loss {shape:?}"), vec![a, b], |t| {
+                t[0].l1_loss(&t[1])
+            })
+        }),
+        OpCheck::new("batch_norm", 3, |r| {
+            let shape = if r.uniform() < 0.5 {
+                vec![2 + r.below(3), 1 + r.below(3)]
+            } else {
+                vec![1 + r.below(2), 1 + r.below(3), 2, 1 + r.below(3)]
+            };
+            let c = shape[1];
+            let x = checks::random_values(&shape, checks::Domain::Any, r);
+            let gamma = checks::random_values(&[c], checks::Domain::Positive, r);
+            let beta = checks::random_values(&[c], checks::Domain::Any, r);
+            CheckCase::new(
+                format!("batch_norm (training) {shape:?}"),
+                vec![x, gamma, beta],
+                |t| batch_norm(&t[0], &t[1], &t[2], None, true, 1e-5),
+            )
+        }),
+        OpCheck::new("dropout", 2, |r| {
+            let shape = checks::random_shape(r, 1, 3, 4);
+            let seed = r.next_u64();
+            let x = checks::random_values(&shape, checks::Domain::Any, r);
+            // The same seed for every evaluation: the mask is part of the function.
+            CheckCase::new(format!("dropout(0.3) {shape:?}"), vec![x], move |t| {
+                t[0].dropout(0.3, true, &mut Rng::new(seed))
+            })
+        }),
+    ]
+}

@@ -1,0 +1,220 @@
+//! Reductions over chosen axes: sum (the primitive), mean, max, logsumexp, variance.
+//!
+//! `sum_to` and `broadcast_to` are adjoint: each one's derivative rule is the other.
+
+use crate::autograd::BackwardOp;
+use crate::checks::{self, CheckCase, OpCheck};
+use crate::error::{Error, Result};
+use crate::map_storage;
+use crate::tensor::Tensor;
+use crate::with_storage;
+use ferrograd_kernels::{elementwise::broadcast_shapes, reduce as kern};
+use std::sync::Arc;
+
+/// Σ down to a shape that broadcasts back to the input's.
+struct SumTo {
+    in_shape: Vec<usize>,
+}
+
+impl BackwardOp for SumTo {
+    fn name(&self) -> &'static str {
+        "sum"
+    }
+    /// ∂(Σ x)/∂x = 1 at every summed position: the gradient is broadcast back.
+    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(g.broadcast_to(&self.in_shape)?)])
+    }
+}
+
+impl Tensor {
+    /// Sums over the axes along which `shape` would be broadcast to this tensor's shape: the
+    /// adjoint of [`Tensor::broadcast_to`], used by every broadcasting op's derivative.
+    pub fn sum_to(&self, shape: &[usize]) -> Result<Tensor> {
+        if shape == self.shape() {
+            return Ok(self.clone());
+        }
+        if shape.len() > self.rank()
+            || broadcast_shapes(shape, self.shape()).as_deref() != Some(self.shape())
+        {
+            return Err(Error::shape(
+                "sum_to",
+                format!("{:?} cannot be summed down to {:?}", self.shape(), shape),
+            ));
+        }
+        let mut kept = vec![1; self.rank() - shape.len()];
+        kept.extend_from_slice(shape);
+        let out = map_storage!(&*self.storage(), v => kern::sum_to(v, self.shape(), &kept));
+        Ok(Tensor::from_op(
+            out,
+            shape.to_vec(),
+            SumTo {
+                in_shape: self.shape().to_vec(),
+            },
+            vec![self.clone()],
+        ))
+    }
+
+    /// Resolves axes (negative counts from the end) and the kept-rank shape they reduce to.
+    fn reduced_shape(&self, op: &'static str, axes: &[isize]) -> Result<(Vec<usize>, Vec<usize>)> {
+        if axes.is_empty() {
+            return Err(Error::argument(
+                op,
+                "no axes given; the *_all form reduces every axis",
+            ));
+        }
+        let mut resolved = Vec::with_capacity(axes.len());
+        for &a in axes {
+            let a = self.axis(op, a)?;
+            if resolved.contains(&a) {
+                return Err(Error::argument(
+                    op,
+                    format!("axis {a} given twice for shape {:?}", self.shape()),
+                ));
+            }
+            resolved.push(a);
+        }
+        let kept: Vec<usize> = self
+            .shape()
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| if resolved.contains(&i) { 1 } else { d })
+            .collect();
+        Ok((resolved, kept))
+    }
+
+    fn squeeze_unless(&self, t: Tensor, axes: &[usize], keepdim: bool) -> Result<Tensor> {
+        if keepdim {
+            return Ok(t);
+        }
+        let squeezed: Vec<usize> = self
+            .shape()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !axes.contains(i))
+            .map(|(_, &d)| d)
+            .collect();
+        t.reshape(&squeezed)
+    }
+
+    /// Σ over `axes`; reduced axes are kept with size 1 when `keepdim`.
+    pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+        let (axes, kept) = self.reduced_shape("sum", axes)?;
+        let s = self.sum_to(&kept)?;
+        self.squeeze_unless(s, &axes, keepdim)
+    }
+
+    /// Σ of every element, as a scalar.
+    pub fn sum_all(&self) -> Result<Tensor> {
+        self.sum_to(&vec![1; self.rank()])?.reshape(&[])
+    }
+
+    /// Mean over `axes`.
+    pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+        let (resolved, _) = self.reduced_shape("mean", axes)?;
+        let count: usize = resolved.iter().map(|&a| self.shape()[a]).product();
+        self.sum(axes, keepdim)?
+            .mul_scalar(1.0 / count.max(1) as f64)
+    }
+
+    /// Mean of every element, as a scalar.
+    pub fn mean_all(&self) -> Result<Tensor> {
+        self.sum_all()?.mul_scalar(1.0 / self.numel().max(1) as f64)
+    }
+
+    /// Max over `axes`. The derivative flows to the first maximal element of each group.
+    pub fn max(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+        let (axes, kept) = self.reduced_shape("max", axes)?;
+        if self.numel() == 0 {
+            return Err(Error::shape(
+                "max",
+                format!("max of an empty tensor of shape {:?}", self.shape()),
+            ));
+        }
+        let arg = with_storage!(&*self.storage(), v => kern::max_to(v, self.shape(), &kept).1);
+        let m = self.gather_flat(Arc::new(arg), &kept)?;
+        self.squeeze_unless(m, &axes, keepdim)
+    }
+
+    /// Max of every element, as a scalar.
+    pub fn max_all(&self) -> Result<Tensor> {
+        let all: Vec<isize> = (0..self.rank() as isize).collect();
+        if all.is_empty() {
+            return Ok(self.clone());
+        }
+        self.max(&all, false)
+    }
+
+    /// log Σ exp(x) over `axes`, computed as m + log Σ exp(x − m) with m = max(x) held
+    /// constant: the value does not depend on m, so neither does the derivative (softmax).
+    pub fn logsumexp(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+        let (resolved, _) = self.reduced_shape("logsumexp", axes)?;
+        let m = self.max(axes, true)?.detach();
+        let lse = self.sub(&m)?.exp()?.sum(axes, true)?.log()?.add(&m)?;
+        self.squeeze_unless(lse, &resolved, keepdim)
+    }
+
+    /// Biased variance (divide by n) over `axes`: mean((x − mean(x))²).
+    pub fn var(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+        let centred = self.sub(&self.mean(axes, true)?)?;
+        centred.mul(&centred)?.mean(axes, keepdim)
+    }
+}
+
+// ---- gradient-check cases ------------------------------------------------------------------
+
+/// A random shape of rank 1–3 and a random non-empty set of its axes.
+fn shape_and_axes(r: &mut crate::Rng) -> (Vec<usize>, Vec<isize>) {
+    let shape = checks::random_shape(r, 1, 3, 4);
+    let mut axes: Vec<isize> = (0..shape.len() as isize)
+        .filter(|_| r.uniform() < 0.5)
+        .collect();
+    if axes.is_empty() {
+        axes.push(-1);
+    }
+    (shape, axes)
+}
+
+pub(crate) fn checks() -> Vec<OpCheck> {
+    vec![
+        OpCheck::new("sum", 2, |r| {
+            let (shape, axes) = shape_and_axes(r);
+            let keep = r.uniform() < 0.5;
+            let x = checks::random_values(&shape, checks::Domain::Any, r);
+            CheckCase::new(
+                format!("sum {shape:?} axes {axes:?} keepdim {keep}"),
+                vec![x],
+                move |t| t[0].sum(&axes, keep),
+            )
+        }),
+        OpCheck::new("mean", 2, |r| {
+            let (shape, axes) = shape_and_axes(r);
+            let keep = r.uniform() < 0.5;
+            let x = checks::random_values(&shape, checks::Domain::Any, r);
+            CheckCase::new(
+                format!("mean {shape:?} axes {axes:?} keepdim {keep}"),
+                vec![x],
+                move |t| t[0].mean(&axes, keep),
+            )
+        }),
+        OpCheck::new("max", 2, |r| {
+            let (shape, axes) = shape_and_axes(r);
+            let keep = r.uniform() < 0.5;
+            let x = checks::distinct_values(&shape, r);
+            CheckCase::new(
+                format!("max {shape:?} axes {axes:?} keepdim {keep}"),
+                vec![x],
+                move |t| t[0].max(&axes, keep),
+            )
+        }),
+        OpCheck::new("logsumexp", 3, |r| {
+            let (shape, axes) = shape_and_axes(r);
+            let keep = r.uniform() < 0.5;
+            let x = checks::random_values(&shape, checks::Domain::Any, r);
+            CheckCase::new(
+                format!("logsumexp {shape:?} axes {axes:?} keepdim {keep}"),
+                vec![x],
+                move |t| t[0].logsumexp(&axes, keep),
+            )
+        }),
+    ]
+}

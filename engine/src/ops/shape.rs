@@ -1,0 +1,617 @@
+//! Ops that move values without arithmetic: reshape, permute, broadcast, and the flat
+//! gather/scatter pair behind slicing, padding, concatenation and index selection.
+//!
+//! Every op here is linear, so each derivative rule is another op of this file (its adjoint):
+//! reshape ↔ reshape, permute ↔ inverse permute, broadcast_to ↔ sum_to, gather ↔ scatter-add.
+
+use crate::autograd::BackwardOp;
+use crate::checks::{self, CheckCase, OpCheck};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use crate::{map_storage, Storage};
+use ferrograd_kernels::{contiguous_strides, elementwise::broadcast_shapes, index, layout, numel};
+use std::sync::Arc;
+
+struct Reshape {
+    in_shape: Vec<usize>,
+}
+impl BackwardOp for Reshape {
+    fn name(&self) -> &'static str {
+        "reshape"
+    }
+    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(g.reshape(&self.in_shape)?)])
+    }
+}
+
+struct Permute {
+    perm: Vec<usize>,
+}
+impl BackwardOp for Permute {
+    fn name(&self) -> &'static str {
+        "permute"
+    }
+    /// The inverse permutation puts every axis back.
+    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let mut inverse = vec![0; self.perm.len()];
+        for (i, &p) in self.perm.iter().enumerate() {
+            inverse[p] = i;
+        }
+        Ok(vec![Some(g.permute(&inverse)?)])
+    }
+}
+
+struct BroadcastTo {
+    in_shape: Vec<usize>,
+}
+impl BackwardOp for BroadcastTo {
+    fn name(&self) -> &'static str {
+        "broadcast_to"
+    }
+    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(g.sum_to(&self.in_shape)?)])
+    }
+}
+
+/// out[i] = x.flat[idx[i]].
+struct GatherFlat {
+    idx: Arc<Vec<usize>>,
+    in_shape: Vec<usize>,
+}
+impl BackwardOp for GatherFlat {
+    fn name(&self) -> &'static str {
+        "gather"
+    }
+    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(
+            g.scatter_add_flat(self.idx.clone(), &self.in_shape)?,
+        )])
+    }
+}
+
+/// out = 0; out.flat[idx[i]] += x.flat[i].
+struct ScatterAddFlat {
+    idx: Arc<Vec<usize>>,
+    in_shape: Vec<usize>,
+}
+impl BackwardOp for ScatterAddFlat {
+    fn name(&self) -> &'static str {
+        "scatter_add"
+    }
+    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(g.gather_flat(self.idx.clone(), &self.in_shape)?)])
+    }
+}
+
+/// Flat indices, in a buffer of `shape`, of the box starting at `starts` with size `region`,
+/// in row-major order of the box.
+fn box_indices(shape: &[usize], starts: &[usize], region: &[usize]) -> Vec<usize> {
+    let strides = contiguous_strides(shape);
+    let n = numel(region);
+    let mut out = Vec::with_capacity(n);
+    let mut pos = vec![0usize; region.len()];
+    for _ in 0..n {
+        out.push(
+            pos.iter()
+                .zip(starts)
+                .zip(&strides)
+                .map(|((p, s), st)| (p + s) * st)
+                .sum(),
+        );
+        for d in (0..region.len()).rev() {
+            pos[d] += 1;
+            if pos[d] < region[d] {
+                break;
+            }
+            pos[d] = 0;
+        }
+    }
+    out
+}
+
+impl Tensor {
+    /// The same values with another shape of the same size (no copy).
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        if numel(shape) != self.numel() {
+            return Err(Error::shape(
+                "reshape",
+                format!(
+                    "{:?} ({} elements) cannot become {:?} ({} elements)",
+                    self.shape(),
+                    self.numel(),
+                    shape,
+                    numel(shape)
+                ),
+            ));
+        }
+        if shape == self.shape() {
+            return Ok(self.clone());
+        }
+        Ok(Tensor::from_op_shared(
+            self.storage(),
+            shape.to_vec(),
+            Reshape {
+                in_shape: self.shape().to_vec(),
+            },
+            vec![self.clone()],
+        ))
+    }
+
+    /// Inserts an axis of size 1 at `axis` (0 ≤ axis ≤ rank).
+    pub fn unsqueeze(&self, axis: usize) -> Result<Tensor> {
+        if axis > self.rank() {
+            return Err(Error::argument(
+                "unsqueeze",
+                format!("axis {axis} is out of range for shape {:?}", self.shape()),
+            ));
+        }
+        let mut shape = self.shape().to_vec();
+        shape.insert(axis, 1);
+        self.reshape(&shape)
+    }
+
+    /// Merges axes `start..` into one: [N, C, H, W] → [N, C·H·W] for start 1.
+    pub fn flatten(&self, start: usize) -> Result<Tensor> {
+        if start >= self.rank().max(1) {
+            return Err(Error::argument(
+                "flatten",
+                format!(
+                    "start axis {start} is out of range for shape {:?}",
+                    self.shape()
+                ),
+            ));
+        }
+        let mut shape = self.shape()[..start].to_vec();
+        shape.push(self.shape()[start..].iter().product());
+        self.reshape(&shape)
+    }
+
+    /// Reorders the axes: output axis i is input axis perm[i].
+    pub fn permute(&self, perm: &[usize]) -> Result<Tensor> {
+        let mut seen = vec![false; self.rank()];
+        if perm.len() != self.rank()
+            || perm
+                .iter()
+                .any(|&p| p >= self.rank() || std::mem::replace(&mut seen[p], true))
+        {
+            return Err(Error::argument(
+                "permute",
+                format!(
+                    "{perm:?} is not a permutation of the axes of {:?}",
+                    self.shape()
+                ),
+            ));
+        }
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return Ok(self.clone());
+        }
+        let shape: Vec<usize> = perm.iter().map(|&p| self.shape()[p]).collect();
+        let out = map_storage!(&*self.storage(), v => layout::permute(v, self.shape(), perm));
+        Ok(Tensor::from_op(
+            out,
+            shape,
+            Permute {
+                perm: perm.to_vec(),
+            },
+            vec![self.clone()],
+        ))
+    }
+
+    /// Swaps two axes (negative axes count from the end).
+    pub fn transpose(&self, a: isize, b: isize) -> Result<Tensor> {
+        let (a, b) = (self.axis("transpose", a)?, self.axis("transpose", b)?);
+        let mut perm: Vec<usize> = (0..self.rank()).collect();
+        perm.swap(a, b);
+        self.permute(&perm)
+    }
+
+    /// Repeats values along axes of size 1 (and new leading axes) up to `shape`.
+    pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
+        if shape == self.shape() {
+            return Ok(self.clone());
+        }
+        if shape.len() < self.rank()
+            || broadcast_shapes(self.shape(), shape).as_deref() != Some(shape)
+        {
+            return Err(Error::shape(
+                "broadcast_to",
+                format!("{:?} does not broadcast to {:?}", self.shape(), shape),
+            ));
+        }
+        let out = map_storage!(&*self.storage(), v => layout::broadcast_to(v, self.shape(), shape));
+        Ok(Tensor::from_op(
+            out,
+            shape.to_vec(),
+            BroadcastTo {
+                in_shape: self.shape().to_vec(),
+            },
+            vec![self.clone()],
+        ))
+    }
+
+    /// out.flat[i] = self.flat[idx[i]], shaped `out_shape`.
+    pub fn gather_flat(&self, idx: Arc<Vec<usize>>, out_shape: &[usize]) -> Result<Tensor> {
+        if idx.len() != numel(out_shape) {
+            return Err(Error::shape(
+                "gather",
+                format!("{} indices cannot fill shape {:?}", idx.len(), out_shape),
+            ));
+        }
+        if let Some(&bad) = idx.iter().find(|&&i| i >= self.numel()) {
+            return Err(Error::argument(
+                "gather",
+                format!(
+                    "index {bad} is out of range for {} elements (shape {:?})",
+                    self.numel(),
+                    self.shape()
+                ),
+            ));
+        }
+        let out = map_storage!(&*self.storage(), v => index::gather(v, &idx));
+        Ok(Tensor::from_op(
+            out,
+            out_shape.to_vec(),
+            GatherFlat {
+                idx,
+                in_shape: self.shape().to_vec(),
+            },
+            vec![self.clone()],
+        ))
+    }
+
+    /// out = zeros(out_shape); out.flat[idx[i]] += self.flat[i].
+    pub fn scatter_add_flat(&self, idx: Arc<Vec<usize>>, out_shape: &[usize]) -> Result<Tensor> {
+        if idx.len() != self.numel() {
+            return Err(Error::shape(
+                "scatter_add",
+                format!(
+                    "{} indices for {} values (shape {:?})",
+                    idx.len(),
+                    self.numel(),
+                    self.shape()
+                ),
+            ));
+        }
+        let n = numel(out_shape);
+        if let Some(&bad) = idx.iter().find(|&&i| i >= n) {
+            return Err(Error::argument(
+                "scatter_add",
+                format!("index {bad} is out of range for output shape {out_shape:?}"),
+            ));
+        }
+        let out = map_storage!(&*self.storage(), v => index::scatter_add(v, &idx, n));
+        Ok(Tensor::from_op(
+            out,
+            out_shape.to_vec(),
+            ScatterAddFlat {
+                idx,
+                in_shape: self.shape().to_vec(),
+            },
+            vec![self.clone()],
+        ))
+    }
+
+    /// The box `ranges[d] = (start, end)` on each axis (end exclusive).
+    pub fn slice(&self, ranges: &[(usize, usize)]) -> Result<Tensor> {
+        if ranges.len() != self.rank()
+            || ranges
+                .iter()
+                .zip(self.shape())
+                .any(|(&(s, e), &d)| s > e || e > d)
+        {
+            return Err(Error::argument(
+                "slice",
+                format!("ranges {ranges:?} do not fit shape {:?}", self.shape()),
+            ));
+        }
+        let starts: Vec<usize> = ranges.iter().map(|r| r.0).collect();
+        let region: Vec<usize> = ranges.iter().map(|r| r.1 - r.0).collect();
+        self.gather_flat(
+            Arc::new(box_indices(self.shape(), &starts, &region)),
+            &region,
+        )
+    }
+
+    /// `len` entries of axis `axis` from `start`.
+    pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Result<Tensor> {
+        let a = self.axis("narrow", axis)?;
+        let mut ranges: Vec<(usize, usize)> = self.shape().iter().map(|&d| (0, d)).collect();
+        ranges[a] = (start, start + len);
+        self.slice(&ranges).map_err(|_| {
+            Error::argument(
+                "narrow",
+                format!(
+                    "start {start} and length {len} do not fit axis {a} of shape {:?}",
+                    self.shape()
+                ),
+            )
+        })
+    }
+
+    /// Zero padding: `pads[d] = (before, after)` for each axis.
+    pub fn pad(&self, pads: &[(usize, usize)]) -> Result<Tensor> {
+        if pads.len() != self.rank() {
+            return Err(Error::argument(
+                "pad",
+                format!(
+                    "{} (before, after) pairs for shape {:?}",
+                    pads.len(),
+                    self.shape()
+                ),
+            ));
+        }
+        let out_shape: Vec<usize> = self
+            .shape()
+            .iter()
+            .zip(pads)
+            .map(|(&d, &(b, a))| d + b + a)
+            .collect();
+        let starts: Vec<usize> = pads.iter().map(|p| p.0).collect();
+        self.scatter_add_flat(
+            Arc::new(box_indices(&out_shape, &starts, self.shape())),
+            &out_shape,
+        )
+    }
+
+    /// Joins tensors along an existing axis; all other sizes must agree.
+    pub fn concat(tensors: &[Tensor], axis: usize) -> Result<Tensor> {
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::argument("concat", "no tensors given"))?;
+        if axis >= first.rank() {
+            return Err(Error::argument(
+                "concat",
+                format!("axis {axis} is out of range for shape {:?}", first.shape()),
+            ));
+        }
+        let mut out_shape = first.shape().to_vec();
+        out_shape[axis] = 0;
+        for t in tensors {
+            first.same_dtype("concat", t)?;
+            let fits = t.rank() == first.rank()
+                && t.shape()
+                    .iter()
+                    .zip(first.shape())
+                    .enumerate()
+                    .all(|(d, (a, b))| d == axis || a == b);
+            if !fits {
+                let shapes: Vec<&[usize]> = tensors.iter().map(Tensor::shape).collect();
+                return Err(Error::shape(
+                    "concat",
+                    format!("shapes {shapes:?} differ off axis {axis}"),
+                ));
+            }
+            out_shape[axis] += t.shape()[axis];
+        }
+        if tensors.len() == 1 {
+            return Ok(first.clone());
+        }
+        let mut offset = 0;
+        let mut total: Option<Tensor> = None;
+        for t in tensors {
+            let mut starts = vec![0; t.rank()];
+            starts[axis] = offset;
+            offset += t.shape()[axis];
+            let placed = t.scatter_add_flat(
+                Arc::new(box_indices(&out_shape, &starts, t.shape())),
+                &out_shape,
+            )?;
+            total = Some(match total {
+                Some(acc) => acc.add(&placed)?,
+                None => placed,
+            });
+        }
+        Ok(total.expect("at least one tensor"))
+    }
+
+    /// Joins same-shaped tensors along a new axis.
+    pub fn stack(tensors: &[Tensor], axis: usize) -> Result<Tensor> {
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::argument("stack", "no tensors given"))?;
+        if tensors.iter().any(|t| t.shape() != first.shape()) {
+            let shapes: Vec<&[usize]> = tensors.iter().map(Tensor::shape).collect();
+            return Err(Error::shape("stack", format!("shapes {shapes:?} differ")));
+        }
+        let expanded = tensors
+            .iter()
+            .map(|t| t.unsqueeze(axis))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::concat(&expanded, axis)
+    }
+
+    /// The entries `indices` of axis `axis`, in that order (repeats allowed).
+    pub fn index_select(&self, axis: isize, indices: &[usize]) -> Result<Tensor> {
+        let a = self.axis("index_select", axis)?;
+        let d = self.shape()[a];
+        if let Some(&bad) = indices.iter().find(|&&i| i >= d) {
+            return Err(Error::argument(
+                "index_select",
+                format!(
+                    "index {bad} is out of range for axis {a} of size {d} (shape {:?})",
+                    self.shape()
+                ),
+            ));
+        }
+        let outer: usize = self.shape()[..a].iter().product();
+        let inner: usize = self.shape()[a + 1..].iter().product();
+        let mut idx = Vec::with_capacity(outer * indices.len() * inner);
+        for o in 0..outer {
+            for &i in indices {
+                idx.extend((0..inner).map(|k| (o * d + i) * inner + k));
+            }
+        }
+        let mut shape = self.shape().to_vec();
+        shape[a] = indices.len();
+        self.gather_flat(Arc::new(idx), &shape)
+    }
+
+    /// Casts to another element type; the gradient is cast back.
+    pub fn to_dtype(&self, dtype: crate::DType) -> Result<Tensor> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        let out = Storage::from_f64s(self.to_vec_f64(), dtype);
+        Ok(Tensor::from_op(
+            out,
+            self.shape().to_vec(),
+            Cast { to: self.dtype() },
+            vec![self.clone()],
+        ))
+    }
+}
+
+struct Cast {
+    to: crate::DType,
+}
+impl BackwardOp for Cast {
+    fn name(&self) -> &'static str {
+        "to_dtype"
+    }
+    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(g.to_dtype(self.to)?)])
+    }
+}
+
+// ---- gradient-check cases ------------------------------------------------------------------
+
+fn any(shape: &[usize], r: &mut crate::Rng) -> Tensor {
+    checks::random_values(shape, checks::Domain::Any, r)
+}
+
+pub(crate) fn checks() -> Vec<OpCheck> {
+    vec![
+        OpCheck::new("reshape", 2, |r| {
+            let shape = checks::random_shape(r, 1, 3, 4);
+            let n: usize = shape.iter().product();
+            let x = any(&shape, r);
+            CheckCase::new(
+                format!("reshape {shape:?} -> [{n}, 1]"),
+                vec![x],
+                move |t| t[0].reshape(&[n, 1]),
+            )
+        }),
+        OpCheck::new("permute", 2, |r| {
+            let shape = checks::random_shape(r, 2, 4, 4);
+            let mut perm: Vec<usize> = (0..shape.len()).collect();
+            r.shuffle(&mut perm);
+            let x = any(&shape, r);
+            CheckCase::new(
+                format!("permute {shape:?} by {perm:?}"),
+                vec![x],
+                move |t| t[0].permute(&perm),
+            )
+        }),
+        OpCheck::new("broadcast_to", 2, |r| {
+            let (a, b) = checks::broadcast_pair(r);
+            let (small, big) =
+                if a.len() <= b.len() && broadcast_shapes(&a, &b).as_deref() == Some(&b[..]) {
+                    (a, b)
+                } else {
+                    (b, a)
+                };
+            let target = broadcast_shapes(&small, &big).expect("pair broadcasts");
+            let x = any(&small, r);
+            CheckCase::new(
+                format!("broadcast_to {small:?} -> {target:?}"),
+                vec![x],
+                move |t| t[0].broadcast_to(&target),
+            )
+        }),
+        OpCheck::new("slice", 2, |r| {
+            let shape = checks::random_shape(r, 1, 3, 5);
+            let ranges: Vec<(usize, usize)> = shape
+                .iter()
+                .map(|&d| {
+                    let s = r.below(d);
+                    (s, s + 1 + r.below(d - s))
+                })
+                .collect();
+            let x = any(&shape, r);
+            CheckCase::new(
+                format!("slice {shape:?} to {ranges:?}"),
+                vec![x],
+                move |t| t[0].slice(&ranges),
+            )
+        }),
+        OpCheck::new("pad", 2, |r| {
+            let shape = checks::random_shape(r, 1, 3, 3);
+            let pads: Vec<(usize, usize)> =
+                shape.iter().map(|_| (r.below(3), r.below(3))).collect();
+            let x = any(&shape, r);
+            CheckCase::new(format!("pad {shape:?} by {pads:?}"), vec![x], move |t| {
+                t[0].pad(&pads)
+            })
+        }),
+        OpCheck::new("concat", 2, |r| {
+            let shape = checks::random_shape(r, 1, 3, 3);
+            let axis = r.below(shape.len());
+            let mut other = shape.clone();
+            other[axis] = 1 + r.below(3);
+            let (a, b) = (any(&shape, r), any(&other, r));
+            CheckCase::new(
+                format!("concat {shape:?} and {other:?} on axis {axis}"),
+                vec![a, b],
+                move |t| Tensor::concat(&[t[0].clone(), t[1].clone()], axis),
+            )
+        }),
+        OpCheck::new("stack", 2, |r| {
+            let shape = checks::random_shape(r, 0, 2, 3);
+            let axis = r.below(shape.len() + 1);
+            let (a, b) = (any(&shape, r), any(&shape, r));
+            CheckCase::new(
+                format!("stack two {shape:?} on axis {axis}"),
+                vec![a, b],
+                move |t| Tensor::stack(&[t[0].clone(), t[1].clone()], axis),
+            )
+        }),
+        OpCheck::new("index_select", 2, |r| {
+            let shape = checks::random_shape(r, 1, 3, 4);
+            let axis = r.below(shape.len());
+            let picks: Vec<usize> = (0..1 + r.below(5)).map(|_| r.below(shape[axis])).collect();
+            let x = any(&shape, r);
+            CheckCase::new(
+                format!("index_select {shape:?} axis {axis} {picks:?}"),
+                vec![x],
+                move |t| t[0].index_select(axis as isize, &picks),
+            )
+        }),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DType;
+
+    #[test]
+    fn pad_then_slice_is_identity_and_concat_orders_values() {
+        let x = Tensor::from_f64s(&[1.0, 2.0, 3.0, 4.0], &[2, 2], DType::F64).unwrap();
+        let p = x.pad(&[(1, 0), (0, 2)]).unwrap();
+        assert_eq!(p.shape(), &[3, 4]);
+        assert_eq!(
+            p.slice(&[(1, 3), (0, 2)]).unwrap().to_vec_f64(),
+            x.to_vec_f64()
+        );
+        let c = Tensor::concat(&[x.clone(), x.mul_scalar(10.0).unwrap()], 1).unwrap();
+        assert_eq!(
+            c.to_vec_f64(),
+            vec![1.0, 2.0, 10.0, 20.0, 3.0, 4.0, 30.0, 40.0]
+        );
+    }
+
+    #[test]
+    fn shape_errors_name_the_op_and_shapes() {
+        let x = Tensor::zeros(&[2, 3], DType::F32);
+        let e = x.reshape(&[4, 2]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "reshape: [2, 3] (6 elements) cannot become [4, 2] (8 elements)"
+        );
+        assert!(x
+            .add(&Tensor::zeros(&[4], DType::F32))
+            .unwrap_err()
+            .to_string()
+            .contains("[2, 3] and [4] do not broadcast"));
+    }
+}

@@ -1,0 +1,491 @@
+//! 2-D convolution lowered to matrix multiply (im2col / col2im), and max-pool windows.
+//!
+//! One geometry, three kernels. With x: [N, C, H, W], w: [K, C/G, R, S] and y: [N, K, P, Q]
+//! (G groups, Cg = C/G, Kg = K/G):
+//!
+//! - [`conv2d_forward`]:   y[n,g]  = W_g · im2col(x[n,g])                 ([Kg, Cg·R·S] · [Cg·R·S, P·Q])
+//! - [`conv2d_backward_input`]: dx[n,g] = col2im(W_gᵀ · dy[n,g]), the transposed convolution
+//! - [`conv2d_backward_weight`]: dW_g = Σ_n dy[n,g] · im2col(x[n,g])ᵀ
+//!
+//! The three are bilinear and each is the adjoint of another in one argument, so the engine
+//! differentiates any of them with the other two, to any order. Images are spread over rayon's
+//! threads; with fewer images than threads, the matrix products are parallel instead.
+
+use crate::matmul::{gemm, MatRef};
+use crate::Real;
+use rayon::prelude::*;
+
+/// The shape of one convolution, all sizes explicit, so a transposed convolution can use the
+/// same kernels with its own output size (output_padding included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub out_channels: usize,
+    pub kernel_h: usize,
+    pub kernel_w: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub stride: (usize, usize),
+    pub padding: (usize, usize),
+    pub dilation: (usize, usize),
+    pub groups: usize,
+}
+
+impl ConvGeometry {
+    /// Output size of a convolution along one axis: ⌊(in + 2·pad − dil·(k − 1) − 1) / stride⌋ + 1,
+    /// or `None` when the dilated kernel does not fit in the padded input.
+    pub fn conv_out_len(
+        input: usize,
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+        dil: usize,
+    ) -> Option<usize> {
+        let span = dil * (kernel - 1) + 1;
+        let padded = input + 2 * pad;
+        if padded < span || stride == 0 {
+            None
+        } else {
+            Some((padded - span) / stride + 1)
+        }
+    }
+    fn in_group_channels(&self) -> usize {
+        self.in_channels / self.groups
+    }
+    fn out_group_channels(&self) -> usize {
+        self.out_channels / self.groups
+    }
+    /// Rows of one group's column matrix: Cg·R·S.
+    fn col_rows(&self) -> usize {
+        self.in_group_channels() * self.kernel_h * self.kernel_w
+    }
+    fn out_plane(&self) -> usize {
+        self.out_h * self.out_w
+    }
+    fn in_image(&self) -> usize {
+        self.in_channels * self.in_h * self.in_w
+    }
+    fn out_image(&self) -> usize {
+        self.out_channels * self.out_plane()
+    }
+    pub fn input_len(&self) -> usize {
+        self.batch * self.in_image()
+    }
+    pub fn output_len(&self) -> usize {
+        self.batch * self.out_image()
+    }
+    pub fn weight_len(&self) -> usize {
+        self.out_channels * self.col_rows()
+    }
+    /// Input coordinate read by output position `o` and kernel tap `k` along one axis, if inside.
+    #[inline]
+    fn source(
+        o: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        dil: usize,
+        len: usize,
+    ) -> Option<usize> {
+        let pos = (o * stride + k * dil) as isize - pad as isize;
+        (pos >= 0 && (pos as usize) < len).then_some(pos as usize)
+    }
+}
+
+/// Unfold one group of one image: `col[(c·R + r)·S + s, p·Q + q] = x[c, p·sh + r·dh − ph, q·sw + s·dw − pw]`
+/// (zero outside the image).
+fn im2col<T: Real>(g: &ConvGeometry, x_group: &[T], col: &mut [T]) {
+    let (r_len, s_len) = (g.kernel_h, g.kernel_w);
+    let plane = g.out_plane();
+    for c in 0..g.in_group_channels() {
+        let x_c = &x_group[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w];
+        for r in 0..r_len {
+            for s in 0..s_len {
+                let row = &mut col[((c * r_len + r) * s_len + s) * plane..][..plane];
+                for p in 0..g.out_h {
+                    let dst = &mut row[p * g.out_w..(p + 1) * g.out_w];
+                    match ConvGeometry::source(p, r, g.stride.0, g.padding.0, g.dilation.0, g.in_h)
+                    {
+                        None => dst.iter_mut().for_each(|v| *v = T::ZERO),
+                        Some(ih) => {
+                            let x_row = &x_c[ih * g.in_w..(ih + 1) * g.in_w];
+                            for (q, v) in dst.iter_mut().enumerate() {
+                                *v = match ConvGeometry::source(
+                                    q,
+                                    s,
+                                    g.stride.1,
+                                    g.padding.1,
+                                    g.dilation.1,
+                                    g.in_w,
+                                ) {
+                                    Some(iw) => x_row[iw],
+                                    None => T::ZERO,
+                                };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Fold columns back onto one group of one image, summing overlaps: the adjoint of [`im2col`].
+fn col2im<T: Real>(g: &ConvGeometry, col: &[T], x_group: &mut [T]) {
+    let (r_len, s_len) = (g.kernel_h, g.kernel_w);
+    let plane = g.out_plane();
+    for c in 0..g.in_group_channels() {
+        let x_c = &mut x_group[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w];
+        for r in 0..r_len {
+            for s in 0..s_len {
+                let row = &col[((c * r_len + r) * s_len + s) * plane..][..plane];
+                for p in 0..g.out_h {
+                    let Some(ih) =
+                        ConvGeometry::source(p, r, g.stride.0, g.padding.0, g.dilation.0, g.in_h)
+                    else {
+                        continue;
+                    };
+                    for q in 0..g.out_w {
+                        if let Some(iw) = ConvGeometry::source(
+                            q,
+                            s,
+                            g.stride.1,
+                            g.padding.1,
+                            g.dilation.1,
+                            g.in_w,
+                        ) {
+                            x_c[ih * g.in_w + iw] += row[p * g.out_w + q];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether to spread images over threads (else parallelise inside each product).
+fn per_image_parallel(g: &ConvGeometry) -> bool {
+    g.batch >= rayon::current_num_threads()
+}
+
+/// y = conv2d(x, w) without bias. x: [N, C, H, W], w: [K, C/G, R, S] → y: [N, K, P, Q].
+pub fn conv2d_forward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T]) -> Vec<T> {
+    assert_eq!(x.len(), g.input_len(), "conv2d_forward: input length");
+    assert_eq!(w.len(), g.weight_len(), "conv2d_forward: weight length");
+    let mut y = vec![T::ZERO; g.output_len()];
+    if y.is_empty() {
+        return y;
+    }
+    let (rows, plane, kg) = (g.col_rows(), g.out_plane(), g.out_group_channels());
+    let cg_len = g.in_group_channels() * g.in_h * g.in_w;
+    let by_image = per_image_parallel(g);
+    let one_image = |x_n: &[T], y_n: &mut [T], col: &mut Vec<T>| {
+        for grp in 0..g.groups {
+            im2col(g, &x_n[grp * cg_len..(grp + 1) * cg_len], col);
+            let w_g = &w[grp * kg * rows..(grp + 1) * kg * rows];
+            let y_g = &mut y_n[grp * kg * plane..(grp + 1) * kg * plane];
+            gemm(
+                kg,
+                plane,
+                rows,
+                MatRef::row_major(w_g, rows),
+                MatRef::row_major(col, plane),
+                y_g,
+                false,
+                !by_image,
+            );
+        }
+    };
+    let col_len = rows * plane;
+    if by_image {
+        y.par_chunks_mut(g.out_image())
+            .zip(x.par_chunks(g.in_image()))
+            .for_each_init(
+                || vec![T::ZERO; col_len],
+                |col, (y_n, x_n)| one_image(x_n, y_n, col),
+            );
+    } else {
+        let mut col = vec![T::ZERO; col_len];
+        for (y_n, x_n) in y.chunks_mut(g.out_image()).zip(x.chunks(g.in_image())) {
+            one_image(x_n, y_n, &mut col);
+        }
+    }
+    y
+}
+
+/// dx = ∂⟨y, dy⟩/∂x for y = conv2d(x, w): the transposed convolution of dy with w.
+/// dy: [N, K, P, Q], w: [K, C/G, R, S] → dx: [N, C, H, W].
+pub fn conv2d_backward_input<T: Real>(g: &ConvGeometry, dy: &[T], w: &[T]) -> Vec<T> {
+    assert_eq!(
+        dy.len(),
+        g.output_len(),
+        "conv2d_backward_input: output-gradient length"
+    );
+    assert_eq!(
+        w.len(),
+        g.weight_len(),
+        "conv2d_backward_input: weight length"
+    );
+    let mut dx = vec![T::ZERO; g.input_len()];
+    if dx.is_empty() || dy.is_empty() {
+        return dx;
+    }
+    let (rows, plane, kg) = (g.col_rows(), g.out_plane(), g.out_group_channels());
+    let cg_len = g.in_group_channels() * g.in_h * g.in_w;
+    let by_image = per_image_parallel(g);
+    let one_image = |dy_n: &[T], dx_n: &mut [T], col: &mut Vec<T>| {
+        for grp in 0..g.groups {
+            let w_g = &w[grp * kg * rows..(grp + 1) * kg * rows];
+            let dy_g = &dy_n[grp * kg * plane..(grp + 1) * kg * plane];
+            // col = W_gᵀ (rows x kg) · dy_g (kg x plane)
+            gemm(
+                rows,
+                plane,
+                kg,
+                MatRef::transposed(w_g, rows),
+                MatRef::row_major(dy_g, plane),
+                col,
+                false,
+                !by_image,
+            );
+            col2im(g, col, &mut dx_n[grp * cg_len..(grp + 1) * cg_len]);
+        }
+    };
+    let col_len = rows * plane;
+    if by_image {
+        dx.par_chunks_mut(g.in_image())
+            .zip(dy.par_chunks(g.out_image()))
+            .for_each_init(
+                || vec![T::ZERO; col_len],
+                |col, (dx_n, dy_n)| one_image(dy_n, dx_n, col),
+            );
+    } else {
+        let mut col = vec![T::ZERO; col_len];
+        for (dx_n, dy_n) in dx.chunks_mut(g.in_image()).zip(dy.chunks(g.out_image())) {
+            one_image(dy_n, dx_n, &mut col);
+        }
+    }
+    dx
+}
+
+/// dw = ∂⟨y, dy⟩/∂w for y = conv2d(x, w). x: [N, C, H, W], dy: [N, K, P, Q] → dw: [K, C/G, R, S].
+pub fn conv2d_backward_weight<T: Real>(g: &ConvGeometry, x: &[T], dy: &[T]) -> Vec<T> {
+    assert_eq!(
+        x.len(),
+        g.input_len(),
+        "conv2d_backward_weight: input length"
+    );
+    assert_eq!(
+        dy.len(),
+        g.output_len(),
+        "conv2d_backward_weight: output-gradient length"
+    );
+    let w_len = g.weight_len();
+    let (rows, plane, kg) = (g.col_rows(), g.out_plane(), g.out_group_channels());
+    let cg_len = g.in_group_channels() * g.in_h * g.in_w;
+    if w_len == 0 || g.batch == 0 || plane == 0 {
+        return vec![T::ZERO; w_len];
+    }
+    let by_image = per_image_parallel(g);
+    let one_image = |x_n: &[T], dy_n: &[T], dw: &mut Vec<T>, col: &mut Vec<T>| {
+        for grp in 0..g.groups {
+            im2col(g, &x_n[grp * cg_len..(grp + 1) * cg_len], col);
+            let dy_g = &dy_n[grp * kg * plane..(grp + 1) * kg * plane];
+            let dw_g = &mut dw[grp * kg * rows..(grp + 1) * kg * rows];
+            // dW_g (kg x rows) += dy_g (kg x plane) · colᵀ (plane x rows)
+            gemm(
+                kg,
+                rows,
+                plane,
+                MatRef::row_major(dy_g, plane),
+                MatRef::transposed(col, plane),
+                dw_g,
+                true,
+                !by_image,
+            );
+        }
+    };
+    let col_len = rows * plane;
+    if by_image {
+        x.par_chunks(g.in_image())
+            .zip(dy.par_chunks(g.out_image()))
+            .fold(
+                || (vec![T::ZERO; w_len], vec![T::ZERO; col_len]),
+                |(mut dw, mut col), (x_n, dy_n)| {
+                    one_image(x_n, dy_n, &mut dw, &mut col);
+                    (dw, col)
+                },
+            )
+            .map(|(dw, _)| dw)
+            .reduce(
+                || vec![T::ZERO; w_len],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(u, v)| *u += *v);
+                    a
+                },
+            )
+    } else {
+        let mut dw = vec![T::ZERO; w_len];
+        let mut col = vec![T::ZERO; col_len];
+        for (x_n, dy_n) in x.chunks(g.in_image()).zip(dy.chunks(g.out_image())) {
+            one_image(x_n, dy_n, &mut dw, &mut col);
+        }
+        dw
+    }
+}
+
+/// For each max-pool window (same geometry fields as a convolution with one kernel per channel),
+/// the flat index into x of its largest element; padding never wins. x: [N, C, H, W].
+pub fn max_pool2d_argmax<T: Real>(g: &ConvGeometry, x: &[T]) -> Vec<usize> {
+    let planes = g.batch * g.in_channels;
+    let (h, w) = (g.in_h, g.in_w);
+    let mut idx = vec![0usize; planes * g.out_plane()];
+    let one_plane = |plane: usize, out: &mut [usize]| {
+        let base = plane * h * w;
+        for p in 0..g.out_h {
+            for q in 0..g.out_w {
+                let mut best: Option<(T, usize)> = None;
+                for r in 0..g.kernel_h {
+                    let Some(ih) =
+                        ConvGeometry::source(p, r, g.stride.0, g.padding.0, g.dilation.0, h)
+                    else {
+                        continue;
+                    };
+                    for s in 0..g.kernel_w {
+                        let Some(iw) =
+                            ConvGeometry::source(q, s, g.stride.1, g.padding.1, g.dilation.1, w)
+                        else {
+                            continue;
+                        };
+                        let i = base + ih * w + iw;
+                        let v = x[i];
+                        if best.is_none_or(|(b, _)| v > b || v.partial_cmp(&v).is_none()) {
+                            best = Some((v, i));
+                        }
+                    }
+                }
+                // The geometry guarantees every window overlaps the image (pad < kernel).
+                out[p * g.out_w + q] = best.map_or(base, |(_, i)| i);
+            }
+        }
+    };
+    if idx.len() >= crate::PARALLEL_THRESHOLD {
+        idx.par_chunks_mut(g.out_plane())
+            .enumerate()
+            .for_each(|(pl, out)| one_plane(pl, out));
+    } else {
+        idx.chunks_mut(g.out_plane())
+            .enumerate()
+            .for_each(|(pl, out)| one_plane(pl, out));
+    }
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct seven-loop convolution, the definition the lowered kernels must match.
+    fn conv_direct(g: &ConvGeometry, x: &[f64], w: &[f64]) -> Vec<f64> {
+        let (cg, kg) = (g.in_channels / g.groups, g.out_channels / g.groups);
+        let mut y = vec![0.0; g.output_len()];
+        for n in 0..g.batch {
+            for k in 0..g.out_channels {
+                let grp = k / kg;
+                for p in 0..g.out_h {
+                    for q in 0..g.out_w {
+                        let mut acc = 0.0;
+                        for c in 0..cg {
+                            for r in 0..g.kernel_h {
+                                for s in 0..g.kernel_w {
+                                    let ih = (p * g.stride.0 + r * g.dilation.0) as isize
+                                        - g.padding.0 as isize;
+                                    let iw = (q * g.stride.1 + s * g.dilation.1) as isize
+                                        - g.padding.1 as isize;
+                                    if ih < 0
+                                        || iw < 0
+                                        || ih >= g.in_h as isize
+                                        || iw >= g.in_w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xc = grp * cg + c;
+                                    acc += x[((n * g.in_channels + xc) * g.in_h + ih as usize)
+                                        * g.in_w
+                                        + iw as usize]
+                                        * w[((k * cg + c) * g.kernel_h + r) * g.kernel_w + s];
+                                }
+                            }
+                        }
+                        y[((n * g.out_channels + k) * g.out_h + p) * g.out_w + q] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn geometry(
+        batch: usize,
+        c: usize,
+        h: usize,
+        k: usize,
+        r: usize,
+        stride: usize,
+        pad: usize,
+        dil: usize,
+        groups: usize,
+    ) -> ConvGeometry {
+        let out = ConvGeometry::conv_out_len(h, r, stride, pad, dil).unwrap();
+        ConvGeometry {
+            batch,
+            in_channels: c,
+            in_h: h,
+            in_w: h + 1,
+            out_channels: k,
+            kernel_h: r,
+            kernel_w: r,
+            out_h: out,
+            out_w: ConvGeometry::conv_out_len(h + 1, r, stride, pad, dil).unwrap(),
+            stride: (stride, stride),
+            padding: (pad, pad),
+            dilation: (dil, dil),
+            groups,
+        }
+    }
+
+    fn values(n: usize, seed: f64) -> Vec<f64> {
+        (0..n).map(|i| ((i as f64 + seed) * 0.731).sin()).collect()
+    }
+
+    #[test]
+    fn lowered_conv_matches_direct_definition_and_adjoints_hold() {
+        for &(batch, c, h, k, r, stride, pad, dil, groups) in &[
+            (1, 1, 5, 1, 3, 1, 0, 1, 1),
+            (3, 4, 6, 6, 3, 2, 1, 1, 2),
+            (2, 6, 7, 3, 2, 1, 2, 2, 3),
+            (5, 2, 4, 4, 1, 3, 0, 1, 1),
+        ] {
+            let g = geometry(batch, c, h, k, r, stride, pad, dil, groups);
+            let x = values(g.input_len(), 0.5);
+            let w = values(g.weight_len(), 1.5);
+            let y = conv2d_forward(&g, &x, &w);
+            let want = conv_direct(&g, &x, &w);
+            for (a, b) in y.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-12, "{g:?}");
+            }
+            // <conv(x, w), dy> = <x, conv_bwd_input(dy, w)> = <w, conv_bwd_weight(x, dy)>
+            let dy = values(g.output_len(), 2.5);
+            let lhs: f64 = y.iter().zip(&dy).map(|(a, b)| a * b).sum();
+            let dx = conv2d_backward_input(&g, &dy, &w);
+            let via_x: f64 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
+            let dw = conv2d_backward_weight(&g, &x, &dy);
+            let via_w: f64 = w.iter().zip(&dw).map(|(a, b)| a * b).sum();
+            assert!((lhs - via_x).abs() < 1e-9 * (1.0 + lhs.abs()), "{g:?}");
+            assert!((lhs - via_w).abs() < 1e-9 * (1.0 + lhs.abs()), "{g:?}");
+        }
+    }
+}

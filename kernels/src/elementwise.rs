@@ -1,0 +1,268 @@
+//! Elementwise maps: one input (`UnaryOp`) or two inputs with NumPy broadcasting (`BinaryOp`).
+//!
+//! The op enums are shared with the GPU shaders, so each variant's formula is written once here
+//! in [`UnaryOp::apply`] / [`BinaryOp::apply`] and mirrored in WGSL.
+
+use crate::{contiguous_strides, numel, Real, PARALLEL_THRESHOLD};
+use rayon::prelude::*;
+
+/// A pointwise function of one value. Parameters are carried as `f64` and rounded to the
+/// element type when applied.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    Neg,
+    Exp,
+    /// Natural logarithm.
+    Log,
+    Sqrt,
+    Abs,
+    /// sign(x) ∈ {-1, 0, 1}.
+    Sign,
+    /// max(x, 0).
+    Relu,
+    /// 1 where x > 0, else 0: the derivative of ReLU.
+    Step,
+    /// 1 where x > 0, else `slope`: leaky ReLU is x times this.
+    LeakyMask(f64),
+    /// σ(x) = 1 / (1 + e^(−x)).
+    Sigmoid,
+    Tanh,
+    /// log(1 + eˣ), computed as max(x, 0) + log1p(e^(−|x|)) so it never overflows.
+    Softplus,
+    /// xᵖ.
+    Powf(f64),
+    AddScalar(f64),
+    MulScalar(f64),
+    /// min(max(x, lo), hi).
+    Clamp(f64, f64),
+    /// 1 where lo < x < hi, else 0: the derivative of clamp.
+    InsideMask(f64, f64),
+}
+
+impl UnaryOp {
+    #[inline]
+    pub fn apply<T: Real>(self, x: T) -> T {
+        match self {
+            UnaryOp::Neg => -x,
+            UnaryOp::Exp => x.exp(),
+            UnaryOp::Log => x.ln(),
+            UnaryOp::Sqrt => x.sqrt(),
+            UnaryOp::Abs => x.abs(),
+            UnaryOp::Sign => {
+                if x > T::ZERO {
+                    T::ONE
+                } else if x < T::ZERO {
+                    -T::ONE
+                } else {
+                    T::ZERO
+                }
+            }
+            UnaryOp::Relu => x.max(T::ZERO),
+            UnaryOp::Step => {
+                if x > T::ZERO {
+                    T::ONE
+                } else {
+                    T::ZERO
+                }
+            }
+            UnaryOp::LeakyMask(slope) => {
+                if x > T::ZERO {
+                    T::ONE
+                } else {
+                    T::from_f64(slope)
+                }
+            }
+            UnaryOp::Sigmoid => {
+                // Two branches so that e^(−x) never overflows.
+                if x >= T::ZERO {
+                    T::ONE / (T::ONE + (-x).exp())
+                } else {
+                    let e = x.exp();
+                    e / (T::ONE + e)
+                }
+            }
+            UnaryOp::Tanh => x.tanh(),
+            UnaryOp::Softplus => x.max(T::ZERO) + (-x.abs()).exp().ln_1p(),
+            UnaryOp::Powf(p) => x.powf(T::from_f64(p)),
+            UnaryOp::AddScalar(c) => x + T::from_f64(c),
+            UnaryOp::MulScalar(c) => x * T::from_f64(c),
+            UnaryOp::Clamp(lo, hi) => x.max(T::from_f64(lo)).min(T::from_f64(hi)),
+            UnaryOp::InsideMask(lo, hi) => {
+                if x > T::from_f64(lo) && x < T::from_f64(hi) {
+                    T::ONE
+                } else {
+                    T::ZERO
+                }
+            }
+        }
+    }
+}
+
+/// A pointwise function of two values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl BinaryOp {
+    #[inline]
+    pub fn apply<T: Real>(self, a: T, b: T) -> T {
+        match self {
+            BinaryOp::Add => a + b,
+            BinaryOp::Sub => a - b,
+            BinaryOp::Mul => a * b,
+            BinaryOp::Div => a / b,
+        }
+    }
+}
+
+/// `op` applied to every element of `x`.
+pub fn unary<T: Real>(op: UnaryOp, x: &[T]) -> Vec<T> {
+    if x.len() >= PARALLEL_THRESHOLD {
+        x.par_iter().map(|&v| op.apply(v)).collect()
+    } else {
+        x.iter().map(|&v| op.apply(v)).collect()
+    }
+}
+
+/// The NumPy broadcast of two shapes, or `None` if they are incompatible.
+/// Shapes are aligned at their trailing dimensions; a dimension of 1 stretches.
+pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let mut out = vec![0; rank];
+    for i in 0..rank {
+        let da = if i + a.len() >= rank {
+            a[i + a.len() - rank]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= rank {
+            b[i + b.len() - rank]
+        } else {
+            1
+        };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return None,
+        };
+    }
+    Some(out)
+}
+
+/// Strides for reading a buffer of shape `shape` as if it had the (broadcast) shape `target`:
+/// broadcast dimensions get stride 0.
+pub fn broadcast_strides(shape: &[usize], target: &[usize]) -> Vec<usize> {
+    let own = contiguous_strides(shape);
+    let offset = target.len() - shape.len();
+    (0..target.len())
+        .map(|i| {
+            if i < offset || shape[i - offset] == 1 {
+                0
+            } else {
+                own[i - offset]
+            }
+        })
+        .collect()
+}
+
+/// `op(a, b)` with NumPy broadcasting; `out_shape` must be `broadcast_shapes(a_shape, b_shape)`.
+pub fn binary<T: Real>(
+    op: BinaryOp,
+    a: &[T],
+    a_shape: &[usize],
+    b: &[T],
+    b_shape: &[usize],
+    out_shape: &[usize],
+) -> Vec<T> {
+    let n = numel(out_shape);
+    // Fast paths: equal shapes, or one side a single value.
+    if a.len() == n && b.len() == n {
+        return zip_map(a, b, |x, y| op.apply(x, y));
+    }
+    if b.len() == 1 && a.len() == n {
+        let y = b[0];
+        return map_slice(a, |x| op.apply(x, y));
+    }
+    if a.len() == 1 && b.len() == n {
+        let x = a[0];
+        return map_slice(b, |y| op.apply(x, y));
+    }
+    let sa = broadcast_strides(a_shape, out_shape);
+    let sb = broadcast_strides(b_shape, out_shape);
+    let rank = out_shape.len();
+    let inner = out_shape[rank - 1];
+    let (ia, ib) = (sa[rank - 1], sb[rank - 1]);
+    let mut out = vec![T::ZERO; n];
+    let fill_row = |row: usize, dst: &mut [T]| {
+        // Offset of this row's first element in a and b.
+        let (mut oa, mut ob, mut rem) = (0, 0, row);
+        for d in (0..rank - 1).rev() {
+            let i = rem % out_shape[d];
+            rem /= out_shape[d];
+            oa += i * sa[d];
+            ob += i * sb[d];
+        }
+        for (j, o) in dst.iter_mut().enumerate() {
+            *o = op.apply(a[oa + j * ia], b[ob + j * ib]);
+        }
+    };
+    if n >= PARALLEL_THRESHOLD {
+        out.par_chunks_mut(inner)
+            .enumerate()
+            .for_each(|(r, dst)| fill_row(r, dst));
+    } else {
+        out.chunks_mut(inner)
+            .enumerate()
+            .for_each(|(r, dst)| fill_row(r, dst));
+    }
+    out
+}
+
+fn map_slice<T: Real>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
+    if x.len() >= PARALLEL_THRESHOLD {
+        x.par_iter().map(|&v| f(v)).collect()
+    } else {
+        x.iter().map(|&v| f(v)).collect()
+    }
+}
+
+fn zip_map<T: Real>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+    if a.len() >= PARALLEL_THRESHOLD {
+        a.par_iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+    } else {
+        a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_shapes_follow_numpy() {
+        assert_eq!(broadcast_shapes(&[3, 1], &[4]), Some(vec![3, 4]));
+        assert_eq!(broadcast_shapes(&[], &[2, 2]), Some(vec![2, 2]));
+        assert_eq!(broadcast_shapes(&[3], &[4]), None);
+    }
+
+    #[test]
+    fn binary_broadcasts_rows_and_columns() {
+        let a = [1.0f64, 2.0, 3.0]; // [3, 1]
+        let b = [10.0f64, 20.0]; // [2]
+        let out = binary(BinaryOp::Add, &a, &[3, 1], &b, &[2], &[3, 2]);
+        assert_eq!(out, vec![11.0, 21.0, 12.0, 22.0, 13.0, 23.0]);
+    }
+
+    #[test]
+    fn softplus_and_sigmoid_are_stable_at_extremes() {
+        assert_eq!(UnaryOp::Softplus.apply(1000.0f64), 1000.0);
+        assert!(UnaryOp::Softplus.apply(-1000.0f64) >= 0.0);
+        assert_eq!(UnaryOp::Sigmoid.apply(-1000.0f64), 0.0);
+        assert_eq!(UnaryOp::Sigmoid.apply(1000.0f32), 1.0);
+    }
+}
