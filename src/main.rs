@@ -1,1 +1,37 @@
-fn main() {}
+//! The `ferrograd` command-line program.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "ferrograd",
+    version,
+    about = "Reverse-mode autodiff with differentiable backward passes, and a course built on it"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Finite-difference checks of every op's derivatives at orders 1, 2 (and 3 where defined).
+    Gradcheck(cli::gradcheck::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Gradcheck(args) => cli::gradcheck::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -265,3 +265,29 @@ mod tests {
         assert!(out.passed(), "{out:?}");
     }
 }
+
+/// Draws case number `case` of `check` from `seed` and checks it at `order`.
+/// The same (seed, case) always draws the same shapes and values.
+pub fn run_case(
+    check: &crate::checks::OpCheck,
+    order: usize,
+    seed: u64,
+    case: u64,
+) -> Result<(String, CheckOutcome)> {
+    // FNV-1a of the op's name, so different ops draw different values from the same seed.
+    let name_hash = check.op.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    let mut rng = Rng::new(
+        seed ^ name_hash ^ case.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((order as u64) << 56),
+    );
+    let drawn = (check.sample)(&mut rng);
+    let outcome = check_order(
+        drawn.f.clone(),
+        &drawn.inputs,
+        order,
+        Tolerances::default(),
+        &mut rng,
+    )?;
+    Ok((drawn.label, outcome))
+}

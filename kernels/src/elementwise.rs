@@ -180,6 +180,9 @@ pub fn binary<T: Real>(
     out_shape: &[usize],
 ) -> Vec<T> {
     let n = numel(out_shape);
+    if n == 0 {
+        return Vec::new();
+    }
     // Fast paths: equal shapes, or one side a single value.
     if a.len() == n && b.len() == n {
         return zip_map(a, b, |x, y| op.apply(x, y));

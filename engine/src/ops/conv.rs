@@ -203,10 +203,17 @@ fn rank4(op: &'static str, what: &str, t: &Tensor) -> Result<[usize; 4]> {
 
 fn check_positive(
     op: &'static str,
+    weight: &Tensor,
     stride: (usize, usize),
     dilation: (usize, usize),
     groups: usize,
 ) -> Result<()> {
+    if weight.shape()[2] == 0 || weight.shape()[3] == 0 {
+        return Err(Error::shape(
+            op,
+            format!("weight {:?} has an empty kernel", weight.shape()),
+        ));
+    }
     if stride.0 == 0 || stride.1 == 0 || dilation.0 == 0 || dilation.1 == 0 || groups == 0 {
         return Err(Error::argument(
             op,
@@ -248,7 +255,7 @@ impl Tensor {
         const OP: &str = "conv2d";
         let [n, c, h, w] = rank4(OP, "input", self)?;
         let [k, cg, r, s] = rank4(OP, "weight", weight)?;
-        check_positive(OP, p.stride, p.dilation, p.groups)?;
+        check_positive(OP, weight, p.stride, p.dilation, p.groups)?;
         if c % p.groups != 0 || k % p.groups != 0 || cg * p.groups != c {
             return Err(Error::shape(OP, format!("input {:?} and weight {:?} with {} groups: need C = groups·(weight axis 1) and K divisible by groups", self.shape(), weight.shape(), p.groups)));
         }
@@ -296,7 +303,7 @@ impl Tensor {
         const OP: &str = "conv_transpose2d";
         let [n, c, h, w] = rank4(OP, "input", self)?;
         let [wc, kg, r, s] = rank4(OP, "weight", weight)?;
-        check_positive(OP, p.stride, p.dilation, p.groups)?;
+        check_positive(OP, weight, p.stride, p.dilation, p.groups)?;
         if wc != c || c % p.groups != 0 {
             return Err(Error::shape(OP, format!("input {:?} and weight {:?} with {} groups: weight axis 0 must equal C and C be divisible by groups", self.shape(), weight.shape(), p.groups)));
         }
@@ -432,12 +439,10 @@ impl ConvDraw {
     pub fn conv_transpose2d_case(self, r: &mut crate::Rng) -> CheckCase {
         let limit = self.stride.max(self.dilation);
         let output_padding = r.below(limit);
-        // A 1-wide kernel with padding would crop a 1-pixel input to nothing.
-        let padding = if self.kernel.0.min(self.kernel.1) == 1 {
-            0
-        } else {
-            self.padding
-        };
+        // Padding up to half the dilated kernel's span keeps the output non-empty for any
+        // input size: (H − 1)·stride + span − 2·pad ≥ 1.
+        let span = self.dilation * (self.kernel.0.min(self.kernel.1) - 1) + 1;
+        let padding = self.padding.min((span - 1) / 2);
         let p = ConvTranspose2dParams {
             stride: (self.stride, self.stride),
             padding: (padding, padding),

@@ -1,0 +1,115 @@
+//! `ferrograd gradcheck`: one row per op and derivative order.
+
+use ferrograd_engine::checks::{self, OpCheck};
+use ferrograd_engine::gradcheck::run_case;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Random cases drawn per op and order.
+    #[arg(long, default_value_t = 4)]
+    pub cases: u64,
+    /// Seed of the draws; the same seed checks the same shapes and values.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Check only these ops (repeat the flag, or separate with commas).
+    #[arg(long, value_delimiter = ',')]
+    pub op: Vec<String>,
+    /// Highest order to check (each op also has its own maximum).
+    #[arg(long, default_value_t = 3)]
+    pub max_order: usize,
+}
+
+/// One printed row.
+pub struct Row {
+    pub op: &'static str,
+    pub order: usize,
+    pub cases: u64,
+    pub worst_ratio: f64,
+    pub max_abs_error: f64,
+    pub failure: Option<String>,
+}
+
+/// Runs the selected checks; the rows in registry order.
+pub fn check_all(args: &Args) -> Result<Vec<Row>, String> {
+    let registry = checks::all();
+    let known: Vec<&str> = registry.iter().map(|c| c.op).collect();
+    if let Some(bad) = args.op.iter().find(|o| !known.contains(&o.as_str())) {
+        return Err(format!(
+            "unknown op '{bad}'; the ops are: {}",
+            known.join(", ")
+        ));
+    }
+    let selected: Vec<&OpCheck> = registry
+        .iter()
+        .filter(|c| args.op.is_empty() || args.op.iter().any(|o| o == c.op))
+        .collect();
+    let mut rows = Vec::new();
+    for check in selected {
+        for order in 1..=check.max_order.min(args.max_order) {
+            let mut row = Row {
+                op: check.op,
+                order,
+                cases: args.cases,
+                worst_ratio: 0.0,
+                max_abs_error: 0.0,
+                failure: None,
+            };
+            for case in 0..args.cases {
+                match run_case(check, order, args.seed, case) {
+                    Ok((label, outcome)) => {
+                        row.worst_ratio = row.worst_ratio.max(outcome.worst_ratio);
+                        row.max_abs_error = row.max_abs_error.max(outcome.max_abs_error);
+                        if let (None, Some(why)) = (&row.failure, outcome.failure) {
+                            row.failure = Some(format!("{label}: {why}"));
+                        }
+                    }
+                    Err(e) => {
+                        row.failure
+                            .get_or_insert(format!("case {case}: error: {e}"));
+                    }
+                }
+            }
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+pub fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let rows = check_all(args)?;
+    println!(
+        "{:<20} {:>5} {:>5} {:>14} {:>12}  result",
+        "op", "order", "cases", "worst err/tol", "max |error|"
+    );
+    for r in &rows {
+        let verdict = if r.failure.is_none() { "pass" } else { "FAIL" };
+        println!(
+            "{:<20} {:>5} {:>5} {:>14.3e} {:>12.3e}  {verdict}",
+            r.op, r.order, r.cases, r.worst_ratio, r.max_abs_error
+        );
+    }
+    let failed: Vec<&Row> = rows.iter().filter(|r| r.failure.is_some()).collect();
+    println!(
+        "\n{} checks ({} ops), {} failed, in {:.1} s. Tolerance: |analytical - numerical| <= 1e-5 + 1e-3·|numerical|, eps 1e-6, f64; 'worst err/tol' must stay <= 1.",
+        rows.len(),
+        rows.iter().map(|r| r.op).collect::<std::collections::BTreeSet<_>>().len(),
+        failed.len(),
+        start.elapsed().as_secs_f64()
+    );
+    for r in &failed {
+        println!(
+            "FAIL {} order {}: {}",
+            r.op,
+            r.order,
+            r.failure.as_deref().unwrap_or("")
+        );
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
