@@ -127,14 +127,22 @@ fn third_derivative_through_a_small_cnn_matches_finite_differences_of_the_second
     };
     // s(x) = vᵀ∇²f(x) v, by two nested grads; then ∇s by a third.
     let second = |x: &Tensor, create: bool| {
-        let g = grad(&[f(x)], &[x.clone()], None, true).unwrap().remove(0);
+        let g = grad(&[f(x)], std::slice::from_ref(x), None, true)
+            .unwrap()
+            .remove(0);
         let gv = g.mul(&v).unwrap().sum_all().unwrap();
-        let h = grad(&[gv], &[x.clone()], None, true).unwrap().remove(0);
+        let h = grad(&[gv], std::slice::from_ref(x), None, true)
+            .unwrap()
+            .remove(0);
         let s = h.mul(&v).unwrap().sum_all().unwrap();
         (
             s.clone(),
             if create {
-                Some(grad(&[s], &[x.clone()], None, false).unwrap().remove(0))
+                Some(
+                    grad(&[s], std::slice::from_ref(x), None, false)
+                        .unwrap()
+                        .remove(0),
+                )
             } else {
                 None
             },

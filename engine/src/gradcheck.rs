@@ -225,6 +225,32 @@ pub fn gradgradcheck(
     check_order(f, inputs, 2, tol, rng)
 }
 
+/// Draws case number `case` of `check` from `seed` and checks it at `order`.
+/// The same (seed, case) always draws the same shapes and values.
+pub fn run_case(
+    check: &crate::checks::OpCheck,
+    order: usize,
+    seed: u64,
+    case: u64,
+) -> Result<(String, CheckOutcome)> {
+    // FNV-1a of the op's name, so different ops draw different values from the same seed.
+    let name_hash = check.op.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    let mut rng = Rng::new(
+        seed ^ name_hash ^ case.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((order as u64) << 56),
+    );
+    let drawn = (check.sample)(&mut rng);
+    let outcome = check_order(
+        drawn.f.clone(),
+        &drawn.inputs,
+        order,
+        Tolerances::default(),
+        &mut rng,
+    )?;
+    Ok((drawn.label, outcome))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,7 +280,7 @@ mod tests {
         let x = Tensor::from_f64s(&[0.3, -1.2, 2.0], &[3], DType::F64).unwrap();
         let out = gradcheck(
             &wrong,
-            &[x.clone()],
+            std::slice::from_ref(&x),
             Tolerances::default(),
             &mut Rng::new(0),
         )
@@ -264,30 +290,4 @@ mod tests {
         let out = gradcheck(&right, &[x], Tolerances::default(), &mut Rng::new(0)).unwrap();
         assert!(out.passed(), "{out:?}");
     }
-}
-
-/// Draws case number `case` of `check` from `seed` and checks it at `order`.
-/// The same (seed, case) always draws the same shapes and values.
-pub fn run_case(
-    check: &crate::checks::OpCheck,
-    order: usize,
-    seed: u64,
-    case: u64,
-) -> Result<(String, CheckOutcome)> {
-    // FNV-1a of the op's name, so different ops draw different values from the same seed.
-    let name_hash = check.op.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
-    let mut rng = Rng::new(
-        seed ^ name_hash ^ case.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((order as u64) << 56),
-    );
-    let drawn = (check.sample)(&mut rng);
-    let outcome = check_order(
-        drawn.f.clone(),
-        &drawn.inputs,
-        order,
-        Tolerances::default(),
-        &mut rng,
-    )?;
-    Ok((drawn.label, outcome))
 }

@@ -11,7 +11,7 @@
 //! differentiates any of them with the other two, to any order. Images are spread over rayon's
 //! threads; with fewer images than threads, the matrix products are parallel instead.
 
-use crate::matmul::{gemm, MatRef};
+use crate::matmul::{gemm, GemmShape, MatRef};
 use crate::Real;
 use rayon::prelude::*;
 
@@ -188,9 +188,11 @@ pub fn conv2d_forward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T]) -> Vec<T> {
             let w_g = &w[grp * kg * rows..(grp + 1) * kg * rows];
             let y_g = &mut y_n[grp * kg * plane..(grp + 1) * kg * plane];
             gemm(
-                kg,
-                plane,
-                rows,
+                GemmShape {
+                    m: kg,
+                    n: plane,
+                    k: rows,
+                },
                 MatRef::row_major(w_g, rows),
                 MatRef::row_major(col, plane),
                 y_g,
@@ -242,9 +244,11 @@ pub fn conv2d_backward_input<T: Real>(g: &ConvGeometry, dy: &[T], w: &[T]) -> Ve
             let dy_g = &dy_n[grp * kg * plane..(grp + 1) * kg * plane];
             // col = W_gᵀ (rows x kg) · dy_g (kg x plane)
             gemm(
-                rows,
-                plane,
-                kg,
+                GemmShape {
+                    m: rows,
+                    n: plane,
+                    k: kg,
+                },
                 MatRef::transposed(w_g, rows),
                 MatRef::row_major(dy_g, plane),
                 col,
@@ -297,9 +301,11 @@ pub fn conv2d_backward_weight<T: Real>(g: &ConvGeometry, x: &[T], dy: &[T]) -> V
             let dw_g = &mut dw[grp * kg * rows..(grp + 1) * kg * rows];
             // dW_g (kg x rows) += dy_g (kg x plane) · colᵀ (plane x rows)
             gemm(
-                kg,
-                rows,
-                plane,
+                GemmShape {
+                    m: kg,
+                    n: rows,
+                    k: plane,
+                },
                 MatRef::row_major(dy_g, plane),
                 MatRef::transposed(col, plane),
                 dw_g,
@@ -428,17 +434,9 @@ mod tests {
         y
     }
 
-    fn geometry(
-        batch: usize,
-        c: usize,
-        h: usize,
-        k: usize,
-        r: usize,
-        stride: usize,
-        pad: usize,
-        dil: usize,
-        groups: usize,
-    ) -> ConvGeometry {
+    /// [batch, channels, height, out channels, kernel, stride, pad, dilation, groups].
+    fn geometry(p: [usize; 9]) -> ConvGeometry {
+        let [batch, c, h, k, r, stride, pad, dil, groups] = p;
         let out = ConvGeometry::conv_out_len(h, r, stride, pad, dil).unwrap();
         ConvGeometry {
             batch,
@@ -463,13 +461,13 @@ mod tests {
 
     #[test]
     fn lowered_conv_matches_direct_definition_and_adjoints_hold() {
-        for &(batch, c, h, k, r, stride, pad, dil, groups) in &[
-            (1, 1, 5, 1, 3, 1, 0, 1, 1),
-            (3, 4, 6, 6, 3, 2, 1, 1, 2),
-            (2, 6, 7, 3, 2, 1, 2, 2, 3),
-            (5, 2, 4, 4, 1, 3, 0, 1, 1),
+        for &p in &[
+            [1, 1, 5, 1, 3, 1, 0, 1, 1],
+            [3, 4, 6, 6, 3, 2, 1, 1, 2],
+            [2, 6, 7, 3, 2, 1, 2, 2, 3],
+            [5, 2, 4, 4, 1, 3, 0, 1, 1],
         ] {
-            let g = geometry(batch, c, h, k, r, stride, pad, dil, groups);
+            let g = geometry(p);
             let x = values(g.input_len(), 0.5);
             let w = values(g.weight_len(), 1.5);
             let y = conv2d_forward(&g, &x, &w);

@@ -30,19 +30,26 @@ impl<'a, T> MatRef<'a, T> {
     }
 }
 
+/// The sizes of a product: `a` is m x k, `b` is k x n, `c` is m x n.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmShape {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+}
+
 /// `c (m x n, row-major) = a (m x k) · b (k x n)`, or `c += a · b` when `accumulate`.
 /// With `parallel` the product is split across rayon's pool; callers that already run one
 /// product per thread pass `false`.
 pub fn gemm<T: Real>(
-    m: usize,
-    n: usize,
-    k: usize,
+    shape: GemmShape,
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     c: &mut [T],
     accumulate: bool,
     parallel: bool,
 ) {
+    let GemmShape { m, n, k } = shape;
     assert!(c.len() >= m * n, "gemm: output buffer too small");
     if m == 0 || n == 0 {
         return;
@@ -113,9 +120,7 @@ mod tests {
         let want = naive(m, n, k, &a, &b);
         let mut c = vec![0.0; m * n];
         gemm(
-            m,
-            n,
-            k,
+            GemmShape { m, n, k },
             MatRef::row_major(&a, k),
             MatRef::row_major(&b, n),
             &mut c,
@@ -134,9 +139,7 @@ mod tests {
         }
         let mut c2 = vec![1.0; m * n];
         gemm(
-            m,
-            n,
-            k,
+            GemmShape { m, n, k },
             MatRef::transposed(&at, m),
             MatRef::row_major(&b, n),
             &mut c2,

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use crate::Storage;
 use ferrograd_kernels::elementwise::{broadcast_shapes, broadcast_strides};
-use ferrograd_kernels::matmul::{gemm, MatRef};
+use ferrograd_kernels::matmul::{gemm, GemmShape, MatRef};
 use ferrograd_kernels::{numel, Real};
 use rayon::prelude::*;
 
@@ -41,10 +41,9 @@ fn batched<T: Real>(
     b: &[T],
     b_batch: &[usize],
     out_batch: &[usize],
-    m: usize,
-    k: usize,
-    n: usize,
+    shape: GemmShape,
 ) -> Vec<T> {
+    let GemmShape { m, n, k } = shape;
     let batches = numel(out_batch);
     let mut out = vec![T::ZERO; batches * m * n];
     let sa = broadcast_strides(a_batch, out_batch);
@@ -64,9 +63,7 @@ fn batched<T: Real>(
     let one = |bi: usize, c: &mut [T]| {
         let (oa, ob) = offsets(bi);
         gemm(
-            m,
-            n,
-            k,
+            GemmShape { m, n, k },
             MatRef::row_major(&a[oa..oa + m * k], k),
             MatRef::row_major(&b[ob..ob + k * n], n),
             c,
@@ -117,12 +114,22 @@ impl Tensor {
         })?;
         let (sa, sb) = (self.storage(), other.storage());
         let out = match (&*sa, &*sb) {
-            (Storage::F32(x), Storage::F32(y)) => {
-                Storage::F32(batched(x, a_batch, y, b_batch, &out_batch, m, k, n))
-            }
-            (Storage::F64(x), Storage::F64(y)) => {
-                Storage::F64(batched(x, a_batch, y, b_batch, &out_batch, m, k, n))
-            }
+            (Storage::F32(x), Storage::F32(y)) => Storage::F32(batched(
+                x,
+                a_batch,
+                y,
+                b_batch,
+                &out_batch,
+                GemmShape { m, n, k },
+            )),
+            (Storage::F64(x), Storage::F64(y)) => Storage::F64(batched(
+                x,
+                a_batch,
+                y,
+                b_batch,
+                &out_batch,
+                GemmShape { m, n, k },
+            )),
             _ => unreachable!("dtypes checked above"),
         };
         let mut shape = out_batch;

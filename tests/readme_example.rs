@@ -1,0 +1,10 @@
+//! The README's example: the engine's f', f'', f''' match the closed form to 1e-10.
+
+#[path = "../examples/derivatives.rs"]
+mod derivatives;
+
+#[test]
+fn derivatives_match_closed_form_to_1e_10() {
+    let worst = derivatives::worst_relative_error(false).unwrap();
+    assert!(worst < 1e-10, "worst relative difference {worst:e}");
+}
