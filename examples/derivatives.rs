@@ -7,9 +7,9 @@ use ferrograd::{grad, DType, Result, Tensor};
 pub fn three_derivatives(f: impl Fn(&Tensor) -> Result<Tensor>, x: f64) -> Result<[f64; 3]> {
     let x = Tensor::scalar(x, DType::F64).requires_grad_();
     let y = f(&x)?;
-    let d1 = grad(&[y], &[x.clone()], None, true)?.remove(0);
-    let d2 = grad(&[d1.clone()], &[x.clone()], None, true)?.remove(0);
-    let d3 = grad(&[d2.clone()], &[x], None, false)?.remove(0);
+    let d1 = grad(&[&y], &[&x], None, true)?.remove(0);
+    let d2 = grad(&[&d1], &[&x], None, true)?.remove(0);
+    let d3 = grad(&[&d2], &[&x], None, false)?.remove(0);
     Ok([d1.item()?, d2.item()?, d3.item()?])
 }
 

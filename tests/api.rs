@@ -38,7 +38,7 @@ fn grad_reaches_inner_tensors_and_gives_zeros_where_unused() {
     let unused = t(&[1.0], &[1]).requires_grad_();
     let inner = x.exp().unwrap();
     let y = inner.mul(&inner).unwrap().sum_all().unwrap();
-    let g = grad(&[y], &[inner.clone(), unused], None, false).unwrap();
+    let g = grad(&[&y], &[&inner, &unused], None, false).unwrap();
     let want: Vec<f64> = inner.to_vec_f64().iter().map(|v| 2.0 * v).collect();
     assert_eq!(g[0].to_vec_f64(), want);
     assert_eq!(g[1].to_vec_f64(), vec![0.0]);
@@ -127,22 +127,14 @@ fn third_derivative_through_a_small_cnn_matches_finite_differences_of_the_second
     };
     // s(x) = vᵀ∇²f(x) v, by two nested grads; then ∇s by a third.
     let second = |x: &Tensor, create: bool| {
-        let g = grad(&[f(x)], std::slice::from_ref(x), None, true)
-            .unwrap()
-            .remove(0);
+        let g = grad(&[&f(x)], &[x], None, true).unwrap().remove(0);
         let gv = g.mul(&v).unwrap().sum_all().unwrap();
-        let h = grad(&[gv], std::slice::from_ref(x), None, true)
-            .unwrap()
-            .remove(0);
+        let h = grad(&[&gv], &[x], None, true).unwrap().remove(0);
         let s = h.mul(&v).unwrap().sum_all().unwrap();
         (
             s.clone(),
             if create {
-                Some(
-                    grad(&[s], std::slice::from_ref(x), None, false)
-                        .unwrap()
-                        .remove(0),
-                )
+                Some(grad(&[&s], &[x], None, false).unwrap().remove(0))
             } else {
                 None
             },

@@ -275,14 +275,17 @@ fn default_grad_outputs(
 /// instance). An input that the outputs do not depend on gets zeros. With `create_graph` the
 /// returned gradients are recorded and can be differentiated again, to any order.
 pub fn grad(
-    outputs: &[Tensor],
-    inputs: &[Tensor],
-    grad_outputs: Option<&[Tensor]>,
+    outputs: &[&Tensor],
+    inputs: &[&Tensor],
+    grad_outputs: Option<&[&Tensor]>,
     create_graph: bool,
 ) -> Result<Vec<Tensor>> {
-    let gos = default_grad_outputs("grad", outputs, grad_outputs)?;
-    let wanted: HashSet<u64> = inputs.iter().map(Tensor::id).collect();
-    let (grads, _) = sweep(outputs, &gos, Some(&wanted), create_graph)?;
+    let outputs: Vec<Tensor> = outputs.iter().map(|&t| t.clone()).collect();
+    let grad_outputs: Option<Vec<Tensor>> =
+        grad_outputs.map(|gs| gs.iter().map(|&t| t.clone()).collect());
+    let gos = default_grad_outputs("grad", &outputs, grad_outputs.as_deref())?;
+    let wanted: HashSet<u64> = inputs.iter().map(|t| t.id()).collect();
+    let (grads, _) = sweep(&outputs, &gos, Some(&wanted), create_graph)?;
     Ok(inputs
         .iter()
         .map(|i| {

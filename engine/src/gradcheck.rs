@@ -134,10 +134,12 @@ pub fn gradcheck(
 
     let vjp = |y: &Tensor, leaves: &[Tensor], u: &[f64]| -> Result<Vec<Vec<f64>>> {
         let u = Tensor::from_f64s(u, y.shape(), DType::F64)?;
-        Ok(grad(std::slice::from_ref(y), leaves, Some(&[u]), false)?
-            .iter()
-            .map(Tensor::to_vec_f64)
-            .collect())
+        Ok(
+            grad(&[y], &leaves.iter().collect::<Vec<_>>(), Some(&[&u]), false)?
+                .iter()
+                .map(Tensor::to_vec_f64)
+                .collect(),
+        )
     };
 
     let mut outcome = CheckOutcome {
@@ -203,7 +205,7 @@ pub fn check_order(
     let vjp_fn: CheckFn = Arc::new(move |xs: &[Tensor]| {
         let (xs, v) = xs.split_at(n);
         let y = f(xs)?;
-        let gs = grad(&[y], xs, Some(v), true)?;
+        let gs = grad(&[&y], &xs.iter().collect::<Vec<_>>(), Some(&[&v[0]]), true)?;
         let flat = gs
             .iter()
             .map(|g| g.reshape(&[g.numel()]))

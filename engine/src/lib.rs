@@ -9,8 +9,8 @@
 //! // f(x) = x³ at x = 2: f' = 3x² = 12, f'' = 6x = 12.
 //! let x = Tensor::scalar(2.0, DType::F64).requires_grad_();
 //! let y = x.powf(3.0)?;
-//! let dy = grad(&[y], &[x.clone()], None, true)?.remove(0);
-//! let d2y = grad(&[dy.clone()], &[x], None, false)?.remove(0);
+//! let dy = grad(&[&y], &[&x], None, true)?.remove(0);
+//! let d2y = grad(&[&dy], &[&x], None, false)?.remove(0);
 //! assert_eq!((dy.item()?, d2y.item()?), (12.0, 12.0));
 //! # Ok(()) }
 //! ```
