@@ -159,3 +159,34 @@ fn third_derivative_through_a_small_cnn_matches_finite_differences_of_the_second
         );
     }
 }
+
+#[test]
+fn batch_norm_running_statistics_follow_pytorch() {
+    use ferrograd::engine::{batch_norm, BatchNormState};
+    // x: [4, 1], values 1, 2, 3, 6: batch mean 3, biased var 3.5, unbiased var 14/3.
+    let x = t(&[1.0, 2.0, 3.0, 6.0], &[4, 1]);
+    let (gamma, beta) = (t(&[2.0], &[1]), t(&[0.5], &[1]));
+    let (rm, rv) = (t(&[0.0], &[1]), t(&[1.0], &[1]));
+    let state = || {
+        Some(BatchNormState {
+            running_mean: &rm,
+            running_var: &rv,
+            momentum: 0.1,
+        })
+    };
+    let y = batch_norm(&x, &gamma, &beta, state(), true, 0.0).unwrap();
+    let want: Vec<f64> = [1.0, 2.0, 3.0, 6.0]
+        .iter()
+        .map(|v| 2.0 * (v - 3.0) / 3.5f64.sqrt() + 0.5)
+        .collect();
+    for (a, b) in y.to_vec_f64().iter().zip(&want) {
+        assert!((a - b).abs() < 1e-12);
+    }
+    assert!((rm.item().unwrap() - 0.3).abs() < 1e-12);
+    assert!((rv.item().unwrap() - (0.9 + 0.1 * 14.0 / 3.0)).abs() < 1e-12);
+    // Inference uses the running statistics, and leaves them alone.
+    let y = batch_norm(&x, &gamma, &beta, state(), false, 0.0).unwrap();
+    let var = 0.9 + 0.1 * 14.0 / 3.0;
+    assert!((y.to_vec_f64()[0] - (2.0 * (1.0 - 0.3) / f64::sqrt(var) + 0.5)).abs() < 1e-12);
+    assert!((rm.item().unwrap() - 0.3).abs() < 1e-12);
+}

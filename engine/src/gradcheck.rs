@@ -42,6 +42,9 @@ impl Default for Tolerances {
 pub struct CheckOutcome {
     /// Largest |analytical − numerical| over all compared values.
     pub max_abs_error: f64,
+    /// Largest |analytical − numerical| / |numerical| over values with |numerical| > atol
+    /// (smaller values are judged by the absolute error alone).
+    pub max_rel_error: f64,
     /// Largest |analytical − numerical| / (atol + rtol·|numerical|): at most 1 to pass.
     pub worst_ratio: f64,
     /// Why it failed, when it did.
@@ -144,6 +147,7 @@ pub fn gradcheck(
 
     let mut outcome = CheckOutcome {
         max_abs_error: 0.0,
+        max_rel_error: 0.0,
         worst_ratio: 0.0,
         failure: None,
     };
@@ -157,6 +161,9 @@ pub fn gradcheck(
                 let ratio = err / (tol.atol + tol.rtol * numerical.abs());
                 let ratio = if ratio.is_nan() { f64::INFINITY } else { ratio };
                 outcome.max_abs_error = outcome.max_abs_error.max(err);
+                if numerical.abs() > tol.atol {
+                    outcome.max_rel_error = outcome.max_rel_error.max(err / numerical.abs());
+                }
                 if ratio > outcome.worst_ratio {
                     outcome.worst_ratio = ratio;
                     if ratio > 1.0 {

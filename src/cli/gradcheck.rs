@@ -28,6 +28,7 @@ pub struct Row {
     pub cases: u64,
     pub worst_ratio: f64,
     pub max_abs_error: f64,
+    pub max_rel_error: f64,
     pub failure: Option<String>,
 }
 
@@ -54,6 +55,7 @@ pub fn check_all(args: &Args) -> Result<Vec<Row>, String> {
                 cases: args.cases,
                 worst_ratio: 0.0,
                 max_abs_error: 0.0,
+                max_rel_error: 0.0,
                 failure: None,
             };
             for case in 0..args.cases {
@@ -61,6 +63,7 @@ pub fn check_all(args: &Args) -> Result<Vec<Row>, String> {
                     Ok((label, outcome)) => {
                         row.worst_ratio = row.worst_ratio.max(outcome.worst_ratio);
                         row.max_abs_error = row.max_abs_error.max(outcome.max_abs_error);
+                        row.max_rel_error = row.max_rel_error.max(outcome.max_rel_error);
                         if let (None, Some(why)) = (&row.failure, outcome.failure) {
                             row.failure = Some(format!("{label}: {why}"));
                         }
@@ -78,35 +81,46 @@ pub fn check_all(args: &Args) -> Result<Vec<Row>, String> {
 }
 
 pub fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    use std::fmt::Write;
     let start = Instant::now();
     let rows = check_all(args)?;
-    println!(
-        "{:<20} {:>5} {:>5} {:>14} {:>12}  result",
-        "op", "order", "cases", "worst err/tol", "max |error|"
-    );
+    let mut out = String::new();
+    writeln!(
+        out,
+        "{:<20} {:>5} {:>5} {:>13} {:>12} {:>13}  result",
+        "op", "order", "cases", "worst rel err", "max |error|", "worst err/tol"
+    )?;
     for r in &rows {
         let verdict = if r.failure.is_none() { "pass" } else { "FAIL" };
-        println!(
-            "{:<20} {:>5} {:>5} {:>14.3e} {:>12.3e}  {verdict}",
-            r.op, r.order, r.cases, r.worst_ratio, r.max_abs_error
-        );
+        writeln!(
+            out,
+            "{:<20} {:>5} {:>5} {:>13.3e} {:>12.3e} {:>13.3e}  {verdict}",
+            r.op, r.order, r.cases, r.max_rel_error, r.max_abs_error, r.worst_ratio
+        )?;
     }
     let failed: Vec<&Row> = rows.iter().filter(|r| r.failure.is_some()).collect();
-    println!(
-        "\n{} checks ({} ops), {} failed, in {:.1} s. Tolerance: |analytical - numerical| <= 1e-5 + 1e-3·|numerical|, eps 1e-6, f64; 'worst err/tol' must stay <= 1.",
+    let ops = rows
+        .iter()
+        .map(|r| r.op)
+        .collect::<std::collections::BTreeSet<_>>();
+    writeln!(
+        out,
+        "\n{} checks ({} ops), {} failed, in {:.1} s.\nPass: |analytical - numerical| <= 1e-5 + 1e-3·|numerical| (eps 1e-6, f64), i.e. 'worst err/tol' <= 1.",
         rows.len(),
-        rows.iter().map(|r| r.op).collect::<std::collections::BTreeSet<_>>().len(),
+        ops.len(),
         failed.len(),
         start.elapsed().as_secs_f64()
-    );
+    )?;
     for r in &failed {
-        println!(
+        writeln!(
+            out,
             "FAIL {} order {}: {}",
             r.op,
             r.order,
             r.failure.as_deref().unwrap_or("")
-        );
+        )?;
     }
+    crate::cli::print_stdout(&out)?;
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
