@@ -39,6 +39,17 @@ pub enum Storage {
     F64(Vec<f64>),
 }
 
+/// A dropped buffer goes back to the kernels' pool, so the next step's op of the same size
+/// reuses it instead of faulting in fresh pages.
+impl Drop for Storage {
+    fn drop(&mut self) {
+        match self {
+            Storage::F32(v) => ferrograd_kernels::pool::give(std::mem::take(v)),
+            Storage::F64(v) => ferrograd_kernels::pool::give(std::mem::take(v)),
+        }
+    }
+}
+
 impl Storage {
     pub fn dtype(&self) -> DType {
         match self {
@@ -83,6 +94,7 @@ pub trait Element: ferrograd_kernels::Real {
     const DTYPE: DType;
     fn into_storage(values: Vec<Self>) -> Storage;
     fn slice(storage: &Storage) -> Option<&[Self]>;
+    fn slice_mut(storage: &mut Storage) -> Option<&mut [Self]>;
 }
 
 impl Element for f32 {
@@ -96,6 +108,12 @@ impl Element for f32 {
             _ => None,
         }
     }
+    fn slice_mut(storage: &mut Storage) -> Option<&mut [Self]> {
+        match storage {
+            Storage::F32(v) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 impl Element for f64 {
@@ -104,6 +122,12 @@ impl Element for f64 {
         Storage::F64(values)
     }
     fn slice(storage: &Storage) -> Option<&[Self]> {
+        match storage {
+            Storage::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn slice_mut(storage: &mut Storage) -> Option<&mut [Self]> {
         match storage {
             Storage::F64(v) => Some(v),
             _ => None,

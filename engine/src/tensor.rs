@@ -328,6 +328,30 @@ impl Tensor {
         Ok(())
     }
 
+    /// Updates the values in place through `f` (an optimizer's fused step). Copy-on-write: a
+    /// detached tensor or reshape that shares the buffer keeps the old values. `T` must be the
+    /// tensor's element type. Like [`Tensor::assign`], use it between steps.
+    pub fn update_values<T: Element>(&self, f: impl FnOnce(&mut [T])) -> Result<()> {
+        let mut guard = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
+        let dtype = guard.dtype();
+        let values = T::slice_mut(Arc::make_mut(&mut guard)).ok_or_else(|| {
+            Error::new(
+                "update_values",
+                ErrorKind::DType,
+                format!("the tensor holds {dtype}, not {}", T::DTYPE),
+            )
+        })?;
+        f(values);
+        Ok(())
+    }
+
+    /// The values as a slice of `T`, for reading without a copy; `None` if `T` is not the
+    /// element type.
+    pub fn with_values<T: Element, R>(&self, f: impl FnOnce(&[T]) -> R) -> Option<R> {
+        let storage = self.storage();
+        T::slice(&storage).map(f)
+    }
+
     pub(crate) fn grad_fn(&self) -> Option<&Arc<Node>> {
         self.0.grad_fn.as_ref()
     }

@@ -12,7 +12,7 @@
 //! threads; with fewer images than threads, the matrix products are parallel instead.
 
 use crate::matmul::{gemm, GemmShape, MatRef};
-use crate::Real;
+use crate::{pool, Real};
 use rayon::prelude::*;
 
 /// The shape of one convolution, all sizes explicit, so a transposed convolution can use the
@@ -80,51 +80,63 @@ impl ConvGeometry {
     pub fn weight_len(&self) -> usize {
         self.out_channels * self.col_rows()
     }
-    /// Input coordinate read by output position `o` and kernel tap `k` along one axis, if inside.
-    #[inline]
-    fn source(
-        o: usize,
-        k: usize,
-        stride: usize,
-        pad: usize,
-        dil: usize,
-        len: usize,
-    ) -> Option<usize> {
-        let pos = (o * stride + k * dil) as isize - pad as isize;
-        (pos >= 0 && (pos as usize) < len).then_some(pos as usize)
-    }
+}
+
+/// The output positions `o` whose tap `k` lands inside the input along one axis:
+/// 0 ≤ o·stride + k·dil − pad < len, as a half-open range of o (empty if none).
+#[inline]
+fn valid_outputs(
+    k: usize,
+    stride: usize,
+    pad: usize,
+    dil: usize,
+    len: usize,
+    out_len: usize,
+) -> (usize, usize) {
+    let offset = (k * dil) as isize - pad as isize; // input position of o = 0
+    let lo = if offset >= 0 {
+        0
+    } else {
+        ((-offset) as usize).div_ceil(stride)
+    };
+    let hi = if (len as isize) <= offset {
+        0
+    } else {
+        ((len as isize - offset) as usize).div_ceil(stride)
+    };
+    (lo.min(out_len), hi.min(out_len).max(lo.min(out_len)))
 }
 
 /// Unfold one group of one image: `col[(c·R + r)·S + s, p·Q + q] = x[c, p·sh + r·dh − ph, q·sw + s·dw − pw]`
-/// (zero outside the image).
+/// (zero outside the image). Each (tap, output row) copies one strided run of the input row.
 fn im2col<T: Real>(g: &ConvGeometry, x_group: &[T], col: &mut [T]) {
     let (r_len, s_len) = (g.kernel_h, g.kernel_w);
     let plane = g.out_plane();
+    let (sw, pw, dw) = (g.stride.1, g.padding.1, g.dilation.1);
     for c in 0..g.in_group_channels() {
         let x_c = &x_group[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w];
         for r in 0..r_len {
+            let (p_lo, p_hi) =
+                valid_outputs(r, g.stride.0, g.padding.0, g.dilation.0, g.in_h, g.out_h);
             for s in 0..s_len {
                 let row = &mut col[((c * r_len + r) * s_len + s) * plane..][..plane];
+                let (q_lo, q_hi) = valid_outputs(s, sw, pw, dw, g.in_w, g.out_w);
                 for p in 0..g.out_h {
                     let dst = &mut row[p * g.out_w..(p + 1) * g.out_w];
-                    match ConvGeometry::source(p, r, g.stride.0, g.padding.0, g.dilation.0, g.in_h)
-                    {
-                        None => dst.iter_mut().for_each(|v| *v = T::ZERO),
-                        Some(ih) => {
-                            let x_row = &x_c[ih * g.in_w..(ih + 1) * g.in_w];
-                            for (q, v) in dst.iter_mut().enumerate() {
-                                *v = match ConvGeometry::source(
-                                    q,
-                                    s,
-                                    g.stride.1,
-                                    g.padding.1,
-                                    g.dilation.1,
-                                    g.in_w,
-                                ) {
-                                    Some(iw) => x_row[iw],
-                                    None => T::ZERO,
-                                };
-                            }
+                    if p < p_lo || p >= p_hi || q_lo >= q_hi {
+                        dst.iter_mut().for_each(|v| *v = T::ZERO);
+                        continue;
+                    }
+                    let ih = p * g.stride.0 + r * g.dilation.0 - g.padding.0;
+                    let x_row = &x_c[ih * g.in_w..(ih + 1) * g.in_w];
+                    dst[..q_lo].iter_mut().for_each(|v| *v = T::ZERO);
+                    dst[q_hi..].iter_mut().for_each(|v| *v = T::ZERO);
+                    let first = q_lo * sw + s * dw - pw;
+                    if sw == 1 {
+                        dst[q_lo..q_hi].copy_from_slice(&x_row[first..first + q_hi - q_lo]);
+                    } else {
+                        for (v, iw) in dst[q_lo..q_hi].iter_mut().zip((first..).step_by(sw)) {
+                            *v = x_row[iw];
                         }
                     }
                 }
@@ -137,28 +149,25 @@ fn im2col<T: Real>(g: &ConvGeometry, x_group: &[T], col: &mut [T]) {
 fn col2im<T: Real>(g: &ConvGeometry, col: &[T], x_group: &mut [T]) {
     let (r_len, s_len) = (g.kernel_h, g.kernel_w);
     let plane = g.out_plane();
+    let (sw, pw, dw) = (g.stride.1, g.padding.1, g.dilation.1);
     for c in 0..g.in_group_channels() {
         let x_c = &mut x_group[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w];
         for r in 0..r_len {
+            let (p_lo, p_hi) =
+                valid_outputs(r, g.stride.0, g.padding.0, g.dilation.0, g.in_h, g.out_h);
             for s in 0..s_len {
                 let row = &col[((c * r_len + r) * s_len + s) * plane..][..plane];
-                for p in 0..g.out_h {
-                    let Some(ih) =
-                        ConvGeometry::source(p, r, g.stride.0, g.padding.0, g.dilation.0, g.in_h)
-                    else {
-                        continue;
-                    };
-                    for q in 0..g.out_w {
-                        if let Some(iw) = ConvGeometry::source(
-                            q,
-                            s,
-                            g.stride.1,
-                            g.padding.1,
-                            g.dilation.1,
-                            g.in_w,
-                        ) {
-                            x_c[ih * g.in_w + iw] += row[p * g.out_w + q];
-                        }
+                let (q_lo, q_hi) = valid_outputs(s, sw, pw, dw, g.in_w, g.out_w);
+                if q_lo >= q_hi {
+                    continue;
+                }
+                for p in p_lo..p_hi {
+                    let ih = p * g.stride.0 + r * g.dilation.0 - g.padding.0;
+                    let x_row = &mut x_c[ih * g.in_w..(ih + 1) * g.in_w];
+                    let src = &row[p * g.out_w + q_lo..p * g.out_w + q_hi];
+                    let first = q_lo * sw + s * dw - pw;
+                    for (&v, iw) in src.iter().zip((first..).step_by(sw)) {
+                        x_row[iw] += v;
                     }
                 }
             }
@@ -175,7 +184,7 @@ fn per_image_parallel(g: &ConvGeometry) -> bool {
 pub fn conv2d_forward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T]) -> Vec<T> {
     assert_eq!(x.len(), g.input_len(), "conv2d_forward: input length");
     assert_eq!(w.len(), g.weight_len(), "conv2d_forward: weight length");
-    let mut y = vec![T::ZERO; g.output_len()];
+    let mut y = pool::take(g.output_len());
     if y.is_empty() {
         return y;
     }
@@ -231,7 +240,7 @@ pub fn conv2d_backward_input<T: Real>(g: &ConvGeometry, dy: &[T], w: &[T]) -> Ve
         g.weight_len(),
         "conv2d_backward_input: weight length"
     );
-    let mut dx = vec![T::ZERO; g.input_len()];
+    let mut dx = pool::take_zeroed(g.input_len());
     if dx.is_empty() || dy.is_empty() {
         return dx;
     }
@@ -344,40 +353,56 @@ pub fn conv2d_backward_weight<T: Real>(g: &ConvGeometry, x: &[T], dy: &[T]) -> V
 }
 
 /// For each max-pool window (same geometry fields as a convolution with one kernel per channel),
-/// the flat index into x of its largest element; padding never wins. x: [N, C, H, W].
+/// the flat index into x of its largest element (the first on ties; a NaN wins and stays);
+/// padding never wins. x: [N, C, H, W].
 pub fn max_pool2d_argmax<T: Real>(g: &ConvGeometry, x: &[T]) -> Vec<usize> {
-    let planes = g.batch * g.in_channels;
     let (h, w) = (g.in_h, g.in_w);
-    let mut idx = vec![0usize; planes * g.out_plane()];
+    let mut idx = vec![0usize; g.batch * g.in_channels * g.out_plane()];
+    // Per output row and column, the window's clipped input range (computed once).
+    let span = |o: usize, stride: usize, pad: usize, dil: usize, k: usize, len: usize| {
+        let start = (o * stride) as isize - pad as isize;
+        let taps: Vec<usize> = (0..k)
+            .map(|t| start + (t * dil) as isize)
+            .filter(|&i| i >= 0 && (i as usize) < len)
+            .map(|i| i as usize)
+            .collect();
+        taps
+    };
+    let rows: Vec<Vec<usize>> = (0..g.out_h)
+        .map(|p| span(p, g.stride.0, g.padding.0, g.dilation.0, g.kernel_h, h))
+        .collect();
+    let cols: Vec<Vec<usize>> = (0..g.out_w)
+        .map(|q| span(q, g.stride.1, g.padding.1, g.dilation.1, g.kernel_w, w))
+        .collect();
     let one_plane = |plane: usize, out: &mut [usize]| {
-        let base = plane * h * w;
-        for p in 0..g.out_h {
-            for q in 0..g.out_w {
-                let mut best: Option<(T, usize)> = None;
-                for r in 0..g.kernel_h {
-                    let Some(ih) =
-                        ConvGeometry::source(p, r, g.stride.0, g.padding.0, g.dilation.0, h)
-                    else {
-                        continue;
-                    };
-                    for s in 0..g.kernel_w {
-                        let Some(iw) =
-                            ConvGeometry::source(q, s, g.stride.1, g.padding.1, g.dilation.1, w)
-                        else {
-                            continue;
-                        };
-                        let i = base + ih * w + iw;
-                        let v = x[i];
-                        if best.is_none_or(|(b, _)| v > b || v.partial_cmp(&v).is_none()) {
-                            best = Some((v, i));
+        let x_plane = &x[plane * h * w..(plane + 1) * h * w];
+        for (p, ihs) in rows.iter().enumerate() {
+            for (q, iws) in cols.iter().enumerate() {
+                if ihs.is_empty() || iws.is_empty() {
+                    // Only reachable with padding over half the window, which callers reject.
+                    out[p * g.out_w + q] = plane * h * w;
+                    continue;
+                }
+                // The geometry guarantees every window overlaps the image (pad ≤ kernel/2).
+                let mut best_i = ihs[0] * w + iws[0];
+                let mut best = x_plane[best_i];
+                for &ih in ihs {
+                    for &iw in iws {
+                        let i = ih * w + iw;
+                        let v = x_plane[i];
+                        if (v > best || v.is_nan()) && !best.is_nan() {
+                            best = v;
+                            best_i = i;
                         }
                     }
                 }
-                // The geometry guarantees every window overlaps the image (pad < kernel).
-                out[p * g.out_w + q] = best.map_or(base, |(_, i)| i);
+                out[p * g.out_w + q] = plane * h * w + best_i;
             }
         }
     };
+    if g.out_plane() == 0 {
+        return idx;
+    }
     if idx.len() >= crate::PARALLEL_THRESHOLD {
         idx.par_chunks_mut(g.out_plane())
             .enumerate()

@@ -3,7 +3,7 @@
 //! The op enums are shared with the GPU shaders, so each variant's formula is written once here
 //! in [`UnaryOp::apply`] / [`BinaryOp::apply`] and mirrored in WGSL.
 
-use crate::{contiguous_strides, numel, Real, PARALLEL_THRESHOLD};
+use crate::{contiguous_strides, merge_axes, numel, pool, Real, PARALLEL_THRESHOLD};
 use rayon::prelude::*;
 
 /// A pointwise function of one value. Parameters are carried as `f64` and rounded to the
@@ -121,11 +121,7 @@ impl BinaryOp {
 
 /// `op` applied to every element of `x`.
 pub fn unary<T: Real>(op: UnaryOp, x: &[T]) -> Vec<T> {
-    if x.len() >= PARALLEL_THRESHOLD {
-        x.par_iter().map(|&v| op.apply(v)).collect()
-    } else {
-        x.iter().map(|&v| op.apply(v)).collect()
-    }
+    map_slice(x, |v| op.apply(v))
 }
 
 /// The NumPy broadcast of two shapes, or `None` if they are incompatible.
@@ -197,21 +193,37 @@ pub fn binary<T: Real>(
     }
     let sa = broadcast_strides(a_shape, out_shape);
     let sb = broadcast_strides(b_shape, out_shape);
-    let rank = out_shape.len();
-    let inner = out_shape[rank - 1];
-    let (ia, ib) = (sa[rank - 1], sb[rank - 1]);
-    let mut out = vec![T::ZERO; n];
+    let dims = merge_axes(out_shape, [&sa, &sb]);
+    let (inner, [ia, ib]) = *dims.last().expect("n > 1 leaves an axis of size > 1");
+    let outer = &dims[..dims.len() - 1];
+    let mut out = pool::take(n);
     let fill_row = |row: usize, dst: &mut [T]| {
         // Offset of this row's first element in a and b.
         let (mut oa, mut ob, mut rem) = (0, 0, row);
-        for d in (0..rank - 1).rev() {
-            let i = rem % out_shape[d];
-            rem /= out_shape[d];
-            oa += i * sa[d];
-            ob += i * sb[d];
+        for &(size, [sa, sb]) in outer.iter().rev() {
+            let i = rem % size;
+            rem /= size;
+            oa += i * sa;
+            ob += i * sb;
         }
-        for (j, o) in dst.iter_mut().enumerate() {
-            *o = op.apply(a[oa + j * ia], b[ob + j * ib]);
+        match (ia, ib) {
+            (1, 1) => dst
+                .iter_mut()
+                .zip(&a[oa..oa + inner])
+                .zip(&b[ob..ob + inner])
+                .for_each(|((o, &x), &y)| *o = op.apply(x, y)),
+            (1, 0) => dst
+                .iter_mut()
+                .zip(&a[oa..oa + inner])
+                .for_each(|(o, &x)| *o = op.apply(x, b[ob])),
+            (0, 1) => dst
+                .iter_mut()
+                .zip(&b[ob..ob + inner])
+                .for_each(|(o, &y)| *o = op.apply(a[oa], y)),
+            _ => dst
+                .iter_mut()
+                .enumerate()
+                .for_each(|(j, o)| *o = op.apply(a[oa + j * ia], b[ob + j * ib])),
         }
     };
     if n >= PARALLEL_THRESHOLD {
@@ -226,20 +238,39 @@ pub fn binary<T: Real>(
     out
 }
 
+/// Elements per rayon task: big enough that a task outweighs its scheduling.
+const CHUNK: usize = 1 << 14;
+
 fn map_slice<T: Real>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
+    let mut out = pool::take(x.len());
+    let run = |(o, x): (&mut [T], &[T])| o.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
     if x.len() >= PARALLEL_THRESHOLD {
-        x.par_iter().map(|&v| f(v)).collect()
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(run);
     } else {
-        x.iter().map(|&v| f(v)).collect()
+        run((&mut out, x));
     }
+    out
 }
 
 fn zip_map<T: Real>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+    let mut out = pool::take(a.len());
+    let run = |((o, a), b): ((&mut [T], &[T]), &[T])| {
+        o.iter_mut()
+            .zip(a)
+            .zip(b)
+            .for_each(|((o, &x), &y)| *o = f(x, y))
+    };
     if a.len() >= PARALLEL_THRESHOLD {
-        a.par_iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+        out.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK))
+            .zip(b.par_chunks(CHUNK))
+            .for_each(run);
     } else {
-        a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+        run(((&mut out, a), b));
     }
+    out
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Moving elements without arithmetic: axis permutation and broadcast expansion.
 
-use crate::{contiguous_strides, elementwise::broadcast_strides, numel, Real};
+use crate::{contiguous_strides, elementwise::broadcast_strides, numel, pool, Real};
 
 /// Transpose the axes: output axis `i` is input axis `perm[i]`.
 pub fn permute<T: Real>(x: &[T], shape: &[usize], perm: &[usize]) -> Vec<T> {
@@ -22,11 +22,11 @@ fn strided_copy<T: Real>(x: &[T], out_shape: &[usize], strides: &[usize]) -> Vec
     if rank == 0 {
         return vec![x[0]];
     }
-    let mut out = Vec::with_capacity(n);
+    let mut out = pool::take(n);
     let mut index = vec![0usize; rank];
     let mut offset = 0usize;
-    for _ in 0..n {
-        out.push(x[offset]);
+    for o in out.iter_mut() {
+        *o = x[offset];
         // Odometer increment of the multi-index, keeping the input offset in step.
         for d in (0..rank).rev() {
             index[d] += 1;

@@ -10,6 +10,7 @@ pub mod elementwise;
 pub mod index;
 pub mod layout;
 pub mod matmul;
+pub mod pool;
 pub mod real;
 pub mod reduce;
 
@@ -21,6 +22,27 @@ pub const PARALLEL_THRESHOLD: usize = 1 << 15;
 /// Number of elements of a shape (1 for a scalar's empty shape).
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
+}
+
+/// Merges adjacent axes that two strided views both traverse contiguously, dropping size-1
+/// axes: [N, C, H, W] read against [1, C, 1, 1] becomes [N, C, H·W], so the innermost run is
+/// as long as it can be. Returns (size, [stride₀, stride₁]) per merged axis, outermost first.
+pub fn merge_axes(shape: &[usize], strides: [&[usize]; 2]) -> Vec<(usize, [usize; 2])> {
+    let mut dims: Vec<(usize, [usize; 2])> = Vec::with_capacity(shape.len());
+    for (d, &size) in shape.iter().enumerate() {
+        if size == 1 {
+            continue;
+        }
+        let st = [strides[0][d], strides[1][d]];
+        match dims.last_mut() {
+            Some((outer, os)) if os[0] == st[0] * size && os[1] == st[1] * size => {
+                *outer *= size;
+                *os = st;
+            }
+            _ => dims.push((size, st)),
+        }
+    }
+    dims
 }
 
 /// Row-major strides of a contiguous buffer of this shape.

@@ -1,41 +1,41 @@
 //! Reductions to a "kept" shape: `out_shape` has the input's rank, each dimension either equal to
 //! the input's or 1 (reduced). Squeezing the reduced axes is the engine's business (a reshape).
 
-use crate::{contiguous_strides, numel, Real};
+use crate::{contiguous_strides, merge_axes, numel, pool, Real};
 
-/// Offsets into the reduced output for each input position, iterated row by row.
-/// Calls `visit(row_start_in_input, out_offset_of_row_start, out_stride_along_last_dim)`.
+/// Walks the input row by row over merged axes (see [`merge_axes`]), calling
+/// `visit(row_start_in_input, row_len, out_offset_of_row_start, out_stride_along_row)`.
 fn for_each_row(
     in_shape: &[usize],
     out_shape: &[usize],
-    mut visit: impl FnMut(usize, usize, usize),
+    mut visit: impl FnMut(usize, usize, usize, usize),
 ) {
-    let rank = in_shape.len();
-    if rank == 0 {
-        visit(0, 0, 0);
-        return;
-    }
+    let in_strides = contiguous_strides(in_shape);
     let out_strides = contiguous_strides(out_shape);
-    let kept: Vec<usize> = (0..rank)
+    let kept: Vec<usize> = (0..in_shape.len())
         .map(|d| if out_shape[d] == 1 { 0 } else { out_strides[d] })
         .collect();
-    let inner = in_shape[rank - 1];
-    let rows = numel(&in_shape[..rank - 1]);
+    let dims = merge_axes(in_shape, [&in_strides, &kept]);
+    let Some(&(inner, [_, step])) = dims.last() else {
+        visit(0, numel(in_shape).min(1), 0, 0);
+        return;
+    };
+    let outer = &dims[..dims.len() - 1];
+    let rows: usize = outer.iter().map(|d| d.0).product();
     for row in 0..rows {
         let (mut off, mut rem) = (0, row);
-        for d in (0..rank - 1).rev() {
-            off += (rem % in_shape[d]) * kept[d];
-            rem /= in_shape[d];
+        for &(size, [_, so]) in outer.iter().rev() {
+            off += (rem % size) * so;
+            rem /= size;
         }
-        visit(row * inner, off, kept[rank - 1]);
+        visit(row * inner, inner, off, step);
     }
 }
 
 /// Σ over the axes where `out_shape` is 1 and `in_shape` is not.
 pub fn sum_to<T: Real>(x: &[T], in_shape: &[usize], out_shape: &[usize]) -> Vec<T> {
-    let mut out = vec![T::ZERO; numel(out_shape)];
-    let inner = in_shape.last().copied().unwrap_or(1);
-    for_each_row(in_shape, out_shape, |start, off, step| {
+    let mut out = pool::take_zeroed(numel(out_shape));
+    for_each_row(in_shape, out_shape, |start, inner, off, step| {
         let row = &x[start..start + inner];
         if step == 0 {
             out[off] += row.iter().copied().sum::<T>();
@@ -53,13 +53,12 @@ pub fn max_to<T: Real>(x: &[T], in_shape: &[usize], out_shape: &[usize]) -> (Vec
     let n = numel(out_shape);
     let mut best = vec![T::NEG_INFINITY; n];
     let mut arg = vec![usize::MAX; n];
-    let inner = in_shape.last().copied().unwrap_or(1);
-    for_each_row(in_shape, out_shape, |start, off, step| {
+    for_each_row(in_shape, out_shape, |start, inner, off, step| {
         for j in 0..inner {
             let v = x[start + j];
             let o = off + j * step;
             // A NaN, once taken, stays: NaNs propagate instead of hiding.
-            let take = arg[o] == usize::MAX || (!is_nan(best[o]) && (is_nan(v) || v > best[o]));
+            let take = arg[o] == usize::MAX || (!best[o].is_nan() && (v.is_nan() || v > best[o]));
             if take {
                 best[o] = v;
                 arg[o] = start + j;
@@ -67,12 +66,6 @@ pub fn max_to<T: Real>(x: &[T], in_shape: &[usize], out_shape: &[usize]) -> (Vec
         }
     });
     (best, arg)
-}
-
-/// NaN is the only value not equal to itself.
-#[inline]
-fn is_nan<T: Real>(v: T) -> bool {
-    v.partial_cmp(&v).is_none()
 }
 
 #[cfg(test)]

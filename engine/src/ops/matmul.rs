@@ -45,7 +45,7 @@ fn batched<T: Real>(
 ) -> Vec<T> {
     let GemmShape { m, n, k } = shape;
     let batches = numel(out_batch);
-    let mut out = vec![T::ZERO; batches * m * n];
+    let mut out = ferrograd_kernels::pool::take(batches * m * n);
     let sa = broadcast_strides(a_batch, out_batch);
     let sb = broadcast_strides(b_batch, out_batch);
     let offsets = |bi: usize| {

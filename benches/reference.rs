@@ -1,0 +1,330 @@
+//! The reference workloads of DESIGN.md, one JSON object per line.
+//!
+//! `cargo bench` runs them all; `cargo bench -- --quick` runs fewer repetitions (under three
+//! minutes on two cores). Each figure is the median of repeated runs after warm-up.
+//! `benches/torch_reference.py` prints the same lines for PyTorch on the same machine.
+
+use ferrograd::engine::{
+    grad, no_grad, Conv2dParams, ConvTranspose2dParams, DType, Result, Rng, Tensor,
+};
+use ferrograd_models::optim::Adam;
+use std::time::Instant;
+
+/// Repetitions: at least `runs` timed runs, and more until `min_secs` of them have run, so
+/// that sub-millisecond workloads get enough samples for a stable median.
+#[derive(Clone, Copy)]
+struct Reps {
+    warmup: usize,
+    runs: usize,
+    min_secs: f64,
+}
+
+/// Median wall time of `f` in milliseconds.
+fn median_ms(reps: Reps, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    for _ in 0..reps.warmup {
+        f()?;
+    }
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < reps.runs || start.elapsed().as_secs_f64() < reps.min_secs {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// The `fmnist_cnn` network: Conv(1→32, 3x3, pad 1)-ReLU-MaxPool2 → Conv(32→64, 3x3, pad 1)-ReLU-MaxPool2
+/// → Flatten → Linear(3136→128)-ReLU → Linear(128→10).
+struct Cnn {
+    conv1: (Tensor, Tensor),
+    conv2: (Tensor, Tensor),
+    fc1: (Tensor, Tensor),
+    fc2: (Tensor, Tensor),
+}
+
+impl Cnn {
+    fn new(rng: &mut Rng) -> Cnn {
+        let mut p = |shape: &[usize], fan_in: usize| {
+            Tensor::randn(shape, 0.0, (2.0 / fan_in as f64).sqrt(), DType::F32, rng)
+                .requires_grad_()
+        };
+        let zeros = |n: usize| Tensor::zeros(&[n], DType::F32).requires_grad_();
+        Cnn {
+            conv1: (p(&[32, 1, 3, 3], 9), zeros(32)),
+            conv2: (p(&[64, 32, 3, 3], 288), zeros(64)),
+            fc1: (p(&[3136, 128], 3136), zeros(128)),
+            fc2: (p(&[128, 10], 128), zeros(10)),
+        }
+    }
+    fn params(&self) -> Vec<Tensor> {
+        [&self.conv1, &self.conv2, &self.fc1, &self.fc2]
+            .iter()
+            .flat_map(|(w, b)| [w.clone(), b.clone()])
+            .collect()
+    }
+    /// Logits, and the second ReLU's output (the hvp workload differentiates with respect to it).
+    fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let pad1 = Conv2dParams::default().padding(1);
+        let h = x
+            .conv2d(&self.conv1.0, Some(&self.conv1.1), pad1)?
+            .relu()?
+            .max_pool2d(2, 2, 0)?;
+        let a2 = h.conv2d(&self.conv2.0, Some(&self.conv2.1), pad1)?.relu()?;
+        let h = a2.max_pool2d(2, 2, 0)?.flatten(1)?;
+        let h = h.matmul(&self.fc1.0)?.add(&self.fc1.1)?.relu()?;
+        Ok((h.matmul(&self.fc2.0)?.add(&self.fc2.1)?, a2))
+    }
+}
+
+fn batch(rng: &mut Rng, n: usize) -> (Tensor, Vec<usize>) {
+    (
+        Tensor::randn(&[n, 1, 28, 28], 0.0, 1.0, DType::F32, rng),
+        (0..n).map(|_| rng.below(10)).collect(),
+    )
+}
+
+fn train_step(net: &Cnn, opt: &mut Adam, x: &Tensor, labels: &[usize]) -> Result<f64> {
+    let loss = net.forward(x)?.0.cross_entropy(labels)?;
+    loss.backward()?;
+    opt.step()?;
+    loss.item()
+}
+
+fn emit(json: String) {
+    println!("{json}");
+}
+
+fn fmnist_cnn(reps: Reps) -> Result<()> {
+    let mut rng = Rng::new(0);
+    let net = Cnn::new(&mut rng);
+    let mut opt = Adam::new(net.params(), 1e-3);
+    let (x, labels) = batch(&mut rng, 128);
+    let ms = median_ms(reps, || train_step(&net, &mut opt, &x, &labels).map(|_| ()))?;
+    emit(format!(
+        r#"{{"name":"fmnist_cnn_train","images_per_s":{:.1},"ms":{ms:.3}}}"#,
+        128e3 / ms
+    ));
+    let ms = median_ms(reps, || no_grad(|| net.forward(&x).map(|_| ())))?;
+    emit(format!(
+        r#"{{"name":"fmnist_cnn_infer","images_per_s":{:.1},"ms":{ms:.3}}}"#,
+        128e3 / ms
+    ));
+    Ok(())
+}
+
+fn conv_benches(reps: Reps) -> Result<()> {
+    let mut rng = Rng::new(1);
+    for [n, c, h, w, k, r, s, stride, pad] in [
+        [128, 32, 14, 14, 64, 3, 3, 1, 1],
+        [64, 3, 100, 100, 64, 5, 5, 2, 2],
+        [32, 128, 25, 25, 256, 5, 5, 2, 2],
+    ] {
+        let x = Tensor::randn(&[n, c, h, w], 0.0, 1.0, DType::F32, &mut rng).requires_grad_();
+        let wt = Tensor::randn(&[k, c, r, s], 0.0, 0.1, DType::F32, &mut rng).requires_grad_();
+        let p = Conv2dParams::default().stride(stride).padding(pad);
+        let y = no_grad(|| x.conv2d(&wt, None, p))?;
+        let (oh, ow) = (y.shape()[2], y.shape()[3]);
+        let flops = 2.0 * (n * k * c * r * s * oh * ow) as f64;
+        let g = Tensor::randn(y.shape(), 0.0, 1.0, DType::F32, &mut rng);
+        let shape = format!("[{n},{c},{h},{w},{k},{r},{s},{stride},{pad}]");
+        let fwd = median_ms(reps, || no_grad(|| x.conv2d(&wt, None, p).map(|_| ())))?;
+        emit(format!(
+            r#"{{"name":"conv2d","shape":{shape},"pass":"fwd","ms":{fwd:.3},"gflops":{:.1}}}"#,
+            flops / fwd / 1e6
+        ));
+        let both = median_ms(reps, || {
+            grad(&[&x.conv2d(&wt, None, p)?], &[&x, &wt], Some(&[&g]), false).map(|_| ())
+        })?;
+        emit(format!(
+            r#"{{"name":"conv2d","shape":{shape},"pass":"fwd_bwd","ms":{both:.3},"gflops":{:.1}}}"#,
+            flops / both / 1e6
+        ));
+    }
+    for [n, c, h, w, k, r, s, stride, pad] in [
+        [64, 128, 8, 8, 64, 4, 4, 2, 1],
+        [32, 256, 13, 13, 128, 4, 4, 2, 1],
+    ] {
+        let x = Tensor::randn(&[n, c, h, w], 0.0, 1.0, DType::F32, &mut rng).requires_grad_();
+        let wt = Tensor::randn(&[c, k, r, s], 0.0, 0.1, DType::F32, &mut rng).requires_grad_();
+        let p = ConvTranspose2dParams::default().stride(stride).padding(pad);
+        let y = no_grad(|| x.conv_transpose2d(&wt, None, p))?;
+        let flops = 2.0 * (n * c * k * r * s * h * w) as f64;
+        let g = Tensor::randn(y.shape(), 0.0, 1.0, DType::F32, &mut rng);
+        let shape = format!("[{n},{c},{h},{w},{k},{r},{s},{stride},{pad}]");
+        let fwd = median_ms(reps, || {
+            no_grad(|| x.conv_transpose2d(&wt, None, p).map(|_| ()))
+        })?;
+        emit(format!(
+            r#"{{"name":"conv_transpose2d","shape":{shape},"pass":"fwd","ms":{fwd:.3},"gflops":{:.1}}}"#,
+            flops / fwd / 1e6
+        ));
+        let both = median_ms(reps, || {
+            grad(
+                &[&x.conv_transpose2d(&wt, None, p)?],
+                &[&x, &wt],
+                Some(&[&g]),
+                false,
+            )
+            .map(|_| ())
+        })?;
+        emit(format!(
+            r#"{{"name":"conv_transpose2d","shape":{shape},"pass":"fwd_bwd","ms":{both:.3},"gflops":{:.1}}}"#,
+            flops / both / 1e6
+        ));
+    }
+    Ok(())
+}
+
+fn matmul_benches(reps: Reps) -> Result<()> {
+    let mut rng = Rng::new(2);
+    for n in [512usize, 2048] {
+        let a = Tensor::randn(&[n, n], 0.0, 1.0, DType::F32, &mut rng);
+        let b = Tensor::randn(&[n, n], 0.0, 1.0, DType::F32, &mut rng);
+        let ms = median_ms(reps, || a.matmul(&b).map(|_| ()))?;
+        emit(format!(
+            r#"{{"name":"matmul","shape":[{n},{n},{n}],"ms":{ms:.3},"gflops":{:.1}}}"#,
+            2.0 * (n * n * n) as f64 / ms / 1e6
+        ));
+    }
+    Ok(())
+}
+
+/// x ← x·1.0001 + 0.5, 10,000 times (20,000 ops), then backward; time per op.
+fn op_overhead(reps: Reps) -> Result<()> {
+    const LINES: usize = 10_000;
+    let mut fwd = Vec::new();
+    let mut bwd = Vec::new();
+    for i in 0..reps.warmup + reps.runs {
+        let x = Tensor::ones(&[1], DType::F32).requires_grad_();
+        let t = Instant::now();
+        let mut y = x.clone();
+        for _ in 0..LINES {
+            y = y.mul_scalar(1.0001)?.add_scalar(0.5)?;
+        }
+        let f = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        y.sum_all()?.backward()?;
+        let b = t.elapsed().as_secs_f64();
+        drop(y);
+        if i >= reps.warmup {
+            fwd.push(f);
+            bwd.push(b);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2] * 1e6 / (2 * LINES) as f64
+    };
+    emit(format!(
+        r#"{{"name":"op_overhead","us_per_op_fwd":{:.3},"us_per_op_bwd":{:.3}}}"#,
+        median(&mut fwd),
+        median(&mut bwd)
+    ));
+    Ok(())
+}
+
+/// Class-0 logit at batch 1; its gradient with respect to the second ReLU's output (create_graph);
+/// then the gradient of (that gradient · v): a Hessian–vector product.
+fn hvp(reps: Reps) -> Result<()> {
+    let mut rng = Rng::new(3);
+    let net = Cnn::new(&mut rng);
+    let (x, _) = batch(&mut rng, 1);
+    let v = Tensor::randn(&[1, 64, 14, 14], 0.0, 1.0, DType::F32, &mut rng);
+    let ms = median_ms(reps, || {
+        let (logits, a2) = net.forward(&x)?;
+        let score = logits.narrow(1, 0, 1)?.sum_all()?;
+        let g = grad(&[&score], &[&a2], None, true)?.remove(0);
+        let gv = g.mul(&v)?.sum_all()?;
+        grad(&[&gv], &[&a2], None, false).map(|_| ())
+    })?;
+    emit(format!(r#"{{"name":"hvp","ms":{ms:.3}}}"#));
+    Ok(())
+}
+
+/// Peak resident memory (VmHWM) of this process, in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// 100 training steps in a fresh process, so the peak is the training run's alone.
+fn peak_rss_child() -> Result<()> {
+    let mut rng = Rng::new(0);
+    let net = Cnn::new(&mut rng);
+    let mut opt = Adam::new(net.params(), 1e-3);
+    let (x, labels) = batch(&mut rng, 128);
+    for _ in 0..100 {
+        train_step(&net, &mut opt, &x, &labels)?;
+    }
+    match peak_rss_mib() {
+        Some(mib) => emit(format!(
+            r#"{{"name":"peak_rss","mib":{mib:.1},"steps":100}}"#
+        )),
+        None => eprintln!("peak_rss: /proc/self/status has no VmHWM on this system"),
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--peak-rss-child") {
+        return peak_rss_child();
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let reps = if quick {
+        Reps {
+            warmup: 1,
+            runs: 3,
+            min_secs: 0.3,
+        }
+    } else {
+        Reps {
+            warmup: 3,
+            runs: 11,
+            min_secs: 1.0,
+        }
+    };
+    emit(format!(
+        r#"{{"name":"meta","engine":"ferrograd","version":"{}","threads":{},"device":"cpu","quick":{quick}}}"#,
+        env!("CARGO_PKG_VERSION"),
+        rayon::current_num_threads()
+    ));
+    // Positional arguments select workloads by name prefix (cargo passes `--bench`; skip flags).
+    let filters: Vec<&String> = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted =
+        |name: &str| filters.is_empty() || filters.iter().any(|f| name.starts_with(f.as_str()));
+    if wanted("fmnist_cnn") {
+        fmnist_cnn(reps)?;
+    }
+    if wanted("conv") {
+        conv_benches(reps)?;
+    }
+    if wanted("matmul") {
+        matmul_benches(reps)?;
+    }
+    if wanted("op_overhead") {
+        op_overhead(reps)?;
+    }
+    if wanted("hvp") {
+        hvp(reps)?;
+    }
+    if !wanted("peak_rss") {
+        return Ok(());
+    }
+    let exe =
+        std::env::current_exe().map_err(|e| ferrograd::Error::argument("bench", e.to_string()))?;
+    let out = std::process::Command::new(exe)
+        .arg("--peak-rss-child")
+        .output()
+        .map_err(|e| ferrograd::Error::argument("bench", e.to_string()))?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    Ok(())
+}
