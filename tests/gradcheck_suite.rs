@@ -81,6 +81,7 @@ op_tests!(
     sqrt,
     abs,
     clamp,
+    relu_backward,
     relu,
     leaky_relu,
     elu,

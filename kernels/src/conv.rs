@@ -374,16 +374,48 @@ pub fn max_pool2d_argmax<T: Real>(g: &ConvGeometry, x: &[T]) -> Vec<usize> {
     let cols: Vec<Vec<usize>> = (0..g.out_w)
         .map(|q| span(q, g.stride.1, g.padding.1, g.dilation.1, g.kernel_w, w))
         .collect();
+    let (kh, kw, (sh, sw), (dh, dw)) = (g.kernel_h, g.kernel_w, g.stride, g.dilation);
+    let unpadded = g.padding == (0, 0);
     let one_plane = |plane: usize, out: &mut [usize]| {
+        // Locals, not captures: writes to `out` could alias captured values, which the
+        // compiler would then reload on every iteration.
+        let (h, w, kh, kw, sh, sw, dh, dw, out_h, out_w) =
+            (h, w, kh, kw, sh, sw, dh, dw, g.out_h, g.out_w);
         let x_plane = &x[plane * h * w..(plane + 1) * h * w];
+        let base = plane * h * w;
+        if unpadded {
+            // Every window is whole: plain index arithmetic, values in registers. Only the
+            // index is returned, so the value can follow `max` (no branch), and the index
+            // moves by a conditional move: on random data a branch here mispredicts half the
+            // time and costs more than the loads. The first NaN, once seen, holds the index.
+            for p in 0..out_h {
+                for (q, o) in out[p * out_w..(p + 1) * out_w].iter_mut().enumerate() {
+                    let first = p * sh * w + q * sw;
+                    let (mut best, mut best_i) = (x_plane[first], first);
+                    let mut nan_seen = best.is_nan();
+                    for r in 0..kh {
+                        for c in 0..kw {
+                            let i = first + r * dh * w + c * dw;
+                            let v = x_plane[i];
+                            let better = !nan_seen & ((v > best) | v.is_nan());
+                            nan_seen |= v.is_nan();
+                            best = best.max(v);
+                            best_i = std::hint::select_unpredictable(better, i, best_i);
+                        }
+                    }
+                    *o = base + best_i;
+                }
+            }
+            return;
+        }
         for (p, ihs) in rows.iter().enumerate() {
             for (q, iws) in cols.iter().enumerate() {
+                let o = &mut out[p * g.out_w + q];
                 if ihs.is_empty() || iws.is_empty() {
                     // Only reachable with padding over half the window, which callers reject.
-                    out[p * g.out_w + q] = plane * h * w;
+                    *o = base;
                     continue;
                 }
-                // The geometry guarantees every window overlaps the image (pad ≤ kernel/2).
                 let mut best_i = ihs[0] * w + iws[0];
                 let mut best = x_plane[best_i];
                 for &ih in ihs {
@@ -396,7 +428,7 @@ pub fn max_pool2d_argmax<T: Real>(g: &ConvGeometry, x: &[T]) -> Vec<usize> {
                         }
                     }
                 }
-                out[p * g.out_w + q] = plane * h * w + best_i;
+                *o = base + best_i;
             }
         }
     };
@@ -482,6 +514,42 @@ mod tests {
 
     fn values(n: usize, seed: f64) -> Vec<f64> {
         (0..n).map(|i| ((i as f64 + seed) * 0.731).sin()).collect()
+    }
+
+    #[test]
+    fn max_pool_argmax_takes_first_of_ties_propagates_nan_and_ignores_padding() {
+        let pool = |h: usize, w: usize, k: usize, stride: usize, pad: usize| ConvGeometry {
+            batch: 1,
+            in_channels: 1,
+            in_h: h,
+            in_w: w,
+            out_channels: 1,
+            kernel_h: k,
+            kernel_w: k,
+            out_h: ConvGeometry::conv_out_len(h, k, stride, pad, 1).unwrap(),
+            out_w: ConvGeometry::conv_out_len(w, k, stride, pad, 1).unwrap(),
+            stride: (stride, stride),
+            padding: (pad, pad),
+            dilation: (1, 1),
+            groups: 1,
+        };
+        // 2x4 input, 2x2 windows: [1 3 | 5 5]
+        //                         [2 0 | 5 4]
+        let x = [1.0f32, 3.0, 5.0, 5.0, 2.0, 0.0, 5.0, 4.0];
+        assert_eq!(max_pool2d_argmax(&pool(2, 4, 2, 2, 0), &x), vec![1, 2]);
+        let mut with_nan = x;
+        with_nan[4] = f32::NAN;
+        with_nan[7] = f32::NAN;
+        assert_eq!(
+            max_pool2d_argmax(&pool(2, 4, 2, 2, 0), &with_nan),
+            vec![4, 7]
+        );
+        // 3x3 windows, stride 1, padding 1, all values negative: padding (zero) never wins.
+        let neg: Vec<f64> = (0..9).map(|i| -1.0 - i as f64).collect();
+        assert_eq!(
+            max_pool2d_argmax(&pool(3, 3, 3, 1, 1), &neg),
+            vec![0, 0, 1, 0, 0, 1, 3, 3, 4]
+        );
     }
 
     #[test]

@@ -105,6 +105,9 @@ pub enum BinaryOp {
     Sub,
     Mul,
     Div,
+    /// a · 1[b > 0]: ReLU's derivative rule (a is the incoming gradient, b the input), fused
+    /// so that it reads both once and writes once.
+    MulStep,
 }
 
 impl BinaryOp {
@@ -115,6 +118,13 @@ impl BinaryOp {
             BinaryOp::Sub => a - b,
             BinaryOp::Mul => a * b,
             BinaryOp::Div => a / b,
+            BinaryOp::MulStep => {
+                if b > T::ZERO {
+                    a
+                } else {
+                    T::ZERO
+                }
+            }
         }
     }
 }

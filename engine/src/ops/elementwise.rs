@@ -51,7 +51,7 @@ impl BackwardOp for Unary {
             // d|x| = sign(x)
             UnaryOp::Abs => g.mul(&x.constant(UnaryOp::Sign))?,
             // d relu(x) = 1[x > 0]
-            UnaryOp::Relu => g.mul(&x.constant(UnaryOp::Step))?,
+            UnaryOp::Relu => g.relu_backward(x)?,
             // dσ = σ(1 − σ)
             UnaryOp::Sigmoid => {
                 let s = x.sigmoid()?;
@@ -96,6 +96,7 @@ impl BackwardOp for Binary {
             BinaryOp::Sub => "sub",
             BinaryOp::Mul => "mul",
             BinaryOp::Div => "div",
+            BinaryOp::MulStep => "relu_backward",
         }
     }
 
@@ -103,22 +104,23 @@ impl BackwardOp for Binary {
     fn backward(&self, inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let (a, b) = (&inputs[0], &inputs[1]);
         let (da, db) = match self.0 {
-            BinaryOp::Add => (g.clone(), g.clone()),
-            BinaryOp::Sub => (g.clone(), g.neg()?),
+            BinaryOp::Add => (g.clone(), Some(g.clone())),
+            BinaryOp::Sub => (g.clone(), Some(g.neg()?)),
             // ∂(ab)/∂a = b, ∂(ab)/∂b = a
-            BinaryOp::Mul => (g.mul(b)?, g.mul(a)?),
+            BinaryOp::Mul => (g.mul(b)?, Some(g.mul(a)?)),
             // ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = −a/b²
-            BinaryOp::Div => (g.div(b)?, g.mul(a)?.div(&b.mul(b)?)?.neg()?),
+            BinaryOp::Div => (g.div(b)?, Some(g.mul(a)?.div(&b.mul(b)?)?.neg()?)),
+            // a·1[b > 0] is linear in a with the same mask; piecewise constant in b.
+            BinaryOp::MulStep => (g.relu_backward(b)?, None),
         };
         let da = if a.requires_grad() {
             Some(da.sum_to(a.shape())?)
         } else {
             None
         };
-        let db = if b.requires_grad() {
-            Some(db.sum_to(b.shape())?)
-        } else {
-            None
+        let db = match db {
+            Some(db) if b.requires_grad() => Some(db.sum_to(b.shape())?),
+            _ => None,
         };
         Ok(vec![da, db])
     }
@@ -182,6 +184,11 @@ impl Tensor {
     /// a · b elementwise, broadcasting.
     pub fn mul(&self, other: &Tensor) -> Result<Tensor> {
         self.binary(other, BinaryOp::Mul, "mul")
+    }
+    /// g · 1[x > 0] (with g = self): the derivative rule of [`Tensor::relu`], one fused pass.
+    /// Linear in g, so its own derivative is itself; zero almost everywhere in x.
+    pub fn relu_backward(&self, x: &Tensor) -> Result<Tensor> {
+        self.binary(x, BinaryOp::MulStep, "relu_backward")
     }
     /// a / b elementwise, broadcasting.
     pub fn div(&self, other: &Tensor) -> Result<Tensor> {
@@ -321,6 +328,14 @@ pub(crate) fn checks() -> Vec<OpCheck> {
         }),
         OpCheck::new("relu", 3, |r| {
             unary_case(r, AwayFromZero, Tensor::relu, "relu")
+        }),
+        OpCheck::new("relu_backward", 2, |r| {
+            let shape = checks::random_shape(r, 0, 3, 4);
+            let g = checks::random_values(&shape, Any, r);
+            let x = checks::random_values(&shape, AwayFromZero, r);
+            CheckCase::new(format!("relu_backward {shape:?}"), vec![g, x], |t| {
+                t[0].relu_backward(&t[1])
+            })
         }),
         OpCheck::new("leaky_relu", 3, |r| {
             unary_case(r, AwayFromZero, |x| x.leaky_relu(0.1), "leaky_relu(0.1)")

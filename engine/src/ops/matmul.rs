@@ -1,5 +1,8 @@
-//! Matrix product, 2-D and batched: [..., M, K] · [..., K, N] → [..., M, N], batch axes
-//! broadcast as in NumPy.
+//! Matrix product, 2-D and batched: op(A) · op(B) with op(X) = X or Xᵀ (of the last two axes),
+//! [..., M, K] · [..., K, N] → [..., M, N], batch axes broadcast as in NumPy.
+//!
+//! Transposes are never copied: the GEMM reads a transposed operand through its strides. That
+//! is why the primitive carries the two flags: its derivative rule is again a flagged product.
 
 use crate::autograd::BackwardOp;
 use crate::checks::{self, CheckCase, OpCheck};
@@ -11,43 +14,79 @@ use ferrograd_kernels::matmul::{gemm, GemmShape, MatRef};
 use ferrograd_kernels::{numel, Real};
 use rayon::prelude::*;
 
-struct Matmul;
+/// C = op(A)·op(B), with `transpose_a`/`transpose_b` choosing op.
+struct Matmul {
+    transpose_a: bool,
+    transpose_b: bool,
+}
 
 impl BackwardOp for Matmul {
     fn name(&self) -> &'static str {
         "matmul"
     }
-    /// C = A·B: ∂L/∂A = G·Bᵀ, ∂L/∂B = Aᵀ·G, each summed over broadcast batch axes.
+    /// With G = ∂L/∂C: ∂L/∂op(A) = G·op(B)ᵀ and ∂L/∂op(B) = op(A)ᵀ·G, then undo each op:
+    ///
+    /// | A read as | ∂L/∂A        |   | B read as | ∂L/∂B        |
+    /// |-----------|--------------|---|-----------|--------------|
+    /// | A         | G·op(B)ᵀ     |   | B         | op(A)ᵀ·G     |
+    /// | Aᵀ        | op(B)·Gᵀ     |   | Bᵀ        | Gᵀ·op(A)     |
+    ///
+    /// each summed over broadcast batch axes.
     fn backward(&self, inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let (a, b) = (&inputs[0], &inputs[1]);
-        let da = if a.requires_grad() {
-            Some(g.matmul(&b.transpose(-1, -2)?)?.sum_to(a.shape())?)
-        } else {
+        let (ta, tb) = (self.transpose_a, self.transpose_b);
+        let da = if !a.requires_grad() {
             None
+        } else if ta {
+            Some(b.matmul_t(g, tb, true)?.sum_to(a.shape())?)
+        } else {
+            Some(g.matmul_t(b, false, !tb)?.sum_to(a.shape())?)
         };
-        let db = if b.requires_grad() {
-            Some(a.transpose(-1, -2)?.matmul(g)?.sum_to(b.shape())?)
-        } else {
+        let db = if !b.requires_grad() {
             None
+        } else if tb {
+            Some(g.matmul_t(a, true, ta)?.sum_to(b.shape())?)
+        } else {
+            Some(a.matmul_t(g, !ta, false)?.sum_to(b.shape())?)
         };
         Ok(vec![da, db])
     }
 }
 
-/// Batched product of contiguous row-major operands with broadcast batch axes.
+/// One operand: its values, batch shape, and how its matrices are read.
+struct Operand<'a, T> {
+    data: &'a [T],
+    batch: &'a [usize],
+    transposed: bool,
+}
+
+impl<'a, T> Operand<'a, T> {
+    /// The `rows x cols` matrix op(X) at element offset `at`.
+    fn matrix(&self, at: usize, rows: usize, cols: usize) -> MatRef<'a, T> {
+        let data = &self.data[at..at + rows * cols];
+        if self.transposed {
+            MatRef::transposed(data, rows)
+        } else {
+            MatRef::row_major(data, cols)
+        }
+    }
+}
+
+/// Batched product with broadcast batch axes.
 fn batched<T: Real>(
-    a: &[T],
-    a_batch: &[usize],
-    b: &[T],
-    b_batch: &[usize],
+    a: Operand<'_, T>,
+    b: Operand<'_, T>,
     out_batch: &[usize],
     shape: GemmShape,
 ) -> Vec<T> {
     let GemmShape { m, n, k } = shape;
     let batches = numel(out_batch);
     let mut out = ferrograd_kernels::pool::take(batches * m * n);
-    let sa = broadcast_strides(a_batch, out_batch);
-    let sb = broadcast_strides(b_batch, out_batch);
+    if m * n == 0 {
+        return out;
+    }
+    let sa = broadcast_strides(a.batch, out_batch);
+    let sb = broadcast_strides(b.batch, out_batch);
     let offsets = |bi: usize| {
         let (mut oa, mut ob, mut rem) = (0, 0, bi);
         for d in (0..out_batch.len()).rev() {
@@ -63,17 +102,14 @@ fn batched<T: Real>(
     let one = |bi: usize, c: &mut [T]| {
         let (oa, ob) = offsets(bi);
         gemm(
-            GemmShape { m, n, k },
-            MatRef::row_major(&a[oa..oa + m * k], k),
-            MatRef::row_major(&b[ob..ob + k * n], n),
+            shape,
+            a.matrix(oa, m, k),
+            b.matrix(ob, k, n),
             c,
             false,
             !by_batch,
         );
     };
-    if m * n == 0 {
-        return out;
-    }
     if by_batch {
         out.par_chunks_mut(m * n)
             .enumerate()
@@ -89,19 +125,31 @@ fn batched<T: Real>(
 impl Tensor {
     /// Matrix product of the last two axes; leading (batch) axes broadcast.
     pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
+        self.matmul_t(other, false, false)
+    }
+
+    /// op(self) · op(other), where op transposes the last two axes when its flag is set, without
+    /// copying: `x.matmul_t(&w, false, true)` is x·wᵀ for a PyTorch-layout [out, in] weight.
+    pub fn matmul_t(&self, other: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
         let (a, b) = (self.shape(), other.shape());
+        let describe = || {
+            let t = |f: bool| if f { "ᵀ" } else { "" };
+            format!("{a:?}{} x {b:?}{}", t(transpose_a), t(transpose_b))
+        };
         if a.len() < 2 || b.len() < 2 {
             return Err(Error::shape(
                 "matmul",
-                format!("{a:?} x {b:?}: both operands need at least two axes"),
+                format!("{}: both operands need at least two axes", describe()),
             ));
         }
-        let (m, k) = (a[a.len() - 2], a[a.len() - 1]);
-        let (k2, n) = (b[b.len() - 2], b[b.len() - 1]);
+        let (ra, ca) = (a[a.len() - 2], a[a.len() - 1]);
+        let (rb, cb) = (b[b.len() - 2], b[b.len() - 1]);
+        let (m, k) = if transpose_a { (ca, ra) } else { (ra, ca) };
+        let (k2, n) = if transpose_b { (cb, rb) } else { (rb, cb) };
         if k != k2 {
             return Err(Error::shape(
                 "matmul",
-                format!("{a:?} x {b:?}: inner dimensions {k} and {k2} differ"),
+                format!("{}: inner dimensions {k} and {k2} differ", describe()),
             ));
         }
         self.same_dtype("matmul", other)?;
@@ -109,35 +157,54 @@ impl Tensor {
         let out_batch = broadcast_shapes(a_batch, b_batch).ok_or_else(|| {
             Error::shape(
                 "matmul",
-                format!("{a:?} x {b:?}: batch axes {a_batch:?} and {b_batch:?} do not broadcast"),
+                format!(
+                    "{}: batch axes {a_batch:?} and {b_batch:?} do not broadcast",
+                    describe()
+                ),
             )
         })?;
         let (sa, sb) = (self.storage(), other.storage());
+        let shape = GemmShape { m, n, k };
         let out = match (&*sa, &*sb) {
             (Storage::F32(x), Storage::F32(y)) => Storage::F32(batched(
-                x,
-                a_batch,
-                y,
-                b_batch,
+                Operand {
+                    data: x,
+                    batch: a_batch,
+                    transposed: transpose_a,
+                },
+                Operand {
+                    data: y,
+                    batch: b_batch,
+                    transposed: transpose_b,
+                },
                 &out_batch,
-                GemmShape { m, n, k },
+                shape,
             )),
             (Storage::F64(x), Storage::F64(y)) => Storage::F64(batched(
-                x,
-                a_batch,
-                y,
-                b_batch,
+                Operand {
+                    data: x,
+                    batch: a_batch,
+                    transposed: transpose_a,
+                },
+                Operand {
+                    data: y,
+                    batch: b_batch,
+                    transposed: transpose_b,
+                },
                 &out_batch,
-                GemmShape { m, n, k },
+                shape,
             )),
             _ => unreachable!("dtypes checked above"),
         };
-        let mut shape = out_batch;
-        shape.extend([m, n]);
+        let mut out_shape = out_batch;
+        out_shape.extend([m, n]);
         Ok(Tensor::from_op(
             out,
-            shape,
-            Matmul,
+            out_shape,
+            Matmul {
+                transpose_a,
+                transpose_b,
+            },
             vec![self.clone(), other.clone()],
         ))
     }
@@ -146,7 +213,8 @@ impl Tensor {
 pub(crate) fn checks() -> Vec<OpCheck> {
     vec![OpCheck::new("matmul", 3, |r| {
         let (m, k, n) = (1 + r.below(4), 1 + r.below(4), 1 + r.below(4));
-        let (batch_a, batch_b): (Vec<usize>, Vec<usize>) = match r.below(3) {
+        let (ta, tb) = (r.uniform() < 0.5, r.uniform() < 0.5);
+        let (mut sa, mut sb): (Vec<usize>, Vec<usize>) = match r.below(3) {
             0 => (vec![], vec![]),
             1 => {
                 let b = 1 + r.below(3);
@@ -154,14 +222,14 @@ pub(crate) fn checks() -> Vec<OpCheck> {
             }
             _ => (vec![2, 1], vec![3]),
         };
-        let mut sa = batch_a;
-        sa.extend([m, k]);
-        let mut sb = batch_b;
-        sb.extend([k, n]);
+        sa.extend(if ta { [k, m] } else { [m, k] });
+        sb.extend(if tb { [n, k] } else { [k, n] });
         let a = checks::random_values(&sa, checks::Domain::Any, r);
         let b = checks::random_values(&sb, checks::Domain::Any, r);
-        CheckCase::new(format!("matmul {sa:?} x {sb:?}"), vec![a, b], |t| {
-            t[0].matmul(&t[1])
-        })
+        CheckCase::new(
+            format!("matmul_t {sa:?} x {sb:?} (transpose a {ta}, b {tb})"),
+            vec![a, b],
+            move |t| t[0].matmul_t(&t[1], ta, tb),
+        )
     })]
 }

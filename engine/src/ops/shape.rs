@@ -79,7 +79,9 @@ impl BackwardOp for ScatterAddFlat {
         "scatter_add"
     }
     fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![Some(g.gather_flat(self.idx.clone(), &self.in_shape)?)])
+        Ok(vec![Some(
+            g.gather_flat_trusted(self.idx.clone(), &self.in_shape),
+        )])
     }
 }
 
@@ -247,8 +249,15 @@ impl Tensor {
                 ),
             ));
         }
+        Ok(self.gather_flat_trusted(idx, out_shape))
+    }
+
+    /// [`Tensor::gather_flat`] for indices the engine computed itself (arg-max positions,
+    /// slice boxes), already known to be in range and to fill `out_shape`.
+    pub(crate) fn gather_flat_trusted(&self, idx: Arc<Vec<usize>>, out_shape: &[usize]) -> Tensor {
+        debug_assert!(idx.len() == numel(out_shape) && idx.iter().all(|&i| i < self.numel()));
         let out = map_storage!(&*self.storage(), v => index::gather(v, &idx));
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             out,
             out_shape.to_vec(),
             GatherFlat {
@@ -256,7 +265,7 @@ impl Tensor {
                 in_shape: self.shape().to_vec(),
             },
             vec![self.clone()],
-        ))
+        )
     }
 
     /// out = zeros(out_shape); out.flat[idx[i]] += self.flat[i].
@@ -279,8 +288,19 @@ impl Tensor {
                 format!("index {bad} is out of range for output shape {out_shape:?}"),
             ));
         }
+        Ok(self.scatter_add_flat_trusted(idx, out_shape))
+    }
+
+    /// [`Tensor::scatter_add_flat`] for indices already known to be in range.
+    pub(crate) fn scatter_add_flat_trusted(
+        &self,
+        idx: Arc<Vec<usize>>,
+        out_shape: &[usize],
+    ) -> Tensor {
+        let n = numel(out_shape);
+        debug_assert!(idx.len() == self.numel() && idx.iter().all(|&i| i < n));
         let out = map_storage!(&*self.storage(), v => index::scatter_add(v, &idx, n));
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             out,
             out_shape.to_vec(),
             ScatterAddFlat {
@@ -288,7 +308,7 @@ impl Tensor {
                 in_shape: self.shape().to_vec(),
             },
             vec![self.clone()],
-        ))
+        )
     }
 
     /// The box `ranges[d] = (start, end)` on each axis (end exclusive).
