@@ -325,23 +325,27 @@ pub fn conv2d_backward_weight<T: Real>(g: &ConvGeometry, x: &[T], dy: &[T]) -> V
     };
     let col_len = rows * plane;
     if by_image {
-        x.par_chunks(g.in_image())
-            .zip(dy.par_chunks(g.out_image()))
-            .fold(
-                || (vec![T::ZERO; w_len], vec![T::ZERO; col_len]),
-                |(mut dw, mut col), (x_n, dy_n)| {
+        // One contiguous run of images per thread, each summing its own partial; the partials
+        // are then added in order. Fixed split points make the sum the same on every run
+        // (gradient checks demand bit-identical reruns), which rayon's fold does not promise.
+        let per_thread = g.batch.div_ceil(rayon::current_num_threads());
+        let partials: Vec<Vec<T>> = x
+            .par_chunks(per_thread * g.in_image())
+            .zip(dy.par_chunks(per_thread * g.out_image()))
+            .map(|(xs, dys)| {
+                let (mut dw, mut col) = (vec![T::ZERO; w_len], vec![T::ZERO; col_len]);
+                for (x_n, dy_n) in xs.chunks(g.in_image()).zip(dys.chunks(g.out_image())) {
                     one_image(x_n, dy_n, &mut dw, &mut col);
-                    (dw, col)
-                },
-            )
-            .map(|(dw, _)| dw)
-            .reduce(
-                || vec![T::ZERO; w_len],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(u, v)| *u += *v);
-                    a
-                },
-            )
+                }
+                dw
+            })
+            .collect();
+        let mut partials = partials.into_iter();
+        let mut dw = partials.next().expect("batch > 0");
+        for p in partials {
+            dw.iter_mut().zip(&p).for_each(|(a, b)| *a += *b);
+        }
+        dw
     } else {
         let mut dw = vec![T::ZERO; w_len];
         let mut col = vec![T::ZERO; col_len];
