@@ -387,6 +387,31 @@ pub fn max_pool2d_argmax<T: Real>(g: &ConvGeometry, x: &[T]) -> Vec<usize> {
             (h, w, kh, kw, sh, sw, dh, dw, g.out_h, g.out_w);
         let x_plane = &x[plane * h * w..(plane + 1) * h * w];
         let base = plane * h * w;
+        if unpadded
+            && (kh, kw, sh, sw, dh, dw) == (2, 2, 2, 2, 1, 1)
+            && !x_plane.iter().any(|v| v.is_nan())
+        {
+            // The usual 2x2/2 pool over a NaN-free plane, written as independent compares so
+            // the compiler can vectorise across windows: left vs right in each row (left wins
+            // ties), then top vs bottom (top wins), which is row-major "first maximum".
+            for p in 0..out_h {
+                let top = &x_plane[2 * p * w..][..2 * out_w];
+                let bottom = &x_plane[(2 * p + 1) * w..][..2 * out_w];
+                for (q, o) in out[p * out_w..(p + 1) * out_w].iter_mut().enumerate() {
+                    let (a, b, c, d) =
+                        (top[2 * q], top[2 * q + 1], bottom[2 * q], bottom[2 * q + 1]);
+                    let (top_right, bottom_right) = (b > a, d > c);
+                    let (top_max, bottom_max) = (
+                        if top_right { b } else { a },
+                        if bottom_right { d } else { c },
+                    );
+                    let use_bottom = bottom_max > top_max;
+                    let right = if use_bottom { bottom_right } else { top_right };
+                    *o = base + (2 * p + use_bottom as usize) * w + 2 * q + right as usize;
+                }
+            }
+            return;
+        }
         if unpadded {
             // Every window is whole: plain index arithmetic, values in registers. Only the
             // index is returned, so the value can follow `max` (no branch), and the index

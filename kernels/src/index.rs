@@ -18,6 +18,42 @@ pub fn gather<T: Real>(x: &[T], idx: &[usize]) -> Vec<T> {
     out
 }
 
+/// [`scatter_add`] for indices that stay within planes: values `k·gathered..(k+1)·gathered`
+/// of `g` land only in `out[k·source..(k+1)·source]` (max-pool and up-sampling indices never
+/// leave their channel). Planes are independent, so they are zeroed and filled in parallel.
+pub fn scatter_add_planar<T: Real>(
+    g: &[T],
+    idx: &[usize],
+    out_len: usize,
+    gathered: usize,
+    source: usize,
+) -> Vec<T> {
+    let mut out = pool::take(out_len);
+    if out_len == 0 || source == 0 {
+        return out;
+    }
+    let fill = |k: usize, dst: &mut [T], g_k: &[T], idx_k: &[usize]| {
+        dst.iter_mut().for_each(|v| *v = T::ZERO);
+        let start = k * source;
+        for (&i, &v) in idx_k.iter().zip(g_k) {
+            dst[i - start] += v;
+        }
+    };
+    let gathered = gathered.max(1);
+    if out_len >= PARALLEL_THRESHOLD {
+        out.par_chunks_mut(source)
+            .zip(g.par_chunks(gathered).zip(idx.par_chunks(gathered)))
+            .enumerate()
+            .for_each(|(k, (dst, (g_k, idx_k)))| fill(k, dst, g_k, idx_k));
+    } else {
+        out.chunks_mut(source)
+            .zip(g.chunks(gathered).zip(idx.chunks(gathered)))
+            .enumerate()
+            .for_each(|(k, (dst, (g_k, idx_k)))| fill(k, dst, g_k, idx_k));
+    }
+    out
+}
+
 /// `out = 0; out[idx[i]] += g[i]`, with `out_len` elements: the adjoint of [`gather`].
 pub fn scatter_add<T: Real>(g: &[T], idx: &[usize], out_len: usize) -> Vec<T> {
     let mut out = pool::take_zeroed(out_len);

@@ -5,6 +5,7 @@
 use crate::checks::{self, CheckCase, OpCheck};
 use crate::error::{Error, Result};
 use crate::ops::conv::Conv2dParams;
+use crate::ops::shape::Planes;
 use crate::tensor::Tensor;
 use crate::with_storage;
 use ferrograd_kernels::conv::{max_pool2d_argmax, ConvGeometry};
@@ -75,7 +76,14 @@ impl Tensor {
     pub fn max_pool2d(&self, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
         let g = pool_geometry("max_pool2d", self, kernel, stride, padding)?;
         let idx = with_storage!(&*self.storage(), v => max_pool2d_argmax(&g, v));
-        Ok(self.gather_flat_trusted(Arc::new(idx), &[g.batch, g.in_channels, g.out_h, g.out_w]))
+        Ok(self.gather_flat_trusted(
+            Arc::new(idx),
+            &[g.batch, g.in_channels, g.out_h, g.out_w],
+            Some(Planes {
+                gathered: g.out_h * g.out_w,
+                source: g.in_h * g.in_w,
+            }),
+        ))
     }
 
     /// Mean over each window, zero padding counted (PyTorch's count_include_pad): a depthwise
@@ -120,7 +128,15 @@ impl Tensor {
                 idx.extend((0..ow).map(|j| (plane * h + i / scale) * w + j / scale));
             }
         }
-        self.gather_flat(Arc::new(idx), &[n, c, oh, ow])
+        // Each output plane reads only its own input plane.
+        Ok(self.gather_flat_trusted(
+            Arc::new(idx),
+            &[n, c, oh, ow],
+            Some(Planes {
+                gathered: oh * ow,
+                source: h * w,
+            }),
+        ))
     }
 
     /// [N, C·r², H, W] → [N, C, H·r, W·r]: sub-pixel up-sampling, a reshape and a permutation.

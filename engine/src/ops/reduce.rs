@@ -131,7 +131,7 @@ impl Tensor {
             ));
         }
         let arg = with_storage!(&*self.storage(), v => kern::max_to(v, self.shape(), &kept).1);
-        let m = self.gather_flat_trusted(Arc::new(arg), &kept);
+        let m = self.gather_flat_trusted(Arc::new(arg), &kept, None);
         self.squeeze_unless(m, &axes, keepdim)
     }
 

@@ -53,19 +53,30 @@ impl BackwardOp for BroadcastTo {
     }
 }
 
+/// A promise about flat indices: gathered plane k (`gathered` values) reads only from source
+/// plane k (`source` values). It lets the scatter-add adjoint run plane by plane in parallel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Planes {
+    pub gathered: usize,
+    pub source: usize,
+}
+
 /// out[i] = x.flat[idx[i]].
 struct GatherFlat {
     idx: Arc<Vec<usize>>,
     in_shape: Vec<usize>,
+    planes: Option<Planes>,
 }
 impl BackwardOp for GatherFlat {
     fn name(&self) -> &'static str {
         "gather"
     }
     fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![Some(
-            g.scatter_add_flat(self.idx.clone(), &self.in_shape)?,
-        )])
+        Ok(vec![Some(g.scatter_add_flat_trusted(
+            self.idx.clone(),
+            &self.in_shape,
+            self.planes,
+        ))])
     }
 }
 
@@ -73,15 +84,18 @@ impl BackwardOp for GatherFlat {
 struct ScatterAddFlat {
     idx: Arc<Vec<usize>>,
     in_shape: Vec<usize>,
+    planes: Option<Planes>,
 }
 impl BackwardOp for ScatterAddFlat {
     fn name(&self) -> &'static str {
         "scatter_add"
     }
     fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![Some(
-            g.gather_flat_trusted(self.idx.clone(), &self.in_shape),
-        )])
+        Ok(vec![Some(g.gather_flat_trusted(
+            self.idx.clone(),
+            &self.in_shape,
+            self.planes,
+        ))])
     }
 }
 
@@ -249,23 +263,25 @@ impl Tensor {
                 ),
             ));
         }
-        Ok(self.gather_flat_trusted(idx, out_shape))
+        Ok(self.gather_flat_trusted(idx, out_shape, None))
     }
 
     /// [`Tensor::gather_flat`] for indices the engine computed itself (arg-max positions,
     /// slice boxes), already known to be in range and to fill `out_shape`.
-    pub(crate) fn gather_flat_trusted(&self, idx: Arc<Vec<usize>>, out_shape: &[usize]) -> Tensor {
+    pub(crate) fn gather_flat_trusted(
+        &self,
+        idx: Arc<Vec<usize>>,
+        out_shape: &[usize],
+        planes: Option<Planes>,
+    ) -> Tensor {
         debug_assert!(idx.len() == numel(out_shape) && idx.iter().all(|&i| i < self.numel()));
         let out = map_storage!(&*self.storage(), v => index::gather(v, &idx));
-        Tensor::from_op(
-            out,
-            out_shape.to_vec(),
-            GatherFlat {
-                idx,
-                in_shape: self.shape().to_vec(),
-            },
-            vec![self.clone()],
-        )
+        let op = GatherFlat {
+            idx,
+            in_shape: self.shape().to_vec(),
+            planes,
+        };
+        Tensor::from_op(out, out_shape.to_vec(), op, vec![self.clone()])
     }
 
     /// out = zeros(out_shape); out.flat[idx[i]] += self.flat[i].
@@ -288,7 +304,7 @@ impl Tensor {
                 format!("index {bad} is out of range for output shape {out_shape:?}"),
             ));
         }
-        Ok(self.scatter_add_flat_trusted(idx, out_shape))
+        Ok(self.scatter_add_flat_trusted(idx, out_shape, None))
     }
 
     /// [`Tensor::scatter_add_flat`] for indices already known to be in range.
@@ -296,19 +312,22 @@ impl Tensor {
         &self,
         idx: Arc<Vec<usize>>,
         out_shape: &[usize],
+        planes: Option<Planes>,
     ) -> Tensor {
         let n = numel(out_shape);
         debug_assert!(idx.len() == self.numel() && idx.iter().all(|&i| i < n));
-        let out = map_storage!(&*self.storage(), v => index::scatter_add(v, &idx, n));
-        Tensor::from_op(
-            out,
-            out_shape.to_vec(),
-            ScatterAddFlat {
-                idx,
-                in_shape: self.shape().to_vec(),
-            },
-            vec![self.clone()],
-        )
+        let out = match planes {
+            Some(p) => {
+                map_storage!(&*self.storage(), v => index::scatter_add_planar(v, &idx, n, p.gathered, p.source))
+            }
+            None => map_storage!(&*self.storage(), v => index::scatter_add(v, &idx, n)),
+        };
+        let op = ScatterAddFlat {
+            idx,
+            in_shape: self.shape().to_vec(),
+            planes,
+        };
+        Tensor::from_op(out, out_shape.to_vec(), op, vec![self.clone()])
     }
 
     /// The box `ranges[d] = (start, end)` on each axis (end exclusive).
