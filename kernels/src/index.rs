@@ -62,3 +62,25 @@ pub fn scatter_add<T: Real>(g: &[T], idx: &[usize], out_len: usize) -> Vec<T> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planar_scatter_matches_the_generic_scatter_on_both_paths() {
+        for planes in [3usize, 400] {
+            // Past the parallel threshold with 400 planes of 100, below it with 3.
+            let (source, gathered) = (100usize, 30usize);
+            let idx: Vec<usize> = (0..planes * gathered)
+                .map(|i| (i / gathered) * source + (i * 37) % source)
+                .collect();
+            let g: Vec<f64> = (0..idx.len()).map(|i| (i as f64 * 0.7).sin()).collect();
+            let want = scatter_add(&g, &idx, planes * source);
+            assert_eq!(
+                scatter_add_planar(&g, &idx, planes * source, gathered, source),
+                want
+            );
+        }
+    }
+}
