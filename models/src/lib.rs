@@ -1,5 +1,9 @@
 //! # ferrograd-models
 //!
-//! What the course's models are made of, on top of the engine: optimizers first.
+//! What the course's models are made of, on top of the engine: layers, optimizers, losses,
+//! the Fashion-MNIST reader, checkpoints, pictures, and the generative models.
 
+pub mod checkpoint;
+pub mod data;
 pub mod optim;
+pub mod plot;

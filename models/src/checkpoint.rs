@@ -1,0 +1,1 @@
+//! Checkpoints: named tensors in safetensors files, written atomically.

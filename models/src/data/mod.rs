@@ -1,0 +1,1 @@
+//! Fashion-MNIST: the IDX reader, where the data is looked for, shuffled mini-batches.

@@ -1,0 +1,1 @@
+//! Pictures: image grids and loss curves as PNG files.
