@@ -7,7 +7,7 @@
 use ferrograd::engine::{
     grad, no_grad, Conv2dParams, ConvTranspose2dParams, DType, Result, Rng, Tensor,
 };
-use ferrograd_models::optim::Adam;
+use ferrograd_models::optim::{Adam, Optimizer};
 use std::time::Instant;
 
 /// Repetitions: at least `runs` timed runs, and more until `min_secs` of them have run, so
@@ -58,10 +58,21 @@ impl Cnn {
             fc2: (p(&[128, 10], 128), zeros(10)),
         }
     }
-    fn params(&self) -> Vec<Tensor> {
-        [&self.conv1, &self.conv2, &self.fc1, &self.fc2]
+    fn params(&self) -> Vec<(String, Tensor)> {
+        let layers = [
+            ("conv1", &self.conv1),
+            ("conv2", &self.conv2),
+            ("fc1", &self.fc1),
+            ("fc2", &self.fc2),
+        ];
+        layers
             .iter()
-            .flat_map(|(w, b)| [w.clone(), b.clone()])
+            .flat_map(|(n, (w, b))| {
+                [
+                    (format!("{n}.weight"), w.clone()),
+                    (format!("{n}.bias"), b.clone()),
+                ]
+            })
             .collect()
     }
     /// Logits, and the second ReLU's output (the hvp workload differentiates with respect to it).

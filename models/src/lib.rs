@@ -5,5 +5,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod loss;
+pub mod nn;
 pub mod optim;
 pub mod plot;

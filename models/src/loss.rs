@@ -1,0 +1,176 @@
+//! The course's cost functions, each as the equation it implements. Reductions: "mean" is over
+//! every element; per-example sums (the VAE's) say so.
+
+use ferrograd_engine::{Error, Result, Tensor};
+
+/// Mean squared error: (1/n) Σᵢ (xᵢ − yᵢ)².
+pub fn mse(prediction: &Tensor, target: &Tensor) -> Result<Tensor> {
+    prediction.mse_loss(target)
+}
+
+/// Mean absolute error: (1/n) Σᵢ |xᵢ − yᵢ|.
+pub fn l1(prediction: &Tensor, target: &Tensor) -> Result<Tensor> {
+    prediction.l1_loss(target)
+}
+
+/// Binary cross-entropy of probabilities p against targets y ∈ [0, 1]:
+/// −(1/n) Σᵢ [yᵢ log pᵢ + (1 − yᵢ) log(1 − pᵢ)], with p clamped to [ε, 1 − ε] (ε = 1e-7) so
+/// that a saturated sigmoid gives a large finite loss, not infinity.
+pub fn bce(probability: &Tensor, target: &Tensor) -> Result<Tensor> {
+    if probability.shape() != target.shape() {
+        return Err(Error::shape(
+            "bce",
+            format!(
+                "probabilities {:?} and targets {:?} differ",
+                probability.shape(),
+                target.shape()
+            ),
+        ));
+    }
+    const EPS: f64 = 1e-7;
+    let p = probability.clamp(EPS, 1.0 - EPS)?;
+    let one_minus_p = p.neg()?.add_scalar(1.0)?;
+    let one_minus_y = target.neg()?.add_scalar(1.0)?;
+    target
+        .mul(&p.log()?)?
+        .add(&one_minus_y.mul(&one_minus_p.log()?)?)?
+        .mean_all()?
+        .neg()
+}
+
+/// Binary cross-entropy on logits s (p = σ(s)), computed stably as mean(softplus(s) − s·y).
+pub fn bce_with_logits(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
+    logits.binary_cross_entropy_with_logits(target)
+}
+
+/// Σ_W ‖W‖²_F = Σ_W Σᵢⱼ W²ᵢⱼ over the given weight tensors (pass weights, not biases): the
+/// regularised autoencoder's penalty, multiplied by λ by the caller.
+pub fn frobenius_penalty(weights: &[&Tensor]) -> Result<Tensor> {
+    lp_penalty(weights, 2.0)
+}
+
+/// Σ_W ‖W‖ᵖ_p = Σ_W Σᵢⱼ |Wᵢⱼ|ᵖ (p = 2 is the squared Frobenius norm, p = 1 the lasso).
+pub fn lp_penalty(weights: &[&Tensor], p: f64) -> Result<Tensor> {
+    if !(p > 0.0 && p.is_finite()) {
+        return Err(Error::argument(
+            "lp_penalty",
+            format!("p must be positive and finite, got {p}"),
+        ));
+    }
+    let first = weights
+        .first()
+        .ok_or_else(|| Error::argument("lp_penalty", "no weight tensors given"))?;
+    let mut total = Tensor::scalar(0.0, first.dtype());
+    for w in weights {
+        // |w|² is written w·w so its derivatives stay exact at w = 0.
+        let term = if p == 2.0 {
+            w.mul(w)?
+        } else {
+            w.abs()?.powf(p)?
+        };
+        total = total.add(&term.sum_all()?)?;
+    }
+    Ok(total)
+}
+
+/// KL(N(μ, σ²) ‖ N(0, I)) in closed form, summed over latent dimensions and averaged over the
+/// batch: (1/N) Σₙ −½ Σⱼ (1 + log σ²ₙⱼ − μ²ₙⱼ − σ²ₙⱼ). `mu` and `log_var` are [N, d].
+pub fn kl_to_standard_normal(mu: &Tensor, log_var: &Tensor) -> Result<Tensor> {
+    if mu.shape() != log_var.shape() || mu.rank() != 2 {
+        return Err(Error::shape(
+            "kl_to_standard_normal",
+            format!(
+                "mu {:?} and log_var {:?} must be the same [N, d]",
+                mu.shape(),
+                log_var.shape()
+            ),
+        ));
+    }
+    let n = mu.shape()[0].max(1) as f64;
+    let inner = log_var
+        .add_scalar(1.0)?
+        .sub(&mu.mul(mu)?)?
+        .sub(&log_var.exp()?)?;
+    inner.sum_all()?.mul_scalar(-0.5 / n)
+}
+
+/// The discriminator's loss on logits D = σ(s): −E[log D(x)] − E[log(1 − D(G(z)))], i.e. binary
+/// cross-entropy with label 1 for real samples and 0 for generated ones. The adversarial
+/// autoencoder uses it with prior samples as "real" and encoder codes as "generated".
+pub fn discriminator_loss(real_logits: &Tensor, fake_logits: &Tensor) -> Result<Tensor> {
+    // −log σ(s) = softplus(−s);  −log(1 − σ(s)) = softplus(s)
+    real_logits
+        .neg()?
+        .softplus()?
+        .mean_all()?
+        .add(&fake_logits.softplus()?.mean_all()?)
+}
+
+/// The generator's minimax loss, the value it minimises in the original game:
+/// E[log(1 − D(G(z)))] = −E[softplus(s)]. Its gradient vanishes when D rejects G's samples
+/// confidently, which is why the non-saturating form is the usual choice.
+pub fn generator_loss_minimax(fake_logits: &Tensor) -> Result<Tensor> {
+    fake_logits.softplus()?.mean_all()?.neg()
+}
+
+/// The generator's non-saturating loss: −E[log D(G(z))] = E[softplus(−s)]. The adversarial
+/// autoencoder's encoder minimises the same thing on its codes, to make them pass for prior
+/// samples.
+pub fn generator_loss_non_saturating(fake_logits: &Tensor) -> Result<Tensor> {
+    fake_logits.neg()?.softplus()?.mean_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrograd_engine::DType;
+
+    fn t(v: &[f64], shape: &[usize]) -> Tensor {
+        Tensor::from_f64s(v, shape, DType::F64).unwrap()
+    }
+
+    #[test]
+    fn losses_match_their_formulas() {
+        let p = t(&[0.9, 0.2], &[2]);
+        let y = t(&[1.0, 0.0], &[2]);
+        let want = -((0.9f64).ln() + (0.8f64).ln()) / 2.0;
+        assert!((bce(&p, &y).unwrap().item().unwrap() - want).abs() < 1e-12);
+        // bce_with_logits at s = logit(p) agrees with bce at p.
+        let s = t(&[(0.9f64 / 0.1).ln(), (0.2f64 / 0.8).ln()], &[2]);
+        assert!((bce_with_logits(&s, &y).unwrap().item().unwrap() - want).abs() < 1e-12);
+        // KL of N(μ, σ²) to N(0, 1): ½(σ² + μ² − 1 − log σ²) per dimension.
+        let (mu, lv) = (t(&[0.5, -1.0], &[1, 2]), t(&[0.2, -0.3], &[1, 2]));
+        let kl: f64 = [(0.5f64, 0.2f64), (-1.0, -0.3)]
+            .iter()
+            .map(|&(m, l)| 0.5 * (l.exp() + m * m - 1.0 - l))
+            .sum();
+        assert!((kl_to_standard_normal(&mu, &lv).unwrap().item().unwrap() - kl).abs() < 1e-12);
+        // Frobenius: Σ w².
+        let w = t(&[1.0, -2.0, 3.0], &[3]);
+        assert_eq!(frobenius_penalty(&[&w, &w]).unwrap().item().unwrap(), 28.0);
+        assert!((lp_penalty(&[&w], 1.0).unwrap().item().unwrap() - 6.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn gan_losses_match_log_d() {
+        let s = t(&[0.3, -1.2], &[2]);
+        let d: Vec<f64> = [0.3f64, -1.2]
+            .iter()
+            .map(|v| 1.0 / (1.0 + (-v).exp()))
+            .collect();
+        let mean = |f: &dyn Fn(f64) -> f64| d.iter().map(|&x| f(x)).sum::<f64>() / 2.0;
+        let close = |a: Tensor, b: f64| assert!((a.item().unwrap() - b).abs() < 1e-12);
+        close(
+            generator_loss_minimax(&s).unwrap(),
+            mean(&|x| (1.0 - x).ln()),
+        );
+        close(
+            generator_loss_non_saturating(&s).unwrap(),
+            -mean(&|x| x.ln()),
+        );
+        close(
+            discriminator_loss(&s, &s).unwrap(),
+            -mean(&|x| x.ln()) - mean(&|x| (1.0 - x).ln()),
+        );
+    }
+}

@@ -1,0 +1,497 @@
+//! Layers. Each holds its parameters as leaf tensors that require gradients, names them as
+//! PyTorch does (`weight`, `bias`, `running_mean`, nested as `encoder.0.weight`), and
+//! initialises them as PyTorch's layers do by default, so a checkpoint maps onto a PyTorch
+//! module of the same architecture name for name.
+
+use ferrograd_engine::{
+    batch_norm, BatchNormState, Conv2dParams, ConvTranspose2dParams, DType, Error, Result, Rng,
+    Tensor,
+};
+
+/// What a forward pass needs besides its input: training or evaluation (dropout, batch-norm
+/// statistics) and the generator for dropout masks.
+pub struct Ctx {
+    pub training: bool,
+    pub rng: Rng,
+}
+
+impl Ctx {
+    pub fn train(seed: u64) -> Ctx {
+        Ctx {
+            training: true,
+            rng: Rng::new(seed),
+        }
+    }
+    pub fn eval() -> Ctx {
+        Ctx {
+            training: false,
+            rng: Rng::new(0),
+        }
+    }
+}
+
+/// A layer or a network of layers.
+pub trait Module: Send + Sync {
+    fn forward(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor>;
+    /// Trainable parameters, named with `prefix` (e.g. `"encoder.0."`).
+    fn named_params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>);
+    /// State that is saved but not trained (batch-norm running statistics).
+    fn named_buffers(&self, _prefix: &str, _out: &mut Vec<(String, Tensor)>) {}
+}
+
+/// Parameters of a module as a fresh list.
+pub fn params_of(m: &dyn Module, prefix: &str) -> Vec<(String, Tensor)> {
+    let mut out = Vec::new();
+    m.named_params(prefix, &mut out);
+    out
+}
+
+/// Parameters and buffers: everything a checkpoint stores for a module.
+pub fn state_of(m: &dyn Module, prefix: &str) -> Vec<(String, Tensor)> {
+    let mut out = params_of(m, prefix);
+    m.named_buffers(prefix, &mut out);
+    out
+}
+
+/// Initialisation schemes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// U(−b, b) with b = 1/√fan_in: PyTorch's default for Linear and Conv layers (its
+    /// kaiming_uniform with a = √5 reduces to this bound).
+    PytorchDefault,
+    /// N(0, 2/fan_in) (He et al. 2015), for ReLU networks.
+    KaimingNormal,
+    /// U(−b, b) with b = √(6/(fan_in + fan_out)) (Glorot & Bengio 2010).
+    XavierUniform,
+    /// N(0, σ²), e.g. σ = 0.02 for DCGAN (Radford et al. 2016).
+    Normal(f64),
+}
+
+/// A fresh f32 parameter of `shape` drawn from `init`.
+pub fn init_param(
+    shape: &[usize],
+    fan_in: usize,
+    fan_out: usize,
+    init: Init,
+    rng: &mut Rng,
+) -> Tensor {
+    let t = match init {
+        Init::PytorchDefault => {
+            let b = 1.0 / (fan_in.max(1) as f64).sqrt();
+            Tensor::rand_uniform(shape, -b, b, DType::F32, rng)
+        }
+        Init::KaimingNormal => Tensor::randn(
+            shape,
+            0.0,
+            (2.0 / fan_in.max(1) as f64).sqrt(),
+            DType::F32,
+            rng,
+        ),
+        Init::XavierUniform => {
+            let b = (6.0 / (fan_in + fan_out).max(1) as f64).sqrt();
+            Tensor::rand_uniform(shape, -b, b, DType::F32, rng)
+        }
+        Init::Normal(std) => Tensor::randn(shape, 0.0, std, DType::F32, rng),
+    };
+    t.requires_grad_()
+}
+
+fn push(out: &mut Vec<(String, Tensor)>, prefix: &str, name: &str, t: &Tensor) {
+    out.push((format!("{prefix}{name}"), t.clone()));
+}
+
+/// y = x·Wᵀ + b with W: [out, in] (PyTorch's layout), b: [out].
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(inputs: usize, outputs: usize, rng: &mut Rng) -> Linear {
+        Linear::with_init(inputs, outputs, true, Init::PytorchDefault, rng)
+    }
+    pub fn with_init(
+        inputs: usize,
+        outputs: usize,
+        bias: bool,
+        init: Init,
+        rng: &mut Rng,
+    ) -> Linear {
+        let weight = init_param(&[outputs, inputs], inputs, outputs, init, rng);
+        // PyTorch draws biases from U(−1/√fan_in, 1/√fan_in) whatever the weight scheme.
+        let bias = bias.then(|| init_param(&[outputs], inputs, outputs, Init::PytorchDefault, rng));
+        Linear { weight, bias }
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor, _ctx: &mut Ctx) -> Result<Tensor> {
+        let y = x.matmul_t(&self.weight, false, true)?;
+        match &self.bias {
+            Some(b) => y.add(b),
+            None => Ok(y),
+        }
+    }
+    fn named_params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        push(out, prefix, "weight", &self.weight);
+        if let Some(b) = &self.bias {
+            push(out, prefix, "bias", b);
+        }
+    }
+}
+
+/// 2-D convolution; weight [out, in/groups, k, k].
+pub struct Conv2d {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub params: Conv2dParams,
+}
+
+impl Conv2d {
+    pub fn new(
+        inputs: usize,
+        outputs: usize,
+        kernel: usize,
+        params: Conv2dParams,
+        rng: &mut Rng,
+    ) -> Conv2d {
+        Conv2d::with_init(
+            inputs,
+            outputs,
+            kernel,
+            params,
+            true,
+            Init::PytorchDefault,
+            rng,
+        )
+    }
+    pub fn with_init(
+        inputs: usize,
+        outputs: usize,
+        kernel: usize,
+        params: Conv2dParams,
+        bias: bool,
+        init: Init,
+        rng: &mut Rng,
+    ) -> Conv2d {
+        let per_group = inputs / params.groups.max(1);
+        let fan_in = per_group * kernel * kernel;
+        let fan_out = outputs / params.groups.max(1) * kernel * kernel;
+        let weight = init_param(
+            &[outputs, per_group, kernel, kernel],
+            fan_in,
+            fan_out,
+            init,
+            rng,
+        );
+        let bias = bias.then(|| init_param(&[outputs], fan_in, fan_out, Init::PytorchDefault, rng));
+        Conv2d {
+            weight,
+            bias,
+            params,
+        }
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor, _ctx: &mut Ctx) -> Result<Tensor> {
+        x.conv2d(&self.weight, self.bias.as_ref(), self.params)
+    }
+    fn named_params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        push(out, prefix, "weight", &self.weight);
+        if let Some(b) = &self.bias {
+            push(out, prefix, "bias", b);
+        }
+    }
+}
+
+/// 2-D transposed convolution; weight [in, out/groups, k, k] (PyTorch's layout).
+pub struct ConvTranspose2d {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub params: ConvTranspose2dParams,
+}
+
+impl ConvTranspose2d {
+    pub fn new(
+        inputs: usize,
+        outputs: usize,
+        kernel: usize,
+        params: ConvTranspose2dParams,
+        rng: &mut Rng,
+    ) -> ConvTranspose2d {
+        ConvTranspose2d::with_init(
+            inputs,
+            outputs,
+            kernel,
+            params,
+            true,
+            Init::PytorchDefault,
+            rng,
+        )
+    }
+    pub fn with_init(
+        inputs: usize,
+        outputs: usize,
+        kernel: usize,
+        params: ConvTranspose2dParams,
+        bias: bool,
+        init: Init,
+        rng: &mut Rng,
+    ) -> ConvTranspose2d {
+        let per_group = outputs / params.groups.max(1);
+        // PyTorch computes fan_in from weight axis 1: out/groups · k².
+        let fan_in = per_group * kernel * kernel;
+        let fan_out = inputs / params.groups.max(1) * kernel * kernel;
+        let weight = init_param(
+            &[inputs, per_group, kernel, kernel],
+            fan_in,
+            fan_out,
+            init,
+            rng,
+        );
+        let bias = bias.then(|| init_param(&[outputs], fan_in, fan_out, Init::PytorchDefault, rng));
+        ConvTranspose2d {
+            weight,
+            bias,
+            params,
+        }
+    }
+}
+
+impl Module for ConvTranspose2d {
+    fn forward(&self, x: &Tensor, _ctx: &mut Ctx) -> Result<Tensor> {
+        x.conv_transpose2d(&self.weight, self.bias.as_ref(), self.params)
+    }
+    fn named_params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        push(out, prefix, "weight", &self.weight);
+        if let Some(b) = &self.bias {
+            push(out, prefix, "bias", b);
+        }
+    }
+}
+
+/// Batch normalisation over [N, C, H, W] (or [N, C]), PyTorch's BatchNorm2d/1d: γ = 1, β = 0,
+/// momentum 0.1, ε = 1e-5.
+pub struct BatchNorm2d {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub momentum: f64,
+    pub eps: f64,
+}
+
+impl BatchNorm2d {
+    pub fn new(channels: usize) -> BatchNorm2d {
+        BatchNorm2d {
+            weight: Tensor::ones(&[channels], DType::F32).requires_grad_(),
+            bias: Tensor::zeros(&[channels], DType::F32).requires_grad_(),
+            running_mean: Tensor::zeros(&[channels], DType::F32),
+            running_var: Tensor::ones(&[channels], DType::F32),
+            momentum: 0.1,
+            eps: 1e-5,
+        }
+    }
+}
+
+impl Module for BatchNorm2d {
+    fn forward(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        let state = BatchNormState {
+            running_mean: &self.running_mean,
+            running_var: &self.running_var,
+            momentum: self.momentum,
+        };
+        batch_norm(
+            x,
+            &self.weight,
+            &self.bias,
+            Some(state),
+            ctx.training,
+            self.eps,
+        )
+    }
+    fn named_params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        push(out, prefix, "weight", &self.weight);
+        push(out, prefix, "bias", &self.bias);
+    }
+    fn named_buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        push(out, prefix, "running_mean", &self.running_mean);
+        push(out, prefix, "running_var", &self.running_var);
+    }
+}
+
+/// Zeroes activations with probability p while training (inverted dropout).
+pub struct Dropout(pub f64);
+
+impl Module for Dropout {
+    fn forward(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        x.dropout(self.0, ctx.training, &mut ctx.rng)
+    }
+    fn named_params(&self, _prefix: &str, _out: &mut Vec<(String, Tensor)>) {}
+}
+
+/// Pointwise activations as layers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Relu,
+    LeakyRelu(f64),
+    Elu(f64),
+    Sigmoid,
+    Tanh,
+    Softplus,
+}
+
+impl Module for Activation {
+    fn forward(&self, x: &Tensor, _ctx: &mut Ctx) -> Result<Tensor> {
+        match *self {
+            Activation::Relu => x.relu(),
+            Activation::LeakyRelu(slope) => x.leaky_relu(slope),
+            Activation::Elu(alpha) => x.elu(alpha),
+            Activation::Sigmoid => x.sigmoid(),
+            Activation::Tanh => x.tanh(),
+            Activation::Softplus => x.softplus(),
+        }
+    }
+    fn named_params(&self, _prefix: &str, _out: &mut Vec<(String, Tensor)>) {}
+}
+
+/// [N, …] → [N, ∏…].
+pub struct Flatten;
+
+impl Module for Flatten {
+    fn forward(&self, x: &Tensor, _ctx: &mut Ctx) -> Result<Tensor> {
+        x.flatten(1)
+    }
+    fn named_params(&self, _prefix: &str, _out: &mut Vec<(String, Tensor)>) {}
+}
+
+/// [N, ∏shape] → [N, shape…].
+pub struct Reshape(pub Vec<usize>);
+
+impl Module for Reshape {
+    fn forward(&self, x: &Tensor, _ctx: &mut Ctx) -> Result<Tensor> {
+        let mut shape = vec![x.dim(0)?];
+        shape.extend(&self.0);
+        x.reshape(&shape)
+    }
+    fn named_params(&self, _prefix: &str, _out: &mut Vec<(String, Tensor)>) {}
+}
+
+/// Layers applied in order; the i-th layer's parameters are named `"{i}.…"`, as in
+/// PyTorch's nn.Sequential.
+#[derive(Default)]
+pub struct Sequential {
+    pub layers: Vec<Box<dyn Module>>,
+}
+
+impl Sequential {
+    pub fn new() -> Sequential {
+        Sequential::default()
+    }
+    /// Appends a layer (builder style).
+    pub fn layer(mut self, layer: impl Module + 'static) -> Sequential {
+        self.layers.push(Box::new(layer));
+        self
+    }
+    /// Applies layers `range` only (e.g. an encoder's first blocks, for activation maps).
+    pub fn forward_range(
+        &self,
+        x: &Tensor,
+        range: std::ops::Range<usize>,
+        ctx: &mut Ctx,
+    ) -> Result<Tensor> {
+        if range.end > self.layers.len() {
+            return Err(Error::argument(
+                "Sequential::forward_range",
+                format!("range {range:?} past {} layers", self.layers.len()),
+            ));
+        }
+        let mut h = x.clone();
+        for layer in &self.layers[range] {
+            h = layer.forward(&h, ctx)?;
+        }
+        Ok(h)
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        self.forward_range(x, 0..self.layers.len(), ctx)
+    }
+    fn named_params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.named_params(&format!("{prefix}{i}."), out);
+        }
+    }
+    fn named_buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.named_buffers(&format!("{prefix}{i}."), out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequential_names_parameters_like_pytorch() {
+        let mut rng = Rng::new(0);
+        let net = Sequential::new()
+            .layer(Conv2d::new(
+                1,
+                4,
+                3,
+                Conv2dParams::default().padding(1),
+                &mut rng,
+            ))
+            .layer(BatchNorm2d::new(4))
+            .layer(Activation::Relu)
+            .layer(Flatten)
+            .layer(Linear::new(4 * 5 * 5, 3, &mut rng));
+        let names: Vec<String> = state_of(&net, "encoder.")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "encoder.0.weight",
+                "encoder.0.bias",
+                "encoder.1.weight",
+                "encoder.1.bias",
+                "encoder.4.weight",
+                "encoder.4.bias",
+                "encoder.1.running_mean",
+                "encoder.1.running_var"
+            ]
+        );
+        let x = Tensor::randn(&[2, 1, 5, 5], 0.0, 1.0, DType::F32, &mut rng);
+        let y = net.forward(&x, &mut Ctx::train(0)).unwrap();
+        assert_eq!(y.shape(), &[2, 3]);
+        assert_eq!(
+            params_of(&net, "")
+                .iter()
+                .find(|(n, _)| n == "4.weight")
+                .unwrap()
+                .1
+                .shape(),
+            &[3, 100]
+        );
+    }
+
+    #[test]
+    fn pytorch_default_init_stays_in_its_bound() {
+        let mut rng = Rng::new(1);
+        let l = Linear::new(64, 32, &mut rng);
+        let bound = 1.0 / 8.0;
+        assert!(l.weight.to_vec_f64().iter().all(|v| v.abs() <= bound));
+        let spread = l
+            .weight
+            .to_vec_f64()
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(spread > 0.9 * bound, "draws fill the interval: {spread}");
+    }
+}
