@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod generative;
 pub mod loss;
 pub mod nn;
 pub mod optim;

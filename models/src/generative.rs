@@ -1,0 +1,807 @@
+//! The four generative models of the course's first part, behind one interface that the
+//! training loop drives. Each model's `train_step` is its cost function and its update rule,
+//! written so the code reads beside the equation in its doc comment.
+//!
+//! Shared pieces: a convolutional encoder 28x28 → 7x7x64 → vector, and its mirror, a decoder
+//! vector → 7x7x64 → 28x28 logits (the sigmoid is applied where probabilities are needed, so
+//! losses can use the stable logit forms).
+
+use crate::loss;
+use crate::nn::{
+    self, Activation, Conv2d, ConvTranspose2d, Ctx, Flatten, Init, Linear, Module, Reshape,
+    Sequential,
+};
+use crate::optim::{Adam, Optimizer};
+use ferrograd_engine::{
+    no_grad, Conv2dParams, ConvTranspose2dParams, DType, Error, Result, Rng, Tensor,
+};
+use std::collections::BTreeMap;
+
+/// Pixels of a Fashion-MNIST image.
+pub const PIXELS: usize = 28 * 28;
+
+/// Encoder: Conv(1→32, 4, s2, p1)-ReLU → Conv(32→64, 4, s2, p1)-ReLU → Flatten → Linear(3136→`outputs`).
+pub fn conv_encoder(
+    outputs: usize,
+    activation: Activation,
+    init: Init,
+    rng: &mut Rng,
+) -> Sequential {
+    let down = Conv2dParams::default().stride(2).padding(1);
+    Sequential::new()
+        .layer(Conv2d::with_init(1, 32, 4, down, true, init, rng))
+        .layer(activation)
+        .layer(Conv2d::with_init(32, 64, 4, down, true, init, rng))
+        .layer(activation)
+        .layer(Flatten)
+        .layer(Linear::with_init(64 * 7 * 7, outputs, true, init, rng))
+}
+
+/// Decoder: Linear(`inputs`→3136)-ReLU → [64, 7, 7] → ConvT(64→32, 4, s2, p1)-ReLU →
+/// ConvT(32→1, 4, s2, p1): logits of a 28x28 image.
+pub fn conv_decoder(inputs: usize, init: Init, rng: &mut Rng) -> Sequential {
+    let up = ConvTranspose2dParams::default().stride(2).padding(1);
+    Sequential::new()
+        .layer(Linear::with_init(inputs, 64 * 7 * 7, true, init, rng))
+        .layer(Activation::Relu)
+        .layer(Reshape(vec![64, 7, 7]))
+        .layer(ConvTranspose2d::with_init(64, 32, 4, up, true, init, rng))
+        .layer(Activation::Relu)
+        .layer(ConvTranspose2d::with_init(32, 1, 4, up, true, init, rng))
+}
+
+/// Weights (not biases, not batch-norm scales) of a module: what λ‖W‖²_F penalises.
+pub fn weights_of(m: &dyn Module) -> Vec<Tensor> {
+    nn::params_of(m, "")
+        .into_iter()
+        .filter(|(n, t)| n.ends_with("weight") && t.rank() >= 2)
+        .map(|(_, t)| t)
+        .collect()
+}
+
+/// Losses of one batch by name ("loss" is the one optimised; others are its parts).
+pub type Losses = Vec<(&'static str, f64)>;
+
+/// What the training loop needs from a model.
+pub trait GenerativeModel {
+    /// "ae", "vae", "gan" or "aae".
+    fn kind(&self) -> &'static str;
+    /// One optimisation step on a batch x ∈ [0, 1]^{N×1×28×28}.
+    fn train_step(&mut self, x: &Tensor, ctx: &mut Ctx) -> Result<Losses>;
+    /// The same losses on a batch, without training (evaluation mode, no tape).
+    fn eval_losses(&self, x: &Tensor, rng: &mut Rng) -> Result<Losses>;
+    /// x ↦ reconstruction in [0, 1], for models with an encoder.
+    fn reconstruct(&self, _x: &Tensor) -> Option<Result<Tensor>> {
+        None
+    }
+    /// `n` images decoded from samples of the prior, for models that generate.
+    fn sample(&self, _n: usize, _rng: &mut Rng) -> Option<Result<Tensor>> {
+        None
+    }
+    /// Decodes (1 − t)·E(a) + t·E(b) for `steps` values of t in [0, 1], for models with a latent code.
+    fn interpolate(&self, _a: &Tensor, _b: &Tensor, _steps: usize) -> Option<Result<Tensor>> {
+        None
+    }
+    /// Weights, buffers and optimizer state, by name.
+    fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>);
+    /// Restores [`GenerativeModel::state`].
+    fn load_state(
+        &mut self,
+        tensors: &BTreeMap<String, Tensor>,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<()>;
+}
+
+/// Copies saved values into a module's parameters and buffers (shapes must match).
+pub fn load_module(m: &dyn Module, prefix: &str, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
+    for (name, t) in nn::state_of(m, prefix) {
+        let saved = tensors
+            .get(&name)
+            .ok_or_else(|| Error::argument("load", format!("checkpoint has no tensor '{name}'")))?;
+        if saved.shape() != t.shape() {
+            return Err(Error::shape(
+                "load",
+                format!(
+                    "'{name}' is {:?} in the checkpoint but {:?} in the model",
+                    saved.shape(),
+                    t.shape()
+                ),
+            ));
+        }
+        t.assign(&saved.to_dtype(t.dtype())?)?;
+    }
+    Ok(())
+}
+
+/// Module state and optimizer state gathered for a checkpoint.
+fn collect_state(
+    modules: &[(&str, &dyn Module)],
+    optimizers: &[(&str, &dyn Optimizer)],
+) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
+    let mut tensors = Vec::new();
+    let mut metadata = BTreeMap::new();
+    for (prefix, m) in modules {
+        tensors.extend(nn::state_of(*m, prefix));
+    }
+    for (prefix, o) in optimizers {
+        let s = o.state(prefix);
+        tensors.extend(s.tensors);
+        metadata.extend(s.metadata);
+    }
+    (tensors, metadata)
+}
+
+fn restore_state(
+    modules: &[(&str, &dyn Module)],
+    optimizers: &mut [(&str, &mut dyn Optimizer)],
+    tensors: &BTreeMap<String, Tensor>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    for (prefix, m) in modules {
+        load_module(*m, prefix, tensors)?;
+    }
+    for (prefix, o) in optimizers.iter_mut() {
+        o.load_state(prefix, tensors, metadata)?;
+    }
+    Ok(())
+}
+
+fn batch_size(x: &Tensor) -> Result<usize> {
+    x.dim(0)
+}
+
+/// Σ over pixels of BCE(σ(logits), x), averaged over the batch: −(1/N) Σₙ Σᵢ [xᵢ log pᵢ + (1 − xᵢ) log(1 − pᵢ)], in nats per image.
+pub fn bce_per_image(logits: &Tensor, x: &Tensor) -> Result<Tensor> {
+    loss::bce_with_logits(logits, x)?.mul_scalar(PIXELS as f64)
+}
+
+// ---- 1. Regularised autoencoder ----------------------------------------------------------------
+
+/// Regularised autoencoder: min over f = D∘E of  E_x[‖x − f(x)‖²] + λ‖W‖²_F  (mean squared error
+/// per pixel; the penalty sums the squared weights of every layer).
+pub struct Autoencoder {
+    pub encoder: Sequential,
+    pub decoder: Sequential,
+    pub lambda: f64,
+    opt: Adam,
+}
+
+impl Autoencoder {
+    pub fn new(latent: usize, lambda: f64, lr: f64, rng: &mut Rng) -> Autoencoder {
+        let encoder = conv_encoder(latent, Activation::Relu, Init::PytorchDefault, rng);
+        let decoder = conv_decoder(latent, Init::PytorchDefault, rng);
+        let mut params = nn::params_of(&encoder, "encoder.");
+        params.extend(nn::params_of(&decoder, "decoder."));
+        Autoencoder {
+            encoder,
+            decoder,
+            lambda,
+            opt: Adam::new(params, lr),
+        }
+    }
+
+    fn losses(&self, x: &Tensor, ctx: &mut Ctx) -> Result<(Tensor, Losses)> {
+        let recon = self
+            .decoder
+            .forward(&self.encoder.forward(x, ctx)?, ctx)?
+            .sigmoid()?;
+        let mse = loss::mse(&recon, x)?;
+        let weights = [weights_of(&self.encoder), weights_of(&self.decoder)].concat();
+        let penalty = loss::frobenius_penalty(&weights.iter().collect::<Vec<_>>())?;
+        let total = mse.add(&penalty.mul_scalar(self.lambda)?)?;
+        let parts = vec![
+            ("loss", total.item()?),
+            ("mse", mse.item()?),
+            ("weight_norm_sq", penalty.item()?),
+        ];
+        Ok((total, parts))
+    }
+}
+
+impl GenerativeModel for Autoencoder {
+    fn kind(&self) -> &'static str {
+        "ae"
+    }
+    fn train_step(&mut self, x: &Tensor, ctx: &mut Ctx) -> Result<Losses> {
+        let (total, parts) = self.losses(x, ctx)?;
+        total.backward()?;
+        self.opt.step()?;
+        Ok(parts)
+    }
+    fn eval_losses(&self, x: &Tensor, _rng: &mut Rng) -> Result<Losses> {
+        no_grad(|| self.losses(x, &mut Ctx::eval()).map(|(_, p)| p))
+    }
+    fn reconstruct(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        Some(no_grad(|| {
+            let ctx = &mut Ctx::eval();
+            self.decoder
+                .forward(&self.encoder.forward(x, ctx)?, ctx)?
+                .sigmoid()
+        }))
+    }
+    fn interpolate(&self, a: &Tensor, b: &Tensor, steps: usize) -> Option<Result<Tensor>> {
+        Some(no_grad(|| {
+            let ctx = &mut Ctx::eval();
+            interpolate_codes(
+                &self.encoder.forward(a, ctx)?,
+                &self.encoder.forward(b, ctx)?,
+                steps,
+                |h| self.decoder.forward(h, &mut Ctx::eval())?.sigmoid(),
+            )
+        }))
+    }
+    fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
+        collect_state(
+            &[("encoder.", &self.encoder), ("decoder.", &self.decoder)],
+            &[("optim.", &self.opt)],
+        )
+    }
+    fn load_state(
+        &mut self,
+        tensors: &BTreeMap<String, Tensor>,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        restore_state(
+            &[("encoder.", &self.encoder), ("decoder.", &self.decoder)],
+            &mut [("optim.", &mut self.opt)],
+            tensors,
+            metadata,
+        )
+    }
+}
+
+/// Decodes (1 − t)·hₐ + t·h_b for t = 0, 1/(steps−1), …, 1; a and b are single codes [1, d].
+fn interpolate_codes(
+    ha: &Tensor,
+    hb: &Tensor,
+    steps: usize,
+    decode: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let steps = steps.max(2);
+    let codes = (0..steps)
+        .map(|i| {
+            let t = i as f64 / (steps - 1) as f64;
+            ha.mul_scalar(1.0 - t)?.add(&hb.mul_scalar(t)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    decode(&Tensor::concat(&codes, 0)?)
+}
+
+// ---- 2. Variational autoencoder ----------------------------------------------------------------
+
+/// Variational autoencoder (Kingma & Welling 2014). The encoder gives μ and log σ²; the code is
+/// z = μ + σ·ε with ε ~ N(0, I) (the reparameterisation, so gradients flow through μ and σ);
+/// the loss per image is
+///
+///   −E_q[log p(x|z)] + λ·KL(N(μ, σ²) ‖ N(0, I)),
+///
+/// the reconstruction term a Bernoulli likelihood (BCE summed over pixels). λ = 1 is the negative
+/// ELBO; other values give a β-VAE.
+pub struct Vae {
+    pub encoder: Sequential,
+    pub decoder: Sequential,
+    pub latent: usize,
+    pub lambda: f64,
+    opt: Adam,
+}
+
+impl Vae {
+    pub fn new(latent: usize, lambda: f64, lr: f64, rng: &mut Rng) -> Vae {
+        let encoder = conv_encoder(2 * latent, Activation::Relu, Init::PytorchDefault, rng);
+        let decoder = conv_decoder(latent, Init::PytorchDefault, rng);
+        let mut params = nn::params_of(&encoder, "encoder.");
+        params.extend(nn::params_of(&decoder, "decoder."));
+        Vae {
+            encoder,
+            decoder,
+            latent,
+            lambda,
+            opt: Adam::new(params, lr),
+        }
+    }
+
+    /// μ and log σ², each [N, latent].
+    pub fn encode(&self, x: &Tensor, ctx: &mut Ctx) -> Result<(Tensor, Tensor)> {
+        let h = self.encoder.forward(x, ctx)?;
+        Ok((
+            h.narrow(1, 0, self.latent)?,
+            h.narrow(1, self.latent, self.latent)?,
+        ))
+    }
+
+    /// (loss, reconstruction term, KL), per image, for one draw of ε.
+    fn objective(&self, x: &Tensor, ctx: &mut Ctx) -> Result<(Tensor, Tensor, Tensor)> {
+        let (mu, log_var) = self.encode(x, ctx)?;
+        let eps = Tensor::randn(mu.shape(), 0.0, 1.0, mu.dtype(), &mut ctx.rng);
+        let z = mu.add(&log_var.mul_scalar(0.5)?.exp()?.mul(&eps)?)?;
+        let logits = self.decoder.forward(&z, ctx)?;
+        let recon = bce_per_image(&logits, x)?;
+        let kl = loss::kl_to_standard_normal(&mu, &log_var)?;
+        Ok((recon.add(&kl.mul_scalar(self.lambda)?)?, recon, kl))
+    }
+
+    /// The negative ELBO in nats per image (BCE summed over pixels + KL, one sample of z), whatever λ.
+    pub fn negative_elbo(&self, x: &Tensor, rng: &mut Rng) -> Result<f64> {
+        no_grad(|| {
+            let mut ctx = Ctx {
+                training: false,
+                rng: rng.fork(),
+            };
+            let (_, recon, kl) = self.objective(x, &mut ctx)?;
+            Ok(recon.item()? + kl.item()?)
+        })
+    }
+}
+
+impl GenerativeModel for Vae {
+    fn kind(&self) -> &'static str {
+        "vae"
+    }
+    fn train_step(&mut self, x: &Tensor, ctx: &mut Ctx) -> Result<Losses> {
+        let (total, recon, kl) = self.objective(x, ctx)?;
+        total.backward()?;
+        self.opt.step()?;
+        Ok(vec![
+            ("loss", total.item()?),
+            ("reconstruction", recon.item()?),
+            ("kl", kl.item()?),
+        ])
+    }
+    fn eval_losses(&self, x: &Tensor, rng: &mut Rng) -> Result<Losses> {
+        no_grad(|| {
+            let mut ctx = Ctx {
+                training: false,
+                rng: rng.fork(),
+            };
+            let (total, recon, kl) = self.objective(x, &mut ctx)?;
+            let mse = loss::mse(&self.reconstruct(x).expect("a VAE reconstructs")?, x)?;
+            Ok(vec![
+                ("loss", total.item()?),
+                ("reconstruction", recon.item()?),
+                ("kl", kl.item()?),
+                ("negative_elbo", recon.item()? + kl.item()?),
+                ("mse", mse.item()?),
+            ])
+        })
+    }
+    /// Decodes the mean code μ(x).
+    fn reconstruct(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        Some(no_grad(|| {
+            let ctx = &mut Ctx::eval();
+            let (mu, _) = self.encode(x, ctx)?;
+            self.decoder.forward(&mu, ctx)?.sigmoid()
+        }))
+    }
+    fn sample(&self, n: usize, rng: &mut Rng) -> Option<Result<Tensor>> {
+        let z = Tensor::randn(&[n, self.latent], 0.0, 1.0, DType::F32, rng);
+        Some(no_grad(|| {
+            self.decoder.forward(&z, &mut Ctx::eval())?.sigmoid()
+        }))
+    }
+    fn interpolate(&self, a: &Tensor, b: &Tensor, steps: usize) -> Option<Result<Tensor>> {
+        Some(no_grad(|| {
+            let ctx = &mut Ctx::eval();
+            let (ha, hb) = (self.encode(a, ctx)?.0, self.encode(b, ctx)?.0);
+            interpolate_codes(&ha, &hb, steps, |h| {
+                self.decoder.forward(h, &mut Ctx::eval())?.sigmoid()
+            })
+        }))
+    }
+    fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
+        collect_state(
+            &[("encoder.", &self.encoder), ("decoder.", &self.decoder)],
+            &[("optim.", &self.opt)],
+        )
+    }
+    fn load_state(
+        &mut self,
+        tensors: &BTreeMap<String, Tensor>,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        restore_state(
+            &[("encoder.", &self.encoder), ("decoder.", &self.decoder)],
+            &mut [("optim.", &mut self.opt)],
+            tensors,
+            metadata,
+        )
+    }
+}
+
+/// Clears the gradients a backward pass left on a module it did not mean to train (the
+/// discriminator, during the generator's step).
+fn zero_grads(m: &dyn Module) {
+    for (_, p) in nn::params_of(m, "") {
+        p.zero_grad();
+    }
+}
+
+// ---- 3. GAN ------------------------------------------------------------------------------------
+
+/// Which loss the generator minimises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GeneratorLoss {
+    /// E[log(1 − D(G(z)))]: the minimax game as written.
+    Minimax,
+    /// −E[log D(G(z))]: the same fixed point, with strong gradients early on.
+    NonSaturating,
+}
+
+/// DCGAN-style GAN (Goodfellow et al. 2014; Radford et al. 2016):
+/// min_G max_D  E_x[log D(x)] + E_z[log(1 − D(G(z)))], z ~ N(0, I),
+/// trained by alternating one discriminator step and one generator step per batch.
+/// G: Linear(z→3136)-ReLU → [64, 7, 7] → ConvT(64→32)-BatchNorm-ReLU → ConvT(32→1) → sigmoid;
+/// D: the convolutional encoder with LeakyReLU(0.2), one logit. Weights N(0, 0.02), Adam(β₁ = 0.5).
+pub struct Gan {
+    pub generator: Sequential,
+    pub discriminator: Sequential,
+    pub latent: usize,
+    pub generator_loss: GeneratorLoss,
+    opt_g: Adam,
+    opt_d: Adam,
+}
+
+impl Gan {
+    pub fn new(latent: usize, generator_loss: GeneratorLoss, lr: f64, rng: &mut Rng) -> Gan {
+        let init = Init::Normal(0.02);
+        let up = ConvTranspose2dParams::default().stride(2).padding(1);
+        let generator = Sequential::new()
+            .layer(Linear::with_init(latent, 64 * 7 * 7, true, init, rng))
+            .layer(Activation::Relu)
+            .layer(Reshape(vec![64, 7, 7]))
+            .layer(ConvTranspose2d::with_init(64, 32, 4, up, true, init, rng))
+            .layer(nn::BatchNorm2d::new(32))
+            .layer(Activation::Relu)
+            .layer(ConvTranspose2d::with_init(32, 1, 4, up, true, init, rng))
+            .layer(Activation::Sigmoid);
+        let discriminator = conv_encoder(1, Activation::LeakyRelu(0.2), init, rng);
+        let opt_g = Adam::new(nn::params_of(&generator, "generator."), lr).with_betas(0.5, 0.999);
+        let opt_d =
+            Adam::new(nn::params_of(&discriminator, "discriminator."), lr).with_betas(0.5, 0.999);
+        Gan {
+            generator,
+            discriminator,
+            latent,
+            generator_loss,
+            opt_g,
+            opt_d,
+        }
+    }
+
+    fn g_loss(&self, fake_logits: &Tensor) -> Result<Tensor> {
+        match self.generator_loss {
+            GeneratorLoss::Minimax => loss::generator_loss_minimax(fake_logits),
+            GeneratorLoss::NonSaturating => loss::generator_loss_non_saturating(fake_logits),
+        }
+    }
+}
+
+impl GenerativeModel for Gan {
+    fn kind(&self) -> &'static str {
+        "gan"
+    }
+    fn train_step(&mut self, x: &Tensor, ctx: &mut Ctx) -> Result<Losses> {
+        let z = Tensor::randn(
+            &[batch_size(x)?, self.latent],
+            0.0,
+            1.0,
+            DType::F32,
+            &mut ctx.rng,
+        );
+        let fake = self.generator.forward(&z, ctx)?;
+        // Discriminator: −E[log D(x)] − E[log(1 − D(G(z)))], with G held fixed (detached).
+        let d_loss = loss::discriminator_loss(
+            &self.discriminator.forward(x, ctx)?,
+            &self.discriminator.forward(&fake.detach(), ctx)?,
+        )?;
+        d_loss.backward()?;
+        self.opt_d.step()?;
+        // Generator: its loss through the updated discriminator; D's gradients are discarded.
+        let g_loss = self.g_loss(&self.discriminator.forward(&fake, ctx)?)?;
+        g_loss.backward()?;
+        self.opt_g.step()?;
+        zero_grads(&self.discriminator);
+        let (d, g) = (d_loss.item()?, g_loss.item()?);
+        Ok(vec![
+            ("loss", d + g),
+            ("discriminator", d),
+            ("generator", g),
+        ])
+    }
+    fn eval_losses(&self, x: &Tensor, rng: &mut Rng) -> Result<Losses> {
+        no_grad(|| {
+            let ctx = &mut Ctx::eval();
+            let z = Tensor::randn(&[batch_size(x)?, self.latent], 0.0, 1.0, DType::F32, rng);
+            let fake_logits = self
+                .discriminator
+                .forward(&self.generator.forward(&z, ctx)?, ctx)?;
+            let d = loss::discriminator_loss(&self.discriminator.forward(x, ctx)?, &fake_logits)?
+                .item()?;
+            let g = self.g_loss(&fake_logits)?.item()?;
+            Ok(vec![
+                ("loss", d + g),
+                ("discriminator", d),
+                ("generator", g),
+            ])
+        })
+    }
+    fn sample(&self, n: usize, rng: &mut Rng) -> Option<Result<Tensor>> {
+        let z = Tensor::randn(&[n, self.latent], 0.0, 1.0, DType::F32, rng);
+        Some(no_grad(|| self.generator.forward(&z, &mut Ctx::eval())))
+    }
+    fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
+        collect_state(
+            &[
+                ("generator.", &self.generator),
+                ("discriminator.", &self.discriminator),
+            ],
+            &[("optim_g.", &self.opt_g), ("optim_d.", &self.opt_d)],
+        )
+    }
+    fn load_state(
+        &mut self,
+        tensors: &BTreeMap<String, Tensor>,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        restore_state(
+            &[
+                ("generator.", &self.generator),
+                ("discriminator.", &self.discriminator),
+            ],
+            &mut [("optim_g.", &mut self.opt_g), ("optim_d.", &mut self.opt_d)],
+            tensors,
+            metadata,
+        )
+    }
+}
+
+// ---- 4. Adversarial autoencoder ----------------------------------------------------------------
+
+/// The prior p(h) the adversarial autoencoder pulls its codes toward.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Prior {
+    /// N(0, I).
+    StandardNormal,
+    /// An equal mixture of `components` Gaussians (σ = 0.5) whose means lie on a circle of
+    /// radius 4 in the first two code dimensions (0 in the others).
+    GaussianMixture { components: usize },
+}
+
+impl Prior {
+    /// `n` samples of dimension `d`.
+    pub fn sample(&self, n: usize, d: usize, rng: &mut Rng) -> Tensor {
+        match *self {
+            Prior::StandardNormal => Tensor::randn(&[n, d], 0.0, 1.0, DType::F32, rng),
+            Prior::GaussianMixture { components } => {
+                let k = components.max(1);
+                let mut v = Vec::with_capacity(n * d);
+                for _ in 0..n {
+                    let angle = 2.0 * std::f64::consts::PI * rng.below(k) as f64 / k as f64;
+                    for j in 0..d {
+                        let centre = match j {
+                            0 => 4.0 * angle.cos(),
+                            1 => 4.0 * angle.sin(),
+                            _ => 0.0,
+                        };
+                        v.push((centre + 0.5 * rng.normal()) as f32);
+                    }
+                }
+                Tensor::from_vec(v, &[n, d]).expect("n·d values")
+            }
+        }
+    }
+}
+
+/// Adversarial autoencoder (Makhzani et al. 2016). Three phases per batch:
+/// 1. reconstruction: min_{E,Dec} E_x[‖x − Dec(E(x))‖²];
+/// 2. regularisation, discriminator: min_{D} −E_{h~p(h)}[log D(h)] − E_x[log(1 − D(E(x)))];
+/// 3. regularisation, encoder: min_E λ·(−E_x[log D(E(x))]), so the codes pass for prior samples.
+///
+/// D is an MLP on codes: Linear(d→64)-ReLU-Linear(64→64)-ReLU-Linear(64→1).
+pub struct Aae {
+    pub encoder: Sequential,
+    pub decoder: Sequential,
+    pub discriminator: Sequential,
+    pub latent: usize,
+    pub lambda: f64,
+    pub prior: Prior,
+    opt_ae: Adam,
+    opt_d: Adam,
+    opt_e: Adam,
+}
+
+impl Aae {
+    pub fn new(latent: usize, lambda: f64, prior: Prior, lr: f64, rng: &mut Rng) -> Aae {
+        let encoder = conv_encoder(latent, Activation::Relu, Init::PytorchDefault, rng);
+        let decoder = conv_decoder(latent, Init::PytorchDefault, rng);
+        let discriminator = Sequential::new()
+            .layer(Linear::new(latent, 64, rng))
+            .layer(Activation::Relu)
+            .layer(Linear::new(64, 64, rng))
+            .layer(Activation::Relu)
+            .layer(Linear::new(64, 1, rng));
+        let mut ae_params = nn::params_of(&encoder, "encoder.");
+        ae_params.extend(nn::params_of(&decoder, "decoder."));
+        let opt_ae = Adam::new(ae_params, lr);
+        let opt_d =
+            Adam::new(nn::params_of(&discriminator, "discriminator."), lr).with_betas(0.5, 0.999);
+        let opt_e = Adam::new(nn::params_of(&encoder, "encoder."), lr).with_betas(0.5, 0.999);
+        Aae {
+            encoder,
+            decoder,
+            discriminator,
+            latent,
+            lambda,
+            prior,
+            opt_ae,
+            opt_d,
+            opt_e,
+        }
+    }
+
+    fn decode(&self, h: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        self.decoder.forward(h, ctx)?.sigmoid()
+    }
+}
+
+impl GenerativeModel for Aae {
+    fn kind(&self) -> &'static str {
+        "aae"
+    }
+    fn train_step(&mut self, x: &Tensor, ctx: &mut Ctx) -> Result<Losses> {
+        let n = batch_size(x)?;
+        // 1. Reconstruction.
+        let recon = loss::mse(&self.decode(&self.encoder.forward(x, ctx)?, ctx)?, x)?;
+        recon.backward()?;
+        self.opt_ae.step()?;
+        // 2. Discriminator: prior samples are "real", codes are "generated".
+        let codes = self.encoder.forward(x, ctx)?;
+        let prior = self.prior.sample(n, self.latent, &mut ctx.rng);
+        let d_loss = loss::discriminator_loss(
+            &self.discriminator.forward(&prior, ctx)?,
+            &self.discriminator.forward(&codes.detach(), ctx)?,
+        )?;
+        d_loss.backward()?;
+        self.opt_d.step()?;
+        // 3. Encoder fools the discriminator.
+        let e_loss =
+            loss::generator_loss_non_saturating(&self.discriminator.forward(&codes, ctx)?)?
+                .mul_scalar(self.lambda)?;
+        e_loss.backward()?;
+        self.opt_e.step()?;
+        zero_grads(&self.discriminator);
+        let (r, d, e) = (recon.item()?, d_loss.item()?, e_loss.item()?);
+        Ok(vec![
+            ("loss", r),
+            ("mse", r),
+            ("discriminator", d),
+            ("encoder_adversarial", e),
+        ])
+    }
+    fn eval_losses(&self, x: &Tensor, rng: &mut Rng) -> Result<Losses> {
+        no_grad(|| {
+            let ctx = &mut Ctx::eval();
+            let codes = self.encoder.forward(x, ctx)?;
+            let r = loss::mse(&self.decode(&codes, ctx)?, x)?.item()?;
+            let prior = self.prior.sample(batch_size(x)?, self.latent, rng);
+            let code_logits = self.discriminator.forward(&codes, ctx)?;
+            let d =
+                loss::discriminator_loss(&self.discriminator.forward(&prior, ctx)?, &code_logits)?
+                    .item()?;
+            let e = loss::generator_loss_non_saturating(&code_logits)?.item()? * self.lambda;
+            Ok(vec![
+                ("loss", r),
+                ("mse", r),
+                ("discriminator", d),
+                ("encoder_adversarial", e),
+            ])
+        })
+    }
+    fn reconstruct(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        Some(no_grad(|| {
+            let ctx = &mut Ctx::eval();
+            self.decode(&self.encoder.forward(x, ctx)?, ctx)
+        }))
+    }
+    fn sample(&self, n: usize, rng: &mut Rng) -> Option<Result<Tensor>> {
+        let h = self.prior.sample(n, self.latent, rng);
+        Some(no_grad(|| self.decode(&h, &mut Ctx::eval())))
+    }
+    fn interpolate(&self, a: &Tensor, b: &Tensor, steps: usize) -> Option<Result<Tensor>> {
+        Some(no_grad(|| {
+            let ctx = &mut Ctx::eval();
+            interpolate_codes(
+                &self.encoder.forward(a, ctx)?,
+                &self.encoder.forward(b, ctx)?,
+                steps,
+                |h| self.decode(h, &mut Ctx::eval()),
+            )
+        }))
+    }
+    fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
+        collect_state(
+            &[
+                ("encoder.", &self.encoder),
+                ("decoder.", &self.decoder),
+                ("discriminator.", &self.discriminator),
+            ],
+            &[
+                ("optim_ae.", &self.opt_ae),
+                ("optim_d.", &self.opt_d),
+                ("optim_e.", &self.opt_e),
+            ],
+        )
+    }
+    fn load_state(
+        &mut self,
+        tensors: &BTreeMap<String, Tensor>,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        restore_state(
+            &[
+                ("encoder.", &self.encoder),
+                ("decoder.", &self.decoder),
+                ("discriminator.", &self.discriminator),
+            ],
+            &mut [
+                ("optim_ae.", &mut self.opt_ae),
+                ("optim_d.", &mut self.opt_d),
+                ("optim_e.", &mut self.opt_e),
+            ],
+            tensors,
+            metadata,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(rng: &mut Rng) -> Tensor {
+        Tensor::rand_uniform(&[4, 1, 28, 28], 0.0, 1.0, DType::F32, rng)
+    }
+
+    #[test]
+    fn every_model_steps_and_round_trips_its_state() {
+        let mut rng = Rng::new(0);
+        let x = batch(&mut rng);
+        let models: Vec<Box<dyn GenerativeModel>> = vec![
+            Box::new(Autoencoder::new(8, 1e-4, 1e-3, &mut rng)),
+            Box::new(Vae::new(8, 1.0, 1e-3, &mut rng)),
+            Box::new(Gan::new(8, GeneratorLoss::NonSaturating, 2e-4, &mut rng)),
+            Box::new(Aae::new(
+                8,
+                1.0,
+                Prior::GaussianMixture { components: 10 },
+                1e-3,
+                &mut rng,
+            )),
+        ];
+        for mut m in models {
+            let losses = m.train_step(&x, &mut Ctx::train(1)).unwrap();
+            assert!(
+                losses.iter().all(|(_, v)| v.is_finite()),
+                "{}: {losses:?}",
+                m.kind()
+            );
+            let (tensors, meta) = m.state();
+            let map: BTreeMap<String, Tensor> =
+                tensors.into_iter().map(|(n, t)| (n, t.detach())).collect();
+            let before = m.eval_losses(&x, &mut Rng::new(5)).unwrap();
+            m.train_step(&x, &mut Ctx::train(2)).unwrap();
+            m.load_state(&map, &meta).unwrap();
+            assert_eq!(
+                m.eval_losses(&x, &mut Rng::new(5)).unwrap(),
+                before,
+                "{} state round trip",
+                m.kind()
+            );
+            if let Some(r) = m.reconstruct(&x) {
+                assert_eq!(r.unwrap().shape(), &[4, 1, 28, 28]);
+            }
+            if let Some(s) = m.sample(3, &mut rng) {
+                assert_eq!(s.unwrap().shape(), &[3, 1, 28, 28]);
+            }
+        }
+    }
+}
