@@ -10,3 +10,4 @@ pub mod loss;
 pub mod nn;
 pub mod optim;
 pub mod plot;
+pub mod train;
