@@ -9,8 +9,10 @@
 //! Every failure is a [`DataError`] naming the file or folder at fault: a wrong download is the
 //! most common way a first training run fails, and "invalid data" without a path helps nobody.
 
+pub mod fashion_mnist;
 pub mod idx;
 
+pub use fashion_mnist::{Batches, FashionMnist, Split, CLASS_NAMES};
 pub use idx::{read_idx, IdxArray};
 
 use std::fmt;
