@@ -12,7 +12,9 @@
 
 use crate::checkpoint;
 use crate::data::{FashionMnist, Split};
-use crate::generative::{Aae, Autoencoder, Gan, GenerativeModel, GeneratorLoss, Losses, Prior, Vae};
+use crate::generative::{
+    Aae, Autoencoder, Gan, GenerativeModel, GeneratorLoss, Losses, Prior, Vae,
+};
 use crate::nn::Ctx;
 use crate::plot;
 use ferrograd_engine::Rng;
@@ -45,7 +47,9 @@ impl ModelKind {
             "vae" => Ok(ModelKind::Vae),
             "gan" => Ok(ModelKind::Gan),
             "aae" => Ok(ModelKind::Aae),
-            _ => Err(TrainError(format!("unknown model '{s}': expected ae, vae, gan or aae"))),
+            _ => Err(TrainError(format!(
+                "unknown model '{s}': expected ae, vae, gan or aae"
+            ))),
         }
     }
 }
@@ -113,16 +117,30 @@ impl TrainConfig {
             ("seed".into(), self.seed.to_string()),
             ("prior".into(), prior),
             ("generator_loss".into(), gen_loss.into()),
-            ("train_limit".into(), self.train_limit.map_or("all".into(), |n| n.to_string())),
-            ("test_limit".into(), self.test_limit.map_or("all".into(), |n| n.to_string())),
+            (
+                "train_limit".into(),
+                self.train_limit.map_or("all".into(), |n| n.to_string()),
+            ),
+            (
+                "test_limit".into(),
+                self.test_limit.map_or("all".into(), |n| n.to_string()),
+            ),
         ])
     }
 
     /// Reads [`TrainConfig::to_metadata`] back; every key must be present and well formed.
     pub fn from_metadata(meta: &BTreeMap<String, String>) -> Result<TrainConfig, TrainError> {
-        let get = |k: &str| meta.get(k).map(String::as_str).ok_or_else(|| TrainError(format!("checkpoint metadata lacks '{k}'")));
+        let get = |k: &str| {
+            meta.get(k)
+                .map(String::as_str)
+                .ok_or_else(|| TrainError(format!("checkpoint metadata lacks '{k}'")))
+        };
         fn num<T: std::str::FromStr>(k: &str, v: &str) -> Result<T, TrainError> {
-            v.parse().map_err(|_| TrainError(format!("checkpoint metadata '{k}' = '{v}' is not a valid number")))
+            v.parse().map_err(|_| {
+                TrainError(format!(
+                    "checkpoint metadata '{k}' = '{v}' is not a valid number"
+                ))
+            })
         }
         let limit = |k: &str| -> Result<Option<usize>, TrainError> {
             match get(k)? {
@@ -130,17 +148,26 @@ impl TrainConfig {
                 v => num(k, v).map(Some),
             }
         };
-        let prior = match get("prior")? {
-            "normal" => Prior::StandardNormal,
-            v => match v.strip_prefix("mixture:") {
-                Some(k) => Prior::GaussianMixture { components: num("prior", k)? },
-                None => return Err(TrainError(format!("checkpoint metadata 'prior' = '{v}' is neither 'normal' nor 'mixture:K'"))),
-            },
-        };
+        let prior =
+            match get("prior")? {
+                "normal" => Prior::StandardNormal,
+                v => match v.strip_prefix("mixture:") {
+                    Some(k) => Prior::GaussianMixture {
+                        components: num("prior", k)?,
+                    },
+                    None => return Err(TrainError(format!(
+                        "checkpoint metadata 'prior' = '{v}' is neither 'normal' nor 'mixture:K'"
+                    ))),
+                },
+            };
         let generator_loss = match get("generator_loss")? {
             "minimax" => GeneratorLoss::Minimax,
             "non-saturating" => GeneratorLoss::NonSaturating,
-            v => return Err(TrainError(format!("checkpoint metadata 'generator_loss' = '{v}' is unknown"))),
+            v => {
+                return Err(TrainError(format!(
+                    "checkpoint metadata 'generator_loss' = '{v}' is unknown"
+                )))
+            }
         };
         Ok(TrainConfig {
             kind: ModelKind::parse(get("model")?)?,
@@ -166,7 +193,10 @@ impl TrainConfig {
             return bad(format!("--lr must be positive, got {}", self.lr));
         }
         if !(self.lambda >= 0.0 && self.lambda.is_finite()) {
-            return bad(format!("--lambda must be non-negative, got {}", self.lambda));
+            return bad(format!(
+                "--lambda must be non-negative, got {}",
+                self.lambda
+            ));
         }
         if self.latent == 0 {
             return bad("--latent must be at least 1".into());
@@ -198,7 +228,14 @@ macro_rules! into_train_error {
         }
     )*};
 }
-into_train_error!(ferrograd_engine::Error, crate::data::DataError, checkpoint::CheckpointError, plot::PlotError, std::io::Error, serde_json::Error);
+into_train_error!(
+    ferrograd_engine::Error,
+    crate::data::DataError,
+    checkpoint::CheckpointError,
+    plot::PlotError,
+    std::io::Error,
+    serde_json::Error
+);
 
 /// A fresh model for `cfg`, its weights drawn from `cfg.seed`.
 pub fn build_model(cfg: &TrainConfig) -> Box<dyn GenerativeModel> {
@@ -207,13 +244,18 @@ pub fn build_model(cfg: &TrainConfig) -> Box<dyn GenerativeModel> {
         ModelKind::Ae => Box::new(Autoencoder::new(cfg.latent, cfg.lambda, cfg.lr, &mut rng)),
         ModelKind::Vae => Box::new(Vae::new(cfg.latent, cfg.lambda, cfg.lr, &mut rng)),
         ModelKind::Gan => Box::new(Gan::new(cfg.latent, cfg.generator_loss, cfg.lr, &mut rng)),
-        ModelKind::Aae => Box::new(Aae::new(cfg.latent, cfg.lambda, cfg.prior, cfg.lr, &mut rng)),
+        ModelKind::Aae => Box::new(Aae::new(
+            cfg.latent, cfg.lambda, cfg.prior, cfg.lr, &mut rng,
+        )),
     }
 }
 
 /// A random stream for one purpose in one epoch, the same on every run with this seed.
 fn stream(seed: u64, epoch: usize, purpose: u64) -> Rng {
-    Rng::new(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ purpose.wrapping_mul(0xD1B5_4A32_D192_ED03))
+    Rng::new(
+        seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ purpose.wrapping_mul(0xD1B5_4A32_D192_ED03),
+    )
 }
 const SHUFFLE: u64 = 1;
 const TRAINING: u64 = 2;
@@ -248,7 +290,13 @@ impl EpochRecord {
         })
     }
     fn from_json(v: &serde_json::Value) -> Option<EpochRecord> {
-        let map = |k: &str| -> Option<BTreeMap<String, f64>> { v.get(k)?.as_object()?.iter().map(|(n, x)| Some((n.clone(), x.as_f64()?))).collect() };
+        let map = |k: &str| -> Option<BTreeMap<String, f64>> {
+            v.get(k)?
+                .as_object()?
+                .iter()
+                .map(|(n, x)| Some((n.clone(), x.as_f64()?)))
+                .collect()
+        };
         Some(EpochRecord {
             epoch: v.get("epoch")?.as_u64()? as usize,
             train: map("train")?,
@@ -274,12 +322,19 @@ impl Averages {
         self.count += n as f64;
     }
     fn means(&self) -> BTreeMap<String, f64> {
-        self.sums.iter().map(|(k, v)| (k.clone(), v / self.count.max(1.0))).collect()
+        self.sums
+            .iter()
+            .map(|(k, v)| (k.clone(), v / self.count.max(1.0)))
+            .collect()
     }
 }
 
 /// The test split's losses, in batches of 500.
-pub fn evaluate_split(model: &dyn GenerativeModel, split: &Split, seed: u64) -> Result<BTreeMap<String, f64>, TrainError> {
+pub fn evaluate_split(
+    model: &dyn GenerativeModel,
+    split: &Split,
+    seed: u64,
+) -> Result<BTreeMap<String, f64>, TrainError> {
     let mut rng = Rng::new(seed);
     let mut avg = Averages::default();
     let indices: Vec<usize> = (0..split.len).collect();
@@ -302,11 +357,20 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), TrainError> {
 }
 
 /// The picture grids of the current model.
-fn save_pictures(model: &dyn GenerativeModel, test: &Split, out: &Path, seed: u64, epoch: usize) -> Result<(), TrainError> {
+fn save_pictures(
+    model: &dyn GenerativeModel,
+    test: &Split,
+    out: &Path,
+    seed: u64,
+    epoch: usize,
+) -> Result<(), TrainError> {
     let images = |t: ferrograd_engine::Tensor| t.to_vec_f32();
     if let Some(r) = model.reconstruct(&test.batch_at(&(0..16).collect::<Vec<_>>()).0) {
         // Rows alternate: 8 inputs, their 8 reconstructions.
-        let (x, r) = (test.batch_at(&(0..16).collect::<Vec<_>>()).0.to_vec_f32(), images(r?));
+        let (x, r) = (
+            test.batch_at(&(0..16).collect::<Vec<_>>()).0.to_vec_f32(),
+            images(r?),
+        );
         let p = PIXELS_PER_IMAGE;
         let mut grid = Vec::with_capacity(32 * p);
         for half in 0..2 {
@@ -341,11 +405,25 @@ fn save_metrics(cfg: &TrainConfig, records: &[EpochRecord], out: &Path) -> Resul
         "config": cfg.to_metadata(),
         "epochs": records.iter().map(EpochRecord::to_json).collect::<Vec<_>>(),
     });
-    write_atomically(&out.join("metrics.json"), &serde_json::to_string_pretty(&json)?)?;
-    let train: Vec<f64> = records.iter().map(|r| r.train.get("loss").copied().unwrap_or(f64::NAN)).collect();
-    let test: Vec<f64> = records.iter().map(|r| r.test.get("loss").copied().unwrap_or(f64::NAN)).collect();
+    write_atomically(
+        &out.join("metrics.json"),
+        &serde_json::to_string_pretty(&json)?,
+    )?;
+    let train: Vec<f64> = records
+        .iter()
+        .map(|r| r.train.get("loss").copied().unwrap_or(f64::NAN))
+        .collect();
+    let test: Vec<f64> = records
+        .iter()
+        .map(|r| r.test.get("loss").copied().unwrap_or(f64::NAN))
+        .collect();
     let title = format!("{} loss per epoch", cfg.kind.name().to_uppercase());
-    plot::save_line_plot(&out.join("loss_curves.png"), &title, "epoch", &[("train", &train), ("test", &test)])?;
+    plot::save_line_plot(
+        &out.join("loss_curves.png"),
+        &title,
+        "epoch",
+        &[("train", &train), ("test", &test)],
+    )?;
     Ok(())
 }
 
@@ -358,11 +436,26 @@ pub struct TrainSummary {
 
 /// Trains `cfg.kind` on `data`, writing the files described in the module docs into `out`.
 /// With `resume`, continues after the last epoch saved in `out`'s checkpoint.
-pub fn train(cfg: &TrainConfig, data: &FashionMnist, out: &Path, resume: bool, on_step: &mut dyn FnMut(&StepInfo)) -> Result<TrainSummary, TrainError> {
+pub fn train(
+    cfg: &TrainConfig,
+    data: &FashionMnist,
+    out: &Path,
+    resume: bool,
+    on_step: &mut dyn FnMut(&StepInfo),
+) -> Result<TrainSummary, TrainError> {
     cfg.validate()?;
-    std::fs::create_dir_all(out).map_err(|e| TrainError(format!("cannot create output folder {}: {e}", out.display())))?;
-    let train_split = cfg.train_limit.map_or_else(|| data.train.clone(), |n| data.train.subset(n));
-    let test_split = cfg.test_limit.map_or_else(|| data.test.clone(), |n| data.test.subset(n));
+    std::fs::create_dir_all(out).map_err(|e| {
+        TrainError(format!(
+            "cannot create output folder {}: {e}",
+            out.display()
+        ))
+    })?;
+    let train_split = cfg
+        .train_limit
+        .map_or_else(|| data.train.clone(), |n| data.train.subset(n));
+    let test_split = cfg
+        .test_limit
+        .map_or_else(|| data.test.clone(), |n| data.test.subset(n));
     let mut model = build_model(cfg);
     let mut records = Vec::new();
     let mut start = 0;
@@ -370,7 +463,10 @@ pub fn train(cfg: &TrainConfig, data: &FashionMnist, out: &Path, resume: bool, o
     if resume && ckpt_path.exists() {
         let ckpt = checkpoint::load(&ckpt_path)?;
         let saved = TrainConfig::from_metadata(&ckpt.metadata)?;
-        let comparable = TrainConfig { epochs: cfg.epochs, ..saved.clone() };
+        let comparable = TrainConfig {
+            epochs: cfg.epochs,
+            ..saved.clone()
+        };
         if &comparable != cfg {
             return Err(TrainError(format!(
                 "{} was made with other settings ({:?}); resume with the same flags, or choose another --out",
@@ -379,35 +475,78 @@ pub fn train(cfg: &TrainConfig, data: &FashionMnist, out: &Path, resume: bool, o
             )));
         }
         model.load_state(&ckpt.tensors, &ckpt.metadata)?;
-        start = ckpt.meta("epoch")?.parse().map_err(|_| TrainError(format!("{}: metadata 'epoch' is not a number", ckpt_path.display())))?;
+        start = ckpt.meta("epoch")?.parse().map_err(|_| {
+            TrainError(format!(
+                "{}: metadata 'epoch' is not a number",
+                ckpt_path.display()
+            ))
+        })?;
         let metrics = std::fs::read_to_string(out.join("metrics.json")).ok();
         let json: Option<serde_json::Value> = metrics.and_then(|m| serde_json::from_str(&m).ok());
-        if let Some(epochs) = json.as_ref().and_then(|j| j.get("epochs")).and_then(|e| e.as_array()) {
-            records = epochs.iter().filter_map(EpochRecord::from_json).filter(|r| r.epoch <= start).collect();
+        if let Some(epochs) = json
+            .as_ref()
+            .and_then(|j| j.get("epochs"))
+            .and_then(|e| e.as_array())
+        {
+            records = epochs
+                .iter()
+                .filter_map(EpochRecord::from_json)
+                .filter(|r| r.epoch <= start)
+                .collect();
         }
     }
     for epoch in start..cfg.epochs {
         let t0 = Instant::now();
         let mut avg = Averages::default();
-        let mut ctx = Ctx { training: true, rng: stream(cfg.seed, epoch, TRAINING) };
+        let mut ctx = Ctx {
+            training: true,
+            rng: stream(cfg.seed, epoch, TRAINING),
+        };
         let batches = train_split.batches(cfg.batch, &mut stream(cfg.seed, epoch, SHUFFLE));
         let steps = batches.len_batches();
         let mut seen = 0usize;
         for (step, (x, _)) in batches.enumerate() {
             let n = x.dim(0)?;
             let losses = model.train_step(&x, &mut ctx)?;
-            let loss = losses.iter().find(|(k, _)| *k == "loss").map_or(f64::NAN, |(_, v)| *v);
+            let loss = losses
+                .iter()
+                .find(|(k, _)| *k == "loss")
+                .map_or(f64::NAN, |(_, v)| *v);
             if !loss.is_finite() {
-                let kept = if epoch == 0 { "no checkpoint was written yet".to_string() } else { format!("the checkpoint of epoch {epoch} in {} is kept", ckpt_path.display()) };
+                let kept = if epoch == 0 {
+                    "no checkpoint was written yet".to_string()
+                } else {
+                    format!(
+                        "the checkpoint of epoch {epoch} in {} is kept",
+                        ckpt_path.display()
+                    )
+                };
                 return Err(TrainError(format!("training diverged: loss {loss} at epoch {}, step {} (all losses: {losses:?}); {kept}. Try a lower --lr.", epoch + 1, step + 1)));
             }
             avg.add(&losses, n);
             seen += n;
-            on_step(&StepInfo { epoch: epoch + 1, epochs: cfg.epochs, step: step + 1, steps, loss, images_per_s: seen as f64 / t0.elapsed().as_secs_f64() });
+            on_step(&StepInfo {
+                epoch: epoch + 1,
+                epochs: cfg.epochs,
+                step: step + 1,
+                steps,
+                loss,
+                images_per_s: seen as f64 / t0.elapsed().as_secs_f64(),
+            });
         }
         let seconds = t0.elapsed().as_secs_f64();
-        let test = evaluate_split(&*model, &test_split, stream(cfg.seed, epoch, EVALUATION).next_u64())?;
-        records.push(EpochRecord { epoch: epoch + 1, train: avg.means(), test, seconds, images_per_s: seen as f64 / seconds });
+        let test = evaluate_split(
+            &*model,
+            &test_split,
+            stream(cfg.seed, epoch, EVALUATION).next_u64(),
+        )?;
+        records.push(EpochRecord {
+            epoch: epoch + 1,
+            train: avg.means(),
+            test,
+            seconds,
+            images_per_s: seen as f64 / seconds,
+        });
         // The checkpoint first: the other files describe it.
         let (tensors, mut metadata) = model.state();
         metadata.extend(cfg.to_metadata());
@@ -416,7 +555,10 @@ pub fn train(cfg: &TrainConfig, data: &FashionMnist, out: &Path, resume: bool, o
         save_metrics(cfg, &records, out)?;
         save_pictures(&*model, &test_split, out, cfg.seed, epoch)?;
     }
-    Ok(TrainSummary { records, resumed_from: start })
+    Ok(TrainSummary {
+        records,
+        resumed_from: start,
+    })
 }
 
 /// A checkpoint's test-set figures, for `ferrograd eval`.
@@ -435,5 +577,9 @@ pub fn evaluate(checkpoint_file: &Path, data: &FashionMnist) -> Result<EvalRepor
     model.load_state(&ckpt.tensors, &ckpt.metadata)?;
     let epoch = ckpt.meta("epoch")?.parse().unwrap_or(0);
     let test = evaluate_split(&*model, &data.test, 0)?;
-    Ok(EvalReport { config, epoch, test })
+    Ok(EvalReport {
+        config,
+        epoch,
+        test,
+    })
 }

@@ -117,13 +117,15 @@ impl FashionMnist {
 /// The folders [`FashionMnist::locate`] tries, in order. `env` is the value of
 /// $FASHION_MNIST_DIR, passed in so that tests need not change the process's environment.
 fn candidates(explicit: Option<&Path>, env: Option<OsString>) -> Vec<Candidate> {
-    let mut list = Vec::new();
+    // A folder the user names is the only place looked: a mistyped --data must not quietly
+    // load whatever copy happens to be installed elsewhere.
     if let Some(dir) = explicit {
-        list.push(Candidate {
+        return vec![Candidate {
             dir: dir.to_path_buf(),
             source: "given explicitly, e.g. with --data",
-        });
+        }];
     }
+    let mut list = Vec::new();
     if let Some(dir) = env.filter(|value| !value.is_empty()) {
         list.push(Candidate {
             dir: PathBuf::from(dir),
@@ -452,21 +454,23 @@ mod tests {
 
     #[test]
     fn candidates_come_in_order() {
-        let explicit = Path::new("/flag/dir");
-        let list = candidates(Some(explicit), Some("/env/dir".into()));
+        let list = candidates(None, Some("/env/dir".into()));
         let dirs: Vec<&Path> = list.iter().map(|c| c.dir.as_path()).collect();
         assert_eq!(
             dirs,
             [
-                explicit,
                 Path::new("/env/dir"),
                 Path::new(DEBIAN_DIR),
                 Path::new(LOCAL_DIR)
             ]
         );
-        // An empty variable counts as unset.
-        assert_eq!(candidates(None, Some("".into())).len(), 2);
-        assert_eq!(candidates(None, None).len(), 2);
+        // An explicit folder is the only one looked at.
+        let explicit = Path::new("/flag/dir");
+        let list = candidates(Some(explicit), Some("/env/dir".into()));
+        assert_eq!(
+            list.iter().map(|c| c.dir.as_path()).collect::<Vec<_>>(),
+            [explicit]
+        );
     }
 
     #[test]
