@@ -20,12 +20,18 @@ struct Cli {
 enum Command {
     /// Finite-difference checks of every op's derivatives at orders 1, 2 (and 3 where defined).
     Gradcheck(cli::gradcheck::Args),
+    /// Train a generative model on Fashion-MNIST (ae, vae, gan, aae).
+    Train(cli::train::TrainArgs),
+    /// Test-set figures of a checkpoint written by `train`.
+    Eval(cli::train::EvalArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Gradcheck(args) => cli::gradcheck::run(&args),
+        Command::Train(args) => cli::train::run_train(&args),
+        Command::Eval(args) => cli::train::run_eval(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod gradcheck;
+pub mod train;
 
 /// Writes to stdout; a reader that closed the pipe early (`| head`) ends the output quietly
 /// instead of failing.
