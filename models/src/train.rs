@@ -148,18 +148,19 @@ impl TrainConfig {
                 v => num(k, v).map(Some),
             }
         };
-        let prior =
-            match get("prior")? {
-                "normal" => Prior::StandardNormal,
-                v => match v.strip_prefix("mixture:") {
-                    Some(k) => Prior::GaussianMixture {
-                        components: num("prior", k)?,
-                    },
-                    None => return Err(TrainError(format!(
-                        "checkpoint metadata 'prior' = '{v}' is neither 'normal' nor 'mixture:K'"
-                    ))),
+        let prior = match get("prior")? {
+            "normal" => Prior::StandardNormal,
+            v => match v.strip_prefix("mixture:") {
+                Some(k) => Prior::GaussianMixture {
+                    components: num("prior", k)?,
                 },
-            };
+                None => {
+                    return Err(TrainError(format!(
+                        "checkpoint metadata 'prior' = '{v}' is neither 'normal' nor 'mixture:K'"
+                    )))
+                }
+            },
+        };
         let generator_loss = match get("generator_loss")? {
             "minimax" => GeneratorLoss::Minimax,
             "non-saturating" => GeneratorLoss::NonSaturating,

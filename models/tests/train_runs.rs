@@ -24,20 +24,36 @@ fn synthetic(len: usize, seed: u64) -> Split {
         }
         labels.push(label as u8);
     }
-    Split { images, labels, len }
+    Split {
+        images,
+        labels,
+        len,
+    }
 }
 
 fn data() -> FashionMnist {
-    FashionMnist { train: synthetic(96, 1), test: synthetic(32, 2), dir: "synthetic".into() }
+    FashionMnist {
+        train: synthetic(96, 1),
+        test: synthetic(32, 2),
+        dir: "synthetic".into(),
+    }
 }
 
 fn config(kind: ModelKind, epochs: usize) -> TrainConfig {
-    TrainConfig { epochs, batch: 32, latent: 4, ..TrainConfig::defaults(kind) }
+    TrainConfig {
+        epochs,
+        batch: 32,
+        latent: 4,
+        ..TrainConfig::defaults(kind)
+    }
 }
 
 fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
     let ckpt = checkpoint::load(&dir.join("checkpoint.safetensors")).unwrap();
-    ckpt.tensors.iter().map(|(n, t)| (n.clone(), t.to_vec_f32())).collect()
+    ckpt.tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.to_vec_f32()))
+        .collect()
 }
 
 #[test]
@@ -47,42 +63,94 @@ fn resume_after_an_interruption_ends_with_the_same_weights() {
         train::train(&config(kind, 3), &data(), whole.path(), false, &mut |_| {}).unwrap();
         // "Interrupted" after epoch 1, then resumed to 3.
         train::train(&config(kind, 1), &data(), split.path(), false, &mut |_| {}).unwrap();
-        let resumed = train::train(&config(kind, 3), &data(), split.path(), true, &mut |_| {}).unwrap();
+        let resumed =
+            train::train(&config(kind, 3), &data(), split.path(), true, &mut |_| {}).unwrap();
         assert_eq!(resumed.resumed_from, 1);
-        assert_eq!(resumed.records.len(), 3, "metrics keep the epochs before the interruption");
-        assert_eq!(weights(whole.path()), weights(split.path()), "{kind:?}: resumed weights differ");
+        assert_eq!(
+            resumed.records.len(),
+            3,
+            "metrics keep the epochs before the interruption"
+        );
+        assert_eq!(
+            weights(whole.path()),
+            weights(split.path()),
+            "{kind:?}: resumed weights differ"
+        );
     }
 }
 
 #[test]
 fn every_output_file_is_written_and_losses_fall() {
     let out = tempfile::tempdir().unwrap();
-    let summary = train::train(&config(ModelKind::Ae, 4), &data(), out.path(), false, &mut |_| {}).unwrap();
-    for f in ["checkpoint.safetensors", "metrics.json", "loss_curves.png", "reconstructions.png", "interpolation.png"] {
+    let summary = train::train(
+        &config(ModelKind::Ae, 4),
+        &data(),
+        out.path(),
+        false,
+        &mut |_| {},
+    )
+    .unwrap();
+    for f in [
+        "checkpoint.safetensors",
+        "metrics.json",
+        "loss_curves.png",
+        "reconstructions.png",
+        "interpolation.png",
+    ] {
         assert!(out.path().join(f).is_file(), "{f} missing");
     }
     let test_loss = |i: usize| summary.records[i].test["loss"];
-    assert!(test_loss(3) < test_loss(0), "test loss {} -> {}", test_loss(0), test_loss(3));
-    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("metrics.json")).unwrap()).unwrap();
+    assert!(
+        test_loss(3) < test_loss(0),
+        "test loss {} -> {}",
+        test_loss(0),
+        test_loss(3)
+    );
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("metrics.json")).unwrap())
+            .unwrap();
     assert_eq!(metrics["epochs"].as_array().unwrap().len(), 4);
     let report = train::evaluate(&out.path().join("checkpoint.safetensors"), &data()).unwrap();
     assert_eq!(report.epoch, 4);
-    assert!((report.test["mse"] - summary.records[3].test["mse"]).abs() < 1e-6, "eval agrees with the run's last test figure");
+    assert!(
+        (report.test["mse"] - summary.records[3].test["mse"]).abs() < 1e-6,
+        "eval agrees with the run's last test figure"
+    );
 }
 
 #[test]
 fn a_diverging_run_stops_naming_epoch_and_step() {
     let out = tempfile::tempdir().unwrap();
-    let cfg = TrainConfig { lr: 1e12, ..config(ModelKind::Vae, 2) };
-    let err = train::train(&cfg, &data(), out.path(), false, &mut |_| {}).err().expect("lr 1e12 diverges");
-    assert!(err.0.contains("diverged") && err.0.contains("epoch 1, step"), "{err}");
+    let cfg = TrainConfig {
+        lr: 1e12,
+        ..config(ModelKind::Vae, 2)
+    };
+    let err = train::train(&cfg, &data(), out.path(), false, &mut |_| {})
+        .err()
+        .expect("lr 1e12 diverges");
+    assert!(
+        err.0.contains("diverged") && err.0.contains("epoch 1, step"),
+        "{err}"
+    );
 }
 
 #[test]
 fn resuming_with_other_settings_is_refused() {
     let out = tempfile::tempdir().unwrap();
-    train::train(&config(ModelKind::Ae, 1), &data(), out.path(), false, &mut |_| {}).unwrap();
-    let other = TrainConfig { latent: 5, ..config(ModelKind::Ae, 2) };
-    let err = train::train(&other, &data(), out.path(), true, &mut |_| {}).err().expect("mismatch");
+    train::train(
+        &config(ModelKind::Ae, 1),
+        &data(),
+        out.path(),
+        false,
+        &mut |_| {},
+    )
+    .unwrap();
+    let other = TrainConfig {
+        latent: 5,
+        ..config(ModelKind::Ae, 2)
+    };
+    let err = train::train(&other, &data(), out.path(), true, &mut |_| {})
+        .err()
+        .expect("mismatch");
     assert!(err.0.contains("other settings"), "{err}");
 }

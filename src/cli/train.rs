@@ -118,11 +118,27 @@ pub fn config(args: &TrainArgs) -> TrainConfig {
 pub fn run_train(args: &TrainArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     check_device(&args.device)?;
     let cfg = config(args);
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(cfg.kind.name()));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(cfg.kind.name()));
     let data = FashionMnist::load(args.data.as_deref())?;
-    eprintln!("training {} on {} ({} train / {} test images) into {}", cfg.kind.name(), data.dir.display(), cfg.train_limit.unwrap_or(data.train.len).min(data.train.len), cfg.test_limit.unwrap_or(data.test.len).min(data.test.len), out.display());
+    eprintln!(
+        "training {} on {} ({} train / {} test images) into {}",
+        cfg.kind.name(),
+        data.dir.display(),
+        cfg.train_limit
+            .unwrap_or(data.train.len)
+            .min(data.train.len),
+        cfg.test_limit.unwrap_or(data.test.len).min(data.test.len),
+        out.display()
+    );
     let bar = ProgressBar::new(0);
-    bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta} left)").expect("valid template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta} left)")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
     let mut on_step = |s: &StepInfo| {
         if s.step == 1 {
             bar.set_length(s.steps as u64);
@@ -138,12 +154,27 @@ pub fn run_train(args: &TrainArgs) -> Result<ExitCode, Box<dyn std::error::Error
     if summary.resumed_from > 0 {
         eprintln!("resumed after epoch {}", summary.resumed_from);
     }
-    println!("{:>5} {:>12} {:>12} {:>8} {:>10}", "epoch", "train loss", "test loss", "seconds", "images/s");
+    println!(
+        "{:>5} {:>12} {:>12} {:>8} {:>10}",
+        "epoch", "train loss", "test loss", "seconds", "images/s"
+    );
     for r in &summary.records {
-        let get = |m: &std::collections::BTreeMap<String, f64>| m.get("loss").copied().unwrap_or(f64::NAN);
-        println!("{:>5} {:>12.5} {:>12.5} {:>8.1} {:>10.0}", r.epoch, get(&r.train), get(&r.test), r.seconds, r.images_per_s);
+        let get = |m: &std::collections::BTreeMap<String, f64>| {
+            m.get("loss").copied().unwrap_or(f64::NAN)
+        };
+        println!(
+            "{:>5} {:>12.5} {:>12.5} {:>8.1} {:>10.0}",
+            r.epoch,
+            get(&r.train),
+            get(&r.test),
+            r.seconds,
+            r.images_per_s
+        );
     }
-    println!("wrote {}: checkpoint.safetensors, metrics.json, loss_curves.png and picture grids", out.display());
+    println!(
+        "wrote {}: checkpoint.safetensors, metrics.json, loss_curves.png and picture grids",
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -162,7 +193,12 @@ pub fn run_eval(args: &EvalArgs) -> Result<ExitCode, Box<dyn std::error::Error>>
     check_device(&args.device)?;
     let data = FashionMnist::load(args.data.as_deref())?;
     let report = train::evaluate(&args.checkpoint, &data)?;
-    println!("{} after epoch {}, on the {} test images:", report.config.kind.name(), report.epoch, data.test.len);
+    println!(
+        "{} after epoch {}, on the {} test images:",
+        report.config.kind.name(),
+        report.epoch,
+        data.test.len
+    );
     let show = |key: &str, label: &str| {
         if let Some(v) = report.test.get(key) {
             println!("  {label:<34} {v:.5}");
