@@ -18,10 +18,17 @@ const MIN_POOLED_BYTES: usize = 64 * 1024;
 /// The pool never holds more than this much idle memory.
 const MAX_POOLED_BYTES: usize = 256 * 1024 * 1024;
 
+/// Idle buffers of one length, and when that length was last asked for or returned.
+struct SizeClass<T> {
+    buffers: Vec<Vec<T>>,
+    last_used: u64,
+}
+
 /// Idle buffers of one element type, by length.
 pub struct BufferPool<T> {
-    free: Mutex<HashMap<usize, Vec<Vec<T>>>>,
+    free: Mutex<HashMap<usize, SizeClass<T>>>,
     bytes: AtomicUsize,
+    clock: AtomicUsize,
 }
 
 impl<T> BufferPool<T> {
@@ -29,7 +36,11 @@ impl<T> BufferPool<T> {
         BufferPool {
             free: Mutex::new(HashMap::new()),
             bytes: AtomicUsize::new(0),
+            clock: AtomicUsize::new(0),
         }
+    }
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed) as u64
     }
 }
 
@@ -64,33 +75,47 @@ fn take_pooled<T: Real>(len: usize) -> Option<Vec<T>> {
         return None;
     }
     let pool = pool_of::<T>()?;
-    let v = pool
-        .free
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get_mut(&len)?
-        .pop()?;
+    let now = pool.tick();
+    let mut free = pool.free.lock().unwrap_or_else(|e| e.into_inner());
+    let class = free.get_mut(&len)?;
+    class.last_used = now;
+    let v = class.buffers.pop()?;
     pool.bytes.fetch_sub(byte_len::<T>(len), Ordering::Relaxed);
     Some(v)
 }
 
-/// Hands a buffer back for reuse (or frees it, if small or the pool is full).
+/// Hands a buffer back for reuse, or frees it if small. When the pool is full, the lengths
+/// least recently used are freed first: a phase with other shapes (an evaluation pass) must not
+/// lock the training loop's own sizes out of the pool.
 pub fn give<T: Real>(v: Vec<T>) {
     let bytes = byte_len::<T>(v.len());
-    if bytes < MIN_POOLED_BYTES || v.capacity() != v.len() {
+    if bytes < MIN_POOLED_BYTES || v.capacity() != v.len() || bytes > MAX_POOLED_BYTES {
         return;
     }
     let Some(pool) = pool_of::<T>() else { return };
-    if pool.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes > MAX_POOLED_BYTES {
-        pool.bytes.fetch_sub(bytes, Ordering::Relaxed);
-        return;
+    let now = pool.tick();
+    let mut free = pool.free.lock().unwrap_or_else(|e| e.into_inner());
+    while pool.bytes.load(Ordering::Relaxed) + bytes > MAX_POOLED_BYTES {
+        let oldest = free
+            .iter()
+            .filter(|(_, c)| !c.buffers.is_empty())
+            .min_by_key(|(_, c)| c.last_used)
+            .map(|(&len, _)| len);
+        let Some(len) = oldest else { break };
+        if len == v.len() {
+            // Evicting this length to keep one of the same would gain nothing.
+            return;
+        }
+        free.get_mut(&len).expect("found above").buffers.pop();
+        pool.bytes.fetch_sub(byte_len::<T>(len), Ordering::Relaxed);
     }
-    pool.free
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(v.len())
-        .or_default()
-        .push(v);
+    pool.bytes.fetch_add(bytes, Ordering::Relaxed);
+    let class = free.entry(v.len()).or_insert(SizeClass {
+        buffers: Vec::new(),
+        last_used: now,
+    });
+    class.last_used = now;
+    class.buffers.push(v);
 }
 
 /// Bytes held idle by the pools (both element types).
@@ -122,4 +147,32 @@ fn pool_of<T: Real>() -> Option<&'static BufferPool<T>> {
     f32_pool
         .downcast_ref::<BufferPool<T>>()
         .or_else(|| f64_pool.downcast_ref::<BufferPool<T>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reuses_by_length_and_evicts_the_least_recently_used_length() {
+        // Lengths unique to this test, so other tests' buffers do not interfere.
+        let (a, b) = (1_000_003usize, 1_000_033usize);
+        let v: Vec<f64> = take(a);
+        let ptr = v.as_ptr();
+        give(v);
+        let again: Vec<f64> = take(a);
+        assert_eq!(again.as_ptr(), ptr, "a returned buffer is handed out again");
+        give(again);
+        // Fill the pool past its cap with another length: the older length goes first.
+        let many = MAX_POOLED_BYTES / (b * 8) + 2;
+        let bufs: Vec<Vec<f64>> = (0..many).map(|_| take(b)).collect();
+        bufs.into_iter().for_each(give);
+        assert!(idle_bytes() <= MAX_POOLED_BYTES);
+        let free = POOL_F64.free.lock().unwrap();
+        assert!(
+            free.get(&a).is_none_or(|c| c.buffers.is_empty()),
+            "the least recently used length was evicted"
+        );
+        assert!(!free[&b].buffers.is_empty());
+    }
 }
