@@ -429,8 +429,10 @@ pub enum GeneratorLoss {
 /// DCGAN-style GAN (Goodfellow et al. 2014; Radford et al. 2016):
 /// min_G max_D  E_x[log D(x)] + E_z[log(1 − D(G(z)))], z ~ N(0, I),
 /// trained by alternating one discriminator step and one generator step per batch.
-/// G: Linear(z→3136)-ReLU → [64, 7, 7] → ConvT(64→32)-BatchNorm-ReLU → ConvT(32→1) → sigmoid;
-/// D: the convolutional encoder with LeakyReLU(0.2), one logit. Weights N(0, 0.02), Adam(β₁ = 0.5).
+/// G: Linear(z→3136)-BatchNorm-ReLU → [64, 7, 7] → ConvT(64→32)-BatchNorm-ReLU → ConvT(32→1) → sigmoid;
+/// D: Conv(1→32)-LeakyReLU(0.2) → Conv(32→64)-BatchNorm-LeakyReLU(0.2) → Linear(3136→1), one logit.
+/// Weights N(0, 0.02), Adam(β₁ = 0.5): the DCGAN recipe. Without the batch norms the
+/// discriminator stayed near chance and the samples near blobs.
 pub struct Gan {
     pub generator: Sequential,
     pub discriminator: Sequential,
@@ -446,6 +448,7 @@ impl Gan {
         let up = ConvTranspose2dParams::default().stride(2).padding(1);
         let generator = Sequential::new()
             .layer(Linear::with_init(latent, 64 * 7 * 7, true, init, rng))
+            .layer(nn::BatchNorm2d::new(64 * 7 * 7))
             .layer(Activation::Relu)
             .layer(Reshape(vec![64, 7, 7]))
             .layer(ConvTranspose2d::with_init(64, 32, 4, up, true, init, rng))
@@ -453,7 +456,16 @@ impl Gan {
             .layer(Activation::Relu)
             .layer(ConvTranspose2d::with_init(32, 1, 4, up, true, init, rng))
             .layer(Activation::Sigmoid);
-        let discriminator = conv_encoder(1, Activation::LeakyRelu(0.2), init, rng);
+        let down = Conv2dParams::default().stride(2).padding(1);
+        let leaky = Activation::LeakyRelu(0.2);
+        let discriminator = Sequential::new()
+            .layer(Conv2d::with_init(1, 32, 4, down, true, init, rng))
+            .layer(leaky)
+            .layer(Conv2d::with_init(32, 64, 4, down, true, init, rng))
+            .layer(nn::BatchNorm2d::new(64))
+            .layer(leaky)
+            .layer(Flatten)
+            .layer(Linear::with_init(64 * 7 * 7, 1, true, init, rng));
         let opt_g = Adam::new(nn::params_of(&generator, "generator."), lr).with_betas(0.5, 0.999);
         let opt_d =
             Adam::new(nn::params_of(&discriminator, "discriminator."), lr).with_betas(0.5, 0.999);
@@ -591,12 +603,18 @@ impl Prior {
     }
 }
 
-/// Adversarial autoencoder (Makhzani et al. 2016). Three phases per batch:
-/// 1. reconstruction: min_{E,Dec} E_x[‖x − Dec(E(x))‖²];
-/// 2. regularisation, discriminator: min_{D} −E_{h~p(h)}[log D(h)] − E_x[log(1 − D(E(x)))];
-/// 3. regularisation, encoder: min_E λ·(−E_x[log D(E(x))]), so the codes pass for prior samples.
+/// Adversarial autoencoder (Makhzani et al. 2016): an autoencoder whose codes a discriminator
+/// D pulls toward a prior p(h). Per batch:
+/// 1. discriminator: min_D −E_{h~p(h)}[log D(h)] − E_x[log(1 − D(E(x)))];
+/// 2. autoencoder: min_{E,Dec} E_x[−log p(x | Dec(E(x)))] + λ·(−E_x[log D(E(x))]),
+///    the reconstruction a Bernoulli likelihood (BCE summed over pixels, nats per image) and the
+///    second term the encoder's effort to make its codes pass for prior samples.
 ///
-/// D is an MLP on codes: Linear(d→64)-ReLU-Linear(64→64)-ReLU-Linear(64→1).
+/// The paper runs reconstruction and the encoder's regularisation as separate phases. With Adam
+/// that makes λ meaningless (each optimizer normalises its own step size), and on
+/// Fashion-MNIST the adversarial phase then overwhelmed reconstruction, leaving grey blobs. One
+/// objective with λ as a true relative weight keeps both. D is an MLP on codes:
+/// Linear(d→64)-ReLU-Linear(64→64)-ReLU-Linear(64→1).
 pub struct Aae {
     pub encoder: Sequential,
     pub decoder: Sequential,
@@ -606,7 +624,6 @@ pub struct Aae {
     pub prior: Prior,
     opt_ae: Adam,
     opt_d: Adam,
-    opt_e: Adam,
 }
 
 impl Aae {
@@ -624,7 +641,6 @@ impl Aae {
         let opt_ae = Adam::new(ae_params, lr);
         let opt_d =
             Adam::new(nn::params_of(&discriminator, "discriminator."), lr).with_betas(0.5, 0.999);
-        let opt_e = Adam::new(nn::params_of(&encoder, "encoder."), lr).with_betas(0.5, 0.999);
         Aae {
             encoder,
             decoder,
@@ -634,7 +650,6 @@ impl Aae {
             prior,
             opt_ae,
             opt_d,
-            opt_e,
         }
     }
 
@@ -649,11 +664,7 @@ impl GenerativeModel for Aae {
     }
     fn train_step(&mut self, x: &Tensor, ctx: &mut Ctx) -> Result<Losses> {
         let n = batch_size(x)?;
-        // 1. Reconstruction.
-        let recon = loss::mse(&self.decode(&self.encoder.forward(x, ctx)?, ctx)?, x)?;
-        recon.backward()?;
-        self.opt_ae.step()?;
-        // 2. Discriminator: prior samples are "real", codes are "generated".
+        // 1. Discriminator: prior samples are "real", codes (held fixed) are "generated".
         let codes = self.encoder.forward(x, ctx)?;
         let prior = self.prior.sample(n, self.latent, &mut ctx.rng);
         let d_loss = loss::discriminator_loss(
@@ -662,35 +673,38 @@ impl GenerativeModel for Aae {
         )?;
         d_loss.backward()?;
         self.opt_d.step()?;
-        // 3. Encoder fools the discriminator.
-        let e_loss =
-            loss::generator_loss_non_saturating(&self.discriminator.forward(&codes, ctx)?)?
-                .mul_scalar(self.lambda)?;
-        e_loss.backward()?;
-        self.opt_e.step()?;
+        // 2. Autoencoder: reconstruction + λ·(codes fool the updated discriminator).
+        let recon = bce_per_image(&self.decoder.forward(&codes, ctx)?, x)?;
+        let adversarial =
+            loss::generator_loss_non_saturating(&self.discriminator.forward(&codes, ctx)?)?;
+        let total = recon.add(&adversarial.mul_scalar(self.lambda)?)?;
+        total.backward()?;
+        self.opt_ae.step()?;
         zero_grads(&self.discriminator);
-        let (r, d, e) = (recon.item()?, d_loss.item()?, e_loss.item()?);
         Ok(vec![
-            ("loss", r),
-            ("mse", r),
-            ("discriminator", d),
-            ("encoder_adversarial", e),
+            ("loss", total.item()?),
+            ("reconstruction", recon.item()?),
+            ("discriminator", d_loss.item()?),
+            ("encoder_adversarial", adversarial.item()?),
         ])
     }
     fn eval_losses(&self, x: &Tensor, rng: &mut Rng) -> Result<Losses> {
         no_grad(|| {
             let ctx = &mut Ctx::eval();
             let codes = self.encoder.forward(x, ctx)?;
-            let r = loss::mse(&self.decode(&codes, ctx)?, x)?.item()?;
+            let logits = self.decoder.forward(&codes, ctx)?;
+            let recon = bce_per_image(&logits, x)?.item()?;
+            let mse = loss::mse(&logits.sigmoid()?, x)?.item()?;
             let prior = self.prior.sample(batch_size(x)?, self.latent, rng);
             let code_logits = self.discriminator.forward(&codes, ctx)?;
             let d =
                 loss::discriminator_loss(&self.discriminator.forward(&prior, ctx)?, &code_logits)?
                     .item()?;
-            let e = loss::generator_loss_non_saturating(&code_logits)?.item()? * self.lambda;
+            let e = loss::generator_loss_non_saturating(&code_logits)?.item()?;
             Ok(vec![
-                ("loss", r),
-                ("mse", r),
+                ("loss", recon + self.lambda * e),
+                ("reconstruction", recon),
+                ("mse", mse),
                 ("discriminator", d),
                 ("encoder_adversarial", e),
             ])
@@ -724,11 +738,7 @@ impl GenerativeModel for Aae {
                 ("decoder.", &self.decoder),
                 ("discriminator.", &self.discriminator),
             ],
-            &[
-                ("optim_ae.", &self.opt_ae),
-                ("optim_d.", &self.opt_d),
-                ("optim_e.", &self.opt_e),
-            ],
+            &[("optim_ae.", &self.opt_ae), ("optim_d.", &self.opt_d)],
         )
     }
     fn load_state(
@@ -745,7 +755,6 @@ impl GenerativeModel for Aae {
             &mut [
                 ("optim_ae.", &mut self.opt_ae),
                 ("optim_d.", &mut self.opt_d),
-                ("optim_e.", &mut self.opt_e),
             ],
             tensors,
             metadata,

@@ -80,7 +80,8 @@ impl TrainConfig {
             ModelKind::Ae => (1e-3, 1e-5, 16),
             ModelKind::Vae => (1e-3, 1.0, 16),
             ModelKind::Gan => (2e-4, 0.0, 64),
-            ModelKind::Aae => (1e-3, 1.0, 8),
+            // λ = 10 keeps the code discriminator near chance without spoiling reconstruction.
+            ModelKind::Aae => (1e-3, 10.0, 8),
         };
         TrainConfig {
             kind,

@@ -45,7 +45,7 @@ pub struct TrainArgs {
     /// Learning rate (default: 1e-3; 2e-4 for the GAN).
     #[arg(long)]
     pub lr: Option<f64>,
-    /// λ: weight penalty (ae, default 1e-5), KL weight (vae, 1), adversarial weight (aae, 1).
+    /// λ: weight penalty (ae, default 1e-5), KL weight (vae, 1), adversarial weight (aae, 10).
     #[arg(long)]
     pub lambda: Option<f64>,
     /// Latent code size (default: 16; 64 for the GAN; 8 for the AAE).
