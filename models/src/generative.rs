@@ -82,15 +82,36 @@ pub trait GenerativeModel {
     fn interpolate(&self, _a: &Tensor, _b: &Tensor, _steps: usize) -> Option<Result<Tensor>> {
         None
     }
+    /// The model's modules and optimizers, each with the name prefix its state is saved under.
+    fn parts(&self) -> Parts<'_>;
+    /// The same, with the optimizers mutable (to restore their state).
+    fn parts_mut(&mut self) -> PartsMut<'_>;
     /// Weights, buffers and optimizer state, by name.
-    fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>);
+    fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
+        let (modules, optimizers) = self.parts();
+        collect_state(&modules, &optimizers)
+    }
     /// Restores [`GenerativeModel::state`].
     fn load_state(
         &mut self,
         tensors: &BTreeMap<String, Tensor>,
         metadata: &BTreeMap<String, String>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        let (modules, mut optimizers) = self.parts_mut();
+        restore_state(&modules, &mut optimizers, tensors, metadata)
+    }
 }
+
+/// Named modules and optimizers of a model (see [`GenerativeModel::parts`]).
+pub type Parts<'a> = (
+    Vec<(&'static str, &'a dyn Module)>,
+    Vec<(&'static str, &'a dyn Optimizer)>,
+);
+/// Named modules and mutable optimizers (see [`GenerativeModel::parts_mut`]).
+pub type PartsMut<'a> = (
+    Vec<(&'static str, &'a dyn Module)>,
+    Vec<(&'static str, &'a mut dyn Optimizer)>,
+);
 
 /// Copies saved values into a module's parameters and buffers (shapes must match).
 pub fn load_module(m: &dyn Module, prefix: &str, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
@@ -230,22 +251,22 @@ impl GenerativeModel for Autoencoder {
             )
         }))
     }
-    fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
-        collect_state(
-            &[("encoder.", &self.encoder), ("decoder.", &self.decoder)],
-            &[("optim.", &self.opt)],
+    fn parts(&self) -> Parts<'_> {
+        (
+            vec![
+                ("encoder.", &self.encoder as &dyn Module),
+                ("decoder.", &self.decoder),
+            ],
+            vec![("optim.", &self.opt as &dyn Optimizer)],
         )
     }
-    fn load_state(
-        &mut self,
-        tensors: &BTreeMap<String, Tensor>,
-        metadata: &BTreeMap<String, String>,
-    ) -> Result<()> {
-        restore_state(
-            &[("encoder.", &self.encoder), ("decoder.", &self.decoder)],
-            &mut [("optim.", &mut self.opt)],
-            tensors,
-            metadata,
+    fn parts_mut(&mut self) -> PartsMut<'_> {
+        (
+            vec![
+                ("encoder.", &self.encoder as &dyn Module),
+                ("decoder.", &self.decoder),
+            ],
+            vec![("optim.", &mut self.opt as &mut dyn Optimizer)],
         )
     }
 }
@@ -387,22 +408,22 @@ impl GenerativeModel for Vae {
             })
         }))
     }
-    fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
-        collect_state(
-            &[("encoder.", &self.encoder), ("decoder.", &self.decoder)],
-            &[("optim.", &self.opt)],
+    fn parts(&self) -> Parts<'_> {
+        (
+            vec![
+                ("encoder.", &self.encoder as &dyn Module),
+                ("decoder.", &self.decoder),
+            ],
+            vec![("optim.", &self.opt as &dyn Optimizer)],
         )
     }
-    fn load_state(
-        &mut self,
-        tensors: &BTreeMap<String, Tensor>,
-        metadata: &BTreeMap<String, String>,
-    ) -> Result<()> {
-        restore_state(
-            &[("encoder.", &self.encoder), ("decoder.", &self.decoder)],
-            &mut [("optim.", &mut self.opt)],
-            tensors,
-            metadata,
+    fn parts_mut(&mut self) -> PartsMut<'_> {
+        (
+            vec![
+                ("encoder.", &self.encoder as &dyn Module),
+                ("decoder.", &self.decoder),
+            ],
+            vec![("optim.", &mut self.opt as &mut dyn Optimizer)],
         )
     }
 }
@@ -540,28 +561,28 @@ impl GenerativeModel for Gan {
         let z = Tensor::randn(&[n, self.latent], 0.0, 1.0, DType::F32, rng);
         Some(no_grad(|| self.generator.forward(&z, &mut Ctx::eval())))
     }
-    fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
-        collect_state(
-            &[
-                ("generator.", &self.generator),
+    fn parts(&self) -> Parts<'_> {
+        (
+            vec![
+                ("generator.", &self.generator as &dyn Module),
                 ("discriminator.", &self.discriminator),
             ],
-            &[("optim_g.", &self.opt_g), ("optim_d.", &self.opt_d)],
+            vec![
+                ("optim_g.", &self.opt_g as &dyn Optimizer),
+                ("optim_d.", &self.opt_d),
+            ],
         )
     }
-    fn load_state(
-        &mut self,
-        tensors: &BTreeMap<String, Tensor>,
-        metadata: &BTreeMap<String, String>,
-    ) -> Result<()> {
-        restore_state(
-            &[
-                ("generator.", &self.generator),
+    fn parts_mut(&mut self) -> PartsMut<'_> {
+        (
+            vec![
+                ("generator.", &self.generator as &dyn Module),
                 ("discriminator.", &self.discriminator),
             ],
-            &mut [("optim_g.", &mut self.opt_g), ("optim_d.", &mut self.opt_d)],
-            tensors,
-            metadata,
+            vec![
+                ("optim_g.", &mut self.opt_g as &mut dyn Optimizer),
+                ("optim_d.", &mut self.opt_d),
+            ],
         )
     }
 }
@@ -731,33 +752,30 @@ impl GenerativeModel for Aae {
             )
         }))
     }
-    fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
-        collect_state(
-            &[
-                ("encoder.", &self.encoder),
+    fn parts(&self) -> Parts<'_> {
+        (
+            vec![
+                ("encoder.", &self.encoder as &dyn Module),
                 ("decoder.", &self.decoder),
                 ("discriminator.", &self.discriminator),
             ],
-            &[("optim_ae.", &self.opt_ae), ("optim_d.", &self.opt_d)],
+            vec![
+                ("optim_ae.", &self.opt_ae as &dyn Optimizer),
+                ("optim_d.", &self.opt_d),
+            ],
         )
     }
-    fn load_state(
-        &mut self,
-        tensors: &BTreeMap<String, Tensor>,
-        metadata: &BTreeMap<String, String>,
-    ) -> Result<()> {
-        restore_state(
-            &[
-                ("encoder.", &self.encoder),
+    fn parts_mut(&mut self) -> PartsMut<'_> {
+        (
+            vec![
+                ("encoder.", &self.encoder as &dyn Module),
                 ("decoder.", &self.decoder),
                 ("discriminator.", &self.discriminator),
             ],
-            &mut [
-                ("optim_ae.", &mut self.opt_ae),
+            vec![
+                ("optim_ae.", &mut self.opt_ae as &mut dyn Optimizer),
                 ("optim_d.", &mut self.opt_d),
             ],
-            tensors,
-            metadata,
         )
     }
 }

@@ -100,6 +100,19 @@ fn push(out: &mut Vec<(String, Tensor)>, prefix: &str, name: &str, t: &Tensor) {
     out.push((format!("{prefix}{name}"), t.clone()));
 }
 
+/// `weight`, then `bias` if the layer has one: the parameters of Linear and the convolutions.
+fn push_weight_and_bias(
+    out: &mut Vec<(String, Tensor)>,
+    prefix: &str,
+    weight: &Tensor,
+    bias: &Option<Tensor>,
+) {
+    push(out, prefix, "weight", weight);
+    if let Some(b) = bias {
+        push(out, prefix, "bias", b);
+    }
+}
+
 /// y = x·Wᵀ + b with W: [out, in] (PyTorch's layout), b: [out].
 pub struct Linear {
     pub weight: Tensor,
@@ -133,10 +146,7 @@ impl Module for Linear {
         }
     }
     fn named_params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        push(out, prefix, "weight", &self.weight);
-        if let Some(b) = &self.bias {
-            push(out, prefix, "bias", b);
-        }
+        push_weight_and_bias(out, prefix, &self.weight, &self.bias);
     }
 }
 
@@ -198,10 +208,7 @@ impl Module for Conv2d {
         x.conv2d(&self.weight, self.bias.as_ref(), self.params)
     }
     fn named_params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        push(out, prefix, "weight", &self.weight);
-        if let Some(b) = &self.bias {
-            push(out, prefix, "bias", b);
-        }
+        push_weight_and_bias(out, prefix, &self.weight, &self.bias);
     }
 }
 
@@ -264,10 +271,7 @@ impl Module for ConvTranspose2d {
         x.conv_transpose2d(&self.weight, self.bias.as_ref(), self.params)
     }
     fn named_params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        push(out, prefix, "weight", &self.weight);
-        if let Some(b) = &self.bias {
-            push(out, prefix, "bias", b);
-        }
+        push_weight_and_bias(out, prefix, &self.weight, &self.bias);
     }
 }
 
