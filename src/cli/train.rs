@@ -117,6 +117,9 @@ pub fn config(args: &TrainArgs) -> TrainConfig {
 
 pub fn run_train(args: &TrainArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     check_device(&args.device)?;
+    // Weight decay drives weights toward zero; arithmetic on subnormal floats then slowed the
+    // autoencoder's epochs from 13.8 s to 21.8 s. Flushed, they stay at 13.3 s, losses unchanged.
+    ferrograd_kernels::flush_subnormals();
     let cfg = config(args);
     let out = args
         .out
@@ -191,6 +194,7 @@ pub struct EvalArgs {
 
 pub fn run_eval(args: &EvalArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     check_device(&args.device)?;
+    ferrograd_kernels::flush_subnormals();
     let data = FashionMnist::load(args.data.as_deref())?;
     let report = train::evaluate(&args.checkpoint, &data)?;
     println!(
