@@ -803,6 +803,8 @@ mod tests {
                 1e-3,
                 &mut rng,
             )),
+            Box::new(Gan::new(8, GeneratorLoss::Minimax, 2e-4, &mut rng)),
+            Box::new(Aae::new(8, 10.0, Prior::StandardNormal, 1e-3, &mut rng)),
         ];
         for mut m in models {
             let losses = m.train_step(&x, &mut Ctx::train(1)).unwrap();
