@@ -62,14 +62,19 @@ pub fn weights_of(m: &dyn Module) -> Vec<Tensor> {
 /// Losses of one batch by name ("loss" is the one optimised; others are its parts).
 pub type Losses = Vec<(&'static str, f64)>;
 
-/// What the training loop needs from a model.
-pub trait GenerativeModel {
+/// What the training loop needs from a model: the four generative models and the classifier.
+pub trait Model {
     /// "ae", "vae", "gan" or "aae".
     fn kind(&self) -> &'static str;
-    /// One optimisation step on a batch x ∈ [0, 1]^{N×1×28×28}.
-    fn train_step(&mut self, x: &Tensor, ctx: &mut Ctx) -> Result<Losses>;
+    /// One optimisation step on a batch x ∈ [0, 1]^{N×1×28×28} with its class labels (which
+    /// only a classifier uses).
+    fn train_step(&mut self, x: &Tensor, labels: &[usize], ctx: &mut Ctx) -> Result<Losses>;
     /// The same losses on a batch, without training (evaluation mode, no tape).
-    fn eval_losses(&self, x: &Tensor, rng: &mut Rng) -> Result<Losses>;
+    fn eval_losses(&self, x: &Tensor, labels: &[usize], rng: &mut Rng) -> Result<Losses>;
+    /// Predicted classes, for models that classify.
+    fn predict(&self, _x: &Tensor) -> Option<Result<Vec<usize>>> {
+        None
+    }
     /// x ↦ reconstruction in [0, 1], for models with an encoder.
     fn reconstruct(&self, _x: &Tensor) -> Option<Result<Tensor>> {
         None
@@ -91,7 +96,7 @@ pub trait GenerativeModel {
         let (modules, optimizers) = self.parts();
         collect_state(&modules, &optimizers)
     }
-    /// Restores [`GenerativeModel::state`].
+    /// Restores [`Model::state`].
     fn load_state(
         &mut self,
         tensors: &BTreeMap<String, Tensor>,
@@ -102,12 +107,12 @@ pub trait GenerativeModel {
     }
 }
 
-/// Named modules and optimizers of a model (see [`GenerativeModel::parts`]).
+/// Named modules and optimizers of a model (see [`Model::parts`]).
 pub type Parts<'a> = (
     Vec<(&'static str, &'a dyn Module)>,
     Vec<(&'static str, &'a dyn Optimizer)>,
 );
-/// Named modules and mutable optimizers (see [`GenerativeModel::parts_mut`]).
+/// Named modules and mutable optimizers (see [`Model::parts_mut`]).
 pub type PartsMut<'a> = (
     Vec<(&'static str, &'a dyn Module)>,
     Vec<(&'static str, &'a mut dyn Optimizer)>,
@@ -219,17 +224,17 @@ impl Autoencoder {
     }
 }
 
-impl GenerativeModel for Autoencoder {
+impl Model for Autoencoder {
     fn kind(&self) -> &'static str {
         "ae"
     }
-    fn train_step(&mut self, x: &Tensor, ctx: &mut Ctx) -> Result<Losses> {
+    fn train_step(&mut self, x: &Tensor, _labels: &[usize], ctx: &mut Ctx) -> Result<Losses> {
         let (total, parts) = self.losses(x, ctx)?;
         total.backward()?;
         self.opt.step()?;
         Ok(parts)
     }
-    fn eval_losses(&self, x: &Tensor, _rng: &mut Rng) -> Result<Losses> {
+    fn eval_losses(&self, x: &Tensor, _labels: &[usize], _rng: &mut Rng) -> Result<Losses> {
         no_grad(|| self.losses(x, &mut Ctx::eval()).map(|(_, p)| p))
     }
     fn reconstruct(&self, x: &Tensor) -> Option<Result<Tensor>> {
@@ -354,11 +359,11 @@ impl Vae {
     }
 }
 
-impl GenerativeModel for Vae {
+impl Model for Vae {
     fn kind(&self) -> &'static str {
         "vae"
     }
-    fn train_step(&mut self, x: &Tensor, ctx: &mut Ctx) -> Result<Losses> {
+    fn train_step(&mut self, x: &Tensor, _labels: &[usize], ctx: &mut Ctx) -> Result<Losses> {
         let (total, recon, kl) = self.objective(x, ctx)?;
         total.backward()?;
         self.opt.step()?;
@@ -368,7 +373,7 @@ impl GenerativeModel for Vae {
             ("kl", kl.item()?),
         ])
     }
-    fn eval_losses(&self, x: &Tensor, rng: &mut Rng) -> Result<Losses> {
+    fn eval_losses(&self, x: &Tensor, _labels: &[usize], rng: &mut Rng) -> Result<Losses> {
         no_grad(|| {
             let mut ctx = Ctx {
                 training: false,
@@ -508,11 +513,11 @@ impl Gan {
     }
 }
 
-impl GenerativeModel for Gan {
+impl Model for Gan {
     fn kind(&self) -> &'static str {
         "gan"
     }
-    fn train_step(&mut self, x: &Tensor, ctx: &mut Ctx) -> Result<Losses> {
+    fn train_step(&mut self, x: &Tensor, _labels: &[usize], ctx: &mut Ctx) -> Result<Losses> {
         let z = Tensor::randn(
             &[batch_size(x)?, self.latent],
             0.0,
@@ -540,7 +545,7 @@ impl GenerativeModel for Gan {
             ("generator", g),
         ])
     }
-    fn eval_losses(&self, x: &Tensor, rng: &mut Rng) -> Result<Losses> {
+    fn eval_losses(&self, x: &Tensor, _labels: &[usize], rng: &mut Rng) -> Result<Losses> {
         no_grad(|| {
             let ctx = &mut Ctx::eval();
             let z = Tensor::randn(&[batch_size(x)?, self.latent], 0.0, 1.0, DType::F32, rng);
@@ -679,11 +684,11 @@ impl Aae {
     }
 }
 
-impl GenerativeModel for Aae {
+impl Model for Aae {
     fn kind(&self) -> &'static str {
         "aae"
     }
-    fn train_step(&mut self, x: &Tensor, ctx: &mut Ctx) -> Result<Losses> {
+    fn train_step(&mut self, x: &Tensor, _labels: &[usize], ctx: &mut Ctx) -> Result<Losses> {
         let n = batch_size(x)?;
         // 1. Discriminator: prior samples are "real", codes (held fixed) are "generated".
         let codes = self.encoder.forward(x, ctx)?;
@@ -709,7 +714,7 @@ impl GenerativeModel for Aae {
             ("encoder_adversarial", adversarial.item()?),
         ])
     }
-    fn eval_losses(&self, x: &Tensor, rng: &mut Rng) -> Result<Losses> {
+    fn eval_losses(&self, x: &Tensor, _labels: &[usize], rng: &mut Rng) -> Result<Losses> {
         no_grad(|| {
             let ctx = &mut Ctx::eval();
             let codes = self.encoder.forward(x, ctx)?;
@@ -792,7 +797,7 @@ mod tests {
     fn every_model_steps_and_round_trips_its_state() {
         let mut rng = Rng::new(0);
         let x = batch(&mut rng);
-        let models: Vec<Box<dyn GenerativeModel>> = vec![
+        let models: Vec<Box<dyn Model>> = vec![
             Box::new(Autoencoder::new(8, 1e-4, 1e-3, &mut rng)),
             Box::new(Vae::new(8, 1.0, 1e-3, &mut rng)),
             Box::new(Gan::new(8, GeneratorLoss::NonSaturating, 2e-4, &mut rng)),
@@ -807,7 +812,8 @@ mod tests {
             Box::new(Aae::new(8, 10.0, Prior::StandardNormal, 1e-3, &mut rng)),
         ];
         for mut m in models {
-            let losses = m.train_step(&x, &mut Ctx::train(1)).unwrap();
+            let labels = [0, 1, 2, 3];
+            let losses = m.train_step(&x, &labels, &mut Ctx::train(1)).unwrap();
             assert!(
                 losses.iter().all(|(_, v)| v.is_finite()),
                 "{}: {losses:?}",
@@ -816,11 +822,11 @@ mod tests {
             let (tensors, meta) = m.state();
             let map: BTreeMap<String, Tensor> =
                 tensors.into_iter().map(|(n, t)| (n, t.detach())).collect();
-            let before = m.eval_losses(&x, &mut Rng::new(5)).unwrap();
-            m.train_step(&x, &mut Ctx::train(2)).unwrap();
+            let before = m.eval_losses(&x, &labels, &mut Rng::new(5)).unwrap();
+            m.train_step(&x, &labels, &mut Ctx::train(2)).unwrap();
             m.load_state(&map, &meta).unwrap();
             assert_eq!(
-                m.eval_losses(&x, &mut Rng::new(5)).unwrap(),
+                m.eval_losses(&x, &labels, &mut Rng::new(5)).unwrap(),
                 before,
                 "{} state round trip",
                 m.kind()

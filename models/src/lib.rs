@@ -4,6 +4,7 @@
 //! the Fashion-MNIST reader, checkpoints, pictures, and the generative models.
 
 pub mod checkpoint;
+pub mod classifier;
 pub mod data;
 pub mod generative;
 pub mod loss;

@@ -611,6 +611,84 @@ fn glyph(c: char) -> [u8; GLYPH_ROWS] {
     }
 }
 
+// ---- confusion matrix -----------------------------------------------------------------------
+
+/// Saves a confusion matrix as PNG: `counts[t·k + p]` is how many examples of true class t were
+/// predicted as p. Each cell is shaded by the fraction of its row (white 0, dark blue 1) and
+/// shows the count; rows are true classes, columns predictions, both labelled with `names`.
+pub fn save_confusion_matrix(
+    path: &Path,
+    counts: &[usize],
+    names: &[&str],
+    title: &str,
+) -> Result<(), PlotError> {
+    let k = names.len();
+    if k == 0 || counts.len() != k * k {
+        return Err(PlotError::new(
+            path,
+            format!(
+                "{} counts for {k} classes: need k² = {}",
+                counts.len(),
+                k * k
+            ),
+        ));
+    }
+    const CELL: i32 = 44;
+    let label_width = names.iter().map(|n| text_width(n, 1)).max().unwrap_or(0) + 12;
+    let (left, top) = (label_width, 60);
+    let width = (left + CELL * k as i32 + 20) as u32;
+    let height = (top + CELL * k as i32 + 20 + 10 * k as i32) as u32;
+    let mut picture = RgbImage::from_pixel(width, height, WHITE);
+    draw_text(&mut picture, 10, 12, title, 2, TEXT_COLOUR);
+    draw_text(&mut picture, left, 40, "predicted ->", 1, TEXT_COLOUR);
+    for t in 0..k {
+        let row_total: usize = counts[t * k..(t + 1) * k].iter().sum();
+        draw_text(
+            &mut picture,
+            6,
+            top + CELL * t as i32 + CELL / 2 - 4,
+            names[t],
+            1,
+            TEXT_COLOUR,
+        );
+        for p in 0..k {
+            let n = counts[t * k + p];
+            let fraction = if row_total == 0 {
+                0.0
+            } else {
+                n as f64 / row_total as f64
+            };
+            let shade = |full: f64| (255.0 - (255.0 - full) * fraction) as u8;
+            let colour = Rgb([shade(20.0), shade(60.0), shade(140.0)]);
+            let (x, y) = (left + CELL * p as i32, top + CELL * t as i32);
+            fill_rect(&mut picture, x, y, CELL - 1, CELL - 1, colour);
+            let text = n.to_string();
+            let ink = if fraction > 0.5 { WHITE } else { TEXT_COLOUR };
+            draw_text(
+                &mut picture,
+                x + (CELL - text_width(&text, 1)) / 2,
+                y + CELL / 2 - 4,
+                &text,
+                1,
+                ink,
+            );
+        }
+    }
+    // Column labels below, one line each, numbered to keep them short.
+    for (p, name) in names.iter().enumerate() {
+        let y = top + CELL * k as i32 + 8 + 10 * p as i32;
+        draw_text(
+            &mut picture,
+            left,
+            y,
+            &format!("column {p}: {name}"),
+            1,
+            TEXT_COLOUR,
+        );
+    }
+    save_png(path, &picture)
+}
+
 // ---- saving ---------------------------------------------------------------------------------
 
 /// Encodes `picture` as PNG in memory, then writes it atomically (see

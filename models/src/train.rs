@@ -11,10 +11,9 @@
 //! step, so a run resumed from a checkpoint continues exactly as an uninterrupted run would.
 
 use crate::checkpoint;
+use crate::classifier::{Classifier, ClassifierActivation};
 use crate::data::{FashionMnist, Split};
-use crate::generative::{
-    Aae, Autoencoder, Gan, GenerativeModel, GeneratorLoss, Losses, Prior, Vae,
-};
+use crate::generative::{Aae, Autoencoder, Gan, GeneratorLoss, Losses, Model, Prior, Vae};
 use crate::nn::Ctx;
 use crate::plot;
 use ferrograd_engine::Rng;
@@ -23,13 +22,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The four models of the course's first part.
+/// The four models of the course's first part, and the classifier of its second.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelKind {
     Ae,
     Vae,
     Gan,
     Aae,
+    Classifier,
 }
 
 impl ModelKind {
@@ -39,6 +39,7 @@ impl ModelKind {
             ModelKind::Vae => "vae",
             ModelKind::Gan => "gan",
             ModelKind::Aae => "aae",
+            ModelKind::Classifier => "classifier",
         }
     }
     pub fn parse(s: &str) -> Result<ModelKind, TrainError> {
@@ -47,8 +48,9 @@ impl ModelKind {
             "vae" => Ok(ModelKind::Vae),
             "gan" => Ok(ModelKind::Gan),
             "aae" => Ok(ModelKind::Aae),
+            "classifier" => Ok(ModelKind::Classifier),
             _ => Err(TrainError(format!(
-                "unknown model '{s}': expected ae, vae, gan or aae"
+                "unknown model '{s}': expected ae, vae, gan, aae or classifier"
             ))),
         }
     }
@@ -67,6 +69,10 @@ pub struct TrainConfig {
     pub seed: u64,
     pub prior: Prior,
     pub generator_loss: GeneratorLoss,
+    /// β: the classifier's reconstruction weight.
+    pub beta: f64,
+    /// The classifier's activation after each convolution.
+    pub activation: ClassifierActivation,
     /// Train on the first n training images only (quick runs); `None` uses all 60,000.
     pub train_limit: Option<usize>,
     /// Evaluate on the first n test images only; `None` uses all 10,000.
@@ -82,6 +88,7 @@ impl TrainConfig {
             ModelKind::Gan => (2e-4, 0.0, 64),
             // λ = 10 keeps the code discriminator near chance without spoiling reconstruction.
             ModelKind::Aae => (1e-3, 10.0, 8),
+            ModelKind::Classifier => (1e-3, 1e-5, 0),
         };
         TrainConfig {
             kind,
@@ -93,6 +100,8 @@ impl TrainConfig {
             seed: 0,
             prior: Prior::StandardNormal,
             generator_loss: GeneratorLoss::NonSaturating,
+            beta: 0.1,
+            activation: ClassifierActivation::Relu,
             train_limit: None,
             test_limit: None,
         }
@@ -118,6 +127,8 @@ impl TrainConfig {
             ("seed".into(), self.seed.to_string()),
             ("prior".into(), prior),
             ("generator_loss".into(), gen_loss.into()),
+            ("beta".into(), self.beta.to_string()),
+            ("activation".into(), self.activation.name().into()),
             (
                 "train_limit".into(),
                 self.train_limit.map_or("all".into(), |n| n.to_string()),
@@ -181,6 +192,10 @@ impl TrainConfig {
             seed: num("seed", get("seed")?)?,
             prior,
             generator_loss,
+            beta: num("beta", get("beta")?)?,
+            activation: ClassifierActivation::parse(get("activation")?).ok_or_else(|| {
+                TrainError("checkpoint metadata 'activation' is not relu, elu or softplus".into())
+            })?,
             train_limit: limit("train_limit")?,
             test_limit: limit("test_limit")?,
         })
@@ -200,7 +215,10 @@ impl TrainConfig {
                 self.lambda
             ));
         }
-        if self.latent == 0 {
+        if !(self.beta >= 0.0 && self.beta.is_finite()) {
+            return bad(format!("--beta must be non-negative, got {}", self.beta));
+        }
+        if self.latent == 0 && self.kind != ModelKind::Classifier {
             return bad("--latent must be at least 1".into());
         }
         if matches!(self.prior, Prior::GaussianMixture { components: 0 }) {
@@ -240,7 +258,7 @@ into_train_error!(
 );
 
 /// A fresh model for `cfg`, its weights drawn from `cfg.seed`.
-pub fn build_model(cfg: &TrainConfig) -> Box<dyn GenerativeModel> {
+pub fn build_model(cfg: &TrainConfig) -> Box<dyn Model> {
     let mut rng = Rng::new(cfg.seed);
     match cfg.kind {
         ModelKind::Ae => Box::new(Autoencoder::new(cfg.latent, cfg.lambda, cfg.lr, &mut rng)),
@@ -248,6 +266,13 @@ pub fn build_model(cfg: &TrainConfig) -> Box<dyn GenerativeModel> {
         ModelKind::Gan => Box::new(Gan::new(cfg.latent, cfg.generator_loss, cfg.lr, &mut rng)),
         ModelKind::Aae => Box::new(Aae::new(
             cfg.latent, cfg.lambda, cfg.prior, cfg.lr, &mut rng,
+        )),
+        ModelKind::Classifier => Box::new(Classifier::new(
+            cfg.activation,
+            cfg.beta,
+            cfg.lambda,
+            cfg.lr,
+            &mut rng,
         )),
     }
 }
@@ -333,7 +358,7 @@ impl Averages {
 
 /// The test split's losses, in batches of 500.
 pub fn evaluate_split(
-    model: &dyn GenerativeModel,
+    model: &dyn Model,
     split: &Split,
     seed: u64,
 ) -> Result<BTreeMap<String, f64>, TrainError> {
@@ -341,8 +366,8 @@ pub fn evaluate_split(
     let mut avg = Averages::default();
     let indices: Vec<usize> = (0..split.len).collect();
     for chunk in indices.chunks(500) {
-        let (x, _) = split.batch_at(chunk);
-        avg.add(&model.eval_losses(&x, &mut rng)?, chunk.len());
+        let (x, labels) = split.batch_at(chunk);
+        avg.add(&model.eval_losses(&x, &labels, &mut rng)?, chunk.len());
     }
     Ok(avg.means())
 }
@@ -360,7 +385,7 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), TrainError> {
 
 /// The picture grids of the current model.
 fn save_pictures(
-    model: &dyn GenerativeModel,
+    model: &dyn Model,
     test: &Split,
     out: &Path,
     seed: u64,
@@ -395,10 +420,40 @@ fn save_pictures(
     if !rows.is_empty() {
         plot::save_image_grid(&out.join("interpolation.png"), &rows, 1, 28, 28, 10, 3)?;
     }
+    if let Some(counts) = confusion_matrix(model, test)? {
+        let accuracy =
+            (0..10).map(|c| counts[c * 10 + c]).sum::<usize>() as f64 / test.len.max(1) as f64;
+        let title = format!("Test confusion matrix, accuracy {:.2}%", 100.0 * accuracy);
+        plot::save_confusion_matrix(
+            &out.join("confusion_matrix.png"),
+            &counts,
+            &crate::data::CLASS_NAMES,
+            &title,
+        )?;
+    }
     Ok(())
 }
 
 const PIXELS_PER_IMAGE: usize = 28 * 28;
+
+/// counts[true·10 + predicted] over a split, for models that classify.
+pub fn confusion_matrix(
+    model: &dyn Model,
+    split: &Split,
+) -> Result<Option<Vec<usize>>, TrainError> {
+    let mut counts = vec![0usize; 100];
+    let indices: Vec<usize> = (0..split.len).collect();
+    for chunk in indices.chunks(500) {
+        let (x, labels) = split.batch_at(chunk);
+        let Some(predicted) = model.predict(&x) else {
+            return Ok(None);
+        };
+        for (y, p) in labels.iter().zip(predicted?) {
+            counts[y * 10 + p] += 1;
+        }
+    }
+    Ok(Some(counts))
+}
 
 /// Writes metrics.json and the loss curves for the epochs so far.
 fn save_metrics(cfg: &TrainConfig, records: &[EpochRecord], out: &Path) -> Result<(), TrainError> {
@@ -507,9 +562,9 @@ pub fn train(
         let batches = train_split.batches(cfg.batch, &mut stream(cfg.seed, epoch, SHUFFLE));
         let steps = batches.len_batches();
         let mut seen = 0usize;
-        for (step, (x, _)) in batches.enumerate() {
+        for (step, (x, labels)) in batches.enumerate() {
             let n = x.dim(0)?;
-            let losses = model.train_step(&x, &mut ctx)?;
+            let losses = model.train_step(&x, &labels, &mut ctx)?;
             let loss = losses
                 .iter()
                 .find(|(k, _)| *k == "loss")

@@ -58,7 +58,7 @@ fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
 
 #[test]
 fn resume_after_an_interruption_ends_with_the_same_weights() {
-    for kind in [ModelKind::Vae, ModelKind::Gan] {
+    for kind in [ModelKind::Vae, ModelKind::Gan, ModelKind::Classifier] {
         let (whole, split) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         train::train(&config(kind, 3), &data(), whole.path(), false, &mut |_| {}).unwrap();
         // "Interrupted" after epoch 1, then resumed to 3.
@@ -153,4 +153,25 @@ fn resuming_with_other_settings_is_refused() {
         .err()
         .expect("mismatch");
     assert!(err.0.contains("other settings"), "{err}");
+}
+
+#[test]
+fn the_classifier_learns_the_synthetic_classes_and_draws_its_confusion_matrix() {
+    let out = tempfile::tempdir().unwrap();
+    // Batch 8, so batch norm's running statistics get enough updates to describe the weights.
+    let cfg = TrainConfig {
+        batch: 8,
+        ..config(ModelKind::Classifier, 12)
+    };
+    let summary = train::train(&cfg, &data(), out.path(), false, &mut |_| {}).unwrap();
+    for r in &summary.records {
+        eprintln!(
+            "epoch {}: train accuracy {:.3}, test accuracy {:.3}",
+            r.epoch, r.train["accuracy"], r.test["accuracy"]
+        );
+    }
+    let accuracy = summary.records.last().unwrap().test["accuracy"];
+    // Ten blob positions, 96 training images: far above the 10% of guessing.
+    assert!(accuracy > 0.5, "accuracy {accuracy}");
+    assert!(out.path().join("confusion_matrix.png").is_file());
 }

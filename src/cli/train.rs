@@ -1,5 +1,6 @@
 //! `ferrograd train ae|vae|gan|aae` and `ferrograd eval CHECKPOINT`.
 
+use ferrograd_models::classifier::ClassifierActivation;
 use ferrograd_models::data::FashionMnist;
 use ferrograd_models::generative::{GeneratorLoss, Prior};
 use ferrograd_models::train::{self, ModelKind, StepInfo, TrainConfig};
@@ -17,6 +18,15 @@ pub enum Model {
     Gan,
     /// Adversarial autoencoder: a discriminator on the codes against a prior
     Aae,
+    /// Classifier regularised by an autoencoder: CE + β·reconstruction + λ‖W‖²_F
+    Classifier,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ActivationArg {
+    Relu,
+    Elu,
+    Softplus,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -59,6 +69,13 @@ pub struct TrainArgs {
     /// The GAN generator's loss.
     #[arg(long, value_enum, default_value_t = GenLossArg::NonSaturating)]
     pub gen_loss: GenLossArg,
+    /// β: the classifier's reconstruction weight (0 turns the autoencoder off).
+    #[arg(long, default_value_t = 0.1)]
+    pub beta: f64,
+    /// The classifier's activation after each convolution (smooth ones make exact and
+    /// closed-form Grad-CAM++ differ).
+    #[arg(long, value_enum, default_value_t = ActivationArg::Relu)]
+    pub activation: ActivationArg,
     /// Train on the first N training images only (quick runs).
     #[arg(long)]
     pub train_limit: Option<usize>,
@@ -92,6 +109,7 @@ pub fn config(args: &TrainArgs) -> TrainConfig {
         Model::Vae => ModelKind::Vae,
         Model::Gan => ModelKind::Gan,
         Model::Aae => ModelKind::Aae,
+        Model::Classifier => ModelKind::Classifier,
     };
     let d = TrainConfig::defaults(kind);
     TrainConfig {
@@ -108,6 +126,12 @@ pub fn config(args: &TrainArgs) -> TrainConfig {
         generator_loss: match args.gen_loss {
             GenLossArg::NonSaturating => GeneratorLoss::NonSaturating,
             GenLossArg::Minimax => GeneratorLoss::Minimax,
+        },
+        beta: args.beta,
+        activation: match args.activation {
+            ActivationArg::Relu => ClassifierActivation::Relu,
+            ActivationArg::Elu => ClassifierActivation::Elu,
+            ActivationArg::Softplus => ClassifierActivation::Softplus,
         },
         train_limit: args.train_limit,
         test_limit: args.test_limit,
@@ -215,5 +239,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<ExitCode, Box<dyn std::error::Error>>
     show("discriminator", "discriminator loss");
     show("generator", "generator loss");
     show("encoder_adversarial", "encoder adversarial loss");
+    show("accuracy", "classification accuracy");
+    show("cross_entropy", "cross-entropy");
     Ok(ExitCode::SUCCESS)
 }
