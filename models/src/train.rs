@@ -366,7 +366,7 @@ pub fn evaluate_split(
     let mut avg = Averages::default();
     let indices: Vec<usize> = (0..split.len).collect();
     for chunk in indices.chunks(500) {
-        let (x, labels) = split.batch_at(chunk);
+        let (x, labels) = split.batch_at(chunk)?;
         avg.add(&model.eval_losses(&x, &labels, &mut rng)?, chunk.len());
     }
     Ok(avg.means())
@@ -392,27 +392,32 @@ fn save_pictures(
     epoch: usize,
 ) -> Result<(), TrainError> {
     let images = |t: ferrograd_engine::Tensor| t.to_vec_f32();
-    if let Some(r) = model.reconstruct(&test.batch_at(&(0..16).collect::<Vec<_>>()).0) {
-        // Rows alternate: 8 inputs, their 8 reconstructions.
-        let (x, r) = (
-            test.batch_at(&(0..16).collect::<Vec<_>>()).0.to_vec_f32(),
-            images(r?),
-        );
-        let p = PIXELS_PER_IMAGE;
-        let mut grid = Vec::with_capacity(32 * p);
-        for half in 0..2 {
-            grid.extend_from_slice(&x[half * 8 * p..(half + 1) * 8 * p]);
-            grid.extend_from_slice(&r[half * 8 * p..(half + 1) * 8 * p]);
+    // Up to 16 test images in two rows, each row above its reconstructions.
+    let shown = test.len.min(16) / 2 * 2;
+    if shown > 0 {
+        let (x, _) = test.batch_at(&(0..shown).collect::<Vec<_>>())?;
+        if let Some(r) = model.reconstruct(&x) {
+            let (x, r) = (x.to_vec_f32(), images(r?));
+            let row = shown / 2 * PIXELS_PER_IMAGE;
+            let grid = [&x[..row], &r[..row], &x[row..], &r[row..]].concat();
+            plot::save_image_grid(
+                &out.join("reconstructions.png"),
+                &grid,
+                1,
+                28,
+                28,
+                shown / 2,
+                3,
+            )?;
         }
-        plot::save_image_grid(&out.join("reconstructions.png"), &grid, 1, 28, 28, 8, 3)?;
     }
     if let Some(s) = model.sample(64, &mut stream(seed, epoch, PICTURES)) {
         plot::save_image_grid(&out.join("samples.png"), &images(s?), 1, 28, 28, 8, 3)?;
     }
     let pairs = [(0usize, 1usize), (2, 3), (4, 5), (6, 7)];
     let mut rows = Vec::new();
-    for (a, b) in pairs {
-        match model.interpolate(&test.batch_at(&[a]).0, &test.batch_at(&[b]).0, 10) {
+    for (a, b) in pairs.into_iter().filter(|&(_, b)| b < test.len) {
+        match model.interpolate(&test.batch_at(&[a])?.0, &test.batch_at(&[b])?.0, 10) {
             Some(strip) => rows.extend(images(strip?)),
             None => break,
         }
@@ -444,7 +449,7 @@ pub fn confusion_matrix(
     let mut counts = vec![0usize; 100];
     let indices: Vec<usize> = (0..split.len).collect();
     for chunk in indices.chunks(500) {
-        let (x, labels) = split.batch_at(chunk);
+        let (x, labels) = split.batch_at(chunk)?;
         let Some(predicted) = model.predict(&x) else {
             return Ok(None);
         };
@@ -559,7 +564,7 @@ pub fn train(
             training: true,
             rng: stream(cfg.seed, epoch, TRAINING),
         };
-        let batches = train_split.batches(cfg.batch, &mut stream(cfg.seed, epoch, SHUFFLE));
+        let batches = train_split.batches(cfg.batch, &mut stream(cfg.seed, epoch, SHUFFLE))?;
         let steps = batches.len_batches();
         let mut seen = 0usize;
         for (step, (x, labels)) in batches.enumerate() {

@@ -175,3 +175,24 @@ fn the_classifier_learns_the_synthetic_classes_and_draws_its_confusion_matrix() 
     assert!(accuracy > 0.5, "accuracy {accuracy}");
     assert!(out.path().join("confusion_matrix.png").is_file());
 }
+
+#[test]
+fn a_tiny_test_split_still_gets_its_pictures() {
+    // Fewer test images than the picture grids show: no panic, smaller grids.
+    let out = tempfile::tempdir().unwrap();
+    let small = FashionMnist {
+        train: synthetic(16, 1),
+        test: synthetic(3, 2),
+        dir: "synthetic".into(),
+    };
+    train::train(
+        &config(ModelKind::Vae, 1),
+        &small,
+        out.path(),
+        false,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(out.path().join("reconstructions.png").is_file());
+    assert!(out.path().join("interpolation.png").is_file());
+}

@@ -285,19 +285,26 @@ impl Split {
 
     /// Images `indices` as a [len, 1, 28, 28] f32 tensor, and their labels.
     ///
-    /// The 1 is the channel axis that convolutions expect (greyscale: one channel).
-    ///
-    /// # Panics
-    /// If an index is not below `self.len`, like slice indexing.
-    pub fn batch_at(&self, indices: &[usize]) -> (Tensor, Vec<usize>) {
+    /// The 1 is the channel axis that convolutions expect (greyscale: one channel). An index
+    /// not below `self.len` is an error naming it.
+    pub fn batch_at(&self, indices: &[usize]) -> Result<(Tensor, Vec<usize>), DataError> {
+        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len) {
+            return Err(DataError {
+                path: None,
+                message: format!(
+                    "batch_at: index {bad} is out of range for a split of {} examples",
+                    self.len
+                ),
+            });
+        }
+        Ok(self.gather(indices))
+    }
+
+    /// [`Split::batch_at`] for indices known to be in range.
+    fn gather(&self, indices: &[usize]) -> (Tensor, Vec<usize>) {
         let mut images = Vec::with_capacity(indices.len() * PIXELS);
         let mut labels = Vec::with_capacity(indices.len());
         for &i in indices {
-            assert!(
-                i < self.len,
-                "batch_at: index {i} is out of range for a split of {} examples",
-                self.len
-            );
             images.extend_from_slice(&self.images[i * PIXELS..(i + 1) * PIXELS]);
             labels.push(usize::from(self.labels[i]));
         }
@@ -310,19 +317,22 @@ impl Split {
     ///
     /// Every example appears exactly once per epoch. The same `rng` state gives the same order,
     /// so a seeded run is repeatable.
-    ///
-    /// # Panics
-    /// If `batch` is 0.
-    pub fn batches(&self, batch: usize, rng: &mut Rng) -> Batches<'_> {
-        assert!(batch > 0, "batches: the batch size must be at least 1");
+    /// A batch size of 0 is an error.
+    pub fn batches(&self, batch: usize, rng: &mut Rng) -> Result<Batches<'_>, DataError> {
+        if batch == 0 {
+            return Err(DataError {
+                path: None,
+                message: "batches: the batch size must be at least 1".into(),
+            });
+        }
         let mut order: Vec<usize> = (0..self.len).collect();
         rng.shuffle(&mut order);
-        Batches {
+        Ok(Batches {
             split: self,
             order,
             position: 0,
             batch,
-        }
+        })
     }
 }
 
@@ -357,7 +367,7 @@ impl Iterator for Batches<'_> {
         let end = (self.position + self.batch).min(self.order.len());
         let indices = &self.order[self.position..end];
         self.position = end;
-        Some(self.split.batch_at(indices))
+        Some(self.split.gather(indices))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -642,25 +652,25 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         write_fake_dataset(tmp.path());
         let train = FashionMnist::load_from(tmp.path()).unwrap().train;
-        let (images, labels) = train.batch_at(&[12, 3, 12]);
+        let (images, labels) = train.batch_at(&[12, 3, 12]).unwrap();
         assert_eq!(images.shape(), &[3, 1, 28, 28]);
         assert_eq!(labels, vec![2, 3, 2]);
         let values = images.to_vec_f32();
         assert!(values[..PIXELS].iter().all(|&v| v == 12.0 / 255.0));
         assert!(values[PIXELS..2 * PIXELS].iter().all(|&v| v == 3.0 / 255.0));
-        let (empty, labels) = train.batch_at(&[]);
+        let (empty, labels) = train.batch_at(&[]).unwrap();
         assert_eq!((empty.shape(), labels.len()), (&[0, 1, 28, 28][..], 0));
     }
 
     #[test]
-    #[should_panic(expected = "out of range")]
-    fn batch_at_panics_on_a_bad_index() {
+    fn batch_at_rejects_a_bad_index() {
         let split = Split {
             images: vec![0.0; PIXELS],
             labels: vec![0],
             len: 1,
         };
-        split.batch_at(&[1]);
+        let error = split.batch_at(&[1]).unwrap_err();
+        assert!(error.message.contains("index 1 is out of range"), "{error}");
     }
 
     #[test]
@@ -669,7 +679,7 @@ mod tests {
         write_fake_dataset(tmp.path());
         let train = FashionMnist::load_from(tmp.path()).unwrap().train;
         let mut rng = Rng::new(3);
-        let mut batches = train.batches(10, &mut rng);
+        let mut batches = train.batches(10, &mut rng).unwrap();
         assert_eq!((batches.len_batches(), batches.len()), (3, 3));
         let mut seen = Vec::new();
         let mut sizes = Vec::new();
@@ -692,20 +702,20 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "batch size")]
-    fn batches_of_zero_panic() {
+    fn batches_of_zero_are_an_error() {
         let split = Split {
             images: vec![],
             labels: vec![],
             len: 0,
         };
-        split.batches(0, &mut Rng::new(0));
+        assert!(split.batches(0, &mut Rng::new(0)).is_err());
     }
 
     /// The labels of one epoch, batch by batch.
     fn epoch_labels(split: &Split, seed: u64) -> Vec<Vec<usize>> {
         split
             .batches(128, &mut Rng::new(seed))
+            .unwrap()
             .map(|(_, labels)| labels)
             .collect()
     }
@@ -739,7 +749,7 @@ mod tests {
             assert!(data.test.labels.contains(&class));
         }
 
-        let mut batches = data.train.batches(128, &mut Rng::new(0));
+        let mut batches = data.train.batches(128, &mut Rng::new(0)).unwrap();
         let expected = 60000usize.div_ceil(128);
         assert_eq!((batches.len_batches(), batches.len()), (expected, expected));
         let mut count = 0;
