@@ -640,7 +640,25 @@ pub fn save_confusion_matrix(
     let height = (top + CELL * k as i32 + 20 + 10 * k as i32) as u32;
     let mut picture = RgbImage::from_pixel(width, height, WHITE);
     draw_text(&mut picture, 10, 12, title, 2, TEXT_COLOUR);
-    draw_text(&mut picture, left, 40, "predicted ->", 1, TEXT_COLOUR);
+    draw_text(
+        &mut picture,
+        left,
+        34,
+        "rows: true class, columns: predicted class (named below)",
+        1,
+        TEXT_COLOUR,
+    );
+    for p in 0..k {
+        let number = p.to_string();
+        draw_text(
+            &mut picture,
+            left + CELL * p as i32 + (CELL - text_width(&number, 1)) / 2,
+            top - 12,
+            &number,
+            1,
+            TEXT_COLOUR,
+        );
+    }
     for t in 0..k {
         let row_total: usize = counts[t * k..(t + 1) * k].iter().sum();
         draw_text(
