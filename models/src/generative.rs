@@ -71,6 +71,11 @@ pub trait Model {
     fn train_step(&mut self, x: &Tensor, labels: &[usize], ctx: &mut Ctx) -> Result<Losses>;
     /// The same losses on a batch, without training (evaluation mode, no tape).
     fn eval_losses(&self, x: &Tensor, labels: &[usize], rng: &mut Rng) -> Result<Losses>;
+    /// Re-estimates batch-norm statistics from `split` with the current weights, for models
+    /// whose evaluation depends on them (see [`crate::classifier::Classifier`]).
+    fn recalibrate(&self, _split: &crate::data::Split, _rng: &mut Rng) -> Result<()> {
+        Ok(())
+    }
     /// Predicted classes, for models that classify.
     fn predict(&self, _x: &Tensor) -> Option<Result<Vec<usize>>> {
         None

@@ -37,6 +37,8 @@ pub trait Module: Send + Sync {
     fn named_params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>);
     /// State that is saved but not trained (batch-norm running statistics).
     fn named_buffers(&self, _prefix: &str, _out: &mut Vec<(String, Tensor)>) {}
+    /// Calls `f` on every batch-norm layer inside (for recalibrating their statistics).
+    fn for_each_batch_norm(&self, _f: &mut dyn FnMut(&BatchNorm2d)) {}
 }
 
 /// Parameters of a module as a fresh list.
@@ -282,7 +284,9 @@ pub struct BatchNorm2d {
     pub bias: Tensor,
     pub running_mean: Tensor,
     pub running_var: Tensor,
-    pub momentum: f64,
+    /// Weight of each new batch in the running statistics (f64 bits; settable through a shared
+    /// reference so recalibration can average exactly).
+    momentum: std::sync::atomic::AtomicU64,
     pub eps: f64,
 }
 
@@ -293,9 +297,16 @@ impl BatchNorm2d {
             bias: Tensor::zeros(&[channels], DType::F32).requires_grad_(),
             running_mean: Tensor::zeros(&[channels], DType::F32),
             running_var: Tensor::ones(&[channels], DType::F32),
-            momentum: 0.1,
+            momentum: std::sync::atomic::AtomicU64::new(0.1f64.to_bits()),
             eps: 1e-5,
         }
+    }
+    pub fn momentum(&self) -> f64 {
+        f64::from_bits(self.momentum.load(std::sync::atomic::Ordering::Relaxed))
+    }
+    pub fn set_momentum(&self, momentum: f64) {
+        self.momentum
+            .store(momentum.to_bits(), std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -304,7 +315,7 @@ impl Module for BatchNorm2d {
         let state = BatchNormState {
             running_mean: &self.running_mean,
             running_var: &self.running_var,
-            momentum: self.momentum,
+            momentum: self.momentum(),
         };
         batch_norm(
             x,
@@ -322,6 +333,9 @@ impl Module for BatchNorm2d {
     fn named_buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
         push(out, prefix, "running_mean", &self.running_mean);
         push(out, prefix, "running_var", &self.running_var);
+    }
+    fn for_each_batch_norm(&self, f: &mut dyn FnMut(&BatchNorm2d)) {
+        f(self);
     }
 }
 
@@ -431,6 +445,11 @@ impl Module for Sequential {
     fn named_buffers(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
         for (i, layer) in self.layers.iter().enumerate() {
             layer.named_buffers(&format!("{prefix}{i}."), out);
+        }
+    }
+    fn for_each_batch_norm(&self, f: &mut dyn FnMut(&BatchNorm2d)) {
+        for layer in &self.layers {
+            layer.for_each_batch_norm(f);
         }
     }
 }

@@ -288,6 +288,7 @@ const SHUFFLE: u64 = 1;
 const TRAINING: u64 = 2;
 const EVALUATION: u64 = 3;
 const PICTURES: u64 = 4;
+const RECALIBRATION: u64 = 5;
 
 /// Progress of one step, for a progress bar.
 pub struct StepInfo {
@@ -596,6 +597,7 @@ pub fn train(
                 images_per_s: seen as f64 / t0.elapsed().as_secs_f64(),
             });
         }
+        model.recalibrate(&train_split, &mut stream(cfg.seed, epoch, RECALIBRATION))?;
         let seconds = t0.elapsed().as_secs_f64();
         let test = evaluate_split(
             &*model,
