@@ -7,7 +7,7 @@
 //! The head is global average pooling followed by one linear layer, so that class activation
 //! maps apply as originally defined: the class-c map at the last block is Σ_k w_k^c A^k.
 
-use crate::generative::{weights_of, Losses, Model, Parts, PartsMut};
+use crate::generative::{weights_of, Losses, Model};
 use crate::loss;
 use crate::nn::{
     self, Activation, BatchNorm2d, Conv2d, ConvTranspose2d, Ctx, Init, Linear, Module, Sequential,
@@ -111,7 +111,7 @@ impl Classifier {
             lambda,
             opt: Adam::new(Vec::new(), lr),
         };
-        let (modules, _) = c.parts();
+        let modules = c.modules();
         let params = modules
             .iter()
             .flat_map(|(prefix, m)| nn::params_of(*m, prefix))
@@ -164,7 +164,7 @@ impl Classifier {
         let (logits, recon_logits) = self.forward(x, ctx)?;
         let ce = logits.cross_entropy(labels)?;
         let recon = loss::bce_with_logits(&recon_logits, x)?;
-        let (modules, _) = self.parts();
+        let modules = self.modules();
         let weights: Vec<Tensor> = modules.iter().flat_map(|(_, m)| weights_of(*m)).collect();
         let penalty = loss::frobenius_penalty(&weights.iter().collect::<Vec<_>>())?;
         let total = ce
@@ -275,36 +275,23 @@ impl Model for Classifier {
     fn reconstruct(&self, x: &Tensor) -> Option<Result<Tensor>> {
         Some(no_grad(|| self.forward(x, &mut Ctx::eval())?.1.sigmoid()))
     }
-    fn parts(&self) -> Parts<'_> {
-        (
-            named_modules(&self.blocks, &self.head, &self.decoder),
-            vec![("optim.", &self.opt as &dyn Optimizer)],
-        )
+    fn modules(&self) -> Vec<(&'static str, &dyn Module)> {
+        let mut modules: Vec<(&'static str, &dyn Module)> =
+            ["encoder.conv1.", "encoder.conv2.", "encoder.conv3."]
+                .into_iter()
+                .zip(&self.blocks)
+                .map(|(p, b)| (p, b as &dyn Module))
+                .collect();
+        modules.push(("head.", &self.head));
+        modules.push(("decoder.", &self.decoder));
+        modules
     }
-    fn parts_mut(&mut self) -> PartsMut<'_> {
-        (
-            named_modules(&self.blocks, &self.head, &self.decoder),
-            vec![("optim.", &mut self.opt as &mut dyn Optimizer)],
-        )
+    fn optimizers(&self) -> Vec<(&'static str, &dyn Optimizer)> {
+        vec![("optim.", &self.opt as &dyn Optimizer)]
     }
-}
-
-/// The classifier's modules under their checkpoint prefixes (a function of the fields, so that
-/// `parts_mut` can borrow the optimizer mutably beside them).
-fn named_modules<'a>(
-    blocks: &'a [Sequential],
-    head: &'a Linear,
-    decoder: &'a Sequential,
-) -> Vec<(&'static str, &'a dyn Module)> {
-    let mut modules: Vec<(&'static str, &dyn Module)> =
-        ["encoder.conv1.", "encoder.conv2.", "encoder.conv3."]
-            .into_iter()
-            .zip(blocks)
-            .map(|(p, b)| (p, b as &dyn Module))
-            .collect();
-    modules.push(("head.", head));
-    modules.push(("decoder.", decoder));
-    modules
+    fn optimizers_mut(&mut self) -> Vec<(&'static str, &mut dyn Optimizer)> {
+        vec![("optim.", &mut self.opt as &mut dyn Optimizer)]
+    }
 }
 
 #[cfg(test)]

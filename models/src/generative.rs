@@ -92,36 +92,31 @@ pub trait Model {
     fn interpolate(&self, _a: &Tensor, _b: &Tensor, _steps: usize) -> Option<Result<Tensor>> {
         None
     }
-    /// The model's modules and optimizers, each with the name prefix its state is saved under.
-    fn parts(&self) -> Parts<'_>;
-    /// The same, with the optimizers mutable (to restore their state).
-    fn parts_mut(&mut self) -> PartsMut<'_>;
+    /// The model's modules, each with the name prefix its state is saved under.
+    fn modules(&self) -> Vec<(&'static str, &dyn Module)>;
+    /// The model's optimizers, likewise named.
+    fn optimizers(&self) -> Vec<(&'static str, &dyn Optimizer)>;
+    /// The same optimizers, mutable (to restore their state).
+    fn optimizers_mut(&mut self) -> Vec<(&'static str, &mut dyn Optimizer)>;
     /// Weights, buffers and optimizer state, by name.
     fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
-        let (modules, optimizers) = self.parts();
-        collect_state(&modules, &optimizers)
+        collect_state(&self.modules(), &self.optimizers())
     }
-    /// Restores [`Model::state`].
+    /// Restores [`Model::state`]: the modules first, then the optimizers.
     fn load_state(
         &mut self,
         tensors: &BTreeMap<String, Tensor>,
         metadata: &BTreeMap<String, String>,
     ) -> Result<()> {
-        let (modules, mut optimizers) = self.parts_mut();
-        restore_state(&modules, &mut optimizers, tensors, metadata)
+        for (prefix, m) in self.modules() {
+            load_module(m, prefix, tensors)?;
+        }
+        for (prefix, o) in self.optimizers_mut() {
+            o.load_state(prefix, tensors, metadata)?;
+        }
+        Ok(())
     }
 }
-
-/// Named modules and optimizers of a model (see [`Model::parts`]).
-pub type Parts<'a> = (
-    Vec<(&'static str, &'a dyn Module)>,
-    Vec<(&'static str, &'a dyn Optimizer)>,
-);
-/// Named modules and mutable optimizers (see [`Model::parts_mut`]).
-pub type PartsMut<'a> = (
-    Vec<(&'static str, &'a dyn Module)>,
-    Vec<(&'static str, &'a mut dyn Optimizer)>,
-);
 
 /// Copies saved values into a module's parameters and buffers (shapes must match).
 pub fn load_module(m: &dyn Module, prefix: &str, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
@@ -160,21 +155,6 @@ fn collect_state(
         metadata.extend(s.metadata);
     }
     (tensors, metadata)
-}
-
-fn restore_state(
-    modules: &[(&str, &dyn Module)],
-    optimizers: &mut [(&str, &mut dyn Optimizer)],
-    tensors: &BTreeMap<String, Tensor>,
-    metadata: &BTreeMap<String, String>,
-) -> Result<()> {
-    for (prefix, m) in modules {
-        load_module(*m, prefix, tensors)?;
-    }
-    for (prefix, o) in optimizers.iter_mut() {
-        o.load_state(prefix, tensors, metadata)?;
-    }
-    Ok(())
 }
 
 fn batch_size(x: &Tensor) -> Result<usize> {
@@ -261,23 +241,17 @@ impl Model for Autoencoder {
             )
         }))
     }
-    fn parts(&self) -> Parts<'_> {
-        (
-            vec![
-                ("encoder.", &self.encoder as &dyn Module),
-                ("decoder.", &self.decoder),
-            ],
-            vec![("optim.", &self.opt as &dyn Optimizer)],
-        )
+    fn modules(&self) -> Vec<(&'static str, &dyn Module)> {
+        vec![
+            ("encoder.", &self.encoder as &dyn Module),
+            ("decoder.", &self.decoder),
+        ]
     }
-    fn parts_mut(&mut self) -> PartsMut<'_> {
-        (
-            vec![
-                ("encoder.", &self.encoder as &dyn Module),
-                ("decoder.", &self.decoder),
-            ],
-            vec![("optim.", &mut self.opt as &mut dyn Optimizer)],
-        )
+    fn optimizers(&self) -> Vec<(&'static str, &dyn Optimizer)> {
+        vec![("optim.", &self.opt as &dyn Optimizer)]
+    }
+    fn optimizers_mut(&mut self) -> Vec<(&'static str, &mut dyn Optimizer)> {
+        vec![("optim.", &mut self.opt as &mut dyn Optimizer)]
     }
 }
 
@@ -418,23 +392,17 @@ impl Model for Vae {
             })
         }))
     }
-    fn parts(&self) -> Parts<'_> {
-        (
-            vec![
-                ("encoder.", &self.encoder as &dyn Module),
-                ("decoder.", &self.decoder),
-            ],
-            vec![("optim.", &self.opt as &dyn Optimizer)],
-        )
+    fn modules(&self) -> Vec<(&'static str, &dyn Module)> {
+        vec![
+            ("encoder.", &self.encoder as &dyn Module),
+            ("decoder.", &self.decoder),
+        ]
     }
-    fn parts_mut(&mut self) -> PartsMut<'_> {
-        (
-            vec![
-                ("encoder.", &self.encoder as &dyn Module),
-                ("decoder.", &self.decoder),
-            ],
-            vec![("optim.", &mut self.opt as &mut dyn Optimizer)],
-        )
+    fn optimizers(&self) -> Vec<(&'static str, &dyn Optimizer)> {
+        vec![("optim.", &self.opt as &dyn Optimizer)]
+    }
+    fn optimizers_mut(&mut self) -> Vec<(&'static str, &mut dyn Optimizer)> {
+        vec![("optim.", &mut self.opt as &mut dyn Optimizer)]
     }
 }
 
@@ -571,29 +539,23 @@ impl Model for Gan {
         let z = Tensor::randn(&[n, self.latent], 0.0, 1.0, DType::F32, rng);
         Some(no_grad(|| self.generator.forward(&z, &mut Ctx::eval())))
     }
-    fn parts(&self) -> Parts<'_> {
-        (
-            vec![
-                ("generator.", &self.generator as &dyn Module),
-                ("discriminator.", &self.discriminator),
-            ],
-            vec![
-                ("optim_g.", &self.opt_g as &dyn Optimizer),
-                ("optim_d.", &self.opt_d),
-            ],
-        )
+    fn modules(&self) -> Vec<(&'static str, &dyn Module)> {
+        vec![
+            ("generator.", &self.generator as &dyn Module),
+            ("discriminator.", &self.discriminator),
+        ]
     }
-    fn parts_mut(&mut self) -> PartsMut<'_> {
-        (
-            vec![
-                ("generator.", &self.generator as &dyn Module),
-                ("discriminator.", &self.discriminator),
-            ],
-            vec![
-                ("optim_g.", &mut self.opt_g as &mut dyn Optimizer),
-                ("optim_d.", &mut self.opt_d),
-            ],
-        )
+    fn optimizers(&self) -> Vec<(&'static str, &dyn Optimizer)> {
+        vec![
+            ("optim_g.", &self.opt_g as &dyn Optimizer),
+            ("optim_d.", &self.opt_d),
+        ]
+    }
+    fn optimizers_mut(&mut self) -> Vec<(&'static str, &mut dyn Optimizer)> {
+        vec![
+            ("optim_g.", &mut self.opt_g as &mut dyn Optimizer),
+            ("optim_d.", &mut self.opt_d),
+        ]
     }
 }
 
@@ -762,31 +724,24 @@ impl Model for Aae {
             )
         }))
     }
-    fn parts(&self) -> Parts<'_> {
-        (
-            vec![
-                ("encoder.", &self.encoder as &dyn Module),
-                ("decoder.", &self.decoder),
-                ("discriminator.", &self.discriminator),
-            ],
-            vec![
-                ("optim_ae.", &self.opt_ae as &dyn Optimizer),
-                ("optim_d.", &self.opt_d),
-            ],
-        )
+    fn modules(&self) -> Vec<(&'static str, &dyn Module)> {
+        vec![
+            ("encoder.", &self.encoder as &dyn Module),
+            ("decoder.", &self.decoder),
+            ("discriminator.", &self.discriminator),
+        ]
     }
-    fn parts_mut(&mut self) -> PartsMut<'_> {
-        (
-            vec![
-                ("encoder.", &self.encoder as &dyn Module),
-                ("decoder.", &self.decoder),
-                ("discriminator.", &self.discriminator),
-            ],
-            vec![
-                ("optim_ae.", &mut self.opt_ae as &mut dyn Optimizer),
-                ("optim_d.", &mut self.opt_d),
-            ],
-        )
+    fn optimizers(&self) -> Vec<(&'static str, &dyn Optimizer)> {
+        vec![
+            ("optim_ae.", &self.opt_ae as &dyn Optimizer),
+            ("optim_d.", &self.opt_d),
+        ]
+    }
+    fn optimizers_mut(&mut self) -> Vec<(&'static str, &mut dyn Optimizer)> {
+        vec![
+            ("optim_ae.", &mut self.opt_ae as &mut dyn Optimizer),
+            ("optim_d.", &mut self.opt_d),
+        ]
     }
 }
 
