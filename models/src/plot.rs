@@ -440,7 +440,8 @@ fn put(picture: &mut RgbImage, x: i32, y: i32, colour: Rgb<u8>) {
     }
 }
 
-fn fill_rect(
+/// Fills a rectangle (clipped to the picture).
+pub fn fill_rect(
     picture: &mut RgbImage,
     left: i32,
     top: i32,
@@ -500,13 +501,13 @@ const GLYPH_ROWS: usize = 8;
 const GLYPH_ADVANCE: i32 = GLYPH_WIDTH + 1;
 
 /// The width in pixels of `text` drawn at `scale`.
-fn text_width(text: &str, scale: i32) -> i32 {
+pub fn text_width(text: &str, scale: i32) -> i32 {
     let count = text.chars().count() as i32;
     (count * GLYPH_ADVANCE - 1).max(0) * scale
 }
 
 /// Draws `text` with its top-left corner at (left, top), each font pixel a `scale`x`scale` square.
-fn draw_text(picture: &mut RgbImage, left: i32, top: i32, text: &str, scale: i32, colour: Rgb<u8>) {
+pub fn draw_text(picture: &mut RgbImage, left: i32, top: i32, text: &str, scale: i32, colour: Rgb<u8>) {
     for (index, c) in text.chars().enumerate() {
         let glyph_left = left + index as i32 * GLYPH_ADVANCE * scale;
         for (row, bits) in glyph(c).iter().enumerate() {
@@ -711,7 +712,8 @@ pub fn save_confusion_matrix(
 
 /// Encodes `picture` as PNG in memory, then writes it atomically (see
 /// [`crate::checkpoint::save`]): a crash mid-save leaves the previous picture, not half a file.
-fn save_png(path: &Path, picture: &RgbImage) -> Result<(), PlotError> {
+/// Encodes `picture` as PNG and writes it atomically (temporary file, then rename).
+pub fn save_png(path: &Path, picture: &RgbImage) -> Result<(), PlotError> {
     let mut png = Cursor::new(Vec::new());
     picture
         .write_to(&mut png, ImageFormat::Png)
