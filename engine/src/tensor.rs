@@ -328,6 +328,23 @@ impl Tensor {
         Ok(())
     }
 
+    /// Converts a leaf's values to `dtype` in place, so that a model built in f32 can be checked
+    /// against finite differences in f64 without rebuilding it. Computed tensors refuse: their
+    /// recorded graph expects the old element type.
+    pub fn cast_in_place(&self, dtype: DType) -> Result<()> {
+        if self.grad_fn().is_some() {
+            return Err(Error::argument(
+                "cast_in_place",
+                "only leaves (parameters, buffers) can change element type",
+            ));
+        }
+        if dtype != self.dtype() {
+            let values = Storage::from_f64s(self.to_vec_f64(), dtype);
+            *self.0.storage.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(values);
+        }
+        Ok(())
+    }
+
     /// Updates the values in place through `f` (an optimizer's fused step). Copy-on-write: a
     /// detached tensor or reshape that shares the buffer keeps the old values. `T` must be the
     /// tensor's element type. Like [`Tensor::assign`], use it between steps.

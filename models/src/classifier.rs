@@ -17,6 +17,10 @@ use ferrograd_engine::{no_grad, Conv2dParams, ConvTranspose2dParams, Result, Rng
 
 /// Channels of the three convolutional blocks.
 pub const CHANNELS: [usize; 3] = [32, 64, 128];
+/// Convolutions per block: two 3x3 convolutions see 5x5, as VGG stacks them. One per block
+/// (32-64-128) reached 88.2% test accuracy with train accuracy stuck near 90%: too little
+/// capacity, not too little data.
+pub const CONVS_PER_BLOCK: usize = 2;
 /// Names of the blocks, the layers CAM methods can target.
 pub const LAYER_NAMES: [&str; 3] = ["conv1", "conv2", "conv3"];
 
@@ -56,12 +60,14 @@ impl ClassifierActivation {
 
 /// The autoencoder-regularised classifier.
 pub struct Classifier {
-    /// conv1: 1→32 at 28x28, conv2: 32→64 at 14x14, conv3: 64→128 at 7x7; each
-    /// Conv(3x3, pad 1)-BatchNorm-activation. Max-pooling (2x2) follows conv1 and conv2.
+    /// conv1: 1→32 at 28x28, conv2: 32→64 at 14x14, conv3: 64→128 at 7x7; each block is
+    /// [Conv(3x3, pad 1)-BatchNorm-activation] × 2. Max-pooling (2x2) follows conv1 and conv2.
     pub blocks: Vec<Sequential>,
     /// Global average pooling of conv3's maps, then Linear(128→10).
     pub head: Linear,
-    /// From conv3's maps back to the image: ConvT(128→64, 4, s2, p1)-activation → ConvT(64→1, 4, s2, p1): logits.
+    /// From conv3's maps back to the image: ConvT(128→32, 2, s2)-activation → ConvT(32→1, 4,
+    /// s2, p1): logits. Kept light (7 MFLOP per image against the encoder's 58): it regularises,
+    /// it need not reconstruct well. A ConvT(128→64, 4) first layer cost 51 MFLOP, most of a step.
     pub decoder: Sequential,
     pub beta: f64,
     pub lambda: f64,
@@ -76,13 +82,26 @@ impl Classifier {
         lr: f64,
         rng: &mut Rng,
     ) -> Classifier {
+        Classifier::with_channels(CHANNELS, activation, beta, lambda, lr, rng)
+    }
+
+    /// The same architecture with other block widths (small ones make tests fast).
+    pub fn with_channels(
+        channels: [usize; 3],
+        activation: ClassifierActivation,
+        beta: f64,
+        lambda: f64,
+        lr: f64,
+        rng: &mut Rng,
+    ) -> Classifier {
         let act = activation.layer();
         let pad1 = Conv2dParams::default().padding(1);
         let mut blocks = Vec::new();
         let mut inputs = 1;
-        for &c in &CHANNELS {
-            blocks.push(
-                Sequential::new()
+        for &c in &channels {
+            let mut block = Sequential::new();
+            for _ in 0..CONVS_PER_BLOCK {
+                block = block
                     .layer(Conv2d::with_init(
                         inputs,
                         c,
@@ -93,16 +112,18 @@ impl Classifier {
                         rng,
                     ))
                     .layer(BatchNorm2d::new(c))
-                    .layer(act),
-            );
-            inputs = c;
+                    .layer(act);
+                inputs = c;
+            }
+            blocks.push(block);
         }
-        let head = Linear::new(CHANNELS[2], 10, rng);
-        let up = ConvTranspose2dParams::default().stride(2).padding(1);
+        let head = Linear::new(channels[2], 10, rng);
+        let up2 = ConvTranspose2dParams::default().stride(2);
+        let up4 = ConvTranspose2dParams::default().stride(2).padding(1);
         let decoder = Sequential::new()
-            .layer(ConvTranspose2d::new(CHANNELS[2], 64, 4, up, rng))
+            .layer(ConvTranspose2d::new(channels[2], 32, 2, up2, rng))
             .layer(act)
-            .layer(ConvTranspose2d::new(64, 1, 4, up, rng));
+            .layer(ConvTranspose2d::new(32, 1, 4, up4, rng));
         let mut c = Classifier {
             blocks,
             head,
@@ -207,6 +228,18 @@ pub fn argmax_rows(logits: &Tensor) -> Result<Vec<usize>> {
 }
 
 impl Classifier {
+    /// Casts every parameter and batch-norm statistic to `dtype` in place: in f64 the maps'
+    /// derivatives can be checked against finite differences. The optimizer's state keeps its
+    /// type, so cast a model for analysis, not to go on training it.
+    pub fn cast(&self, dtype: ferrograd_engine::DType) -> Result<()> {
+        for (prefix, module) in self.modules() {
+            for (_, t) in nn::state_of(module, prefix) {
+                t.cast_in_place(dtype)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Recomputes every batch-norm layer's running statistics as the exact average over
     /// `batches` with the current weights ("precise BN", Wu & Johnson 2021). With Adam, the
     /// scale of the weights before each batch norm keeps growing (batch norm makes the loss

@@ -3,7 +3,7 @@
 use ferrograd_models::classifier::ClassifierActivation;
 use ferrograd_models::data::FashionMnist;
 use ferrograd_models::generative::{GeneratorLoss, Prior};
-use ferrograd_models::train::{self, ModelKind, StepInfo, TrainConfig};
+use ferrograd_models::train::{self, LrSchedule, ModelKind, StepInfo, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +30,13 @@ pub enum ActivationArg {
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ScheduleArg {
+    Constant,
+    /// lr·½(1 + cos(π·t/T))
+    Cosine,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum PriorArg {
     /// N(0, I)
     Normal,
@@ -48,13 +55,17 @@ pub struct TrainArgs {
     /// Which model to train.
     #[arg(value_enum)]
     pub model: Model,
-    #[arg(long, default_value_t = 5)]
-    pub epochs: usize,
+    /// Passes over the training set (default: 5; 12 for the classifier).
+    #[arg(long)]
+    pub epochs: Option<usize>,
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
     /// Learning rate (default: 1e-3; 2e-4 for the GAN).
     #[arg(long)]
     pub lr: Option<f64>,
+    /// How the learning rate moves over the run (default: constant; cosine for the classifier).
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<ScheduleArg>,
     /// λ: weight penalty (ae, default 1e-5), KL weight (vae, 1), adversarial weight (aae, 10).
     #[arg(long)]
     pub lambda: Option<f64>,
@@ -113,9 +124,14 @@ pub fn config(args: &TrainArgs) -> TrainConfig {
     };
     let d = TrainConfig::defaults(kind);
     TrainConfig {
-        epochs: args.epochs,
+        epochs: args.epochs.unwrap_or(d.epochs),
         batch: args.batch,
         lr: args.lr.unwrap_or(d.lr),
+        lr_schedule: match args.lr_schedule {
+            None => d.lr_schedule,
+            Some(ScheduleArg::Constant) => LrSchedule::Constant,
+            Some(ScheduleArg::Cosine) => LrSchedule::Cosine,
+        },
         lambda: args.lambda.unwrap_or(d.lambda),
         latent: args.latent.unwrap_or(d.latent),
         seed: args.seed,

@@ -160,7 +160,7 @@ pub fn batch_norm(
             ));
         }
     }
-    let (mean, var) = if training {
+    let (centred, var) = if training {
         let count: usize = axes.iter().map(|&a| x.shape()[a as usize]).product();
         if count < 2 {
             return Err(Error::shape(
@@ -172,7 +172,8 @@ pub fn batch_norm(
             ));
         }
         let mean = x.mean(&axes, true)?;
-        let var = x.var(&axes, true)?;
+        let centred = x.sub(&mean)?;
+        let var = centred.mul(&centred)?.mean(&axes, true)?;
         if let Some(s) = &state {
             crate::no_grad(|| -> Result<()> {
                 let unbiased = var
@@ -191,19 +192,21 @@ pub fn batch_norm(
                 )
             })?;
         }
-        (mean, var)
+        (centred, var)
     } else {
         let s =
             state.ok_or_else(|| Error::argument(OP, "inference needs the running statistics"))?;
         (
-            s.running_mean.reshape(&stat_shape)?,
+            x.sub(&s.running_mean.reshape(&stat_shape)?)?,
             s.running_var.reshape(&stat_shape)?,
         )
     };
-    let normalised = x.sub(&mean)?.div(&var.add_scalar(eps)?.sqrt()?)?;
-    normalised
-        .mul(&gamma.reshape(&stat_shape)?)?
-        .add(&beta.reshape(&stat_shape)?)
+    // y = (x − μ)·s + β with the per-channel scale s = γ/√(σ² + ε): folding γ into s first
+    // touches the full-size tensor twice (one multiply, one add) instead of four times.
+    let scale = gamma
+        .reshape(&stat_shape)?
+        .div(&var.add_scalar(eps)?.sqrt()?)?;
+    centred.mul(&scale)?.add(&beta.reshape(&stat_shape)?)
 }
 
 // ---- gradient-check cases ------------------------------------------------------------------

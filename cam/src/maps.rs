@@ -1,0 +1,281 @@
+//! CAM, Grad-CAM and Grad-CAM++ (closed form and exact) for one image, one class, one layer.
+//!
+//! Notation: A^k_ij is channel k of the target layer's activation map at position (i, j),
+//! Y the class score, g = ∂Y/∂A. Every map is ReLU(Σ_k w_k A^k) for channel weights w_k
+//! that the methods choose differently (CAM keeps the sign: it has no ReLU).
+
+use crate::exact::{diagonal_derivatives, Diagonal};
+use ferrograd_engine::{grad, no_grad, Error, Result, Tensor};
+use ferrograd_models::classifier::{Classifier, LAYER_NAMES};
+use ferrograd_models::nn::Ctx;
+
+/// Which map to compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Zhou et al. 2016: M = Σ_k w_k^c A^k with the head's weights w^c (last layer only: the
+    /// head must follow the layer directly, through global average pooling).
+    Cam,
+    /// Selvaraju et al. 2017: w_k = mean_ij ∂Y/∂A^k_ij.
+    GradCam,
+    /// Chattopadhyay et al. 2018 with the exponential shortcut (what pytorch-grad-cam and
+    /// tf-keras-vis compute): assume Y = exp(S) with S piecewise linear in A, so that
+    /// ∂²Y/∂A² = Y·g², ∂³Y/∂A³ = Y·g³ with g = ∂S/∂A, and Y cancels from α.
+    GradCamPlusPlus,
+    /// Grad-CAM++ with the true diagonal ∂²Y/∂A², ∂³Y/∂A³ of the chosen score, from the
+    /// engine's third-order reverse mode (see [`crate::exact`]).
+    GradCamPlusPlusExact,
+}
+
+impl Method {
+    pub const ALL: [Method; 4] = [
+        Method::Cam,
+        Method::GradCam,
+        Method::GradCamPlusPlus,
+        Method::GradCamPlusPlusExact,
+    ];
+    /// The name on the command line and in `cam.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Cam => "cam",
+            Method::GradCam => "gradcam",
+            Method::GradCamPlusPlus => "gradcam++",
+            Method::GradCamPlusPlusExact => "gradcam++exact",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.name() == s)
+    }
+    /// CAM needs the head right after the layer; the gradient methods work anywhere.
+    pub fn applies_to(self, layer: usize) -> bool {
+        self != Method::Cam || layer == LAYER_NAMES.len() - 1
+    }
+}
+
+/// The class score Y that the gradient methods differentiate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Score {
+    /// Y = z_c, the class logit.
+    Logit,
+    /// Y = exp(z_c): the score the Grad-CAM++ paper assumes for its closed form.
+    ExpLogit,
+    /// Y = softmax(z)_c, the class probability.
+    Softmax,
+}
+
+impl Score {
+    pub const ALL: [Score; 3] = [Score::Logit, Score::ExpLogit, Score::Softmax];
+    pub fn name(self) -> &'static str {
+        match self {
+            Score::Logit => "logit",
+            Score::ExpLogit => "exp-logit",
+            Score::Softmax => "softmax",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Score> {
+        Score::ALL.into_iter().find(|m| m.name() == s)
+    }
+    /// Y for each row of logits [B, classes]: a [B] tensor.
+    pub fn of_logits(self, logits: &Tensor, class: usize) -> Result<Tensor> {
+        let b = logits.dim(0)?;
+        let pick = |t: &Tensor| t.narrow(1, class, 1)?.reshape(&[b]);
+        match self {
+            Score::Logit => pick(logits),
+            Score::ExpLogit => pick(logits)?.exp(),
+            Score::Softmax => pick(&logits.softmax(-1)?),
+        }
+    }
+    /// The score whose gradient the closed form uses as g = ∂S/∂A: the logit for Y = z_c and
+    /// Y = exp(z_c) (the shortcut's S), the probability itself for softmax (as pytorch-grad-cam
+    /// does when its target is a softmax output).
+    fn closed_form_base(self) -> Score {
+        match self {
+            Score::Logit | Score::ExpLogit => Score::Logit,
+            Score::Softmax => Score::Softmax,
+        }
+    }
+}
+
+/// A map at the target layer's resolution, before upsampling or normalization.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explanation {
+    /// Row-major, `height`x`width`.
+    pub map: Vec<f64>,
+    pub height: usize,
+    pub width: usize,
+    /// The channel weights w_k that made the map.
+    pub weights: Vec<f64>,
+}
+
+/// What to explain: a trained classifier, a layer (0, 1, 2 for conv1..conv3), a class.
+pub struct Target<'a> {
+    pub model: &'a Classifier,
+    pub layer: usize,
+    pub class: usize,
+    pub score: Score,
+}
+
+/// Elements per batch of the exact method: each is one copy of the network from the layer on.
+pub const EXACT_CHUNK: usize = 256;
+
+impl Target<'_> {
+    fn check(&self, image: &Tensor) -> Result<()> {
+        const OP: &str = "cam";
+        if self.layer >= LAYER_NAMES.len() {
+            return Err(Error::argument(
+                OP,
+                format!("layer {} does not exist: the classifier has conv1..conv3 (0..2)", self.layer),
+            ));
+        }
+        let classes = self.model.head.weight.dim(0)?;
+        if self.class >= classes {
+            return Err(Error::argument(
+                OP,
+                format!("class {} does not exist: the classifier has {classes}", self.class),
+            ));
+        }
+        if image.rank() != 4 || image.dim(0)? != 1 {
+            return Err(Error::shape(
+                OP,
+                format!("one image [1, C, H, W] at a time, got {:?}", image.shape()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A = the layer's activation map for `image`, a detached leaf [1, K, H, W].
+    pub fn activation(&self, image: &Tensor) -> Result<Tensor> {
+        self.check(image)?;
+        let maps = no_grad(|| self.model.activations(image, &mut Ctx::eval()))?;
+        Ok(maps[self.layer].detach())
+    }
+
+    /// Y for a batch of activation maps [B, K, H, W]: the network from the layer on.
+    pub fn score_of(&self, a: &Tensor, score: Score) -> Result<Tensor> {
+        let logits = self.model.logits_from(self.layer, a, &mut Ctx::eval())?;
+        score.of_logits(&logits, self.class)
+    }
+
+    /// g = ∂Y/∂A at A for the given score.
+    fn gradient(&self, a: &Tensor, score: Score) -> Result<Vec<f64>> {
+        let a = a.detach().requires_grad_();
+        let y = self.score_of(&a, score)?;
+        Ok(grad(&[&y.sum_all()?], &[&a], None, false)?[0].to_vec_f64())
+    }
+
+    /// The exact diagonals of the score's first three derivatives at A.
+    pub fn exact_diagonal(
+        &self,
+        a: &Tensor,
+        on_chunk: &mut dyn FnMut(usize, usize),
+    ) -> Result<Diagonal> {
+        let score = |batch: &Tensor| self.score_of(batch, self.score);
+        diagonal_derivatives(a, &score, EXACT_CHUNK, on_chunk)
+    }
+
+    /// The map of `method` for `image` [1, 1, 28, 28].
+    pub fn explain(&self, image: &Tensor, method: Method) -> Result<Explanation> {
+        self.explain_with_progress(image, method, &mut |_, _| {})
+    }
+
+    /// [`Target::explain`], reporting the exact method's progress as (elements done, total).
+    pub fn explain_with_progress(
+        &self,
+        image: &Tensor,
+        method: Method,
+        on_chunk: &mut dyn FnMut(usize, usize),
+    ) -> Result<Explanation> {
+        let a = self.activation(image)?;
+        let (k, h, w) = (a.dim(1)?, a.dim(2)?, a.dim(3)?);
+        let values = a.to_vec_f64();
+        let weights = match method {
+            Method::Cam => {
+                if !method.applies_to(self.layer) {
+                    return Err(Error::argument(
+                        "cam",
+                        format!(
+                            "CAM is defined at the last layer ({}) only: its weights are the \
+                             head's, which follow that layer through global average pooling; \
+                             use gradcam or gradcam++ at {}",
+                            LAYER_NAMES[LAYER_NAMES.len() - 1],
+                            LAYER_NAMES[self.layer]
+                        ),
+                    ));
+                }
+                let head = self.model.head.weight.to_vec_f64();
+                head[self.class * k..(self.class + 1) * k].to_vec()
+            }
+            Method::GradCam => {
+                let g = self.gradient(&a, self.score)?;
+                g.chunks(h * w)
+                    .map(|gk| gk.iter().sum::<f64>() / (h * w) as f64)
+                    .collect()
+            }
+            Method::GradCamPlusPlus => {
+                let g = self.gradient(&a, self.score.closed_form_base())?;
+                let second: Vec<f64> = g.iter().map(|v| v * v).collect();
+                let third: Vec<f64> = g.iter().map(|v| v * v * v).collect();
+                plus_plus_weights(&values, &g, &second, &third, h * w)
+            }
+            Method::GradCamPlusPlusExact => {
+                let d = self.exact_diagonal(&a, on_chunk)?;
+                plus_plus_weights(&values, &d.first, &d.second, &d.third, h * w)
+            }
+        };
+        let mut map = weighted_sum(&values, &weights, h * w);
+        if method != Method::Cam {
+            map.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+        Ok(Explanation {
+            map,
+            height: h,
+            width: w,
+            weights,
+        })
+    }
+}
+
+/// Σ_k w_k A^k for A [K, positions] (row-major).
+fn weighted_sum(a: &[f64], weights: &[f64], positions: usize) -> Vec<f64> {
+    let mut map = vec![0.0; positions];
+    for (ak, wk) in a.chunks(positions).zip(weights) {
+        for (m, v) in map.iter_mut().zip(ak) {
+            *m += wk * v;
+        }
+    }
+    map
+}
+
+/// Grad-CAM++'s channel weights from the diagonal derivatives (paper eqs. 10, 5, 20):
+///
+///   α^k_ij = ∂²Y/∂(A^k_ij)² / (2·∂²Y/∂(A^k_ij)² + Σ_ab A^k_ab · ∂³Y/∂(A^k_ij)³),
+///   w_k    = Σ_ij α^k_ij · ReLU(∂Y/∂A^k_ij).
+///
+/// A zero denominator gives α = 0, as pytorch-grad-cam chooses: the element then adds nothing
+/// to w_k. (When both the numerator and the denominator vanish, as with the raw logit of a
+/// piecewise-linear network where every second and third derivative is 0, α has no value at
+/// all; 0 says "no evidence", and the map is empty: the reason the paper introduced exp.)
+fn plus_plus_weights(
+    a: &[f64],
+    first: &[f64],
+    second: &[f64],
+    third: &[f64],
+    positions: usize,
+) -> Vec<f64> {
+    a.chunks(positions)
+        .enumerate()
+        .map(|(k, ak)| {
+            let channel_sum: f64 = ak.iter().sum();
+            (k * positions..(k + 1) * positions)
+                .map(|e| {
+                    let denominator = 2.0 * second[e] + channel_sum * third[e];
+                    let alpha = if denominator != 0.0 {
+                        second[e] / denominator
+                    } else {
+                        0.0
+                    };
+                    alpha * first[e].max(0.0)
+                })
+                .sum()
+        })
+        .collect()
+}
