@@ -20,10 +20,12 @@ struct Cli {
 enum Command {
     /// Finite-difference checks of every op's derivatives at orders 1, 2 (and 3 where defined).
     Gradcheck(cli::gradcheck::Args),
-    /// Train a generative model on Fashion-MNIST (ae, vae, gan, aae).
+    /// Train a model on Fashion-MNIST (ae, vae, gan, aae, classifier).
     Train(cli::train::TrainArgs),
     /// Test-set figures of a checkpoint written by `train`.
     Eval(cli::train::EvalArgs),
+    /// Class activation maps (CAM, Grad-CAM, Grad-CAM++ closed form and exact) of a classifier.
+    Cam(cli::cam::CamArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
         Command::Gradcheck(args) => cli::gradcheck::run(&args),
         Command::Train(args) => cli::train::run_train(&args),
         Command::Eval(args) => cli::train::run_eval(&args),
+        Command::Cam(args) => cli::cam::run(&args),
     };
     match result {
         Ok(code) => code,

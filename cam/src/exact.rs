@@ -42,6 +42,21 @@ pub fn diagonal_derivatives(
     chunk: usize,
     on_chunk: &mut dyn FnMut(usize, usize),
 ) -> Result<Diagonal> {
+    let all: Vec<usize> = (0..map.numel()).collect();
+    diagonal_derivatives_at(map, score, &all, chunk, on_chunk)
+}
+
+/// [`diagonal_derivatives`] for the listed `elements` only; every other entry is 0. For
+/// elements the caller knows the score cannot feel (e.g. those that lose their max-pooling
+/// window: a small change leaves the pooled value, hence Y, unchanged, so every derivative is
+/// exactly 0), this skips work without changing the answer.
+pub fn diagonal_derivatives_at(
+    map: &Tensor,
+    score: &dyn Fn(&Tensor) -> Result<Tensor>,
+    elements: &[usize],
+    chunk: usize,
+    on_chunk: &mut dyn FnMut(usize, usize),
+) -> Result<Diagonal> {
     const OP: &str = "diagonal_derivatives";
     if map.rank() == 0 || map.dim(0)? != 1 {
         return Err(Error::shape(
@@ -54,18 +69,23 @@ pub fn diagonal_derivatives(
     }
     let base = map.detach();
     let n = base.numel();
+    if let Some(&bad) = elements.iter().find(|&&e| e >= n) {
+        return Err(Error::argument(
+            OP,
+            format!("element {bad} is outside the map's {n} elements"),
+        ));
+    }
     let mut out = Diagonal {
-        first: Vec::with_capacity(n),
-        second: Vec::with_capacity(n),
-        third: Vec::with_capacity(n),
+        first: vec![0.0; n],
+        second: vec![0.0; n],
+        third: vec![0.0; n],
     };
-    let mut start = 0;
-    while start < n {
-        let b = chunk.min(n - start);
+    for (done, batch) in elements.chunks(chunk).enumerate() {
+        let b = batch.len();
         let mut shape = base.shape().to_vec();
         shape[0] = b;
-        // t_b sits at flat position b·n + (start + b) of the batch: copy b, element start + b.
-        let positions: Vec<usize> = (0..b).map(|k| k * n + start + k).collect();
+        // t_k sits at flat position k·n + e_k of the batch: copy k, element e_k.
+        let positions: Vec<usize> = batch.iter().enumerate().map(|(k, &e)| k * n + e).collect();
         let t = Tensor::zeros(&[b], base.dtype()).requires_grad_();
         let copies = base
             .broadcast_to(&shape)?
@@ -74,17 +94,25 @@ pub fn diagonal_derivatives(
         if y.shape() != [b] {
             return Err(Error::shape(
                 OP,
-                format!("the score must give one value per item, [{b}], got {:?}", y.shape()),
+                format!(
+                    "the score must give one value per item, [{b}], got {:?}",
+                    y.shape()
+                ),
             ));
         }
         let d1 = grad(&[&y.sum_all()?], &[&t], None, true)?.remove(0);
         let d2 = grad(&[&d1.sum_all()?], &[&t], None, true)?.remove(0);
         let d3 = grad(&[&d2.sum_all()?], &[&t], None, false)?.remove(0);
-        out.first.extend(d1.to_vec_f64());
-        out.second.extend(d2.to_vec_f64());
-        out.third.extend(d3.to_vec_f64());
-        start += b;
-        on_chunk(start, n);
+        for (order, d) in [
+            (&mut out.first, d1),
+            (&mut out.second, d2),
+            (&mut out.third, d3),
+        ] {
+            for (&e, v) in batch.iter().zip(d.to_vec_f64()) {
+                order[e] = v;
+            }
+        }
+        on_chunk((done * chunk + b).min(elements.len()), elements.len());
     }
     Ok(out)
 }
@@ -126,7 +154,11 @@ mod tests {
             ];
             let got = [d.first[j], d.second[j], d.third[j]];
             for (order, (g, w)) in got.iter().zip(want).enumerate() {
-                assert!((g - w).abs() < 1e-12, "element {j}, order {}: {g} vs {w}", order + 1);
+                assert!(
+                    (g - w).abs() < 1e-12,
+                    "element {j}, order {}: {g} vs {w}",
+                    order + 1
+                );
             }
         }
     }

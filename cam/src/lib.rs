@@ -16,6 +16,7 @@ pub mod exact;
 pub mod maps;
 pub mod metrics;
 pub mod render;
+pub mod run;
 
-pub use exact::{diagonal_derivatives, Diagonal};
+pub use exact::{diagonal_derivatives, diagonal_derivatives_at, Diagonal};
 pub use maps::{Explanation, Method, Score, Target, EXACT_CHUNK};

@@ -4,7 +4,7 @@
 //! Y the class score, g = ∂Y/∂A. Every map is ReLU(Σ_k w_k A^k) for channel weights w_k
 //! that the methods choose differently (CAM keeps the sign: it has no ReLU).
 
-use crate::exact::{diagonal_derivatives, Diagonal};
+use crate::exact::{diagonal_derivatives_at, Diagonal};
 use ferrograd_engine::{grad, no_grad, Error, Result, Tensor};
 use ferrograd_models::classifier::{Classifier, LAYER_NAMES};
 use ferrograd_models::nn::Ctx;
@@ -123,14 +123,20 @@ impl Target<'_> {
         if self.layer >= LAYER_NAMES.len() {
             return Err(Error::argument(
                 OP,
-                format!("layer {} does not exist: the classifier has conv1..conv3 (0..2)", self.layer),
+                format!(
+                    "layer {} does not exist: the classifier has conv1..conv3 (0..2)",
+                    self.layer
+                ),
             ));
         }
         let classes = self.model.head.weight.dim(0)?;
         if self.class >= classes {
             return Err(Error::argument(
                 OP,
-                format!("class {} does not exist: the classifier has {classes}", self.class),
+                format!(
+                    "class {} does not exist: the classifier has {classes}",
+                    self.class
+                ),
             ));
         }
         if image.rank() != 4 || image.dim(0)? != 1 {
@@ -169,7 +175,22 @@ impl Target<'_> {
         on_chunk: &mut dyn FnMut(usize, usize),
     ) -> Result<Diagonal> {
         let score = |batch: &Tensor| self.score_of(batch, self.score);
-        diagonal_derivatives(a, &score, EXACT_CHUNK, on_chunk)
+        let live = self.pooling_winners(a)?;
+        diagonal_derivatives_at(a, &score, &live, EXACT_CHUNK, on_chunk)
+    }
+
+    /// The elements of A that can move Y. conv1 and conv2 feed a 2x2 max-pooling: an element
+    /// below its window's maximum does not reach the pooled value under a small change, so all
+    /// its derivatives are exactly 0 — three quarters of the map, skipped. The winners are read
+    /// from the engine's own max-pool gradient, so ties break exactly as in the network.
+    fn pooling_winners(&self, a: &Tensor) -> Result<Vec<usize>> {
+        if self.layer + 1 >= LAYER_NAMES.len() {
+            return Ok((0..a.numel()).collect());
+        }
+        let a = a.detach().requires_grad_();
+        let pooled = a.max_pool2d(2, 2, 0)?.sum_all()?;
+        let routed = grad(&[&pooled], &[&a], None, false)?[0].to_vec_f64();
+        Ok((0..routed.len()).filter(|&e| routed[e] != 0.0).collect())
     }
 
     /// The map of `method` for `image` [1, 1, 28, 28].

@@ -72,12 +72,10 @@ fn exact_equals_closed_form_for_a_piecewise_linear_network_and_exp_logit() {
                 "layer {layer} class {class}: an all-zero map would prove nothing"
             );
             // The exact weights carry the factor Y = exp(S) that the closed form cancels.
-            let y = no_grad(|| {
-                target.score_of(&target.activation(&x).unwrap(), Score::ExpLogit)
-            })
-            .unwrap()
-            .item()
-            .unwrap();
+            let y = no_grad(|| target.score_of(&target.activation(&x).unwrap(), Score::ExpLogit))
+                .unwrap()
+                .item()
+                .unwrap();
             for (k, (e, c)) in exact.weights.iter().zip(&closed.weights).enumerate() {
                 assert!(
                     (e - y * c).abs() <= 1e-10 * (1.0 + (y * c).abs()),
@@ -115,8 +113,7 @@ fn finite_differences(target: &Target, a: &Tensor, element: usize, h: f64) -> Es
             .unwrap()
             .requires_grad_();
         let y = target.score_of(&shifted, target.score).unwrap();
-        grad(&[&y.sum_all().unwrap()], &[&shifted], None, false).unwrap()[0].to_vec_f64()
-            [element]
+        grad(&[&y.sum_all().unwrap()], &[&shifted], None, false).unwrap()[0].to_vec_f64()[element]
     };
     let (g0, g1, g_1) = (slope_at(0.0), slope_at(h), slope_at(-h));
     let rounding = 100.0 * f64::EPSILON * g0.abs().max(g1.abs()).max(g_1.abs());
@@ -157,9 +154,15 @@ fn exact_differs_from_closed_form_with_smooth_activations_or_softmax_and_matches
             // smooth follows the layer, and the shortcut is exact there too.
             let smooth_after = score == Score::Softmax || layer < 2;
             if smooth_after {
-                assert!(d > 1e-3, "{what}: exact and closed form agree ({d}); nothing tested");
+                assert!(
+                    d > 1e-3,
+                    "{what}: exact and closed form agree ({d}); nothing tested"
+                );
             } else {
-                assert!(d < 1e-12, "{what}: linear after the layer, yet maps differ by {d}");
+                assert!(
+                    d < 1e-12,
+                    "{what}: linear after the layer, yet maps differ by {d}"
+                );
             }
 
             let a = target.activation(&x).unwrap();
@@ -168,7 +171,11 @@ fn exact_differs_from_closed_form_with_smooth_activations_or_softmax_and_matches
             // Elements spread over the map, and the one with the largest second derivative
             // (where a wrong third derivative would show most).
             let largest = (0..n)
-                .max_by(|&i, &j| diagonal.second[i].abs().total_cmp(&diagonal.second[j].abs()))
+                .max_by(|&i, &j| {
+                    diagonal.second[i]
+                        .abs()
+                        .total_cmp(&diagonal.second[j].abs())
+                })
                 .unwrap();
             // ELU's second derivative jumps at 0 and max-pooling switches its winner: a finite
             // difference whose stencil straddles such a point measures the jump, not the
@@ -179,7 +186,11 @@ fn exact_differs_from_closed_form_with_smooth_activations_or_softmax_and_matches
             // Elements that lost their pooling window have no derivative of any order: draw
             // from those that reach the score.
             let live: Vec<usize> = (0..n).filter(|&e| diagonal.first[e] != 0.0).collect();
-            assert!(live.len() >= 16, "{what}: only {} elements reach the score", live.len());
+            assert!(
+                live.len() >= 16,
+                "{what}: only {} elements reach the score",
+                live.len()
+            );
             let elements: Vec<usize> = (0..16)
                 .map(|i| live[i * (live.len() - 1) / 15])
                 .chain([largest])
@@ -244,7 +255,10 @@ fn grad_cam_is_relu_of_cam_over_positions_at_the_last_layer_with_the_logit() {
     let cam = target.explain(&x, Method::Cam).unwrap();
     let grad_cam = target.explain(&x, Method::GradCam).unwrap();
     let positions = (cam.height * cam.width) as f64;
-    assert!(cam.map.iter().any(|&v| v > 0.0), "an empty Grad-CAM would prove little");
+    assert!(
+        cam.map.iter().any(|&v| v > 0.0),
+        "an empty Grad-CAM would prove little"
+    );
     for (c, g) in cam.map.iter().zip(&grad_cam.map) {
         assert!((c.max(0.0) / positions - g).abs() < 1e-12, "{c} vs {g}");
     }
@@ -260,13 +274,49 @@ fn cam_elsewhere_than_the_last_layer_and_bad_targets_are_errors_that_say_why() {
         class,
         score: Score::Logit,
     };
-    let e = target(1, 0).explain(&x, Method::Cam).unwrap_err().to_string();
+    let e = target(1, 0)
+        .explain(&x, Method::Cam)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("last layer") && e.contains("conv2"), "{e}");
-    let e = target(3, 0).explain(&x, Method::GradCam).unwrap_err().to_string();
+    let e = target(3, 0)
+        .explain(&x, Method::GradCam)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("layer 3 does not exist"), "{e}");
-    let e = target(0, 10).explain(&x, Method::GradCam).unwrap_err().to_string();
+    let e = target(0, 10)
+        .explain(&x, Method::GradCam)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("class 10 does not exist"), "{e}");
     let two = Tensor::zeros(&[2, 1, 28, 28], DType::F64);
-    let e = target(0, 0).explain(&two, Method::GradCam).unwrap_err().to_string();
+    let e = target(0, 0)
+        .explain(&two, Method::GradCam)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("one image"), "{e}");
+}
+
+#[test]
+fn skipping_elements_that_lose_their_pooling_window_changes_nothing() {
+    let model = classifier(ClassifierActivation::Softplus, 8);
+    let x = image(9);
+    for layer in 0..2 {
+        let target = Target {
+            model: &model,
+            layer,
+            class: 2,
+            score: Score::Softmax,
+        };
+        let a = target.activation(&x).unwrap();
+        let skipping = target.exact_diagonal(&a, &mut |_, _| {}).unwrap();
+        let score = |batch: &Tensor| target.score_of(batch, Score::Softmax);
+        let every = ferrograd_cam::diagonal_derivatives(&a, &score, 512, &mut |_, _| {}).unwrap();
+        assert_eq!(skipping, every, "layer {layer}");
+        let zeros = every.first.iter().filter(|&&v| v == 0.0).count();
+        assert!(
+            4 * zeros >= 3 * a.numel(),
+            "layer {layer}: 3 in 4 elements lose their window"
+        );
+    }
 }

@@ -241,7 +241,7 @@ impl Checkpoint {
 /// ones: write a temporary file next to it (`<name>.tmp-<pid>`, same folder so the rename stays on
 /// one file system), fsync it, rename it over `path`, then fsync the folder so the rename itself
 /// is durable. Creates the parent folder if missing. Pictures are saved the same way.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let Some(file_name) = path.file_name() else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,

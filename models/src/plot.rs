@@ -507,7 +507,14 @@ pub fn text_width(text: &str, scale: i32) -> i32 {
 }
 
 /// Draws `text` with its top-left corner at (left, top), each font pixel a `scale`x`scale` square.
-pub fn draw_text(picture: &mut RgbImage, left: i32, top: i32, text: &str, scale: i32, colour: Rgb<u8>) {
+pub fn draw_text(
+    picture: &mut RgbImage,
+    left: i32,
+    top: i32,
+    text: &str,
+    scale: i32,
+    colour: Rgb<u8>,
+) {
     for (index, c) in text.chars().enumerate() {
         let glyph_left = left + index as i32 * GLYPH_ADVANCE * scale;
         for (row, bits) in glyph(c).iter().enumerate() {

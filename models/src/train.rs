@@ -700,3 +700,28 @@ pub fn evaluate(checkpoint_file: &Path, data: &FashionMnist) -> Result<EvalRepor
         test,
     })
 }
+
+/// A classifier saved by `train classifier`, with its settings and epoch, for explaining it.
+pub fn load_classifier(
+    checkpoint_file: &Path,
+) -> Result<(Classifier, TrainConfig, usize), TrainError> {
+    let ckpt = checkpoint::load(checkpoint_file)?;
+    let config = TrainConfig::from_metadata(&ckpt.metadata)?;
+    if config.kind != ModelKind::Classifier {
+        return Err(TrainError(format!(
+            "{} holds a {} model, not a classifier: train one with `ferrograd train classifier`",
+            checkpoint_file.display(),
+            config.kind.name()
+        )));
+    }
+    let mut model = Classifier::new(
+        config.activation,
+        config.beta,
+        config.lambda,
+        config.lr,
+        &mut Rng::new(config.seed),
+    );
+    model.load_state(&ckpt.tensors, &ckpt.metadata)?;
+    let epoch = ckpt.meta("epoch")?.parse().unwrap_or(0);
+    Ok((model, config, epoch))
+}

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod cam;
 pub mod gradcheck;
 pub mod train;
 

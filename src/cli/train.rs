@@ -107,7 +107,7 @@ pub struct TrainArgs {
     pub device: String,
 }
 
-fn check_device(device: &str) -> Result<(), String> {
+pub fn check_device(device: &str) -> Result<(), String> {
     match device {
         "cpu" | "best" => Ok(()),
         other => Err(format!("--device {other}: this build computes on the CPU only (the GPU backend is not in yet); use --device cpu")),

@@ -1,0 +1,410 @@
+//! A whole explanation run, as `ferrograd cam` does it: maps for chosen test images, one grid
+//! picture, `cam.json`, and the faithfulness figures over many test images.
+
+use crate::maps::{Method, Score, Target};
+use crate::metrics::{score_image, ImageScores, Summary};
+use crate::render::{normalize, save_cam_grid, upsample_bilinear, Cell, Colormap};
+use ferrograd_engine::{no_grad, DType, Error, Result, Tensor};
+use ferrograd_models::classifier::{argmax_rows, Classifier, LAYER_NAMES};
+use ferrograd_models::data::Split;
+use ferrograd_models::nn::Ctx;
+use std::path::Path;
+use std::time::Instant;
+
+/// Fashion-MNIST's class names, by label.
+pub const CLASS_NAMES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+const SIDE: usize = 28;
+const PIXELS: usize = SIDE * SIDE;
+
+/// What to explain and how.
+#[derive(Clone, Debug)]
+pub struct CamSettings {
+    /// Test images of each of these classes are explained for that class.
+    pub classes: Vec<usize>,
+    pub images_per_class: usize,
+    /// Layer indices (0, 1, 2 for conv1..conv3).
+    pub layers: Vec<usize>,
+    pub methods: Vec<Method>,
+    pub score: Score,
+    pub colormap: Colormap,
+    /// Steps of the deletion and insertion curves.
+    pub curve_steps: usize,
+}
+
+impl CamSettings {
+    fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::argument("cam", m));
+        if let Some(c) = self.classes.iter().find(|&&c| c >= CLASS_NAMES.len()) {
+            return bad(format!(
+                "class {c} does not exist: Fashion-MNIST has classes 0..9"
+            ));
+        }
+        if let Some(l) = self.layers.iter().find(|&&l| l >= LAYER_NAMES.len()) {
+            return bad(format!(
+                "layer {l} does not exist: the classifier has conv1..conv3"
+            ));
+        }
+        if self.classes.is_empty() || self.layers.is_empty() || self.methods.is_empty() {
+            return bad("at least one class, one layer and one method are needed".into());
+        }
+        if self.images_per_class == 0 || self.curve_steps == 0 {
+            return bad("--images and the curve steps must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The (method, layer) pairs that have a map: CAM only at the last layer.
+    pub fn columns(&self) -> Vec<(Method, usize)> {
+        self.methods
+            .iter()
+            .flat_map(|&m| self.layers.iter().map(move |&l| (m, l)))
+            .filter(|&(m, l)| m.applies_to(l))
+            .collect()
+    }
+}
+
+/// One map of the run, with the figures `cam.json` records.
+#[derive(Clone, Debug)]
+pub struct MapRecord {
+    /// Index in the test split.
+    pub image: usize,
+    pub label: usize,
+    pub class: usize,
+    pub layer: usize,
+    pub method: Method,
+    pub score: Score,
+    pub seconds: f64,
+    pub scores: ImageScores,
+}
+
+impl MapRecord {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "image": self.image,
+            "label": self.label,
+            "class": self.class,
+            "class_name": CLASS_NAMES[self.class],
+            "layer": LAYER_NAMES[self.layer],
+            "method": self.method.name(),
+            "score": self.score.name(),
+            "seconds": self.seconds,
+            "probability": self.scores.probability,
+            "masked_probability": self.scores.masked_probability,
+            "deletion_auc": self.scores.deletion_auc,
+            "insertion_auc": self.scores.insertion_auc,
+        })
+    }
+}
+
+/// The class probabilities of `class` for a batch of n 28x28 images.
+pub fn class_probability(
+    model: &Classifier,
+    images: &[f32],
+    n: usize,
+    class: usize,
+) -> Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(n);
+    // Batches of 256 keep memory flat however long the curve is.
+    for (chunk_index, chunk) in images.chunks(256 * PIXELS).enumerate() {
+        let m = chunk.len() / PIXELS;
+        let x = Tensor::from_f64s(
+            &chunk.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+            &[m, 1, SIDE, SIDE],
+            DType::F32,
+        )?;
+        let maps = no_grad(|| model.activations(&x, &mut Ctx::eval()))?;
+        let logits = no_grad(|| model.logits_from(2, &maps[2], &mut Ctx::eval()))?;
+        let p = no_grad(|| logits.softmax(-1))?.to_vec_f64();
+        let classes = p.len() / m;
+        out.extend((0..m).map(|i| p[i * classes + class]));
+        debug_assert!(chunk_index * 256 + m <= n);
+    }
+    Ok(out)
+}
+
+/// The map of one (method, layer) for image `x`, upsampled to 28x28 and normalized to [0, 1].
+pub fn heat_map(
+    model: &Classifier,
+    x: &Tensor,
+    class: usize,
+    layer: usize,
+    method: Method,
+    score: Score,
+    on_chunk: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<f64>> {
+    let target = Target {
+        model,
+        layer,
+        class,
+        score,
+    };
+    let e = target.explain_with_progress(x, method, on_chunk)?;
+    Ok(normalize(&upsample_bilinear(
+        &e.map, e.height, e.width, SIDE, SIDE,
+    )))
+}
+
+/// Progress of a run: (what, done, total).
+pub type Progress<'a> = dyn FnMut(&str, usize, usize) + 'a;
+
+/// Explains the first `images_per_class` test images of each class, writes `grid.png` (rows:
+/// images; columns: the input, then each method × layer) and `cam.json` into `out`, and
+/// returns the maps' records.
+pub fn explain_examples(
+    model: &Classifier,
+    test: &Split,
+    settings: &CamSettings,
+    out: &Path,
+    progress: &mut Progress<'_>,
+) -> Result<Vec<MapRecord>> {
+    settings.validate()?;
+    let io = |e: std::io::Error| Error::argument("cam", format!("{}: {e}", out.display()));
+    std::fs::create_dir_all(out).map_err(io)?;
+    let columns = settings.columns();
+    let mut chosen = Vec::new();
+    for &class in &settings.classes {
+        let of_class: Vec<usize> = (0..test.len)
+            .filter(|&i| test.labels[i] as usize == class)
+            .take(settings.images_per_class)
+            .collect();
+        if of_class.is_empty() {
+            return Err(Error::argument(
+                "cam",
+                format!("the test split has no image of class {class}"),
+            ));
+        }
+        chosen.extend(of_class.into_iter().map(|i| (i, class)));
+    }
+    let total = chosen.len() * columns.len();
+    let mut records = Vec::new();
+    let mut rows = Vec::new();
+    let mut row_titles = Vec::new();
+    for (row, &(index, class)) in chosen.iter().enumerate() {
+        let (x, labels) = test
+            .batch_at(&[index])
+            .map_err(|e| Error::argument("cam", e.to_string()))?;
+        let pixels = x.to_vec_f32();
+        let predicted = no_grad(|| {
+            let maps = model.activations(&x, &mut Ctx::eval())?;
+            argmax_rows(&model.logits_from(2, &maps[2], &mut Ctx::eval())?)
+        })?[0];
+        row_titles.push(format!("{index} {}", short_name(predicted)));
+        let mut cells = vec![Cell::Input(pixels.clone())];
+        for (col, &(method, layer)) in columns.iter().enumerate() {
+            let what = format!(
+                "image {}/{} {} {}",
+                row + 1,
+                chosen.len(),
+                method.name(),
+                LAYER_NAMES[layer]
+            );
+            let done = row * columns.len() + col;
+            progress(&what, done, total);
+            let t0 = Instant::now();
+            let heat = heat_map(
+                model,
+                &x,
+                class,
+                layer,
+                method,
+                settings.score,
+                &mut |d, n| progress(&format!("{what}: {d}/{n} elements"), done, total),
+            )?;
+            let seconds = t0.elapsed().as_secs_f64();
+            let scores = score_image(
+                &pixels,
+                &heat,
+                class,
+                settings.curve_steps,
+                &mut |imgs, n, c| class_probability(model, imgs, n, c),
+            )?;
+            records.push(MapRecord {
+                image: index,
+                label: labels[0],
+                class,
+                layer,
+                method,
+                score: settings.score,
+                seconds,
+                scores,
+            });
+            cells.push(Cell::Overlay {
+                input: pixels.clone(),
+                heat,
+            });
+        }
+        rows.push(cells);
+    }
+    progress("done", total, total);
+    let mut titles = vec!["input".to_string()];
+    titles.extend(
+        columns
+            .iter()
+            .map(|&(m, l)| format!("{} {}", m.name(), LAYER_NAMES[l])),
+    );
+    save_cam_grid(
+        &out.join("grid.png"),
+        &rows,
+        &row_titles,
+        &titles,
+        SIDE,
+        4,
+        settings.colormap,
+        0.5,
+    )
+    .map_err(|e| Error::argument("cam", e.to_string()))?;
+    let json = serde_json::json!({
+        "score": settings.score.name(),
+        "classes": settings.classes,
+        "maps": records.iter().map(MapRecord::to_json).collect::<Vec<_>>(),
+    });
+    write_json(&out.join("cam.json"), &json)?;
+    Ok(records)
+}
+
+/// A class name short enough for a row title.
+fn short_name(class: usize) -> &'static str {
+    [
+        "top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot",
+    ][class]
+}
+
+fn write_json(path: &Path, json: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(json).expect("JSON values serialize");
+    ferrograd_models::checkpoint::write_atomically(path, text.as_bytes())
+        .map_err(|e| Error::argument("cam", format!("{}: {e}", path.display())))
+}
+
+/// Faithfulness of one (method, layer) over test images.
+#[derive(Clone, Debug)]
+pub struct MetricsRow {
+    pub method: Method,
+    pub layer: usize,
+    pub summary: Summary,
+    /// Mean seconds to compute one map.
+    pub seconds_per_map: f64,
+}
+
+impl MetricsRow {
+    pub fn to_json(&self) -> serde_json::Value {
+        let s = &self.summary;
+        serde_json::json!({
+            "method": self.method.name(),
+            "layer": LAYER_NAMES[self.layer],
+            "images": s.images,
+            "average_drop_percent": s.average_drop,
+            "increase_in_confidence_percent": s.increase_in_confidence,
+            "deletion_auc": s.deletion_auc,
+            "insertion_auc": s.insertion_auc,
+            "seconds_per_map": self.seconds_per_map,
+        })
+    }
+}
+
+/// Average Drop, Increase in Confidence and deletion/insertion AUC of every (method, layer)
+/// over the first `images` test images, each explained for the class the model predicts (the
+/// papers' protocol). The exact method costs seconds per map, so it sees the first
+/// `exact_images` of them only; each row says how many images it saw.
+pub fn test_set_metrics(
+    model: &Classifier,
+    test: &Split,
+    settings: &CamSettings,
+    images: usize,
+    exact_images: usize,
+    progress: &mut Progress<'_>,
+) -> Result<Vec<MetricsRow>> {
+    settings.validate()?;
+    let images = images.min(test.len);
+    let columns = settings.columns();
+    let mut scores: Vec<Vec<ImageScores>> = vec![Vec::new(); columns.len()];
+    let mut seconds = vec![0.0; columns.len()];
+    for index in 0..images {
+        progress("metrics", index, images);
+        let (x, _) = test
+            .batch_at(&[index])
+            .map_err(|e| Error::argument("cam", e.to_string()))?;
+        let pixels = x.to_vec_f32();
+        let class = no_grad(|| {
+            let maps = model.activations(&x, &mut Ctx::eval())?;
+            argmax_rows(&model.logits_from(2, &maps[2], &mut Ctx::eval())?)
+        })?[0];
+        for (col, &(method, layer)) in columns.iter().enumerate() {
+            if method == Method::GradCamPlusPlusExact && index >= exact_images {
+                continue;
+            }
+            let t0 = Instant::now();
+            let heat = heat_map(
+                model,
+                &x,
+                class,
+                layer,
+                method,
+                settings.score,
+                &mut |_, _| {},
+            )?;
+            seconds[col] += t0.elapsed().as_secs_f64();
+            scores[col].push(score_image(
+                &pixels,
+                &heat,
+                class,
+                settings.curve_steps,
+                &mut |imgs, n, c| class_probability(model, imgs, n, c),
+            )?);
+        }
+    }
+    progress("metrics", images, images);
+    Ok(columns
+        .iter()
+        .zip(scores.iter().zip(seconds))
+        .map(|(&(method, layer), (s, secs))| MetricsRow {
+            method,
+            layer,
+            summary: Summary::of(s),
+            seconds_per_map: secs / s.len().max(1) as f64,
+        })
+        .collect())
+}
+
+/// Writes `metrics.json` and returns the table as Markdown.
+pub fn save_metrics(rows: &[MetricsRow], score: Score, out: &Path) -> Result<String> {
+    let json = serde_json::json!({
+        "score": score.name(),
+        "rows": rows.iter().map(MetricsRow::to_json).collect::<Vec<_>>(),
+    });
+    write_json(&out.join("metrics.json"), &json)?;
+    Ok(metrics_table(rows))
+}
+
+/// The metrics as a Markdown table.
+pub fn metrics_table(rows: &[MetricsRow]) -> String {
+    let mut t = String::from(
+        "| method | layer | images | Average Drop % ↓ | Increase in Confidence % ↑ | deletion AUC ↓ | insertion AUC ↑ | ms per map |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let s = &r.summary;
+        t.push_str(&format!(
+            "| {} | {} | {} | {:.1} | {:.1} | {:.3} | {:.3} | {:.1} |\n",
+            r.method.name(),
+            LAYER_NAMES[r.layer],
+            s.images,
+            s.average_drop,
+            s.increase_in_confidence,
+            s.deletion_auc,
+            s.insertion_auc,
+            1e3 * r.seconds_per_map
+        ));
+    }
+    t
+}

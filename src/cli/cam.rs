@@ -1,0 +1,186 @@
+//! `ferrograd cam`: class activation maps of a trained classifier.
+
+use super::train::check_device;
+use ferrograd_cam::render::Colormap;
+use ferrograd_cam::run::{self, CamSettings};
+use ferrograd_cam::{Method, Score};
+use ferrograd_models::classifier::LAYER_NAMES;
+use ferrograd_models::data::FashionMnist;
+use ferrograd_models::train::load_classifier;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ScoreArg {
+    /// Y = z_c
+    Logit,
+    /// Y = exp(z_c), the score Grad-CAM++'s closed form assumes
+    ExpLogit,
+    /// Y = softmax(z)_c
+    Softmax,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ColormapArg {
+    Viridis,
+    Jet,
+}
+
+#[derive(clap::Args)]
+pub struct CamArgs {
+    /// A checkpoint written by `ferrograd train classifier`.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Classes to explain (0-9), comma-separated: 7 is sneaker, 9 ankle boot.
+    #[arg(long, value_delimiter = ',', default_value = "7,9")]
+    pub classes: Vec<usize>,
+    /// Test images per class (the first ones of that class).
+    #[arg(long, default_value_t = 8)]
+    pub images: usize,
+    /// Target layers, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "conv1,conv2,conv3")]
+    pub layers: Vec<String>,
+    /// Methods, comma-separated: cam, gradcam, gradcam++, gradcam++exact.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "cam,gradcam,gradcam++,gradcam++exact"
+    )]
+    pub method: Vec<String>,
+    /// The class score the gradient methods differentiate.
+    #[arg(long, value_enum, default_value_t = ScoreArg::ExpLogit)]
+    pub score: ScoreArg,
+    #[arg(long, value_enum, default_value_t = ColormapArg::Viridis)]
+    pub colormap: ColormapArg,
+    /// Also measure Average Drop, Increase in Confidence and deletion/insertion AUC over the
+    /// test set, and print the table.
+    #[arg(long)]
+    pub metrics: bool,
+    /// Test images the metrics use (the first ones; all 10,000 take about an hour).
+    #[arg(long, default_value_t = 500)]
+    pub metrics_images: usize,
+    /// Of those, how many the exact method sees (it takes seconds per map).
+    #[arg(long, default_value_t = 10)]
+    pub exact_images: usize,
+    /// Steps of the deletion and insertion curves.
+    #[arg(long, default_value_t = 28)]
+    pub curve_steps: usize,
+    /// Output folder.
+    #[arg(long, default_value = "runs/cam")]
+    pub out: PathBuf,
+    /// Fashion-MNIST folder (as for train).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+fn settings(args: &CamArgs) -> Result<CamSettings, String> {
+    let layers = args
+        .layers
+        .iter()
+        .map(|name| {
+            LAYER_NAMES.iter().position(|l| l == name).ok_or_else(|| {
+                format!(
+                    "--layers: unknown layer '{name}'; the classifier has {}",
+                    LAYER_NAMES.join(", ")
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let methods = args
+        .method
+        .iter()
+        .map(|name| {
+            Method::parse(name).ok_or_else(|| {
+                format!("--method: unknown method '{name}'; choose from cam, gradcam, gradcam++, gradcam++exact")
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CamSettings {
+        classes: args.classes.clone(),
+        images_per_class: args.images,
+        layers,
+        methods,
+        score: match args.score {
+            ScoreArg::Logit => Score::Logit,
+            ScoreArg::ExpLogit => Score::ExpLogit,
+            ScoreArg::Softmax => Score::Softmax,
+        },
+        colormap: match args.colormap {
+            ColormapArg::Viridis => Colormap::Viridis,
+            ColormapArg::Jet => Colormap::Jet,
+        },
+        curve_steps: args.curve_steps,
+    })
+}
+
+fn bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta} left)")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+pub fn run(args: &CamArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    check_device(&args.device)?;
+    ferrograd_kernels::flush_subnormals();
+    let settings = settings(args)?;
+    let (model, config, epoch) = load_classifier(&args.checkpoint)?;
+    let data = FashionMnist::load(args.data.as_deref())?;
+    eprintln!(
+        "explaining {} (classifier, {} activation, epoch {epoch}) with Y = {} into {}",
+        args.checkpoint.display(),
+        config.activation.name(),
+        settings.score.name(),
+        args.out.display()
+    );
+    let progress = bar();
+    progress.set_prefix("maps");
+    let records = run::explain_examples(
+        &model,
+        &data.test,
+        &settings,
+        &args.out,
+        &mut |what, done, total| {
+            progress.set_length(total as u64);
+            progress.set_position(done as u64);
+            progress.set_message(what.to_string());
+        },
+    );
+    progress.finish_and_clear();
+    let records = records?;
+    println!(
+        "wrote {} and {} ({} maps)",
+        args.out.join("grid.png").display(),
+        args.out.join("cam.json").display(),
+        records.len()
+    );
+    if args.metrics {
+        let progress = bar();
+        progress.set_prefix("metrics");
+        let rows = run::test_set_metrics(
+            &model,
+            &data.test,
+            &settings,
+            args.metrics_images,
+            args.exact_images,
+            &mut |_, done, total| {
+                progress.set_length(total as u64);
+                progress.set_position(done as u64);
+            },
+        );
+        progress.finish_and_clear();
+        let table = run::save_metrics(&rows?, settings.score, &args.out)?;
+        super::print_stdout(&format!(
+            "faithfulness over the first test images (Y = {}), written to {}:\n\n{table}",
+            settings.score.name(),
+            args.out.join("metrics.json").display()
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
