@@ -254,6 +254,46 @@ fn hvp(reps: Reps) -> Result<()> {
     Ok(())
 }
 
+/// Each CAM method for one image at each of the classifier's three layers (the course's
+/// classifier at its real width, weights from a fixed seed: the cost does not depend on
+/// training). The exact Grad-CAM++ runs once: it takes seconds.
+fn cam_methods(reps: Reps) -> Result<()> {
+    use ferrograd_cam::{Method, Score, Target};
+    use ferrograd_models::classifier::{Classifier, ClassifierActivation, LAYER_NAMES};
+    let mut rng = Rng::new(5);
+    let model = Classifier::new(ClassifierActivation::Relu, 0.1, 1e-5, 1e-3, &mut rng);
+    let x = Tensor::rand_uniform(&[1, 1, 28, 28], 0.0, 1.0, DType::F32, &mut rng);
+    for method in Method::ALL {
+        for (layer, name) in LAYER_NAMES.iter().enumerate() {
+            if !method.applies_to(layer) {
+                continue;
+            }
+            let target = Target {
+                model: &model,
+                layer,
+                class: 7,
+                score: Score::ExpLogit,
+            };
+            let once = Reps {
+                warmup: 0,
+                runs: 1,
+                min_secs: 0.0,
+            };
+            let r = if method == Method::GradCamPlusPlusExact {
+                once
+            } else {
+                reps
+            };
+            let ms = median_ms(r, || target.explain(&x, method).map(|_| ()))?;
+            emit(format!(
+                r#"{{"name":"cam","method":"{}","layer":"{name}","ms":{ms:.2}}}"#,
+                method.name()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Peak resident memory (VmHWM) of this process, in MiB.
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -326,6 +366,9 @@ fn main() -> Result<()> {
     }
     if wanted("hvp") {
         hvp(reps)?;
+    }
+    if wanted("cam") {
+        cam_methods(reps)?;
     }
     if !wanted("peak_rss") {
         return Ok(());

@@ -1,0 +1,148 @@
+//! A whole `ferrograd cam` run on a tiny classifier and a made-up test split: the files it
+//! writes and what they hold.
+
+use ferrograd_cam::render::Colormap;
+use ferrograd_cam::run::{explain_examples, save_metrics, test_set_metrics, CamSettings};
+use ferrograd_cam::{Method, Score};
+use ferrograd_engine::Rng;
+use ferrograd_models::classifier::{Classifier, ClassifierActivation};
+use ferrograd_models::data::Split;
+
+fn split(n: usize, rng: &mut Rng) -> Split {
+    Split {
+        images: (0..n * 784).map(|_| rng.uniform() as f32).collect(),
+        labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        len: n,
+    }
+}
+
+fn settings() -> CamSettings {
+    CamSettings {
+        classes: vec![7, 9],
+        images_per_class: 2,
+        layers: vec![0, 1, 2],
+        methods: Method::ALL.to_vec(),
+        score: Score::ExpLogit,
+        colormap: Colormap::Viridis,
+        curve_steps: 4,
+    }
+}
+
+#[test]
+fn a_run_writes_the_grid_and_one_record_per_map() {
+    let mut rng = Rng::new(1);
+    let model = Classifier::with_channels(
+        [3, 4, 5],
+        ClassifierActivation::Relu,
+        0.1,
+        0.0,
+        1e-3,
+        &mut rng,
+    );
+    let test = split(30, &mut rng);
+    let out = std::env::temp_dir().join(format!("ferrograd-cam-run-{}", std::process::id()));
+    let mut calls = 0;
+    let records =
+        explain_examples(&model, &test, &settings(), &out, &mut |_, _, _| calls += 1).unwrap();
+    // 2 classes × 2 images × (CAM at conv3 + 3 methods × 3 layers) = 40 maps.
+    assert_eq!(records.len(), 40);
+    assert!(calls >= 40, "progress is reported");
+    assert!(records
+        .iter()
+        .all(|r| r.class == r.label && [7, 9].contains(&r.class)));
+    assert!(records
+        .iter()
+        .all(|r| r.method != Method::Cam || r.layer == 2));
+    let grid = image::open(out.join("grid.png")).unwrap();
+    assert!(
+        grid.width() > 11 * 28 * 4 && grid.height() > 4 * 28 * 4,
+        "{}x{}",
+        grid.width(),
+        grid.height()
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("cam.json")).unwrap()).unwrap();
+    let maps = json["maps"].as_array().unwrap();
+    assert_eq!(maps.len(), 40);
+    for key in [
+        "layer",
+        "class",
+        "method",
+        "probability",
+        "masked_probability",
+        "deletion_auc",
+        "insertion_auc",
+    ] {
+        assert!(
+            maps.iter().all(|m| !m[key].is_null()),
+            "every map has '{key}'"
+        );
+    }
+
+    let rows = test_set_metrics(&model, &test, &settings(), 6, 2, &mut |_, _, _| {}).unwrap();
+    assert_eq!(rows.len(), 10);
+    for r in &rows {
+        let want = if r.method == Method::GradCamPlusPlusExact {
+            2
+        } else {
+            6
+        };
+        assert_eq!(
+            r.summary.images, want,
+            "{:?} at layer {}",
+            r.method, r.layer
+        );
+        assert!((0.0..=100.0).contains(&r.summary.increase_in_confidence));
+    }
+    let table = save_metrics(&rows, Score::ExpLogit, &out).unwrap();
+    assert_eq!(table.lines().count(), 2 + 10, "{table}");
+    assert!(out.join("metrics.json").exists());
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn bad_settings_are_errors_that_say_what_is_wrong() {
+    let mut rng = Rng::new(1);
+    let model = Classifier::with_channels(
+        [3, 4, 5],
+        ClassifierActivation::Relu,
+        0.1,
+        0.0,
+        1e-3,
+        &mut rng,
+    );
+    let test = split(12, &mut rng);
+    let out = std::env::temp_dir().join(format!("ferrograd-cam-bad-{}", std::process::id()));
+    let run = |s: CamSettings| explain_examples(&model, &test, &s, &out, &mut |_, _, _| {});
+    let e = run(CamSettings {
+        classes: vec![12],
+        ..settings()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("class 12 does not exist"), "{e}");
+    let e = run(CamSettings {
+        layers: vec![3],
+        ..settings()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("layer 3 does not exist"), "{e}");
+    let e = run(CamSettings {
+        methods: vec![],
+        ..settings()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("at least one"), "{e}");
+    let few = Split {
+        images: test.images[..784].to_vec(),
+        labels: vec![0],
+        len: 1,
+    };
+    let e = explain_examples(&model, &few, &settings(), &out, &mut |_, _, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no image of class 7"), "{e}");
+    let _ = std::fs::remove_dir_all(&out);
+}
