@@ -364,11 +364,14 @@ mod tests {
         // conv1's running mean is now the channel mean of its convolution's output on x.
         let conv_out = no_grad(|| c.blocks[0].forward_range(&x, 0..1, &mut Ctx::eval())).unwrap();
         let want = conv_out.mean(&[0, 2, 3], false).unwrap().to_vec_f32();
-        let mut got = Vec::new();
+        // The block's first batch norm (each block has CONVS_PER_BLOCK of them).
+        let mut means = Vec::new();
         c.blocks[0].for_each_batch_norm(&mut |bn| {
-            got = bn.running_mean.to_vec_f32();
+            means.push(bn.running_mean.to_vec_f32());
             assert_eq!(bn.momentum(), 0.1, "momentum restored");
         });
+        assert_eq!(means.len(), CONVS_PER_BLOCK);
+        let got = &means[0];
         for (a, b) in got.iter().zip(&want) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
