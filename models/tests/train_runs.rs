@@ -5,7 +5,7 @@
 use ferrograd_engine::Rng;
 use ferrograd_models::checkpoint;
 use ferrograd_models::data::{FashionMnist, Split};
-use ferrograd_models::train::{self, ModelKind, TrainConfig};
+use ferrograd_models::train::{self, LrSchedule, ModelKind, TrainConfig};
 use std::path::Path;
 
 /// Blurry blobs whose position depends on the label: learnable, and quick.
@@ -60,11 +60,16 @@ fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
 fn resume_after_an_interruption_ends_with_the_same_weights() {
     for kind in [ModelKind::Vae, ModelKind::Gan, ModelKind::Classifier] {
         let (whole, split) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        train::train(&config(kind, 3), &data(), whole.path(), false, &mut |_| {}).unwrap();
+        // A 1-epoch run stands in for a 3-epoch run interrupted after epoch 1. That holds only
+        // at a constant rate: a cosine schedule spans the run's planned length.
+        let constant = |epochs| TrainConfig {
+            lr_schedule: LrSchedule::Constant,
+            ..config(kind, epochs)
+        };
+        train::train(&constant(3), &data(), whole.path(), false, &mut |_| {}).unwrap();
         // "Interrupted" after epoch 1, then resumed to 3.
-        train::train(&config(kind, 1), &data(), split.path(), false, &mut |_| {}).unwrap();
-        let resumed =
-            train::train(&config(kind, 3), &data(), split.path(), true, &mut |_| {}).unwrap();
+        train::train(&constant(1), &data(), split.path(), false, &mut |_| {}).unwrap();
+        let resumed = train::train(&constant(3), &data(), split.path(), true, &mut |_| {}).unwrap();
         assert_eq!(resumed.resumed_from, 1);
         assert_eq!(
             resumed.records.len(),
@@ -195,4 +200,17 @@ fn a_tiny_test_split_still_gets_its_pictures() {
     .unwrap();
     assert!(out.path().join("reconstructions.png").is_file());
     assert!(out.path().join("interpolation.png").is_file());
+}
+
+#[test]
+fn the_cosine_rate_falls_from_lr_to_zero_over_the_planned_steps() {
+    let rate = |t| LrSchedule::Cosine.rate(1e-3, t, 100);
+    assert_eq!(rate(0), 1e-3);
+    assert!((rate(50) - 0.5e-3).abs() < 1e-15);
+    assert!(rate(100).abs() < 1e-18);
+    assert!(
+        (1..=100).all(|t| rate(t) < rate(t - 1)),
+        "strictly decreasing"
+    );
+    assert_eq!(LrSchedule::Constant.rate(1e-3, 77, 100), 1e-3);
 }
