@@ -6,24 +6,10 @@ use crate::metrics::{score_image, ImageScores, Summary};
 use crate::render::{normalize, save_cam_grid, upsample_bilinear, Cell, Colormap};
 use ferrograd_engine::{no_grad, DType, Error, Result, Tensor};
 use ferrograd_models::classifier::{argmax_rows, Classifier, LAYER_NAMES};
-use ferrograd_models::data::Split;
+use ferrograd_models::data::{Split, CLASS_NAMES};
 use ferrograd_models::nn::Ctx;
 use std::path::Path;
 use std::time::Instant;
-
-/// Fashion-MNIST's class names, by label.
-pub const CLASS_NAMES: [&str; 10] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
 
 const SIDE: usize = 28;
 const PIXELS: usize = SIDE * SIDE;
@@ -115,21 +101,27 @@ pub fn class_probability(
     n: usize,
     class: usize,
 ) -> Result<Vec<f64>> {
+    if images.len() != n * PIXELS {
+        return Err(Error::argument(
+            "cam",
+            format!(
+                "{} values are not {n} images of {PIXELS} pixels",
+                images.len()
+            ),
+        ));
+    }
     let mut out = Vec::with_capacity(n);
     // Batches of 256 keep memory flat however long the curve is.
-    for (chunk_index, chunk) in images.chunks(256 * PIXELS).enumerate() {
+    for chunk in images.chunks(256 * PIXELS) {
         let m = chunk.len() / PIXELS;
         let x = Tensor::from_f64s(
             &chunk.iter().map(|&v| v as f64).collect::<Vec<_>>(),
             &[m, 1, SIDE, SIDE],
             DType::F32,
         )?;
-        let maps = no_grad(|| model.activations(&x, &mut Ctx::eval()))?;
-        let logits = no_grad(|| model.logits_from(2, &maps[2], &mut Ctx::eval()))?;
-        let p = no_grad(|| logits.softmax(-1))?.to_vec_f64();
+        let p = no_grad(|| model.logits(&x, &mut Ctx::eval())?.softmax(-1))?.to_vec_f64();
         let classes = p.len() / m;
         out.extend((0..m).map(|i| p[i * classes + class]));
-        debug_assert!(chunk_index * 256 + m <= n);
     }
     Ok(out)
 }
@@ -196,10 +188,7 @@ pub fn explain_examples(
             .batch_at(&[index])
             .map_err(|e| Error::argument("cam", e.to_string()))?;
         let pixels = x.to_vec_f32();
-        let predicted = no_grad(|| {
-            let maps = model.activations(&x, &mut Ctx::eval())?;
-            argmax_rows(&model.logits_from(2, &maps[2], &mut Ctx::eval())?)
-        })?[0];
+        let predicted = predicted_class(model, &x)?;
         row_titles.push(format!("{index} {}", short_name(predicted)));
         let mut cells = vec![Cell::Input(pixels.clone())];
         for (col, &(method, layer)) in columns.iter().enumerate() {
@@ -274,6 +263,11 @@ pub fn explain_examples(
     Ok(records)
 }
 
+/// The class the model predicts for one image [1, 1, 28, 28].
+fn predicted_class(model: &Classifier, x: &Tensor) -> Result<usize> {
+    Ok(no_grad(|| argmax_rows(&model.logits(x, &mut Ctx::eval())?))?[0])
+}
+
 /// A class name short enough for a row title.
 fn short_name(class: usize) -> &'static str {
     [
@@ -336,10 +330,7 @@ pub fn test_set_metrics(
             .batch_at(&[index])
             .map_err(|e| Error::argument("cam", e.to_string()))?;
         let pixels = x.to_vec_f32();
-        let class = no_grad(|| {
-            let maps = model.activations(&x, &mut Ctx::eval())?;
-            argmax_rows(&model.logits_from(2, &maps[2], &mut Ctx::eval())?)
-        })?[0];
+        let class = predicted_class(model, &x)?;
         for (col, &(method, layer)) in columns.iter().enumerate() {
             if method == Method::GradCamPlusPlusExact && index >= exact_images {
                 continue;

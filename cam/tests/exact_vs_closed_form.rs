@@ -27,8 +27,7 @@ fn image(seed: u64) -> Tensor {
 /// The classes ranked by the model's logits for `x`, most likely first: explaining the
 /// predicted class is what maps are for, and its map is rarely empty.
 fn ranked_classes(model: &Classifier, x: &Tensor) -> Vec<usize> {
-    let a = no_grad(|| model.activations(x, &mut Ctx::eval())).unwrap();
-    let logits = no_grad(|| model.logits_from(2, &a[2], &mut Ctx::eval()))
+    let logits = no_grad(|| model.logits(x, &mut Ctx::eval()))
         .unwrap()
         .to_vec_f64();
     let mut classes: Vec<usize> = (0..logits.len()).collect();

@@ -28,17 +28,15 @@ fn settings() -> CamSettings {
     }
 }
 
+/// Narrow blocks keep the exact method quick.
+fn tiny_classifier(rng: &mut Rng) -> Classifier {
+    Classifier::with_channels([3, 4, 5], ClassifierActivation::Relu, 0.1, 0.0, 1e-3, rng)
+}
+
 #[test]
 fn a_run_writes_the_grid_and_one_record_per_map() {
     let mut rng = Rng::new(1);
-    let model = Classifier::with_channels(
-        [3, 4, 5],
-        ClassifierActivation::Relu,
-        0.1,
-        0.0,
-        1e-3,
-        &mut rng,
-    );
+    let model = tiny_classifier(&mut rng);
     let test = split(30, &mut rng);
     let out = std::env::temp_dir().join(format!("ferrograd-cam-run-{}", std::process::id()));
     let mut calls = 0;
@@ -103,14 +101,7 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
 #[test]
 fn bad_settings_are_errors_that_say_what_is_wrong() {
     let mut rng = Rng::new(1);
-    let model = Classifier::with_channels(
-        [3, 4, 5],
-        ClassifierActivation::Relu,
-        0.1,
-        0.0,
-        1e-3,
-        &mut rng,
-    );
+    let model = tiny_classifier(&mut rng);
     let test = split(12, &mut rng);
     let out = std::env::temp_dir().join(format!("ferrograd-cam-bad-{}", std::process::id()));
     let run = |s: CamSettings| explain_examples(&model, &test, &s, &out, &mut |_, _, _| {});

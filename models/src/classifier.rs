@@ -172,6 +172,12 @@ impl Classifier {
         self.head.forward(&h.global_avg_pool2d()?, ctx)
     }
 
+    /// Class logits for x, without running the decoder: what predictions and explanations need.
+    pub fn logits(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        let a3 = self.activations(x, ctx)?.pop().expect("three blocks");
+        self.head.forward(&a3.global_avg_pool2d()?, ctx)
+    }
+
     /// (logits, reconstruction logits).
     fn forward(&self, x: &Tensor, ctx: &mut Ctx) -> Result<(Tensor, Tensor)> {
         let a3 = self.activations(x, ctx)?.pop().expect("three blocks");
@@ -301,9 +307,7 @@ impl Model for Classifier {
         no_grad(|| self.objective(x, labels, &mut Ctx::eval()).map(|(_, p)| p))
     }
     fn predict(&self, x: &Tensor) -> Option<Result<Vec<usize>>> {
-        Some(no_grad(|| {
-            argmax_rows(&self.forward(x, &mut Ctx::eval())?.0)
-        }))
+        Some(no_grad(|| argmax_rows(&self.logits(x, &mut Ctx::eval())?)))
     }
     fn reconstruct(&self, x: &Tensor) -> Option<Result<Tensor>> {
         Some(no_grad(|| self.forward(x, &mut Ctx::eval())?.1.sigmoid()))

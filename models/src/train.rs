@@ -314,14 +314,24 @@ pub fn build_model(cfg: &TrainConfig) -> Box<dyn Model> {
         ModelKind::Aae => Box::new(Aae::new(
             cfg.latent, cfg.lambda, cfg.prior, cfg.lr, &mut rng,
         )),
-        ModelKind::Classifier => Box::new(Classifier::new(
-            cfg.activation,
-            cfg.beta,
-            cfg.lambda,
-            cfg.lr,
-            &mut rng,
-        )),
+        ModelKind::Classifier => Box::new(build_classifier(cfg)),
     }
+}
+
+/// A fresh classifier for `cfg`, its weights drawn from `cfg.seed`.
+fn build_classifier(cfg: &TrainConfig) -> Classifier {
+    let mut rng = Rng::new(cfg.seed);
+    Classifier::new(cfg.activation, cfg.beta, cfg.lambda, cfg.lr, &mut rng)
+}
+
+/// A checkpoint with the settings and epoch it was saved with.
+fn open_checkpoint(
+    checkpoint_file: &Path,
+) -> Result<(checkpoint::Checkpoint, TrainConfig, usize), TrainError> {
+    let ckpt = checkpoint::load(checkpoint_file)?;
+    let config = TrainConfig::from_metadata(&ckpt.metadata)?;
+    let epoch = ckpt.meta("epoch")?.parse().unwrap_or(0);
+    Ok((ckpt, config, epoch))
 }
 
 /// A random stream for one purpose in one epoch, the same on every run with this seed.
@@ -688,11 +698,9 @@ pub struct EvalReport {
 /// Rebuilds the model saved in `checkpoint_file` and evaluates it on the whole test set:
 /// reconstruction MSE for models with an encoder, the negative ELBO (nats per image) for the VAE.
 pub fn evaluate(checkpoint_file: &Path, data: &FashionMnist) -> Result<EvalReport, TrainError> {
-    let ckpt = checkpoint::load(checkpoint_file)?;
-    let config = TrainConfig::from_metadata(&ckpt.metadata)?;
+    let (ckpt, config, epoch) = open_checkpoint(checkpoint_file)?;
     let mut model = build_model(&config);
     model.load_state(&ckpt.tensors, &ckpt.metadata)?;
-    let epoch = ckpt.meta("epoch")?.parse().unwrap_or(0);
     let test = evaluate_split(&*model, &data.test, 0)?;
     Ok(EvalReport {
         config,
@@ -705,8 +713,7 @@ pub fn evaluate(checkpoint_file: &Path, data: &FashionMnist) -> Result<EvalRepor
 pub fn load_classifier(
     checkpoint_file: &Path,
 ) -> Result<(Classifier, TrainConfig, usize), TrainError> {
-    let ckpt = checkpoint::load(checkpoint_file)?;
-    let config = TrainConfig::from_metadata(&ckpt.metadata)?;
+    let (ckpt, config, epoch) = open_checkpoint(checkpoint_file)?;
     if config.kind != ModelKind::Classifier {
         return Err(TrainError(format!(
             "{} holds a {} model, not a classifier: train one with `ferrograd train classifier`",
@@ -714,14 +721,7 @@ pub fn load_classifier(
             config.kind.name()
         )));
     }
-    let mut model = Classifier::new(
-        config.activation,
-        config.beta,
-        config.lambda,
-        config.lr,
-        &mut Rng::new(config.seed),
-    );
+    let mut model = build_classifier(&config);
     model.load_state(&ckpt.tensors, &ckpt.metadata)?;
-    let epoch = ckpt.meta("epoch")?.parse().unwrap_or(0);
     Ok((model, config, epoch))
 }
