@@ -3,3 +3,4 @@
 
 pub mod augment;
 pub mod faces;
+pub mod picture;

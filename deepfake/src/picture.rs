@@ -1,0 +1,211 @@
+//! Pictures of faces: labelled grids (rows of originals, reconstructions and swaps, say) and
+//! labelled strips (an interpolation from one face to another), saved as PNG.
+//!
+//! Drawn with `models::plot`'s pixel tools and its 5x7 font, and saved atomically like every
+//! other picture, so a crash mid-save leaves the previous file whole.
+
+use std::path::Path;
+
+use ferrograd_models::plot::{draw_text, fill_rect, save_png, text_width, PlotError};
+use image::{Rgb, RgbImage};
+
+use crate::faces::{FACE_LEN, FACE_SIZE};
+
+const BACKGROUND: Rgb<u8> = Rgb([255, 255, 255]);
+const TEXT_COLOUR: Rgb<u8> = Rgb([30, 30, 30]);
+/// White space around the picture and between titles and faces, in pixels.
+const MARGIN: usize = 6;
+/// White space between faces, in pixels.
+const GAP: usize = 4;
+/// The font's glyphs are 8 rows tall, descenders included.
+const GLYPH_HEIGHT: usize = 8;
+/// Larger magnifications give no more detail, only bigger files.
+const MAX_SCALE: usize = 16;
+/// Either side of a picture at most, in pixels.
+const MAX_SIDE: usize = 1 << 15;
+
+/// Saves a grid of faces as PNG: `rows[r][c]` is a CHW face in [0, 1] (3x100x100; values
+/// outside are clamped, NaN drawn black), each magnified `scale` times (nearest), with
+/// `column_titles` centred above the columns and `row_titles` left of the rows. Either list may
+/// be empty for no titles; otherwise it needs one title per column (row). Titles too wide for
+/// their column are cut short with "..".
+pub fn save_face_grid(
+    path: &Path,
+    rows: &[Vec<&[f32]>],
+    column_titles: &[&str],
+    row_titles: &[&str],
+    scale: usize,
+) -> Result<(), PlotError> {
+    let fail = |message: String| PlotError {
+        path: path.to_path_buf(),
+        message,
+    };
+    if !(1..=MAX_SCALE).contains(&scale) {
+        return Err(fail(format!("scale must be 1 to {MAX_SCALE}, not {scale}")));
+    }
+    let columns = rows.first().map_or(0, Vec::len);
+    if columns == 0 {
+        return Err(fail("a face grid needs at least one face".to_string()));
+    }
+    for (r, row) in rows.iter().enumerate() {
+        if row.len() != columns {
+            return Err(fail(format!(
+                "row {r} has {} faces but row 0 has {columns}: rows must be equally long",
+                row.len()
+            )));
+        }
+        for (c, face) in row.iter().enumerate() {
+            if face.len() != FACE_LEN {
+                return Err(fail(format!(
+                    "the face at row {r}, column {c} has {} values, a 3x{FACE_SIZE}x{FACE_SIZE} \
+                     face has {FACE_LEN}",
+                    face.len()
+                )));
+            }
+        }
+    }
+    if !column_titles.is_empty() && column_titles.len() != columns {
+        return Err(fail(format!(
+            "{} column titles for {columns} columns (give one per column, or none)",
+            column_titles.len()
+        )));
+    }
+    if !row_titles.is_empty() && row_titles.len() != rows.len() {
+        return Err(fail(format!(
+            "{} row titles for {} rows (give one per row, or none)",
+            row_titles.len(),
+            rows.len()
+        )));
+    }
+
+    // Text at twice the font size once faces are magnified, so titles stay readable beside them.
+    let text_scale = if scale == 1 { 1 } else { 2 };
+    let cell = FACE_SIZE * scale;
+    let column_titles: Vec<String> = column_titles
+        .iter()
+        .map(|title| fit(title, cell, text_scale))
+        .collect();
+    let row_titles: Vec<String> = row_titles
+        .iter()
+        .map(|title| fit(title, 2 * cell, text_scale))
+        .collect();
+    let title_height = GLYPH_HEIGHT * text_scale;
+    let row_title_width = row_titles
+        .iter()
+        .map(|title| text_width(title, text_scale as i32) as usize)
+        .max()
+        .unwrap_or(0);
+    let top = MARGIN
+        + if column_titles.is_empty() {
+            0
+        } else {
+            title_height + MARGIN
+        };
+    let left = MARGIN
+        + if row_titles.is_empty() {
+            0
+        } else {
+            row_title_width + MARGIN
+        };
+    let width = left + columns * cell + (columns - 1) * GAP + MARGIN;
+    let height = top + rows.len() * cell + (rows.len() - 1) * GAP + MARGIN;
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(fail(format!(
+            "a {width}x{height} picture is too large (at most {MAX_SIDE} pixels a side): \
+             use fewer faces or a smaller scale"
+        )));
+    }
+
+    let mut picture = RgbImage::from_pixel(width as u32, height as u32, BACKGROUND);
+    for (c, title) in column_titles.iter().enumerate() {
+        let centre = left + c * (cell + GAP) + cell / 2;
+        let x = centre as i32 - text_width(title, text_scale as i32) / 2;
+        draw_text(
+            &mut picture,
+            x,
+            MARGIN as i32,
+            title,
+            text_scale as i32,
+            TEXT_COLOUR,
+        );
+    }
+    for (r, row) in rows.iter().enumerate() {
+        let cell_top = top + r * (cell + GAP);
+        if let Some(title) = row_titles.get(r) {
+            let y = cell_top + cell / 2 - title_height / 2;
+            draw_text(
+                &mut picture,
+                MARGIN as i32,
+                y as i32,
+                title,
+                text_scale as i32,
+                TEXT_COLOUR,
+            );
+        }
+        for (c, face) in row.iter().enumerate() {
+            draw_face(&mut picture, face, left + c * (cell + GAP), cell_top, scale);
+        }
+    }
+    save_png(path, &picture)
+}
+
+/// Saves one labelled row of faces (an interpolation "t=0.00" … "t=1.00", say): `labels` go above
+/// the faces, one per face, or none at all. See [`save_face_grid`].
+pub fn save_face_strip(
+    path: &Path,
+    faces: &[&[f32]],
+    labels: &[String],
+    scale: usize,
+) -> Result<(), PlotError> {
+    if !labels.is_empty() && labels.len() != faces.len() {
+        return Err(PlotError {
+            path: path.to_path_buf(),
+            message: format!(
+                "{} labels for {} faces (give one per face, or none)",
+                labels.len(),
+                faces.len()
+            ),
+        });
+    }
+    let titles: Vec<&str> = labels.iter().map(String::as_str).collect();
+    save_face_grid(path, &[faces.to_vec()], &titles, &[], scale)
+}
+
+/// `text` cut to fit `width` pixels at `scale`, ending in ".." when cut.
+fn fit(text: &str, width: usize, scale: usize) -> String {
+    if text_width(text, scale as i32) as usize <= width {
+        return text.to_string();
+    }
+    let mut cut = text.to_string();
+    while !cut.is_empty() && text_width(&format!("{cut}.."), scale as i32) as usize > width {
+        cut.pop();
+    }
+    format!("{cut}..")
+}
+
+/// Draws a CHW face with its top-left corner at (left, top), each pixel `scale` x `scale`.
+fn draw_face(picture: &mut RgbImage, face: &[f32], left: usize, top: usize, scale: usize) {
+    let plane = FACE_SIZE * FACE_SIZE;
+    for y in 0..FACE_SIZE {
+        for x in 0..FACE_SIZE {
+            let channel = |c: usize| to_byte(face[c * plane + y * FACE_SIZE + x]);
+            let colour = Rgb([channel(0), channel(1), channel(2)]);
+            fill_rect(
+                picture,
+                (left + x * scale) as i32,
+                (top + y * scale) as i32,
+                scale as i32,
+                scale as i32,
+                colour,
+            );
+        }
+    }
+}
+
+/// A value in [0, 1] as a byte, rounded; out-of-range values are clamped and NaN is 0.
+fn to_byte(value: f32) -> u8 {
+    if value.is_nan() {
+        return 0;
+    }
+    (value.clamp(0.0, 1.0) * 255.0).round() as u8
+}
