@@ -217,7 +217,12 @@ pub struct Identity {
 pub fn load_identity(root: &Path, name: &str, opts: &LoadOptions) -> Result<Identity, FaceError> {
     check_root(root)?;
     let folder = root.join(name);
-    if name.is_empty() || !folder.is_dir() {
+    // One plain folder name: "../x" or "a/b" would reach outside the faces folder.
+    let plain = matches!(
+        Path::new(name).components().collect::<Vec<_>>()[..],
+        [std::path::Component::Normal(_)]
+    );
+    if !plain || !folder.is_dir() {
         return Err(FaceError::new(
             &folder,
             missing_identity_message(root, name),

@@ -136,6 +136,11 @@ fn a_missing_identity_lists_the_ones_there() {
         "only ten names are shown: {text}"
     );
     assert!(text.contains("and 2 more"), "{text}");
+    // Names are folder names, not paths out of the faces folder.
+    for name in ["", "..", "../Person_00", "Person_00/.."] {
+        let err = load_identity(dir.path(), name, &LoadOptions::default()).unwrap_err();
+        assert!(err.message.contains("there are 12"), "{name:?}: {err}");
+    }
 
     if let Some(lfw) = lfw() {
         let err = load_identity(&lfw, "Bush", &LoadOptions::default()).unwrap_err();
