@@ -26,6 +26,9 @@ enum Command {
     Eval(cli::train::EvalArgs),
     /// Class activation maps (CAM, Grad-CAM, Grad-CAM++ closed form and exact) of a classifier.
     Cam(cli::cam::CamArgs),
+    /// Face swap between two identities: train, swap, mix, eval.
+    #[command(subcommand)]
+    Deepfake(cli::deepfake::DeepfakeCommand),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train::run_train(&args),
         Command::Eval(args) => cli::train::run_eval(&args),
         Command::Cam(args) => cli::cam::run(&args),
+        Command::Deepfake(command) => cli::deepfake::run(&command),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod cam;
+pub mod deepfake;
 pub mod gradcheck;
 pub mod train;
 

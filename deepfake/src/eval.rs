@@ -1,0 +1,159 @@
+//! Figures of a trained face-swap model on the held-out faces of both identities.
+//!
+//! - reconstruction through the face's own decoder: MAE, PSNR and SSIM;
+//! - the cycle error |x_A − D_A(E(D_B(E(x_A))))|: a swap and a swap back should return the face;
+//! - the identity score: the fraction of swapped faces A → B that an A-vs-B classifier, trained
+//!   here from scratch on the real training crops, labels B (and B → A labelled A), reported
+//!   with that classifier's own accuracy on the real held-out faces.
+
+use crate::faces::batch_tensor;
+use crate::identity::{IdentityClassifier, IdentitySettings};
+use crate::model::{FaceSwap, Side};
+use crate::quality::{mae, psnr, ssim};
+use crate::train::{DeepfakeConfig, DeepfakeError, Pair};
+use ferrograd_engine::Rng;
+use ferrograd_models::checkpoint;
+use std::path::Path;
+
+/// A trained model with the settings it was trained with.
+pub struct Loaded {
+    pub config: DeepfakeConfig,
+    pub model: FaceSwap,
+    /// Training steps taken.
+    pub steps: u64,
+}
+
+/// Loads a checkpoint written by [`crate::train::train`].
+pub fn load(path: &Path) -> Result<Loaded, DeepfakeError> {
+    let ckpt = checkpoint::load(path)?;
+    let config = DeepfakeConfig::from_metadata(&ckpt.metadata, path)?;
+    let mut model = FaceSwap::new(config.model.clone(), &mut Rng::new(config.seed));
+    model
+        .load_state(&ckpt.tensors, &ckpt.metadata)
+        .map_err(|e| DeepfakeError(format!("{}: {e}", path.display())))?;
+    let steps = model.steps();
+    Ok(Loaded {
+        config,
+        model,
+        steps,
+    })
+}
+
+/// Per-identity figures on its held-out faces.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SideFigures {
+    pub faces: usize,
+    pub mae: f64,
+    pub psnr_db: f64,
+    pub ssim: f64,
+    /// Mean |x − D_own(E(D_other(E(x))))|.
+    pub cycle_mae: f64,
+    /// Fraction of this identity's faces, swapped to the other, that the classifier labels as
+    /// the other identity.
+    pub identity_score: f64,
+}
+
+/// What `deepfake eval` prints.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EvalReport {
+    pub a: SideFigures,
+    pub b: SideFigures,
+    /// The identity classifier's accuracy on the real held-out faces of both identities.
+    pub classifier_accuracy: f64,
+    pub classifier_steps: usize,
+}
+
+impl EvalReport {
+    pub fn to_json(&self, cfg: &DeepfakeConfig, steps: u64) -> serde_json::Value {
+        let side = |s: &SideFigures, name: &str| {
+            serde_json::json!({
+                "identity": name,
+                "held_out_faces": s.faces,
+                "reconstruction_mae": s.mae,
+                "reconstruction_psnr_db": s.psnr_db,
+                "reconstruction_ssim": s.ssim,
+                "cycle_mae": s.cycle_mae,
+                "identity_score": s.identity_score,
+            })
+        };
+        serde_json::json!({
+            "steps": steps,
+            "a": side(&self.a, &cfg.a),
+            "b": side(&self.b, &cfg.b),
+            "identity_classifier": {
+                "held_out_accuracy": self.classifier_accuracy,
+                "training_steps": self.classifier_steps,
+            },
+        })
+    }
+}
+
+impl EvalReport {
+    /// Writes [`EvalReport::to_json`] to `path` atomically.
+    pub fn save(&self, path: &Path, cfg: &DeepfakeConfig, steps: u64) -> Result<(), DeepfakeError> {
+        let text = serde_json::to_string_pretty(&self.to_json(cfg, steps))
+            .expect("JSON of numbers and strings");
+        checkpoint::write_atomically(path, text.as_bytes())
+            .map_err(|e| DeepfakeError(format!("{}: cannot write: {e}", path.display())))
+    }
+}
+
+/// Faces decoded per forward pass.
+const CHUNK: usize = 32;
+
+/// D_to(E(x)) of every face, in chunks, as separate images.
+fn transfer_all(
+    model: &FaceSwap,
+    faces: &[Vec<f32>],
+    to: Side,
+) -> Result<Vec<Vec<f32>>, DeepfakeError> {
+    let mut out = Vec::with_capacity(faces.len());
+    for chunk in faces.chunks(CHUNK) {
+        let refs: Vec<&[f32]> = chunk.iter().map(|f| f.as_slice()).collect();
+        let y = model.transfer(&batch_tensor(&refs)?, to)?.to_vec_f32();
+        let size = y.len() / chunk.len();
+        out.extend(y.chunks_exact(size).map(<[f32]>::to_vec));
+    }
+    Ok(out)
+}
+
+fn side_figures(
+    model: &FaceSwap,
+    faces: &[Vec<f32>],
+    own: Side,
+    judge: &IdentityClassifier,
+) -> Result<SideFigures, DeepfakeError> {
+    use crate::faces::FACE_SIZE;
+    let n = faces.len() as f64;
+    let recon = transfer_all(model, faces, own)?;
+    let swapped = transfer_all(model, faces, own.other())?;
+    let back = transfer_all(model, &swapped, own)?;
+    let mean = |f: &dyn Fn(usize) -> f64| (0..faces.len()).map(f).sum::<f64>() / n;
+    Ok(SideFigures {
+        faces: faces.len(),
+        mae: mean(&|i| mae(&faces[i], &recon[i])),
+        psnr_db: mean(&|i| psnr(&faces[i], &recon[i])),
+        ssim: mean(&|i| ssim(&faces[i], &recon[i], 3, FACE_SIZE, FACE_SIZE)),
+        cycle_mae: mean(&|i| mae(&faces[i], &back[i])),
+        identity_score: judge.fraction_labelled(&swapped, own == Side::A)?,
+    })
+}
+
+/// Evaluates `model` on `pair`'s held-out faces, training the identity classifier first
+/// (`on_classifier_step` sees its steps, for a progress bar).
+pub fn evaluate(
+    model: &FaceSwap,
+    pair: &Pair,
+    settings: &IdentitySettings,
+    on_classifier_step: impl FnMut(usize, f64),
+) -> Result<EvalReport, DeepfakeError> {
+    let judge =
+        IdentityClassifier::train(&pair.a.train, &pair.b.train, settings, on_classifier_step)?;
+    let classifier_accuracy = judge.accuracy(&pair.a.held_out, &pair.b.held_out)?;
+    Ok(EvalReport {
+        a: side_figures(model, &pair.a.held_out, Side::A, &judge)?,
+        b: side_figures(model, &pair.b.held_out, Side::B, &judge)?,
+        classifier_accuracy,
+        classifier_steps: settings.steps,
+    })
+}

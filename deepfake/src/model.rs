@@ -1,0 +1,427 @@
+//! The face-swap network: one encoder E shared by both identities, one decoder per identity,
+//! and a latent prior.
+//!
+//! Why a swap works: E must serve both decoders, so it learns what the two identities' faces
+//! have in common (pose, expression, lighting, where the eyes are), while each decoder learns
+//! to draw its own person's face from that. D_B(E(x_A)) is then B's face with A's pose.
+//!
+//! The prior keeps both identities' codes in one region of latent space, so that a code from
+//! A is something D_B has seen the like of, and so that h = (1 − t)·h_A + t·h_B stays on the
+//! manifold while mixing. Two ways, selectable:
+//! - adversarial (Makhzani et al. 2016): a discriminator D on h separates prior samples from
+//!   codes; the encoder learns to make its codes pass for prior samples;
+//! - variational: E gives μ and log σ², h = μ + σ·ε, and KL(q(h|x) ‖ N(0, I)) is added.
+
+use crate::faces::FACE_SIZE;
+use ferrograd_engine::{
+    no_grad, Conv2dParams, ConvTranspose2dParams, DType, Error, Result, Rng, Tensor,
+};
+use ferrograd_models::loss;
+use ferrograd_models::nn::{
+    self, Activation, Conv2d, ConvTranspose2d, Ctx, Flatten, Init, Linear, Module, Reshape,
+    Sequential,
+};
+use ferrograd_models::optim::{Adam, Optimizer};
+use std::collections::BTreeMap;
+
+/// Channels after each of the encoder's four stride-2 convolutions (100 → 50 → 25 → 13 → 7).
+pub const ENCODER_CHANNELS: [usize; 4] = [32, 64, 128, 256];
+/// Side of the encoder's last feature map, and of the decoder's first.
+const BOTTOM: usize = 7;
+/// The slope of the leaky ReLUs: face-swap models use them so that no unit dies for good.
+const SLOPE: f64 = 0.1;
+
+/// How the latent prior p(h) = N(0, I) is enforced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PriorKind {
+    /// A discriminator on h, trained against the encoder.
+    Adversarial,
+    /// μ and log σ² from the encoder, the reparameterised sample, and KL to N(0, I).
+    Variational,
+}
+
+impl PriorKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PriorKind::Adversarial => "adversarial",
+            PriorKind::Variational => "vae",
+        }
+    }
+    pub fn parse(s: &str) -> Option<PriorKind> {
+        match s {
+            "adversarial" | "aae" => Some(PriorKind::Adversarial),
+            "vae" | "variational" => Some(PriorKind::Variational),
+            _ => None,
+        }
+    }
+}
+
+/// The two identities' names and everything that fixes the network's shape and its training.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SwapConfig {
+    pub latent: usize,
+    pub prior: PriorKind,
+    /// Weight of the prior term beside the reconstruction loss (mean absolute error per pixel).
+    pub prior_weight: f64,
+    pub lr: f64,
+}
+
+impl Default for SwapConfig {
+    fn default() -> Self {
+        SwapConfig {
+            latent: 256,
+            prior: PriorKind::Adversarial,
+            prior_weight: 0.01,
+            lr: 5e-4,
+        }
+    }
+}
+
+/// Encoder: four Conv(k3, s2, p1)-LeakyReLU blocks 3x100x100 → 256x7x7, then Linear to the code
+/// (to 2·latent for the variational prior: μ then log σ²).
+fn encoder(outputs: usize, rng: &mut Rng) -> Sequential {
+    let down = Conv2dParams::default().stride(2).padding(1);
+    let mut e = Sequential::new();
+    let mut inputs = 3;
+    for channels in ENCODER_CHANNELS {
+        e = e
+            .layer(Conv2d::with_init(
+                inputs,
+                channels,
+                3,
+                down,
+                true,
+                Init::PytorchDefault,
+                rng,
+            ))
+            .layer(Activation::LeakyRelu(SLOPE));
+        inputs = channels;
+    }
+    e.layer(Flatten).layer(Linear::with_init(
+        inputs * BOTTOM * BOTTOM,
+        outputs,
+        true,
+        Init::PytorchDefault,
+        rng,
+    ))
+}
+
+/// Decoder: Linear(latent → 128x7x7) → ConvT(k3, s2, p1) 7 → 13 → 25 → ConvT(k4, s2, p1)
+/// 25 → 50 → 100, LeakyReLU between, three output logits per pixel (the sigmoid is applied by
+/// the caller).
+fn decoder(latent: usize, rng: &mut Rng) -> Sequential {
+    // Output side of ConvT(k, s2, p1) is 2·(n − 1) − 2 + k: 2n − 1 for k = 3, 2n for k = 4.
+    let up = ConvTranspose2dParams::default().stride(2).padding(1);
+    let init = Init::PytorchDefault;
+    Sequential::new()
+        .layer(Linear::with_init(
+            latent,
+            128 * BOTTOM * BOTTOM,
+            true,
+            init,
+            rng,
+        ))
+        .layer(Activation::LeakyRelu(SLOPE))
+        .layer(Reshape(vec![128, BOTTOM, BOTTOM]))
+        .layer(ConvTranspose2d::with_init(128, 128, 3, up, true, init, rng))
+        .layer(Activation::LeakyRelu(SLOPE))
+        .layer(ConvTranspose2d::with_init(128, 64, 3, up, true, init, rng))
+        .layer(Activation::LeakyRelu(SLOPE))
+        .layer(ConvTranspose2d::with_init(64, 32, 4, up, true, init, rng))
+        .layer(Activation::LeakyRelu(SLOPE))
+        .layer(ConvTranspose2d::with_init(32, 3, 4, up, true, init, rng))
+}
+
+/// The latent discriminator: an MLP latent → 256 → 256 → 1 logit.
+fn discriminator(latent: usize, rng: &mut Rng) -> Sequential {
+    Sequential::new()
+        .layer(Linear::new(latent, 256, rng))
+        .layer(Activation::LeakyRelu(0.2))
+        .layer(Linear::new(256, 256, rng))
+        .layer(Activation::LeakyRelu(0.2))
+        .layer(Linear::new(256, 1, rng))
+}
+
+/// Which identity's decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::A => "a",
+            Side::B => "b",
+        }
+    }
+}
+
+/// Losses of one training step.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepLosses {
+    /// What the encoder and decoders minimise: reconstruction + prior_weight · prior term.
+    pub total: f64,
+    /// Mean absolute error per pixel of A through D_A and of B through D_B, averaged.
+    pub reconstruction_a: f64,
+    pub reconstruction_b: f64,
+    /// Adversarial: the encoder's −E[log D(E(x))]; variational: KL per image.
+    pub prior: f64,
+    /// Adversarial only: the discriminator's loss (log 4 ≈ 1.386 when it cannot tell).
+    pub discriminator: f64,
+}
+
+/// The face-swap model and its optimizers.
+pub struct FaceSwap {
+    pub config: SwapConfig,
+    pub encoder: Sequential,
+    pub decoder_a: Sequential,
+    pub decoder_b: Sequential,
+    /// Only used by the adversarial prior (kept for both, so that checkpoints have one shape).
+    pub discriminator: Sequential,
+    opt_ae: Adam,
+    opt_d: Adam,
+}
+
+impl FaceSwap {
+    pub fn new(config: SwapConfig, rng: &mut Rng) -> FaceSwap {
+        let code_outputs = match config.prior {
+            PriorKind::Adversarial => config.latent,
+            PriorKind::Variational => 2 * config.latent,
+        };
+        let encoder = encoder(code_outputs, rng);
+        let decoder_a = decoder(config.latent, rng);
+        let decoder_b = decoder(config.latent, rng);
+        let discriminator = discriminator(config.latent, rng);
+        let mut params = nn::params_of(&encoder, "encoder.");
+        params.extend(nn::params_of(&decoder_a, "decoder_a."));
+        params.extend(nn::params_of(&decoder_b, "decoder_b."));
+        // β₁ = 0.5 as in face-swap tools and GANs: the adversarial term moves the target.
+        let opt_ae = Adam::new(params, config.lr).with_betas(0.5, 0.999);
+        let opt_d = Adam::new(nn::params_of(&discriminator, "discriminator."), config.lr)
+            .with_betas(0.5, 0.999);
+        FaceSwap {
+            config,
+            encoder,
+            decoder_a,
+            decoder_b,
+            discriminator,
+            opt_ae,
+            opt_d,
+        }
+    }
+
+    /// Steps the optimizers have taken (the resume point).
+    pub fn steps(&self) -> u64 {
+        self.opt_ae.steps()
+    }
+
+    fn decoder(&self, side: Side) -> &Sequential {
+        match side {
+            Side::A => &self.decoder_a,
+            Side::B => &self.decoder_b,
+        }
+    }
+
+    /// The code of each face, [N, latent]: for the variational prior μ and log σ² as well.
+    fn code_parts(&self, x: &Tensor, ctx: &mut Ctx) -> Result<(Tensor, Option<Tensor>)> {
+        check_faces("FaceSwap::encode", x)?;
+        let out = self.encoder.forward(x, ctx)?;
+        match self.config.prior {
+            PriorKind::Adversarial => Ok((out, None)),
+            PriorKind::Variational => {
+                let d = self.config.latent;
+                Ok((out.narrow(1, 0, d)?, Some(out.narrow(1, d, d)?)))
+            }
+        }
+    }
+
+    /// h = E(x): the code (for the variational prior, its mean μ: no sampling outside training).
+    pub fn encode(&self, x: &Tensor) -> Result<Tensor> {
+        no_grad(|| Ok(self.code_parts(x, &mut Ctx::eval())?.0))
+    }
+
+    /// D_side(h) as an image in [0, 1]^{N×3×100×100}.
+    pub fn decode(&self, h: &Tensor, side: Side) -> Result<Tensor> {
+        no_grad(|| self.decoder(side).forward(h, &mut Ctx::eval())?.sigmoid())
+    }
+
+    /// D_side(E(x)): a reconstruction when `side` is x's identity, a swap otherwise.
+    pub fn transfer(&self, x: &Tensor, side: Side) -> Result<Tensor> {
+        self.decode(&self.encode(x)?, side)
+    }
+
+    /// Decodes h_t = (1 − t)·h_a + t·h_b for `steps` evenly spaced t in [0, 1] with decoder
+    /// `side`: [steps, 3, 100, 100]. `a` and `b` are one face each.
+    pub fn mix(&self, a: &Tensor, b: &Tensor, steps: usize, side: Side) -> Result<Tensor> {
+        if steps < 2 {
+            return Err(Error::argument("FaceSwap::mix", "needs at least 2 steps"));
+        }
+        let (ha, hb) = (self.encode(a)?, self.encode(b)?);
+        let codes = (0..steps)
+            .map(|i| {
+                let t = i as f64 / (steps - 1) as f64;
+                ha.mul_scalar(1.0 - t)?.add(&hb.mul_scalar(t)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.decode(&Tensor::concat(&codes, 0)?, side)
+    }
+
+    /// Mixing by concatenation: the first `split` code dimensions from `a`, the rest from `b`,
+    /// decoded by `side`. Shows which part of the code carries what.
+    pub fn splice(&self, a: &Tensor, b: &Tensor, split: usize, side: Side) -> Result<Tensor> {
+        let d = self.config.latent;
+        if split > d {
+            return Err(Error::argument(
+                "FaceSwap::splice",
+                format!("split {split} is past the code's {d} dimensions"),
+            ));
+        }
+        let (ha, hb) = (self.encode(a)?, self.encode(b)?);
+        let h = Tensor::concat(
+            &[ha.narrow(1, 0, split)?, hb.narrow(1, split, d - split)?],
+            1,
+        )?;
+        self.decode(&h, side)
+    }
+
+    /// One training step on warped inputs and their un-warped targets of both identities
+    /// (equal batch sizes):
+    ///
+    /// 1. (adversarial prior) discriminator: min_D −E_{h~N(0,I)}[log D(h)] − E_x[log(1 − D(E(x)))]
+    ///    with the codes held fixed;
+    /// 2. encoder and decoders: min ½(|y_A − D_A(E(x_A))|₁ + |y_B − D_B(E(x_B))|₁) plus
+    ///    w times the prior term, the L1 norms as means per pixel and the prior term
+    ///    −E_x[log D(E(x))] (adversarial) or KL(N(μ, σ²) ‖ N(0, I)) per image (variational).
+    pub fn train_step(
+        &mut self,
+        (input_a, target_a): (&Tensor, &Tensor),
+        (input_b, target_b): (&Tensor, &Tensor),
+        ctx: &mut Ctx,
+    ) -> Result<StepLosses> {
+        let n = input_a.dim(0)?;
+        if input_b.dim(0)? != n {
+            return Err(Error::shape(
+                "FaceSwap::train_step",
+                format!("batches of A ({n}) and B ({}) differ", input_b.dim(0)?),
+            ));
+        }
+        // Both identities through the one encoder in one pass.
+        let (codes, log_var) = self.code_parts(
+            &Tensor::concat(&[input_a.clone(), input_b.clone()], 0)?,
+            ctx,
+        )?;
+        let mut losses = StepLosses::default();
+        let (h, prior_term) = match (self.config.prior, log_var) {
+            (PriorKind::Variational, Some(log_var)) => {
+                // h = μ + σ·ε, ε ~ N(0, I): the sample stays differentiable in μ and log σ².
+                let eps = Tensor::randn(codes.shape(), 0.0, 1.0, DType::F32, &mut ctx.rng);
+                let h = codes.add(&log_var.mul_scalar(0.5)?.exp()?.mul(&eps)?)?;
+                let kl = loss::kl_to_standard_normal(&codes, &log_var)?;
+                (h, kl)
+            }
+            _ => {
+                let prior = Tensor::randn(codes.shape(), 0.0, 1.0, DType::F32, &mut ctx.rng);
+                let d_loss = loss::discriminator_loss(
+                    &self.discriminator.forward(&prior, ctx)?,
+                    &self.discriminator.forward(&codes.detach(), ctx)?,
+                )?;
+                d_loss.backward()?;
+                self.opt_d.step()?;
+                losses.discriminator = d_loss.item()?;
+                let fool =
+                    loss::generator_loss_non_saturating(&self.discriminator.forward(&codes, ctx)?)?;
+                (codes, fool)
+            }
+        };
+        let recon_a = self
+            .decoder_a
+            .forward(&h.narrow(0, 0, n)?, ctx)?
+            .sigmoid()?
+            .l1_loss(target_a)?;
+        let recon_b = self
+            .decoder_b
+            .forward(&h.narrow(0, n, n)?, ctx)?
+            .sigmoid()?
+            .l1_loss(target_b)?;
+        let total = recon_a
+            .add(&recon_b)?
+            .mul_scalar(0.5)?
+            .add(&prior_term.mul_scalar(self.config.prior_weight)?)?;
+        total.backward()?;
+        self.opt_ae.step()?;
+        // The encoder's adversarial term also reached D's parameters: not D's update.
+        for (_, p) in nn::params_of(&self.discriminator, "") {
+            p.zero_grad();
+        }
+        losses.total = total.item()?;
+        losses.reconstruction_a = recon_a.item()?;
+        losses.reconstruction_b = recon_b.item()?;
+        losses.prior = prior_term.item()?;
+        Ok(losses)
+    }
+
+    /// Sets both optimizers' learning rate.
+    pub fn set_lr(&mut self, lr: f64) {
+        self.opt_ae.set_lr(lr);
+        self.opt_d.set_lr(lr);
+    }
+
+    fn modules(&self) -> [(&'static str, &dyn Module); 4] {
+        [
+            ("encoder.", &self.encoder),
+            ("decoder_a.", &self.decoder_a),
+            ("decoder_b.", &self.decoder_b),
+            ("discriminator.", &self.discriminator),
+        ]
+    }
+
+    /// Weights and optimizer state by name, with the optimizers' metadata.
+    pub fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
+        let mut tensors = Vec::new();
+        for (prefix, m) in self.modules() {
+            tensors.extend(nn::state_of(m, prefix));
+        }
+        let mut metadata = BTreeMap::new();
+        for (prefix, o) in [("optim_ae.", &self.opt_ae), ("optim_d.", &self.opt_d)] {
+            let s = o.state(prefix);
+            tensors.extend(s.tensors);
+            metadata.extend(s.metadata);
+        }
+        (tensors, metadata)
+    }
+
+    /// Restores [`FaceSwap::state`] (every tensor must be present with its shape).
+    pub fn load_state(
+        &mut self,
+        tensors: &BTreeMap<String, Tensor>,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        for (prefix, m) in self.modules() {
+            ferrograd_models::generative::load_module(m, prefix, tensors)?;
+        }
+        self.opt_ae.load_state("optim_ae.", tensors, metadata)?;
+        self.opt_d.load_state("optim_d.", tensors, metadata)
+    }
+}
+
+/// Faces must be [N, 3, 100, 100].
+fn check_faces(op: &'static str, x: &Tensor) -> Result<()> {
+    if x.rank() != 4 || x.shape()[1..] != [3, FACE_SIZE, FACE_SIZE] {
+        return Err(Error::shape(
+            op,
+            format!(
+                "faces must be [N, 3, {FACE_SIZE}, {FACE_SIZE}], got {:?}",
+                x.shape()
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,551 @@
+//! Training the face-swap model: batches of both identities, augmented and warped, a preview grid
+//! every so many steps, and atomic, resumable checkpoints.
+//!
+//! Files in the output folder:
+//! - `checkpoint.safetensors`: weights, optimizer state, the settings and the step count;
+//! - `preview.png` (latest) and `preview_NNNNNN.png`: rows of held-out faces, columns
+//!   x, D_A(E(x)), D_B(E(x)), so a reconstruction and a swap sit side by side;
+//! - `metrics.json` and `loss_curves.png`: the losses, averaged over each logging interval.
+
+use crate::augment::{augment_pair, Augment};
+use crate::faces::{batch_tensor, load_identity, Identity, LoadOptions};
+use crate::model::{FaceSwap, PriorKind, Side, StepLosses, SwapConfig};
+use crate::picture::save_face_grid;
+use ferrograd_engine::{Result as EngineResult, Rng, Tensor};
+use ferrograd_models::checkpoint;
+use ferrograd_models::nn::Ctx;
+use ferrograd_models::plot::save_line_plot;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Everything a face-swap run depends on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeepfakeConfig {
+    pub faces: PathBuf,
+    pub a: String,
+    pub b: String,
+    pub steps: usize,
+    /// Faces of each identity per step.
+    pub batch: usize,
+    pub seed: u64,
+    pub model: SwapConfig,
+    /// Steps between preview grids and between checkpoints.
+    pub preview_every: usize,
+    pub checkpoint_every: usize,
+    /// Fraction of each identity's faces held out for evaluation.
+    pub held_out_fraction: f64,
+    /// At most this many faces per identity (quick runs, tests).
+    pub limit: Option<usize>,
+    pub skip_bad: bool,
+}
+
+impl DeepfakeConfig {
+    /// The settings of the README's run: George W. Bush and Colin Powell, the two identities with
+    /// the most photographs in the shared data (530 and 236).
+    pub fn defaults(faces: PathBuf) -> DeepfakeConfig {
+        DeepfakeConfig {
+            faces,
+            a: "George_W_Bush".into(),
+            b: "Colin_Powell".into(),
+            steps: 3000,
+            batch: 16,
+            seed: 0,
+            model: SwapConfig::default(),
+            preview_every: 250,
+            checkpoint_every: 250,
+            held_out_fraction: 0.1,
+            limit: None,
+            skip_bad: false,
+        }
+    }
+
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            held_out_fraction: self.held_out_fraction,
+            seed: self.seed,
+            skip_bad: self.skip_bad,
+            limit: self.limit,
+            ..LoadOptions::default()
+        }
+    }
+
+    /// The settings as checkpoint metadata (strings), so that a checkpoint says how it was made.
+    pub fn to_metadata(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            m.insert(k.to_string(), v);
+        };
+        put("model", "deepfake".into());
+        put("faces", self.faces.display().to_string());
+        put("a", self.a.clone());
+        put("b", self.b.clone());
+        put("steps", self.steps.to_string());
+        put("batch", self.batch.to_string());
+        put("seed", self.seed.to_string());
+        put("latent", self.model.latent.to_string());
+        put("prior", self.model.prior.name().into());
+        put("prior_weight", self.model.prior_weight.to_string());
+        put("lr", self.model.lr.to_string());
+        put("held_out_fraction", self.held_out_fraction.to_string());
+        put(
+            "limit",
+            self.limit.map_or_else(|| "all".into(), |n| n.to_string()),
+        );
+        m
+    }
+
+    /// Reads [`DeepfakeConfig::to_metadata`] back; every key must be present and well formed.
+    pub fn from_metadata(
+        meta: &BTreeMap<String, String>,
+        origin: &Path,
+    ) -> Result<DeepfakeConfig, DeepfakeError> {
+        let get = |k: &str| {
+            meta.get(k).map(String::as_str).ok_or_else(|| {
+                DeepfakeError(format!(
+                    "{}: metadata has no '{k}': not a face-swap checkpoint?",
+                    origin.display()
+                ))
+            })
+        };
+        fn num<T: std::str::FromStr>(
+            origin: &Path,
+            key: &str,
+            v: &str,
+        ) -> Result<T, DeepfakeError> {
+            v.parse().map_err(|_| {
+                DeepfakeError(format!(
+                    "{}: metadata '{key}' = '{v}' is not a valid number",
+                    origin.display()
+                ))
+            })
+        }
+        if get("model")? != "deepfake" {
+            return Err(DeepfakeError(format!(
+                "{}: a '{}' checkpoint, not a face-swap one",
+                origin.display(),
+                get("model")?
+            )));
+        }
+        let prior_name = get("prior")?;
+        let prior = PriorKind::parse(prior_name).ok_or_else(|| {
+            DeepfakeError(format!(
+                "{}: unknown prior '{prior_name}'",
+                origin.display()
+            ))
+        })?;
+        let limit = match get("limit")? {
+            "all" => None,
+            v => Some(num(origin, "limit", v)?),
+        };
+        Ok(DeepfakeConfig {
+            faces: PathBuf::from(get("faces")?),
+            a: get("a")?.to_string(),
+            b: get("b")?.to_string(),
+            steps: num(origin, "steps", get("steps")?)?,
+            batch: num(origin, "batch", get("batch")?)?,
+            seed: num(origin, "seed", get("seed")?)?,
+            model: SwapConfig {
+                latent: num(origin, "latent", get("latent")?)?,
+                prior,
+                prior_weight: num(origin, "prior_weight", get("prior_weight")?)?,
+                lr: num(origin, "lr", get("lr")?)?,
+            },
+            preview_every: 0,
+            checkpoint_every: 0,
+            held_out_fraction: num(origin, "held_out_fraction", get("held_out_fraction")?)?,
+            limit,
+            skip_bad: false,
+        })
+    }
+
+    fn validate(&self) -> Result<(), DeepfakeError> {
+        let bad = |m: String| Err(DeepfakeError(m));
+        if self.a == self.b {
+            return bad(format!(
+                "--a and --b are both '{}': a swap needs two identities",
+                self.a
+            ));
+        }
+        if self.batch == 0 || self.steps == 0 {
+            return bad("--batch and --steps must be at least 1".into());
+        }
+        if self.model.latent == 0 {
+            return bad("--latent must be at least 1".into());
+        }
+        if !(self.model.lr > 0.0 && self.model.lr.is_finite()) {
+            return bad(format!("--lr {} must be a positive number", self.model.lr));
+        }
+        if !(self.model.prior_weight >= 0.0 && self.model.prior_weight.is_finite()) {
+            return bad(format!(
+                "--prior-weight {} must be zero or positive",
+                self.model.prior_weight
+            ));
+        }
+        if !(self.held_out_fraction > 0.0 && self.held_out_fraction < 1.0) {
+            return bad(format!(
+                "--held-out {} must lie strictly between 0 and 1",
+                self.held_out_fraction
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A face-swap error, saying what is wrong and with which file or flag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeepfakeError(pub String);
+
+impl fmt::Display for DeepfakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DeepfakeError {}
+
+macro_rules! from_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for DeepfakeError {
+            fn from(e: $t) -> Self {
+                DeepfakeError(e.to_string())
+            }
+        }
+    )*};
+}
+from_error!(
+    ferrograd_engine::Error,
+    checkpoint::CheckpointError,
+    crate::faces::FaceError,
+    ferrograd_models::plot::PlotError
+);
+
+/// Both identities' faces, loaded and split.
+pub struct Pair {
+    pub a: Identity,
+    pub b: Identity,
+}
+
+impl Pair {
+    pub fn load(cfg: &DeepfakeConfig) -> Result<Pair, DeepfakeError> {
+        let options = cfg.load_options();
+        Ok(Pair {
+            a: load_identity(&cfg.faces, &cfg.a, &options)?,
+            b: load_identity(&cfg.faces, &cfg.b, &options)?,
+        })
+    }
+
+    fn side(&self, side: Side) -> &Identity {
+        match side {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        }
+    }
+}
+
+/// Progress of one step, for a progress bar.
+pub struct StepReport<'a> {
+    pub step: usize,
+    pub steps: usize,
+    pub losses: &'a StepLosses,
+    pub images_per_s: f64,
+}
+
+/// What a run did.
+pub struct TrainSummary {
+    pub resumed_from: usize,
+    pub steps: usize,
+    pub seconds: f64,
+    pub images_per_s: f64,
+    pub last: StepLosses,
+}
+
+/// Where `train` keeps its checkpoint inside `out`.
+pub fn checkpoint_path(out: &Path) -> PathBuf {
+    out.join("checkpoint.safetensors")
+}
+
+/// Steps between the points of the loss curves.
+const LOG_EVERY: usize = 25;
+
+/// Draws one step's batch: for each identity, `batch` faces at random (with replacement), each
+/// augmented into a (warped input, target) pair. The generator depends on (seed, step) only,
+/// so a resumed run draws the same batches as an uninterrupted one.
+fn draw_batch(
+    identity: &Identity,
+    batch: usize,
+    augment: &Augment,
+    rng: &mut Rng,
+) -> EngineResult<(Tensor, Tensor)> {
+    let mut inputs = Vec::with_capacity(batch);
+    let mut targets = Vec::with_capacity(batch);
+    for _ in 0..batch {
+        let face = &identity.train[rng.below(identity.train.len())];
+        let (input, target) = augment_pair(face, augment, rng)?;
+        inputs.push(input);
+        targets.push(target);
+    }
+    fn refs(v: &[Vec<f32>]) -> Vec<&[f32]> {
+        v.iter().map(Vec::as_slice).collect()
+    }
+    Ok((
+        batch_tensor(&refs(&inputs))?,
+        batch_tensor(&refs(&targets))?,
+    ))
+}
+
+/// The generator of step `step`'s batch and noise.
+fn step_rng(seed: u64, step: usize) -> Rng {
+    Rng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (step as u64 + 1))
+}
+
+/// Trains (or, with `resume`, continues) the face-swap model described by `cfg` into `out`.
+pub fn train(
+    cfg: &DeepfakeConfig,
+    out: &Path,
+    resume: bool,
+    on_step: &mut dyn FnMut(&StepReport),
+) -> Result<TrainSummary, DeepfakeError> {
+    cfg.validate()?;
+    let pair = Pair::load(cfg)?;
+    train_on(cfg, &pair, out, resume, on_step)
+}
+
+/// [`train`] on faces already loaded.
+pub fn train_on(
+    cfg: &DeepfakeConfig,
+    pair: &Pair,
+    out: &Path,
+    resume: bool,
+    on_step: &mut dyn FnMut(&StepReport),
+) -> Result<TrainSummary, DeepfakeError> {
+    cfg.validate()?;
+    std::fs::create_dir_all(out).map_err(|e| {
+        DeepfakeError(format!(
+            "cannot create output folder {}: {e}",
+            out.display()
+        ))
+    })?;
+    let mut model = FaceSwap::new(cfg.model.clone(), &mut Rng::new(cfg.seed));
+    let ckpt_path = checkpoint_path(out);
+    let mut history: Vec<BTreeMap<String, f64>> = Vec::new();
+    if resume && ckpt_path.exists() {
+        let ckpt = checkpoint::load(&ckpt_path)?;
+        let saved = DeepfakeConfig::from_metadata(&ckpt.metadata, &ckpt_path)?;
+        let comparable = DeepfakeConfig {
+            steps: cfg.steps,
+            preview_every: cfg.preview_every,
+            checkpoint_every: cfg.checkpoint_every,
+            skip_bad: cfg.skip_bad,
+            faces: cfg.faces.clone(),
+            ..saved.clone()
+        };
+        if &comparable != cfg {
+            return Err(DeepfakeError(format!(
+                "{} was made with other settings ({:?}); resume with the same flags, or choose another --out",
+                ckpt_path.display(),
+                saved.to_metadata()
+            )));
+        }
+        model.load_state(&ckpt.tensors, &ckpt.metadata)?;
+        history = read_history(out, model.steps() as usize);
+    }
+    let start = model.steps() as usize;
+    let augment = Augment::default();
+    let t0 = Instant::now();
+    let mut interval = Averages::default();
+    let mut last = StepLosses::default();
+    for step in start..cfg.steps {
+        let mut rng = step_rng(cfg.seed, step);
+        let batch_a = draw_batch(&pair.a, cfg.batch, &augment, &mut rng)?;
+        let batch_b = draw_batch(&pair.b, cfg.batch, &augment, &mut rng)?;
+        let mut ctx = Ctx {
+            training: true,
+            rng: rng.fork(),
+        };
+        let losses =
+            model.train_step((&batch_a.0, &batch_a.1), (&batch_b.0, &batch_b.1), &mut ctx)?;
+        if !losses.total.is_finite() {
+            return Err(DeepfakeError(format!(
+                "training diverged at step {}: {losses:?}; the last checkpoint in {} is kept. Try a lower --lr.",
+                step + 1,
+                out.display()
+            )));
+        }
+        interval.add(&losses);
+        let done = step + 1;
+        on_step(&StepReport {
+            step: done,
+            steps: cfg.steps,
+            losses: &losses,
+            images_per_s: (done - start) as f64 * 2.0 * cfg.batch as f64
+                / t0.elapsed().as_secs_f64(),
+        });
+        last = losses;
+        if done % LOG_EVERY == 0 || done == cfg.steps {
+            let mut record = interval.means();
+            record.insert("step".into(), done as f64);
+            history.push(record);
+            interval = Averages::default();
+        }
+        let at_end = done == cfg.steps;
+        if at_end || (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0) {
+            let (tensors, mut metadata) = model.state();
+            metadata.extend(cfg.to_metadata());
+            checkpoint::save(&ckpt_path, &tensors, &metadata)?;
+            save_history(cfg, &history, out)?;
+        }
+        if at_end || (cfg.preview_every > 0 && done % cfg.preview_every == 0) {
+            save_preview(&model, pair, &out.join(format!("preview_{done:06}.png")))?;
+            save_preview(&model, pair, &out.join("preview.png"))?;
+        }
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    let done_steps = cfg.steps.saturating_sub(start);
+    Ok(TrainSummary {
+        resumed_from: start,
+        steps: done_steps,
+        seconds,
+        images_per_s: done_steps as f64 * 2.0 * cfg.batch as f64 / seconds.max(1e-9),
+        last,
+    })
+}
+
+/// Faces shown in a preview, per identity.
+const PREVIEW_FACES: usize = 4;
+
+/// Rows: the first held-out faces of A then of B. Columns: the face, its reconstruction by its
+/// own decoder, and its swap through the other one.
+pub fn save_preview(model: &FaceSwap, pair: &Pair, path: &Path) -> Result<(), DeepfakeError> {
+    let mut rows: Vec<Vec<Vec<f32>>> = Vec::new();
+    let mut titles = Vec::new();
+    for side in [Side::A, Side::B] {
+        let identity = pair.side(side);
+        let faces: Vec<&[f32]> = identity
+            .held_out
+            .iter()
+            .take(PREVIEW_FACES)
+            .map(|f| f.as_slice())
+            .collect();
+        let x = batch_tensor(&faces)?;
+        let own = model.transfer(&x, side)?.to_vec_f32();
+        let swapped = model.transfer(&x, side.other())?.to_vec_f32();
+        let size = own.len() / faces.len();
+        for (i, face) in faces.iter().enumerate() {
+            rows.push(vec![
+                face.to_vec(),
+                own[i * size..(i + 1) * size].to_vec(),
+                swapped[i * size..(i + 1) * size].to_vec(),
+            ]);
+            titles.push(side.name().to_uppercase());
+        }
+    }
+    let row_refs: Vec<Vec<&[f32]>> = rows
+        .iter()
+        .map(|r| r.iter().map(|f| f.as_slice()).collect())
+        .collect();
+    let title_refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+    save_face_grid(
+        path,
+        &row_refs,
+        &["face", "own decoder", "other decoder"],
+        &title_refs,
+        1,
+    )?;
+    Ok(())
+}
+
+/// Running sums of the step losses over one logging interval.
+#[derive(Default)]
+struct Averages {
+    sums: BTreeMap<String, f64>,
+    count: usize,
+}
+
+impl Averages {
+    fn add(&mut self, l: &StepLosses) {
+        for (k, v) in losses_by_name(l) {
+            *self.sums.entry(k.to_string()).or_default() += v;
+        }
+        self.count += 1;
+    }
+    fn means(&self) -> BTreeMap<String, f64> {
+        self.sums
+            .iter()
+            .map(|(k, v)| (k.clone(), v / self.count.max(1) as f64))
+            .collect()
+    }
+}
+
+fn losses_by_name(l: &StepLosses) -> [(&'static str, f64); 5] {
+    [
+        ("loss", l.total),
+        ("reconstruction_a", l.reconstruction_a),
+        ("reconstruction_b", l.reconstruction_b),
+        ("prior", l.prior),
+        ("discriminator", l.discriminator),
+    ]
+}
+
+/// Writes `metrics.json` (settings and loss history) and `loss_curves.png`.
+fn save_history(
+    cfg: &DeepfakeConfig,
+    history: &[BTreeMap<String, f64>],
+    out: &Path,
+) -> Result<(), DeepfakeError> {
+    let json = serde_json::json!({
+        "model": "deepfake",
+        "config": cfg.to_metadata(),
+        "log_every": LOG_EVERY,
+        "history": history,
+    });
+    let text = serde_json::to_string_pretty(&json).expect("JSON of numbers and strings");
+    let path = out.join("metrics.json");
+    checkpoint::write_atomically(&path, text.as_bytes())
+        .map_err(|e| DeepfakeError(format!("{}: cannot write: {e}", path.display())))?;
+    let column = |key: &str| -> Vec<f64> {
+        history
+            .iter()
+            .map(|r| r.get(key).copied().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let (ra, rb) = (column("reconstruction_a"), column("reconstruction_b"));
+    let mut series: Vec<(&str, &[f64])> = vec![
+        ("reconstruction A (L1)", &ra),
+        ("reconstruction B (L1)", &rb),
+    ];
+    let d = column("discriminator");
+    if cfg.model.prior == PriorKind::Adversarial {
+        series.push(("latent discriminator", &d));
+    }
+    save_line_plot(
+        &out.join("loss_curves.png"),
+        &format!("face swap {} / {}", cfg.a, cfg.b),
+        &format!("x {LOG_EVERY} steps"),
+        &series,
+    )?;
+    Ok(())
+}
+
+/// The loss history of an earlier run, up to `steps` (what the checkpoint holds).
+fn read_history(out: &Path, steps: usize) -> Vec<BTreeMap<String, f64>> {
+    let text = std::fs::read_to_string(out.join("metrics.json")).unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    json.get("history")
+        .and_then(|h| h.as_array())
+        .map(|records| {
+            records
+                .iter()
+                .filter_map(|r| {
+                    let map: BTreeMap<String, f64> = r
+                        .as_object()?
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+                        .collect();
+                    (map.get("step").copied()? <= steps as f64).then_some(map)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

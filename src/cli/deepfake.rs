@@ -1,0 +1,396 @@
+//! `ferrograd deepfake train|swap|mix|eval`.
+
+use super::train::check_device;
+use ferrograd_deepfake::eval::{self, EvalReport};
+use ferrograd_deepfake::faces::{batch_tensor, default_faces_dir, load_face, FACE_SIZE};
+use ferrograd_deepfake::identity::IdentitySettings;
+use ferrograd_deepfake::model::{PriorKind, Side, SwapConfig};
+use ferrograd_deepfake::picture::save_face_strip;
+use ferrograd_deepfake::train::{self, DeepfakeConfig, DeepfakeError, Pair, StepReport};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(clap::Subcommand)]
+pub enum DeepfakeCommand {
+    /// Train the shared encoder and the two decoders on two identities' faces.
+    Train(TrainArgs),
+    /// Swap one face to the other identity: D_to(E(x)).
+    Swap(SwapArgs),
+    /// A strip of decoded mixtures (1 − t)·E(a) + t·E(b) of two faces.
+    Mix(MixArgs),
+    /// Held-out reconstruction MAE/PSNR/SSIM, cycle error, and the identity score.
+    Eval(EvalArgs),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum PriorArg {
+    /// A discriminator on the code against N(0, I)
+    Adversarial,
+    /// μ, log σ² and KL to N(0, I)
+    Vae,
+}
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Folder of faces in LFW's layout (<Name>/<Name>_NNNN.jpg) (default: $FERROGRAD_FACES, ../shared/data/lfw).
+    #[arg(long)]
+    pub faces: Option<PathBuf>,
+    /// Identity A (a folder name under --faces).
+    #[arg(long, default_value = "George_W_Bush")]
+    pub a: String,
+    /// Identity B.
+    #[arg(long, default_value = "Colin_Powell")]
+    pub b: String,
+    #[arg(long, default_value_t = 3000)]
+    pub steps: usize,
+    /// Faces of each identity per step.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 5e-4)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 256)]
+    pub latent: usize,
+    /// How the latent prior N(0, I) is enforced.
+    #[arg(long, value_enum, default_value_t = PriorArg::Adversarial)]
+    pub prior: PriorArg,
+    /// Weight of the prior term beside the reconstruction (default: 0.01 adversarial, 1e-4 vae).
+    #[arg(long)]
+    pub prior_weight: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Steps between preview grids and checkpoints.
+    #[arg(long, default_value_t = 250)]
+    pub preview_every: usize,
+    /// Fraction of each identity's faces held out for evaluation.
+    #[arg(long, default_value_t = 0.1)]
+    pub held_out: f64,
+    /// Use at most this many faces per identity (quick runs).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Skip unreadable images with a warning instead of stopping.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Output folder (default: runs/deepfake).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Where to compute: only `cpu` until the GPU backend lands.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+pub enum SideArg {
+    A,
+    B,
+}
+
+impl SideArg {
+    fn side(self) -> Side {
+        match self {
+            SideArg::A => Side::A,
+            SideArg::B => Side::B,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct SwapArgs {
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// A face photograph (250x250 LFW images are cropped as in training; others centre-cropped).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Whose decoder draws the face.
+    #[arg(long, value_enum)]
+    pub to: SideArg,
+    /// The output PNG: the input crop beside the swapped face.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(clap::Args)]
+pub struct MixArgs {
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The face at t = 0.
+    #[arg(long)]
+    pub a: PathBuf,
+    /// The face at t = 1.
+    #[arg(long)]
+    pub b: PathBuf,
+    /// Points of the sweep t = 0 … 1.
+    #[arg(long, default_value_t = 8)]
+    pub steps: usize,
+    /// Which decoder draws the mixtures (default: both, one row each).
+    #[arg(long, value_enum)]
+    pub decoder: Option<SideArg>,
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Faces folder (default: the one the checkpoint was trained on).
+    #[arg(long)]
+    pub faces: Option<PathBuf>,
+    /// Training steps of the identity classifier.
+    #[arg(long, default_value_t = 300)]
+    pub classifier_steps: usize,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+pub fn run(command: &DeepfakeCommand) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    ferrograd_kernels::flush_subnormals();
+    match command {
+        DeepfakeCommand::Train(args) => run_train(args),
+        DeepfakeCommand::Swap(args) => run_swap(args),
+        DeepfakeCommand::Mix(args) => run_mix(args),
+        DeepfakeCommand::Eval(args) => run_eval(args),
+    }
+}
+
+fn bar(len: usize, prefix: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta} left)")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix.to_string());
+    bar
+}
+
+pub fn config(args: &TrainArgs) -> DeepfakeConfig {
+    let prior = match args.prior {
+        PriorArg::Adversarial => PriorKind::Adversarial,
+        PriorArg::Vae => PriorKind::Variational,
+    };
+    let default_weight = match prior {
+        PriorKind::Adversarial => SwapConfig::default().prior_weight,
+        PriorKind::Variational => 1e-4,
+    };
+    DeepfakeConfig {
+        a: args.a.clone(),
+        b: args.b.clone(),
+        steps: args.steps,
+        batch: args.batch,
+        seed: args.seed,
+        model: SwapConfig {
+            latent: args.latent,
+            prior,
+            prior_weight: args.prior_weight.unwrap_or(default_weight),
+            lr: args.lr,
+        },
+        preview_every: args.preview_every,
+        checkpoint_every: args.preview_every,
+        held_out_fraction: args.held_out,
+        limit: args.limit,
+        skip_bad: args.skip_bad,
+        ..DeepfakeConfig::defaults(args.faces.clone().unwrap_or_else(default_faces_dir))
+    }
+}
+
+fn run_train(args: &TrainArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    check_device(&args.device)?;
+    let cfg = config(args);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs/deepfake"));
+    let pair = Pair::load(&cfg)?;
+    eprintln!(
+        "face swap {} ({} train / {} held out) <-> {} ({} / {}) from {} into {}",
+        cfg.a,
+        pair.a.train.len(),
+        pair.a.held_out.len(),
+        cfg.b,
+        pair.b.train.len(),
+        pair.b.held_out.len(),
+        cfg.faces.display(),
+        out.display()
+    );
+    let progress = bar(cfg.steps, "train");
+    let mut on_step = |s: &StepReport| {
+        progress.set_position(s.step as u64);
+        progress.set_message(format!(
+            "L1 A {:.4} B {:.4}, prior {:.3}, {:.1} img/s",
+            s.losses.reconstruction_a, s.losses.reconstruction_b, s.losses.prior, s.images_per_s
+        ));
+    };
+    let summary = train::train_on(&cfg, &pair, &out, args.resume, &mut on_step);
+    progress.finish_and_clear();
+    let summary = summary?;
+    if summary.resumed_from > 0 {
+        eprintln!("resumed after step {}", summary.resumed_from);
+    }
+    println!(
+        "{} steps in {:.1} s ({:.1} images/s); last step: L1 A {:.4}, B {:.4}, prior {:.4}, discriminator {:.4}",
+        summary.steps,
+        summary.seconds,
+        summary.images_per_s,
+        summary.last.reconstruction_a,
+        summary.last.reconstruction_b,
+        summary.last.prior,
+        summary.last.discriminator
+    );
+    println!(
+        "wrote {}: checkpoint.safetensors, preview.png (rows: held-out faces; columns: face, own decoder, other decoder), metrics.json, loss_curves.png",
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One face file as a [1, 3, 100, 100] batch and its pixels.
+fn face_batch(path: &Path) -> Result<(ferrograd_engine::Tensor, Vec<f32>), DeepfakeError> {
+    let face = load_face(path)?;
+    Ok((batch_tensor(&[face.as_slice()])?, face))
+}
+
+fn run_swap(args: &SwapArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    check_device(&args.device)?;
+    let loaded = eval::load(&args.checkpoint)?;
+    let (x, face) = face_batch(&args.input)?;
+    let swapped = loaded.model.transfer(&x, args.to.side())?.to_vec_f32();
+    let to_name = match args.to {
+        SideArg::A => &loaded.config.a,
+        SideArg::B => &loaded.config.b,
+    };
+    save_face_strip(
+        &args.out,
+        &[face.as_slice(), swapped.as_slice()],
+        &["input".to_string(), format!("as {to_name}")],
+        2,
+    )?;
+    println!(
+        "wrote {}: the input's {FACE_SIZE}x{FACE_SIZE} crop and D_{}(E(x))",
+        args.out.display(),
+        args.to.side().name()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_mix(args: &MixArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    check_device(&args.device)?;
+    if args.steps < 2 {
+        return Err(DeepfakeError("--steps must be at least 2 (t = 0 and t = 1)".into()).into());
+    }
+    let loaded = eval::load(&args.checkpoint)?;
+    let (a, face_a) = face_batch(&args.a)?;
+    let (b, face_b) = face_batch(&args.b)?;
+    let sides = match args.decoder {
+        Some(d) => vec![d.side()],
+        None => vec![Side::A, Side::B],
+    };
+    let mut faces: Vec<Vec<f32>> = Vec::new();
+    let mut labels = Vec::new();
+    for side in sides {
+        let mixed = loaded.model.mix(&a, &b, args.steps, side)?.to_vec_f32();
+        let size = mixed.len() / args.steps;
+        faces.push(face_a.clone());
+        labels.push("a".to_string());
+        for (i, m) in mixed.chunks_exact(size).enumerate() {
+            faces.push(m.to_vec());
+            let t = i as f64 / (args.steps - 1) as f64;
+            labels.push(format!("D_{} t={t:.2}", side.name()));
+        }
+        faces.push(face_b.clone());
+        labels.push("b".to_string());
+    }
+    let refs: Vec<&[f32]> = faces.iter().map(|f| f.as_slice()).collect();
+    save_face_strip(&args.out, &refs, &labels, 1)?;
+    println!("wrote {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_eval(args: &EvalArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    check_device(&args.device)?;
+    let loaded = eval::load(&args.checkpoint)?;
+    let mut cfg = loaded.config.clone();
+    if let Some(faces) = &args.faces {
+        cfg.faces = faces.clone();
+    }
+    let pair = Pair::load(&cfg)?;
+    let settings = IdentitySettings {
+        steps: args.classifier_steps,
+        ..IdentitySettings::default()
+    };
+    let progress = bar(settings.steps, "identity classifier");
+    let report = eval::evaluate(&loaded.model, &pair, &settings, |step, loss| {
+        progress.set_position(step as u64 + 1);
+        progress.set_message(format!("cross-entropy {loss:.3}"));
+    });
+    progress.finish_and_clear();
+    let report = report?;
+    print_report(&report, &cfg, loaded.steps);
+    let path = args
+        .checkpoint
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("eval.json");
+    report.save(&path, &cfg, loaded.steps)?;
+    println!("wrote {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(r: &EvalReport, cfg: &DeepfakeConfig, steps: u64) {
+    println!("face swap after {steps} steps, on the held-out faces:");
+    println!(
+        "{:<28} {:>14} {:>14}",
+        "",
+        format!("A {}", short(&cfg.a)),
+        format!("B {}", short(&cfg.b))
+    );
+    let row = |label: &str, a: String, b: String| println!("{label:<28} {a:>14} {b:>14}");
+    row(
+        "held-out faces",
+        r.a.faces.to_string(),
+        r.b.faces.to_string(),
+    );
+    row(
+        "reconstruction MAE",
+        format!("{:.4}", r.a.mae),
+        format!("{:.4}", r.b.mae),
+    );
+    row(
+        "reconstruction PSNR (dB)",
+        format!("{:.2}", r.a.psnr_db),
+        format!("{:.2}", r.b.psnr_db),
+    );
+    row(
+        "reconstruction SSIM",
+        format!("{:.4}", r.a.ssim),
+        format!("{:.4}", r.b.ssim),
+    );
+    row(
+        "cycle MAE (swap, swap back)",
+        format!("{:.4}", r.a.cycle_mae),
+        format!("{:.4}", r.b.cycle_mae),
+    );
+    row(
+        "identity score (swapped",
+        format!("{:.1}% as B", 100.0 * r.a.identity_score),
+        format!("{:.1}% as A", 100.0 * r.b.identity_score),
+    );
+    println!("  faces labelled as target)");
+    println!(
+        "identity classifier: {:.1}% accuracy on the real held-out faces ({} training steps)",
+        100.0 * r.classifier_accuracy,
+        r.classifier_steps
+    );
+}
+
+/// "George_W_Bush" → "George_W_Bush" cut to 12 characters, for table headers.
+fn short(name: &str) -> String {
+    name.chars().take(12).collect()
+}
