@@ -294,6 +294,46 @@ fn cam_methods(reps: Reps) -> Result<()> {
     Ok(())
 }
 
+/// One face-swap training step (`deepfake_train`): 16 faces of each identity (3x100x100), the
+/// latent discriminator's step and the encoder-decoders' step, as `ferrograd deepfake train`
+/// takes them (augmentation excluded: it is timed separately as `deepfake_augment`).
+fn deepfake_step(reps: Reps) -> Result<()> {
+    use ferrograd_deepfake::augment::{augment_pair, Augment};
+    use ferrograd_deepfake::model::{FaceSwap, SwapConfig};
+    use ferrograd_models::nn::Ctx;
+    const PER_IDENTITY: usize = 16;
+    let mut rng = Rng::new(11);
+    let mut model = FaceSwap::new(SwapConfig::default(), &mut rng);
+    let faces = |rng: &mut Rng| {
+        Tensor::rand_uniform(&[PER_IDENTITY, 3, 100, 100], 0.0, 1.0, DType::F32, rng)
+    };
+    let (a, b) = (faces(&mut rng), faces(&mut rng));
+    let mut seed = 0;
+    let ms = median_ms(reps, || {
+        seed += 1;
+        model
+            .train_step((&a, &a), (&b, &b), &mut Ctx::train(seed))
+            .map(|_| ())
+    })?;
+    let images = 2 * PER_IDENTITY;
+    emit(format!(
+        r#"{{"name":"deepfake_train","batch":{images},"images_per_s":{:.1},"ms":{ms:.1}}}"#,
+        images as f64 / (ms / 1e3)
+    ));
+    let face = a.narrow(0, 0, 1)?.to_vec_f32();
+    let augment = Augment::default();
+    let ms = median_ms(reps, || {
+        for _ in 0..images {
+            augment_pair(&face, &augment, &mut rng)?;
+        }
+        Ok(())
+    })?;
+    emit(format!(
+        r#"{{"name":"deepfake_augment","batch":{images},"ms":{ms:.1}}}"#
+    ));
+    Ok(())
+}
+
 /// Peak resident memory (VmHWM) of this process, in MiB.
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -369,6 +409,9 @@ fn main() -> Result<()> {
     }
     if wanted("cam") {
         cam_methods(reps)?;
+    }
+    if wanted("deepfake") {
+        deepfake_step(reps)?;
     }
     if !wanted("peak_rss") {
         return Ok(());

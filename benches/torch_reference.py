@@ -6,6 +6,7 @@ Measures, in float32 on the CPU:
   matmul                               square 512 and 2048
   op_overhead                          per-op cost of a 20,000-op scalar chain
   hvp                                  Hessian-vector product through the CNN
+  deepfake_train                       one face-swap step (ferrograd's FaceSwap), 16+16 faces
   peak_rss                             process peak RSS after 100 training steps
 
 Every timing is the median over several repetitions after a warm-up.
@@ -275,6 +276,65 @@ def bench_peak_rss():
     emit({"name": "peak_rss", "mib": mib})
 
 
+# --------------------------------------------------------------------------
+# Face swap: the architecture of ferrograd's deepfake/src/model.rs
+# --------------------------------------------------------------------------
+
+
+def make_face_swap(latent=256):
+    def down(i, o):
+        return [nn.Conv2d(i, o, 3, stride=2, padding=1), nn.LeakyReLU(0.1)]
+
+    encoder = nn.Sequential(*down(3, 32), *down(32, 64), *down(64, 128),
+                            *down(128, 256), nn.Flatten(),
+                            nn.Linear(256 * 7 * 7, latent))
+
+    def decoder():
+        return nn.Sequential(
+            nn.Linear(latent, 128 * 7 * 7), nn.LeakyReLU(0.1),
+            nn.Unflatten(1, (128, 7, 7)),
+            nn.ConvTranspose2d(128, 128, 3, stride=2, padding=1), nn.LeakyReLU(0.1),
+            nn.ConvTranspose2d(128, 64, 3, stride=2, padding=1), nn.LeakyReLU(0.1),
+            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), nn.LeakyReLU(0.1),
+            nn.ConvTranspose2d(32, 3, 4, stride=2, padding=1))
+
+    disc = nn.Sequential(nn.Linear(latent, 256), nn.LeakyReLU(0.2),
+                         nn.Linear(256, 256), nn.LeakyReLU(0.2), nn.Linear(256, 1))
+    return encoder, decoder(), decoder(), disc
+
+
+def bench_deepfake(reps, per_identity=16, latent=256, weight=0.01):
+    torch.manual_seed(0)
+    enc, dec_a, dec_b, disc = make_face_swap(latent)
+    opt_ae = torch.optim.Adam([*enc.parameters(), *dec_a.parameters(),
+                               *dec_b.parameters()], lr=5e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=5e-4, betas=(0.5, 0.999))
+    a = torch.rand(per_identity, 3, 100, 100)
+    b = torch.rand(per_identity, 3, 100, 100)
+    bce = F.binary_cross_entropy_with_logits
+
+    def step():
+        codes = enc(torch.cat([a, b]))
+        prior = torch.randn_like(codes)
+        real, fake = disc(prior), disc(codes.detach())
+        d_loss = bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake))
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        fool = disc(codes)
+        fool = bce(fool, torch.ones_like(fool))
+        recon = (torch.sigmoid(dec_a(codes[:per_identity])) - a).abs().mean() \
+            + (torch.sigmoid(dec_b(codes[per_identity:])) - b).abs().mean()
+        loss = 0.5 * recon + weight * fool
+        opt_ae.zero_grad()
+        loss.backward()
+        opt_ae.step()
+
+    ms = median_ms(step, warmup=2, reps=reps)
+    emit({"name": "deepfake_train", "batch": 2 * per_identity,
+          "images_per_s": 2 * per_identity / (ms / 1e3), "ms": ms})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -297,6 +357,7 @@ def main():
     bench_matmul(reps=5 if quick else 30)
     bench_op_overhead(reps=3 if quick else 11)
     bench_hvp(reps=10 if quick else 100)
+    bench_deepfake(reps=3 if quick else 11)
     bench_peak_rss()  # last, so the peak reflects the training run
 
 

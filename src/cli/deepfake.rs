@@ -5,7 +5,7 @@ use ferrograd_deepfake::eval::{self, EvalReport};
 use ferrograd_deepfake::faces::{batch_tensor, default_faces_dir, load_face, FACE_SIZE};
 use ferrograd_deepfake::identity::IdentitySettings;
 use ferrograd_deepfake::model::{PriorKind, Side, SwapConfig};
-use ferrograd_deepfake::picture::save_face_strip;
+use ferrograd_deepfake::picture::{save_face_grid, save_face_strip};
 use ferrograd_deepfake::train::{self, DeepfakeConfig, DeepfakeError, Pair, StepReport};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -127,9 +127,13 @@ pub struct MixArgs {
     /// Points of the sweep t = 0 … 1.
     #[arg(long, default_value_t = 8)]
     pub steps: usize,
-    /// Which decoder draws the mixtures (default: both, one row each).
+    /// Which decoder draws the mixtures (default: both, one row each). The picture's columns:
+    /// a, then h_t = (1 − t)·E(a) + t·E(b) decoded for t = 0 … 1, then b.
     #[arg(long, value_enum)]
     pub decoder: Option<SideArg>,
+    /// Also mix by concatenation: h = [E(a) first round((1 − t)·d) dimensions, E(b) the rest].
+    #[arg(long)]
+    pub splice: bool,
     #[arg(long)]
     pub out: PathBuf,
     #[arg(long, default_value = "cpu")]
@@ -292,23 +296,41 @@ fn run_mix(args: &MixArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         Some(d) => vec![d.side()],
         None => vec![Side::A, Side::B],
     };
-    let mut faces: Vec<Vec<f32>> = Vec::new();
-    let mut labels = Vec::new();
+    // One row per decoder: a, the mixtures for t = 0 … 1, b.
+    let mut rows: Vec<Vec<Vec<f32>>> = Vec::new();
+    let mut row_titles = Vec::new();
     for side in sides {
         let mixed = loaded.model.mix(&a, &b, args.steps, side)?.to_vec_f32();
         let size = mixed.len() / args.steps;
-        faces.push(face_a.clone());
-        labels.push("a".to_string());
-        for (i, m) in mixed.chunks_exact(size).enumerate() {
-            faces.push(m.to_vec());
-            let t = i as f64 / (args.steps - 1) as f64;
-            labels.push(format!("D_{} t={t:.2}", side.name()));
+        let mut row = vec![face_a.clone()];
+        row.extend(mixed.chunks_exact(size).map(<[f32]>::to_vec));
+        row.push(face_b.clone());
+        rows.push(row);
+        row_titles.push(format!("D_{}", side.name()));
+        if args.splice {
+            // Concatenation: the first round((1 − t)·d) code dimensions from a, the rest from b.
+            let d = loaded.config.model.latent;
+            let mut row = vec![face_a.clone()];
+            for i in 0..args.steps {
+                let t = i as f64 / (args.steps - 1) as f64;
+                let split = ((1.0 - t) * d as f64).round() as usize;
+                row.push(loaded.model.splice(&a, &b, split, side)?.to_vec_f32());
+            }
+            row.push(face_b.clone());
+            rows.push(row);
+            row_titles.push(format!("cat {}", side.name()));
         }
-        faces.push(face_b.clone());
-        labels.push("b".to_string());
     }
-    let refs: Vec<&[f32]> = faces.iter().map(|f| f.as_slice()).collect();
-    save_face_strip(&args.out, &refs, &labels, 1)?;
+    let mut titles = vec!["a".to_string()];
+    titles.extend((0..args.steps).map(|i| format!("t={:.2}", i as f64 / (args.steps - 1) as f64)));
+    titles.push("b".to_string());
+    let row_refs: Vec<Vec<&[f32]>> = rows
+        .iter()
+        .map(|r| r.iter().map(Vec::as_slice).collect())
+        .collect();
+    let title_refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+    let row_title_refs: Vec<&str> = row_titles.iter().map(String::as_str).collect();
+    save_face_grid(&args.out, &row_refs, &title_refs, &row_title_refs, 1)?;
     println!("wrote {}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }
