@@ -30,7 +30,7 @@ pub struct IdentitySettings {
 impl Default for IdentitySettings {
     fn default() -> Self {
         IdentitySettings {
-            steps: 300,
+            steps: 1500,
             per_identity: 16,
             lr: 1e-3,
             seed: 7,
