@@ -6,6 +6,24 @@
 //! - [`model`]: encoder, two decoders, the latent prior (adversarial or variational), swap and mix;
 //! - [`train`], [`eval`]: the training loop with previews and checkpoints, and the figures;
 //! - [`identity`]: the A-vs-B classifier behind the identity score; [`quality`]: MAE, PSNR, SSIM.
+//!
+//! ```
+//! use ferrograd_deepfake::model::{FaceSwap, Side, SwapConfig};
+//! use ferrograd_engine::{DType, Rng, Tensor};
+//! use ferrograd_models::nn::Ctx;
+//! # fn main() -> ferrograd_engine::Result<()> {
+//! let mut rng = Rng::new(0);
+//! let mut model = FaceSwap::new(SwapConfig { latent: 32, ..SwapConfig::default() }, &mut rng);
+//! // Faces are [N, 3, 100, 100] in [0, 1]; in training, inputs are warped and targets are not.
+//! let a = Tensor::rand_uniform(&[2, 3, 100, 100], 0.0, 1.0, DType::F32, &mut rng);
+//! let b = Tensor::rand_uniform(&[2, 3, 100, 100], 0.0, 1.0, DType::F32, &mut rng);
+//! let losses = model.train_step((&a, &a), (&b, &b), &mut Ctx::train(1))?;
+//! assert!(losses.reconstruction_a > 0.0);
+//! let swapped = model.transfer(&a, Side::B)?; // D_B(E(x_A))
+//! let strip = model.mix(&a.narrow(0, 0, 1)?, &b.narrow(0, 0, 1)?, 5, Side::A)?;
+//! assert_eq!((swapped.shape(), strip.shape()), (&[2, 3, 100, 100][..], &[5, 3, 100, 100][..]));
+//! # Ok(()) }
+//! ```
 
 pub mod augment;
 pub mod eval;
