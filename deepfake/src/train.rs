@@ -49,7 +49,7 @@ impl DeepfakeConfig {
             faces,
             a: "George_W_Bush".into(),
             b: "Colin_Powell".into(),
-            steps: 3000,
+            steps: 6000,
             batch: 16,
             seed: 0,
             model: SwapConfig::default(),

@@ -42,7 +42,8 @@ pub struct TrainArgs {
     /// Identity B.
     #[arg(long, default_value = "Colin_Powell")]
     pub b: String,
-    #[arg(long, default_value_t = 3000)]
+    /// Training steps (6,000 give the figures in the README).
+    #[arg(long, default_value_t = 6000)]
     pub steps: usize,
     /// Faces of each identity per step.
     #[arg(long, default_value_t = 16)]
