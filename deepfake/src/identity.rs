@@ -6,8 +6,9 @@
 
 use crate::augment::{affine_only, Augment};
 use crate::faces::batch_tensor;
-use ferrograd_engine::{no_grad, Conv2dParams, Result, Rng, Tensor};
-use ferrograd_models::nn::{self, Activation, Conv2d, Ctx, Init, Linear, Module, Sequential};
+use crate::model::strided_convs;
+use ferrograd_engine::{no_grad, Result, Rng, Tensor};
+use ferrograd_models::nn::{self, Ctx, Linear, Module, Sequential};
 use ferrograd_models::optim::{Adam, Optimizer};
 
 /// Four Conv(k3, s2, p1)-LeakyReLU blocks 3x100x100 → 64x7x7, global average pooling, and a
@@ -40,23 +41,9 @@ impl Default for IdentitySettings {
 
 impl IdentityClassifier {
     pub fn new(rng: &mut Rng) -> IdentityClassifier {
-        let down = Conv2dParams::default().stride(2).padding(1);
-        let mut features = Sequential::new();
-        let mut inputs = 3;
-        for channels in [16, 32, 64, 64] {
-            features = features
-                .layer(Conv2d::with_init(
-                    inputs,
-                    channels,
-                    3,
-                    down,
-                    true,
-                    Init::PytorchDefault,
-                    rng,
-                ))
-                .layer(Activation::LeakyRelu(0.1));
-            inputs = channels;
-        }
+        let channels = [16, 32, 64, 64];
+        let features = strided_convs(&channels, rng);
+        let inputs = channels[channels.len() - 1];
         IdentityClassifier {
             features,
             head: Linear::new(inputs, 2, rng),

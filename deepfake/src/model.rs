@@ -77,17 +77,17 @@ impl Default for SwapConfig {
     }
 }
 
-/// Encoder: four Conv(k3, s2, p1)-LeakyReLU blocks 3x100x100 → 256x7x7, then Linear to the code
-/// (to 2·latent for the variational prior: μ then log σ²).
-fn encoder(outputs: usize, rng: &mut Rng) -> Sequential {
+/// Conv(k3, s2, p1)-LeakyReLU blocks from 3 channels through `channels`, each halving the side
+/// (rounding up): 100 → 50 → 25 → 13 → 7 for four blocks.
+pub fn strided_convs(channels: &[usize], rng: &mut Rng) -> Sequential {
     let down = Conv2dParams::default().stride(2).padding(1);
-    let mut e = Sequential::new();
+    let mut net = Sequential::new();
     let mut inputs = 3;
-    for channels in ENCODER_CHANNELS {
-        e = e
+    for &outputs in channels {
+        net = net
             .layer(Conv2d::with_init(
                 inputs,
-                channels,
+                outputs,
                 3,
                 down,
                 true,
@@ -95,15 +95,24 @@ fn encoder(outputs: usize, rng: &mut Rng) -> Sequential {
                 rng,
             ))
             .layer(Activation::LeakyRelu(SLOPE));
-        inputs = channels;
+        inputs = outputs;
     }
-    e.layer(Flatten).layer(Linear::with_init(
-        inputs * BOTTOM * BOTTOM,
-        outputs,
-        true,
-        Init::PytorchDefault,
-        rng,
-    ))
+    net
+}
+
+/// Encoder: four strided blocks 3x100x100 → 256x7x7, then Linear to the code (to 2·latent for
+/// the variational prior: μ then log σ²).
+fn encoder(outputs: usize, rng: &mut Rng) -> Sequential {
+    let last = ENCODER_CHANNELS[ENCODER_CHANNELS.len() - 1];
+    strided_convs(&ENCODER_CHANNELS, rng)
+        .layer(Flatten)
+        .layer(Linear::with_init(
+            last * BOTTOM * BOTTOM,
+            outputs,
+            true,
+            Init::PytorchDefault,
+            rng,
+        ))
 }
 
 /// Decoder: Linear(latent → 128x7x7) → ConvT(k3, s2, p1) 7 → 13 → 25 → ConvT(k4, s2, p1)
