@@ -368,14 +368,11 @@ fn run_eval(args: &EvalArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
 }
 
 fn print_report(r: &EvalReport, cfg: &DeepfakeConfig, steps: u64) {
+    let (head_a, head_b) = (format!("A {}", cfg.a), format!("B {}", cfg.b));
+    let width = head_a.len().max(head_b.len()).max(14);
     println!("face swap after {steps} steps, on the held-out faces:");
-    println!(
-        "{:<28} {:>14} {:>14}",
-        "",
-        format!("A {}", short(&cfg.a)),
-        format!("B {}", short(&cfg.b))
-    );
-    let row = |label: &str, a: String, b: String| println!("{label:<28} {a:>14} {b:>14}");
+    let row = |label: &str, a: String, b: String| println!("{label:<28} {a:>width$} {b:>width$}");
+    row("", head_a, head_b);
     row(
         "held-out faces",
         r.a.faces.to_string(),
@@ -402,19 +399,13 @@ fn print_report(r: &EvalReport, cfg: &DeepfakeConfig, steps: u64) {
         format!("{:.4}", r.b.cycle_mae),
     );
     row(
-        "identity score (swapped",
+        "swapped, labelled as target",
         format!("{:.1}% as B", 100.0 * r.a.identity_score),
         format!("{:.1}% as A", 100.0 * r.b.identity_score),
     );
-    println!("  faces labelled as target)");
     println!(
         "identity classifier: {:.1}% accuracy on the real held-out faces ({} training steps)",
         100.0 * r.classifier_accuracy,
         r.classifier_steps
     );
-}
-
-/// "George_W_Bush" → "George_W_Bush" cut to 12 characters, for table headers.
-fn short(name: &str) -> String {
-    name.chars().take(12).collect()
 }
