@@ -328,15 +328,16 @@ impl FaceSwap {
             ctx,
         )?;
         let mut losses = StepLosses::default();
-        let (h, prior_term) = match (self.config.prior, log_var) {
-            (PriorKind::Variational, Some(log_var)) => {
+        // Only the variational encoder gives log σ².
+        let (h, prior_term) = match log_var {
+            Some(log_var) => {
                 // h = μ + σ·ε, ε ~ N(0, I): the sample stays differentiable in μ and log σ².
                 let eps = Tensor::randn(codes.shape(), 0.0, 1.0, DType::F32, &mut ctx.rng);
                 let h = codes.add(&log_var.mul_scalar(0.5)?.exp()?.mul(&eps)?)?;
                 let kl = loss::kl_to_standard_normal(&codes, &log_var)?;
                 (h, kl)
             }
-            _ => {
+            None => {
                 let prior = Tensor::randn(codes.shape(), 0.0, 1.0, DType::F32, &mut ctx.rng);
                 let d_loss = loss::discriminator_loss(
                     &self.discriminator.forward(&prior, ctx)?,
