@@ -395,17 +395,13 @@ impl FaceSwap {
 
     /// Weights and optimizer state by name, with the optimizers' metadata.
     pub fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
-        let mut tensors = Vec::new();
-        for (prefix, m) in self.modules() {
-            tensors.extend(nn::state_of(m, prefix));
-        }
-        let mut metadata = BTreeMap::new();
-        for (prefix, o) in [("optim_ae.", &self.opt_ae), ("optim_d.", &self.opt_d)] {
-            let s = o.state(prefix);
-            tensors.extend(s.tensors);
-            metadata.extend(s.metadata);
-        }
-        (tensors, metadata)
+        ferrograd_models::generative::collect_state(
+            &self.modules(),
+            &[
+                ("optim_ae.", &self.opt_ae as &dyn Optimizer),
+                ("optim_d.", &self.opt_d),
+            ],
+        )
     }
 
     /// Restores [`FaceSwap::state`] (every tensor must be present with its shape).

@@ -140,7 +140,7 @@ pub fn load_module(m: &dyn Module, prefix: &str, tensors: &BTreeMap<String, Tens
 }
 
 /// Module state and optimizer state gathered for a checkpoint.
-fn collect_state(
+pub fn collect_state(
     modules: &[(&str, &dyn Module)],
     optimizers: &[(&str, &dyn Optimizer)],
 ) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
