@@ -7,6 +7,7 @@
 
 pub mod conv;
 pub mod elementwise;
+pub mod gpu;
 pub mod index;
 pub mod layout;
 pub mod matmul;

@@ -1,0 +1,34 @@
+//! GPU twins of [`crate::layout`]: permutation and broadcast as one strided copy
+//! (`shaders/layout.wgsl`).
+
+use super::{context, grid_1d, u32_of, GpuBuffer, Shader};
+use crate::{contiguous_strides, elementwise::broadcast_strides, numel};
+
+static SHADER: Shader = Shader {
+    name: "layout",
+    source: include_str!("../../shaders/layout.wgsl"),
+};
+
+fn strided_copy(x: &GpuBuffer, out_shape: &[usize], strides: &[usize]) -> GpuBuffer {
+    let gpu = context().expect("GPU buffers exist only once the GPU is open");
+    let n = numel(out_shape);
+    let out = gpu.alloc(n);
+    let mut params = vec![u32_of(n), u32_of(out_shape.len())];
+    params.extend(out_shape.iter().map(|&d| u32_of(d)));
+    params.extend(strides.iter().map(|&s| u32_of(s)));
+    gpu.dispatch(&SHADER, "strided_copy", &params, &[x, &out], grid_1d(n));
+    out
+}
+
+/// Transpose the axes: output axis `i` is input axis `perm[i]`.
+pub fn permute(x: &GpuBuffer, shape: &[usize], perm: &[usize]) -> GpuBuffer {
+    let in_strides = contiguous_strides(shape);
+    let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    let strides: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
+    strided_copy(x, &out_shape, &strides)
+}
+
+/// Copy `x` of shape `shape` out to the larger broadcast shape `target`.
+pub fn broadcast_to(x: &GpuBuffer, shape: &[usize], target: &[usize]) -> GpuBuffer {
+    strided_copy(x, target, &broadcast_strides(shape, target))
+}
