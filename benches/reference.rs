@@ -7,7 +7,7 @@
 use ferrograd::engine::{
     grad, no_grad, Conv2dParams, ConvTranspose2dParams, DType, Result, Rng, Tensor,
 };
-use ferrograd_models::optim::{Adam, Optimizer};
+use ferrograd_models::optim::Adam;
 use std::time::Instant;
 
 /// Repetitions: at least `runs` timed runs, and more until `min_secs` of them have run, so
@@ -35,59 +35,7 @@ fn median_ms(reps: Reps, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     Ok(times[times.len() / 2])
 }
 
-/// The `fmnist_cnn` network: Conv(1→32, 3x3, pad 1)-ReLU-MaxPool2 → Conv(32→64, 3x3, pad 1)-ReLU-MaxPool2
-/// → Flatten → Linear(3136→128)-ReLU → Linear(128→10).
-struct Cnn {
-    conv1: (Tensor, Tensor),
-    conv2: (Tensor, Tensor),
-    fc1: (Tensor, Tensor),
-    fc2: (Tensor, Tensor),
-}
-
-impl Cnn {
-    fn new(rng: &mut Rng) -> Cnn {
-        let mut p = |shape: &[usize], fan_in: usize| {
-            Tensor::randn(shape, 0.0, (2.0 / fan_in as f64).sqrt(), DType::F32, rng)
-                .requires_grad_()
-        };
-        let zeros = |n: usize| Tensor::zeros(&[n], DType::F32).requires_grad_();
-        Cnn {
-            conv1: (p(&[32, 1, 3, 3], 9), zeros(32)),
-            conv2: (p(&[64, 32, 3, 3], 288), zeros(64)),
-            fc1: (p(&[3136, 128], 3136), zeros(128)),
-            fc2: (p(&[128, 10], 128), zeros(10)),
-        }
-    }
-    fn params(&self) -> Vec<(String, Tensor)> {
-        let layers = [
-            ("conv1", &self.conv1),
-            ("conv2", &self.conv2),
-            ("fc1", &self.fc1),
-            ("fc2", &self.fc2),
-        ];
-        layers
-            .iter()
-            .flat_map(|(n, (w, b))| {
-                [
-                    (format!("{n}.weight"), w.clone()),
-                    (format!("{n}.bias"), b.clone()),
-                ]
-            })
-            .collect()
-    }
-    /// Logits, and the second ReLU's output (the hvp workload differentiates with respect to it).
-    fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let pad1 = Conv2dParams::default().padding(1);
-        let h = x
-            .conv2d(&self.conv1.0, Some(&self.conv1.1), pad1)?
-            .relu()?
-            .max_pool2d(2, 2, 0)?;
-        let a2 = h.conv2d(&self.conv2.0, Some(&self.conv2.1), pad1)?.relu()?;
-        let h = a2.max_pool2d(2, 2, 0)?.flatten(1)?;
-        let h = h.matmul(&self.fc1.0)?.add(&self.fc1.1)?.relu()?;
-        Ok((h.matmul(&self.fc2.0)?.add(&self.fc2.1)?, a2))
-    }
-}
+use ferrograd_models::reference::FmnistCnn as Cnn;
 
 fn batch(rng: &mut Rng, n: usize) -> (Tensor, Vec<usize>) {
     (
@@ -97,10 +45,7 @@ fn batch(rng: &mut Rng, n: usize) -> (Tensor, Vec<usize>) {
 }
 
 fn train_step(net: &Cnn, opt: &mut Adam, x: &Tensor, labels: &[usize]) -> Result<f64> {
-    let loss = net.forward(x)?.0.cross_entropy(labels)?;
-    loss.backward()?;
-    opt.step()?;
-    loss.item()
+    net.train_step(opt, x, labels)?.item()
 }
 
 fn emit(json: String) {

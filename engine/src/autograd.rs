@@ -245,6 +245,7 @@ fn default_grad_outputs(
                         ),
                     ));
                 }
+                o.same_device(op, g)?;
                 o.same_dtype(op, g)?;
             }
             Ok(gs.to_vec())

@@ -192,21 +192,20 @@ pub fn gradcheck(
     Ok(outcome)
 }
 
-/// Checks derivatives of order `order` (1 = [`gradcheck`], 2 = [`gradgradcheck`], 3, …).
-pub fn check_order(
+/// The function whose first derivatives are the derivatives of order `order` of `f`, with
+/// its inputs: for order k > 1, x, v ↦ flatten(∂⟨g(x), v⟩/∂x) with `create_graph`, where g is
+/// the function of order k − 1 and v a random direction drawn from `rng` (appended to the inputs).
+fn nested(
     f: CheckFn,
     inputs: &[Tensor],
     order: usize,
-    tol: Tolerances,
     rng: &mut Rng,
-) -> Result<CheckOutcome> {
-    if order == 0 {
-        return Err(Error::argument("check_order", "order must be at least 1"));
+) -> Result<(CheckFn, Vec<Tensor>)> {
+    if order <= 1 {
+        return Ok((f, inputs.to_vec()));
     }
-    if order == 1 {
-        return gradcheck(&*f, inputs, tol, rng);
-    }
-    let out_shape = f(&as_leaves(inputs))?.shape().to_vec();
+    let (f, inputs) = nested(f, inputs, order - 1, rng)?;
+    let out_shape = f(&as_leaves(&inputs))?.shape().to_vec();
     let v = Tensor::randn(&out_shape, 0.0, 1.0, DType::F64, rng);
     let n = inputs.len();
     let vjp_fn: CheckFn = Arc::new(move |xs: &[Tensor]| {
@@ -219,9 +218,124 @@ pub fn check_order(
             .collect::<Result<Vec<_>>>()?;
         Tensor::concat(&flat, 0)
     });
-    let mut extended = inputs.to_vec();
+    let mut extended = inputs;
     extended.push(v);
-    check_order(vjp_fn, &extended, order - 1, tol, rng)
+    Ok((vjp_fn, extended))
+}
+
+/// Checks derivatives of order `order` (1 = [`gradcheck`], 2 = [`gradgradcheck`], 3, …).
+pub fn check_order(
+    f: CheckFn,
+    inputs: &[Tensor],
+    order: usize,
+    tol: Tolerances,
+    rng: &mut Rng,
+) -> Result<CheckOutcome> {
+    if order == 0 {
+        return Err(Error::argument("check_order", "order must be at least 1"));
+    }
+    let (f, inputs) = nested(f, inputs, order, rng)?;
+    gradcheck(&*f, &inputs, tol, rng)
+}
+
+/// Tolerances of the GPU check: f32 against f64, so far looser than [`Tolerances`].
+#[derive(Clone, Copy, Debug)]
+pub struct GpuTolerances {
+    /// |gpu − cpu| ≤ rtol·|cpu| + atol·max(1, max|cpu|) per value: a few thousand f32
+    /// roundings (unit roundoff 6e-8), with the absolute part scaled to the result, since
+    /// values that cancel to near zero keep the rounding error of their largest terms.
+    pub rtol: f64,
+    pub atol: f64,
+}
+
+impl Default for GpuTolerances {
+    fn default() -> Self {
+        GpuTolerances {
+            rtol: 1e-4,
+            atol: 1e-4,
+        }
+    }
+}
+
+/// Derivatives of order `order` of `f` computed on `device` in f32, against the same
+/// derivatives computed on the CPU in f64 (which [`check_order`] holds to finite differences).
+///
+/// With F the function of order `order` − 1 ([`check_order`]'s nesting) and a random u, both
+/// devices compute F(x) and uᵀ∂F/∂x; every value of both is compared.
+pub fn check_order_on(
+    device: crate::Device,
+    f: CheckFn,
+    inputs: &[Tensor],
+    order: usize,
+    tol: GpuTolerances,
+    rng: &mut Rng,
+) -> Result<CheckOutcome> {
+    if order == 0 {
+        return Err(Error::argument(
+            "check_order_on",
+            "order must be at least 1",
+        ));
+    }
+    let (f, inputs) = nested(f, inputs, order, rng)?;
+    let run = |xs: Vec<Tensor>, u: &Tensor| -> Result<Vec<Vec<f64>>> {
+        let y = f(&xs)?;
+        let gs = grad(&[&y], &xs.iter().collect::<Vec<_>>(), Some(&[u]), false)?;
+        let mut values = vec![y.to_vec_f64()];
+        values.extend(gs.iter().map(Tensor::to_vec_f64));
+        Ok(values)
+    };
+    let cpu_leaves = as_leaves(&inputs);
+    let y_shape = f(&cpu_leaves)?.shape().to_vec();
+    let u = Tensor::randn(&y_shape, 0.0, 1.0, DType::F64, rng);
+    let expected = run(cpu_leaves, &u)?;
+    let moved = |t: &Tensor| -> Result<Tensor> { t.to_dtype(DType::F32)?.to(device) };
+    let device_leaves = inputs
+        .iter()
+        .map(|x| Ok(moved(x)?.detach().requires_grad_()))
+        .collect::<Result<Vec<_>>>()?;
+    let got = run(device_leaves, &moved(&u)?)?;
+
+    let mut outcome = CheckOutcome {
+        max_abs_error: 0.0,
+        max_rel_error: 0.0,
+        worst_ratio: 0.0,
+        failure: None,
+    };
+    for (k, (want, have)) in expected.iter().zip(&got).enumerate() {
+        let what = if k == 0 {
+            "the value".to_string()
+        } else {
+            format!("the gradient of input {}", k - 1)
+        };
+        if want.len() != have.len() {
+            outcome.failure = Some(format!(
+                "{what}: {} values, expected {}",
+                have.len(),
+                want.len()
+            ));
+            outcome.worst_ratio = f64::INFINITY;
+            continue;
+        }
+        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (j, (&w, &h)) in want.iter().zip(have).enumerate() {
+            let err = (h - w).abs();
+            let ratio = err / (tol.rtol * w.abs() + tol.atol * scale);
+            let ratio = if ratio.is_nan() { f64::INFINITY } else { ratio };
+            outcome.max_abs_error = outcome.max_abs_error.max(err);
+            if w.abs() > tol.atol {
+                outcome.max_rel_error = outcome.max_rel_error.max(err / w.abs());
+            }
+            if ratio > outcome.worst_ratio {
+                outcome.worst_ratio = ratio;
+                if ratio > 1.0 {
+                    outcome.failure = Some(format!(
+                        "{what}, element {j}: {device} f32 {h:.8e}, cpu f64 {w:.8e}"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(outcome)
 }
 
 /// Second-order check: [`gradcheck`] of the backward pass run with `create_graph`.
@@ -234,27 +348,52 @@ pub fn gradgradcheck(
     check_order(f, inputs, 2, tol, rng)
 }
 
+/// The generator of case number `case` of `check` at `order` from `seed`: the same
+/// (seed, case, order) always draws the same shapes and values.
+fn case_rng(check: &crate::checks::OpCheck, order: usize, seed: u64, case: u64) -> Rng {
+    // FNV-1a of the op's name, so different ops draw different values from the same seed.
+    let name_hash = check.op.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    Rng::new(seed ^ name_hash ^ case.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((order as u64) << 56))
+}
+
 /// Draws case number `case` of `check` from `seed` and checks it at `order`.
-/// The same (seed, case) always draws the same shapes and values.
 pub fn run_case(
     check: &crate::checks::OpCheck,
     order: usize,
     seed: u64,
     case: u64,
 ) -> Result<(String, CheckOutcome)> {
-    // FNV-1a of the op's name, so different ops draw different values from the same seed.
-    let name_hash = check.op.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
-    let mut rng = Rng::new(
-        seed ^ name_hash ^ case.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((order as u64) << 56),
-    );
+    let mut rng = case_rng(check, order, seed, case);
     let drawn = (check.sample)(&mut rng);
     let outcome = check_order(
         drawn.f.clone(),
         &drawn.inputs,
         order,
         Tolerances::default(),
+        &mut rng,
+    )?;
+    Ok((drawn.label, outcome))
+}
+
+/// [`run_case`] on `device`: the same drawn case, its derivatives of order `order` computed
+/// there in f32 and compared with the CPU's f64 ([`check_order_on`]).
+pub fn run_case_on(
+    device: crate::Device,
+    check: &crate::checks::OpCheck,
+    order: usize,
+    seed: u64,
+    case: u64,
+) -> Result<(String, CheckOutcome)> {
+    let mut rng = case_rng(check, order, seed, case);
+    let drawn = (check.sample)(&mut rng);
+    let outcome = check_order_on(
+        device,
+        drawn.f.clone(),
+        &drawn.inputs,
+        order,
+        GpuTolerances::default(),
         &mut rng,
     )?;
     Ok((drawn.label, outcome))

@@ -19,6 +19,7 @@ pub mod autograd;
 pub mod checks;
 pub mod error;
 pub mod gradcheck;
+mod indices;
 pub mod ops;
 pub mod rng;
 pub mod storage;

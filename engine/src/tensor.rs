@@ -4,7 +4,7 @@
 use crate::autograd::{self, BackwardOp, Node};
 use crate::error::{Error, ErrorKind, Result};
 use crate::rng::Rng;
-use crate::storage::{DType, Device, Element, Storage};
+use crate::storage::{open_gpu, DType, Device, Element, Storage};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -130,14 +130,44 @@ impl Tensor {
         Tensor::full(shape, 1.0, dtype)
     }
 
-    /// Zeros with this tensor's shape and dtype.
-    pub fn zeros_like(&self) -> Tensor {
-        Tensor::zeros(self.shape(), self.dtype())
+    /// `value` everywhere, on `device` (made there: no upload).
+    pub fn full_on(shape: &[usize], value: f64, dtype: DType, device: Device) -> Result<Tensor> {
+        match device {
+            Device::Cpu => Ok(Tensor::full(shape, value, dtype)),
+            Device::Gpu => {
+                if dtype != DType::F32 {
+                    return Err(Error::new(
+                        "full_on",
+                        ErrorKind::DType,
+                        format!("GPU tensors hold f32 only, not {dtype}"),
+                    ));
+                }
+                Device::gpu()?;
+                let n = shape.iter().product();
+                let buffer = if value == 0.0 {
+                    open_gpu().zeros(n)
+                } else {
+                    ferrograd_kernels::gpu::elementwise::fill(n, value)
+                };
+                Ok(Tensor::new_leaf(Storage::Gpu(buffer), shape.to_vec()))
+            }
+        }
     }
 
-    /// Ones with this tensor's shape and dtype.
+    /// `value` with this tensor's shape, dtype and device.
+    pub fn full_like(&self, value: f64) -> Tensor {
+        Tensor::full_on(self.shape(), value, self.dtype(), self.device())
+            .expect("this tensor's own device and dtype go together")
+    }
+
+    /// Zeros with this tensor's shape, dtype and device.
+    pub fn zeros_like(&self) -> Tensor {
+        self.full_like(0.0)
+    }
+
+    /// Ones with this tensor's shape, dtype and device.
     pub fn ones_like(&self) -> Tensor {
-        Tensor::ones(self.shape(), self.dtype())
+        self.full_like(1.0)
     }
 
     /// `start, start + step, …` below `end` (above it for a negative step), as a 1-D tensor.
@@ -194,7 +224,7 @@ impl Tensor {
         self.storage().dtype()
     }
     pub fn device(&self) -> Device {
-        Device::Cpu
+        self.storage().device()
     }
     /// A number unique to this tensor for the life of the process.
     pub fn id(&self) -> u64 {
@@ -237,6 +267,7 @@ impl Tensor {
         match &*self.storage() {
             Storage::F32(v) => v.clone(),
             Storage::F64(v) => v.iter().map(|&x| x as f32).collect(),
+            Storage::Gpu(b) => open_gpu().read_f32(b),
         }
     }
 
@@ -317,6 +348,7 @@ impl Tensor {
                 ),
             ));
         }
+        self.same_device("assign", values)?;
         if values.dtype() != self.dtype() {
             return Err(Error::new(
                 "assign",
@@ -339,8 +371,37 @@ impl Tensor {
             ));
         }
         if dtype != self.dtype() {
+            if self.device() == Device::Gpu {
+                return Err(Error::new(
+                    "cast_in_place",
+                    ErrorKind::DType,
+                    format!("GPU tensors hold f32 only, not {dtype}"),
+                ));
+            }
             let values = Storage::from_f64s(self.to_vec_f64(), dtype);
             *self.0.storage.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(values);
+        }
+        Ok(())
+    }
+
+    /// Moves a leaf's values to `device` in place, so that a model built on the CPU (its
+    /// parameters and buffers) can train on the GPU without rebuilding it. Computed tensors
+    /// refuse, like [`Tensor::cast_in_place`]; a gradient already accumulated is dropped.
+    pub fn move_in_place(&self, device: Device) -> Result<()> {
+        if self.grad_fn().is_some() {
+            return Err(Error::argument(
+                "move_in_place",
+                "only leaves (parameters, buffers) can change device; use to(device)",
+            ));
+        }
+        if device != self.device() {
+            let storage = self.storage();
+            let moved = match device {
+                Device::Gpu => storage.to_gpu()?,
+                Device::Cpu => storage.to_host(),
+            };
+            *self.0.storage.write().unwrap_or_else(|e| e.into_inner()) = moved;
+            self.zero_grad();
         }
         Ok(())
     }
@@ -350,6 +411,13 @@ impl Tensor {
     /// tensor's element type. Like [`Tensor::assign`], use it between steps.
     pub fn update_values<T: Element>(&self, f: impl FnOnce(&mut [T])) -> Result<()> {
         let mut guard = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
+        if guard.device() == Device::Gpu {
+            return Err(Error::new(
+                "update_values",
+                ErrorKind::Device,
+                "the values are on the GPU; update them there with update_on_gpu",
+            ));
+        }
         let dtype = guard.dtype();
         let values = T::slice_mut(Arc::make_mut(&mut guard)).ok_or_else(|| {
             Error::new(
@@ -362,10 +430,32 @@ impl Tensor {
         Ok(())
     }
 
+    /// Updates GPU-resident values in place through `f`, which records kernels that write the
+    /// buffer (an optimizer's fused step). Copy-on-write, like [`Tensor::update_values`]: a
+    /// tensor sharing the buffer gets its own copy first. Use it between steps.
+    pub fn update_on_gpu<R>(
+        &self,
+        f: impl FnOnce(&ferrograd_kernels::gpu::GpuBuffer) -> R,
+    ) -> Result<R> {
+        let mut guard = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
+        if Arc::strong_count(&guard) > 1 {
+            let copy = (**guard).clone();
+            *guard = Arc::new(copy);
+        }
+        match &**guard {
+            Storage::Gpu(b) => Ok(f(b)),
+            _ => Err(Error::new(
+                "update_on_gpu",
+                ErrorKind::Device,
+                format!("the tensor is on the {}, not the GPU", guard.device()),
+            )),
+        }
+    }
+
     /// The values as a slice of `T`, for reading without a copy; `None` if `T` is not the
     /// element type.
     pub fn with_values<T: Element, R>(&self, f: impl FnOnce(&[T]) -> R) -> Option<R> {
-        let storage = self.storage();
+        let storage = self.storage().to_host();
         T::slice(&storage).map(f)
     }
 
@@ -376,6 +466,22 @@ impl Tensor {
     /// Name of the op that computed this tensor (`None` for leaves).
     pub fn op_name(&self) -> Option<&'static str> {
         self.0.grad_fn.as_ref().map(|n| n.op.name())
+    }
+
+    pub(crate) fn same_device(&self, op: &'static str, other: &Tensor) -> Result<()> {
+        let (a, b) = (self.device(), other.device());
+        if a != b {
+            return Err(Error::new(
+                op,
+                ErrorKind::Device,
+                format!(
+                    "{:?} is on the {a} but {:?} is on the {b}; move one with .to(device)",
+                    self.shape(),
+                    other.shape()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn same_dtype(&self, op: &'static str, other: &Tensor) -> Result<()> {
@@ -402,9 +508,10 @@ impl fmt::Debug for Tensor {
         const SHOW: usize = 8;
         write!(
             f,
-            "Tensor(shape={:?}, dtype={}, values=[",
+            "Tensor(shape={:?}, dtype={}, device={}, values=[",
             self.shape(),
-            self.dtype()
+            self.dtype(),
+            self.device()
         )?;
         for (i, v) in values.iter().take(SHOW).enumerate() {
             if i > 0 {

@@ -11,4 +11,5 @@ pub mod loss;
 pub mod nn;
 pub mod optim;
 pub mod plot;
+pub mod reference;
 pub mod train;

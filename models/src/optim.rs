@@ -2,7 +2,8 @@
 //! fused pass over the values (no tape, no temporaries), and exports its state by parameter
 //! name so a checkpoint can resume a run exactly.
 
-use ferrograd_engine::{Error, Result, Tensor};
+use ferrograd_engine::{Device, Error, Result, Storage, Tensor};
+use ferrograd_kernels::gpu::{optim as gpu_optim, GpuBuffer};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 
@@ -32,6 +33,90 @@ pub trait Optimizer {
 
 /// Elements per rayon task in the fused updates.
 const CHUNK: usize = 1 << 14;
+
+/// One per-parameter state buffer (a momentum, a moment), kept on the parameter's device so
+/// that a GPU step reads nothing back.
+enum Slot {
+    Host(Vec<f32>),
+    Gpu(Tensor),
+}
+
+impl Slot {
+    fn zeros_for(p: &Tensor) -> Slot {
+        match p.device() {
+            Device::Cpu => Slot::Host(vec![0.0; p.numel()]),
+            Device::Gpu => Slot::Gpu(Tensor::zeros_like(p)),
+        }
+    }
+    /// Moves the slot to `device` when its parameter was moved after the optimizer was built.
+    fn follow(&mut self, device: Device, shape: &[usize]) -> Result<()> {
+        let moved = match (&*self, device) {
+            (Slot::Host(v), Device::Gpu) => {
+                Slot::Gpu(Tensor::from_vec(v.clone(), shape)?.to(Device::Gpu)?)
+            }
+            (Slot::Gpu(t), Device::Cpu) => Slot::Host(t.to_vec_f32()),
+            _ => return Ok(()),
+        };
+        *self = moved;
+        Ok(())
+    }
+    fn host_mut(&mut self) -> &mut [f32] {
+        match self {
+            Slot::Host(v) => v,
+            Slot::Gpu(_) => unreachable!("slots follow their parameter's device"),
+        }
+    }
+    fn to_tensor(&self, shape: &[usize]) -> Tensor {
+        match self {
+            Slot::Host(v) => {
+                Tensor::from_vec(v.clone(), shape).expect("slot matches its parameter")
+            }
+            Slot::Gpu(t) => t.detach(),
+        }
+    }
+    /// Restores from a checkpoint's tensor (on any device).
+    fn restore(
+        &mut self,
+        op: &'static str,
+        tensors: &BTreeMap<String, Tensor>,
+        key: &str,
+    ) -> Result<()> {
+        match self {
+            Slot::Host(v) => restore(op, tensors, key, v),
+            Slot::Gpu(t) => {
+                let mut host = vec![0.0; t.numel()];
+                restore(op, tensors, key, &mut host)?;
+                *t = Tensor::from_vec(host, t.shape())?.to(Device::Gpu)?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The GPU buffer of a tensor known to be on the GPU.
+fn gpu_buffer<R>(t: &Tensor, f: impl FnOnce(&GpuBuffer) -> R) -> R {
+    match &*t.storage() {
+        Storage::Gpu(b) => f(b),
+        _ => unreachable!("checked to be on the GPU"),
+    }
+}
+
+/// The gradient of a GPU parameter, checked like [`grad_values`], left on the GPU.
+fn gpu_grad(op: &'static str, name: &str, p: &Tensor) -> Result<Option<Tensor>> {
+    let Some(g) = p.grad() else { return Ok(None) };
+    if g.shape() != p.shape() || g.device() != Device::Gpu {
+        return Err(Error::shape(
+            op,
+            format!(
+                "{name}: gradient {:?} on the {} for parameter {:?} on the GPU",
+                g.shape(),
+                g.device(),
+                p.shape()
+            ),
+        ));
+    }
+    Ok(Some(g))
+}
 
 fn grad_values(op: &'static str, name: &str, p: &Tensor) -> Result<Option<Vec<f32>>> {
     let Some(g) = p.grad() else { return Ok(None) };
@@ -91,13 +176,13 @@ pub struct Sgd {
     pub momentum: f64,
     pub weight_decay: f64,
     params: Vec<(String, Tensor)>,
-    buffers: Vec<Vec<f32>>,
+    buffers: Vec<Slot>,
     steps: u64,
 }
 
 impl Sgd {
     pub fn new(params: Vec<(String, Tensor)>, lr: f64, momentum: f64, weight_decay: f64) -> Sgd {
-        let buffers = params.iter().map(|(_, p)| vec![0.0; p.numel()]).collect();
+        let buffers = params.iter().map(|(_, p)| Slot::zeros_for(p)).collect();
         Sgd {
             lr,
             momentum,
@@ -118,9 +203,23 @@ impl Optimizer for Sgd {
             self.steps == 0,
         );
         for ((name, p), buf) in self.params.iter().zip(self.buffers.iter_mut()) {
+            buf.follow(p.device(), p.shape())?;
+            if let Slot::Gpu(b) = buf {
+                let Some(g) = gpu_grad("sgd", name, p)? else {
+                    continue;
+                };
+                p.update_on_gpu(|theta| {
+                    b.update_on_gpu(|b| {
+                        gpu_buffer(&g, |g| gpu_optim::sgd_step(theta, b, g, lr, mu, wd, first))
+                    })
+                })??;
+                p.zero_grad();
+                continue;
+            }
             let Some(g) = grad_values("sgd", name, p)? else {
                 continue;
             };
+            let buf = buf.host_mut();
             p.update_values::<f32>(|theta| {
                 theta
                     .par_chunks_mut(CHUNK)
@@ -150,7 +249,7 @@ impl Optimizer for Sgd {
             .map(|((name, p), b)| {
                 (
                     format!("{prefix}momentum_buffer.{name}"),
-                    Tensor::from_vec(b.clone(), p.shape()).expect("buffer matches its parameter"),
+                    b.to_tensor(p.shape()),
                 )
             })
             .collect();
@@ -164,12 +263,7 @@ impl Optimizer for Sgd {
         metadata: &BTreeMap<String, String>,
     ) -> Result<()> {
         for ((name, _), b) in self.params.iter().zip(self.buffers.iter_mut()) {
-            restore(
-                "sgd",
-                tensors,
-                &format!("{prefix}momentum_buffer.{name}"),
-                b,
-            )?;
+            b.restore("sgd", tensors, &format!("{prefix}momentum_buffer.{name}"))?;
         }
         self.steps = meta_f64("sgd", metadata, &format!("{prefix}steps"))? as u64;
         Ok(())
@@ -188,7 +282,7 @@ pub struct Adam {
     pub weight_decay: f64,
     params: Vec<(String, Tensor)>,
     /// First and second moments per parameter, in f32 like the parameters.
-    moments: Vec<(Vec<f32>, Vec<f32>)>,
+    moments: Vec<(Slot, Slot)>,
     step: u64,
 }
 
@@ -196,7 +290,7 @@ impl Adam {
     pub fn new(params: Vec<(String, Tensor)>, lr: f64) -> Adam {
         let moments = params
             .iter()
-            .map(|(_, p)| (vec![0.0; p.numel()], vec![0.0; p.numel()]))
+            .map(|(_, p)| (Slot::zeros_for(p), Slot::zeros_for(p)))
             .collect();
         Adam {
             lr,
@@ -239,9 +333,30 @@ impl Optimizer for Adam {
             b2 as f32,
         );
         for ((name, p), (m, v)) in self.params.iter().zip(self.moments.iter_mut()) {
+            m.follow(p.device(), p.shape())?;
+            v.follow(p.device(), p.shape())?;
+            if let (Slot::Gpu(m), Slot::Gpu(v)) = (&*m, &*v) {
+                let Some(g) = gpu_grad("adam", name, p)? else {
+                    continue;
+                };
+                p.update_on_gpu(|theta| {
+                    m.update_on_gpu(|m| {
+                        v.update_on_gpu(|v| {
+                            gpu_buffer(&g, |g| {
+                                gpu_optim::adam_step(
+                                    theta, m, v, g, lr, b1, b2, eps, wd, bias1, bias2,
+                                )
+                            })
+                        })
+                    })
+                })???;
+                p.zero_grad();
+                continue;
+            }
             let Some(g) = grad_values("adam", name, p)? else {
                 continue;
             };
+            let (m, v) = (m.host_mut(), v.host_mut());
             p.update_values::<f32>(|theta| {
                 theta
                     .par_chunks_mut(CHUNK)
@@ -269,14 +384,8 @@ impl Optimizer for Adam {
     fn state(&self, prefix: &str) -> OptimState {
         let mut tensors = Vec::new();
         for ((name, p), (m, v)) in self.params.iter().zip(&self.moments) {
-            tensors.push((
-                format!("{prefix}exp_avg.{name}"),
-                Tensor::from_vec(m.clone(), p.shape()).expect("moment matches its parameter"),
-            ));
-            tensors.push((
-                format!("{prefix}exp_avg_sq.{name}"),
-                Tensor::from_vec(v.clone(), p.shape()).expect("moment matches its parameter"),
-            ));
+            tensors.push((format!("{prefix}exp_avg.{name}"), m.to_tensor(p.shape())));
+            tensors.push((format!("{prefix}exp_avg_sq.{name}"), v.to_tensor(p.shape())));
         }
         let metadata = BTreeMap::from([(format!("{prefix}step"), self.step.to_string())]);
         OptimState { tensors, metadata }
@@ -288,8 +397,8 @@ impl Optimizer for Adam {
         metadata: &BTreeMap<String, String>,
     ) -> Result<()> {
         for ((name, _), (m, v)) in self.params.iter().zip(self.moments.iter_mut()) {
-            restore("adam", tensors, &format!("{prefix}exp_avg.{name}"), m)?;
-            restore("adam", tensors, &format!("{prefix}exp_avg_sq.{name}"), v)?;
+            m.restore("adam", tensors, &format!("{prefix}exp_avg.{name}"))?;
+            v.restore("adam", tensors, &format!("{prefix}exp_avg_sq.{name}"))?;
         }
         self.step = meta_f64("adam", metadata, &format!("{prefix}step"))? as u64;
         Ok(())

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use crate::Storage;
 use ferrograd_kernels::conv::{self as kern, ConvGeometry};
+use ferrograd_kernels::gpu::conv as gpu_conv;
 
 /// Hyper-parameters of [`Tensor::conv2d`]; `Default` is stride 1, no padding, no dilation, one group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,6 +158,7 @@ impl BackwardOp for ConvOp {
 
 /// Runs one primitive and records it. Operands are (x, w), (dy, w) or (x, dy) by kind.
 fn apply(kind: Kind, geom: &ConvGeometry, p: &Tensor, q: &Tensor) -> Result<Tensor> {
+    p.same_device("conv2d", q)?;
     p.same_dtype("conv2d", q)?;
     let g = geom;
     let (sp, sq) = (p.storage(), q.storage());
@@ -172,7 +174,12 @@ fn apply(kind: Kind, geom: &ConvGeometry, p: &Tensor, q: &Tensor) -> Result<Tens
     let out = match (&*sp, &*sq) {
         (Storage::F32(a), Storage::F32(b)) => Storage::F32(run!(a, b)),
         (Storage::F64(a), Storage::F64(b)) => Storage::F64(run!(a, b)),
-        _ => unreachable!("dtypes checked above"),
+        (Storage::Gpu(a), Storage::Gpu(b)) => Storage::Gpu(match kind {
+            Kind::Conv => gpu_conv::conv2d_forward(g, a, b),
+            Kind::InputGrad => gpu_conv::conv2d_backward_input(g, a, b),
+            Kind::WeightGrad => gpu_conv::conv2d_backward_weight(g, a, b),
+        }),
+        _ => unreachable!("devices and dtypes checked above"),
     };
     let shape = match kind {
         Kind::Conv => vec![g.batch, g.out_channels, g.out_h, g.out_w],

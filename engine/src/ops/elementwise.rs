@@ -11,6 +11,7 @@ use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::{map_storage, Storage};
 use ferrograd_kernels::elementwise::{self as kern, BinaryOp, UnaryOp};
+use ferrograd_kernels::gpu::elementwise as gpu_ew;
 
 /// A differentiable unary primitive.
 struct Unary(UnaryOp);
@@ -126,9 +127,17 @@ impl BackwardOp for Binary {
     }
 }
 
+/// `op` on every value, on the storage's device.
+fn unary_storage(op: UnaryOp, storage: &Storage) -> Storage {
+    match storage {
+        Storage::Gpu(b) => Storage::Gpu(gpu_ew::unary(op, b)),
+        s => map_storage!(s, v => kern::unary(op, v)),
+    }
+}
+
 impl Tensor {
     fn unary(&self, op: UnaryOp) -> Result<Tensor> {
-        let out = map_storage!(&*self.storage(), v => kern::unary(op, v));
+        let out = unary_storage(op, &self.storage());
         Ok(Tensor::from_op(
             out,
             self.shape().to_vec(),
@@ -139,11 +148,11 @@ impl Tensor {
 
     /// A piecewise-constant function of the values, outside the graph.
     pub(crate) fn constant(&self, op: UnaryOp) -> Tensor {
-        let out = map_storage!(&*self.storage(), v => kern::unary(op, v));
-        Tensor::new_leaf(out, self.shape().to_vec())
+        Tensor::new_leaf(unary_storage(op, &self.storage()), self.shape().to_vec())
     }
 
     fn binary(&self, other: &Tensor, op: BinaryOp, name: &'static str) -> Result<Tensor> {
+        self.same_device(name, other)?;
         self.same_dtype(name, other)?;
         let shape = kern::broadcast_shapes(self.shape(), other.shape()).ok_or_else(|| {
             Error::shape(
@@ -163,7 +172,15 @@ impl Tensor {
             (Storage::F64(a), Storage::F64(b)) => {
                 Storage::F64(kern::binary(op, a, self.shape(), b, other.shape(), &shape))
             }
-            _ => unreachable!("dtypes checked above"),
+            (Storage::Gpu(a), Storage::Gpu(b)) => Storage::Gpu(gpu_ew::binary(
+                op,
+                a,
+                self.shape(),
+                b,
+                other.shape(),
+                &shape,
+            )),
+            _ => unreachable!("devices and dtypes checked above"),
         };
         Ok(Tensor::from_op(
             out,

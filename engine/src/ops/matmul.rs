@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use crate::Storage;
 use ferrograd_kernels::elementwise::{broadcast_shapes, broadcast_strides};
+use ferrograd_kernels::gpu::matmul as gpu_matmul;
 use ferrograd_kernels::matmul::{gemm, GemmShape, MatRef};
 use ferrograd_kernels::{numel, Real};
 use rayon::prelude::*;
@@ -152,6 +153,7 @@ impl Tensor {
                 format!("{}: inner dimensions {k} and {k2} differ", describe()),
             ));
         }
+        self.same_device("matmul", other)?;
         self.same_dtype("matmul", other)?;
         let (a_batch, b_batch) = (&a[..a.len() - 2], &b[..b.len() - 2]);
         let out_batch = broadcast_shapes(a_batch, b_batch).ok_or_else(|| {
@@ -194,7 +196,19 @@ impl Tensor {
                 &out_batch,
                 shape,
             )),
-            _ => unreachable!("dtypes checked above"),
+            (Storage::Gpu(x), Storage::Gpu(y)) => Storage::Gpu(gpu_matmul::batched_matmul(
+                x,
+                a_batch,
+                transpose_a,
+                y,
+                b_batch,
+                transpose_b,
+                &out_batch,
+                m,
+                n,
+                k,
+            )),
+            _ => unreachable!("devices and dtypes checked above"),
         };
         let mut out_shape = out_batch;
         out_shape.extend([m, n]);

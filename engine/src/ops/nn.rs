@@ -117,7 +117,7 @@ impl Tensor {
         let mask: Vec<f64> = (0..self.numel())
             .map(|_| if rng.uniform() < p { 0.0 } else { scale })
             .collect();
-        self.mul(&Tensor::from_f64s(&mask, self.shape(), self.dtype())?)
+        self.mul(&Tensor::from_f64s(&mask, self.shape(), self.dtype())?.to(self.device())?)
     }
 }
 

@@ -4,11 +4,13 @@
 
 use crate::checks::{self, CheckCase, OpCheck};
 use crate::error::{Error, Result};
+use crate::indices::Indices;
 use crate::ops::conv::Conv2dParams;
 use crate::ops::shape::Planes;
 use crate::tensor::Tensor;
-use crate::with_storage;
+use crate::{with_storage, Storage};
 use ferrograd_kernels::conv::{max_pool2d_argmax, ConvGeometry};
+use ferrograd_kernels::gpu::conv as gpu_conv;
 use std::sync::Arc;
 
 fn dims4(op: &'static str, t: &Tensor) -> Result<[usize; 4]> {
@@ -75,9 +77,12 @@ impl Tensor {
     /// window's maximum: a gather of the arg-max positions.
     pub fn max_pool2d(&self, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
         let g = pool_geometry("max_pool2d", self, kernel, stride, padding)?;
-        let idx = with_storage!(&*self.storage(), v => max_pool2d_argmax(&g, v));
+        let idx = match &*self.storage() {
+            Storage::Gpu(b) => Indices::Gpu(Arc::new(gpu_conv::max_pool2d_argmax(&g, b))),
+            s => Indices::host(Arc::new(with_storage!(s, v => max_pool2d_argmax(&g, v)))),
+        };
         Ok(self.gather_flat_trusted(
-            Arc::new(idx),
+            idx,
             &[g.batch, g.in_channels, g.out_h, g.out_w],
             Some(Planes {
                 gathered: g.out_h * g.out_w,
@@ -95,7 +100,8 @@ impl Tensor {
             &[c, 1, kernel, kernel],
             1.0 / (kernel * kernel) as f64,
             self.dtype(),
-        );
+        )
+        .to(self.device())?;
         self.conv2d(
             &weight,
             None,
@@ -130,7 +136,7 @@ impl Tensor {
         }
         // Each output plane reads only its own input plane.
         Ok(self.gather_flat_trusted(
-            Arc::new(idx),
+            Indices::host(Arc::new(idx)),
             &[n, c, oh, ow],
             Some(Planes {
                 gathered: oh * ow,

@@ -5,9 +5,11 @@
 use crate::autograd::BackwardOp;
 use crate::checks::{self, CheckCase, OpCheck};
 use crate::error::{Error, Result};
+use crate::indices::Indices;
 use crate::map_storage;
 use crate::tensor::Tensor;
-use crate::with_storage;
+use crate::{with_storage, Storage};
+use ferrograd_kernels::gpu::reduce as gpu_reduce;
 use ferrograd_kernels::{elementwise::broadcast_shapes, reduce as kern};
 use std::sync::Arc;
 
@@ -43,7 +45,10 @@ impl Tensor {
         }
         let mut kept = vec![1; self.rank() - shape.len()];
         kept.extend_from_slice(shape);
-        let out = map_storage!(&*self.storage(), v => kern::sum_to(v, self.shape(), &kept));
+        let out = match &*self.storage() {
+            Storage::Gpu(b) => Storage::Gpu(gpu_reduce::sum_to(b, self.shape(), &kept)),
+            s => map_storage!(s, v => kern::sum_to(v, self.shape(), &kept)),
+        };
         Ok(Tensor::from_op(
             out,
             shape.to_vec(),
@@ -130,8 +135,15 @@ impl Tensor {
                 format!("max of an empty tensor of shape {:?}", self.shape()),
             ));
         }
-        let arg = with_storage!(&*self.storage(), v => kern::max_to(v, self.shape(), &kept).1);
-        let m = self.gather_flat_trusted(Arc::new(arg), &kept, None);
+        let arg = match &*self.storage() {
+            Storage::Gpu(b) => {
+                Indices::Gpu(Arc::new(gpu_reduce::argmax_to(b, self.shape(), &kept)))
+            }
+            s => Indices::host(Arc::new(
+                with_storage!(s, v => kern::max_to(v, self.shape(), &kept).1),
+            )),
+        };
+        let m = self.gather_flat_trusted(arg, &kept, None);
         self.squeeze_unless(m, &axes, keepdim)
     }
 

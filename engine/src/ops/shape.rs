@@ -7,8 +7,11 @@
 use crate::autograd::BackwardOp;
 use crate::checks::{self, CheckCase, OpCheck};
 use crate::error::{Error, Result};
+use crate::indices::Indices;
+use crate::storage::Device;
 use crate::tensor::Tensor;
 use crate::{map_storage, Storage};
+use ferrograd_kernels::gpu::{index as gpu_index, layout as gpu_layout};
 use ferrograd_kernels::{contiguous_strides, elementwise::broadcast_shapes, index, layout, numel};
 use std::sync::Arc;
 
@@ -41,6 +44,18 @@ impl BackwardOp for Permute {
     }
 }
 
+struct ToDevice {
+    from: Device,
+}
+impl BackwardOp for ToDevice {
+    fn name(&self) -> &'static str {
+        "to_device"
+    }
+    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(g.to(self.from)?)])
+    }
+}
+
 struct BroadcastTo {
     in_shape: Vec<usize>,
 }
@@ -63,7 +78,7 @@ pub(crate) struct Planes {
 
 /// out[i] = x.flat[idx[i]].
 struct GatherFlat {
-    idx: Arc<Vec<usize>>,
+    idx: Indices,
     in_shape: Vec<usize>,
     planes: Option<Planes>,
 }
@@ -82,7 +97,7 @@ impl BackwardOp for GatherFlat {
 
 /// out = 0; out.flat[idx[i]] += x.flat[i].
 struct ScatterAddFlat {
-    idx: Arc<Vec<usize>>,
+    idx: Indices,
     in_shape: Vec<usize>,
     planes: Option<Planes>,
 }
@@ -202,7 +217,10 @@ impl Tensor {
             return Ok(self.clone());
         }
         let shape: Vec<usize> = perm.iter().map(|&p| self.shape()[p]).collect();
-        let out = map_storage!(&*self.storage(), v => layout::permute(v, self.shape(), perm));
+        let out = match &*self.storage() {
+            Storage::Gpu(b) => Storage::Gpu(gpu_layout::permute(b, self.shape(), perm)),
+            s => map_storage!(s, v => layout::permute(v, self.shape(), perm)),
+        };
         Ok(Tensor::from_op(
             out,
             shape,
@@ -234,7 +252,10 @@ impl Tensor {
                 format!("{:?} does not broadcast to {:?}", self.shape(), shape),
             ));
         }
-        let out = map_storage!(&*self.storage(), v => layout::broadcast_to(v, self.shape(), shape));
+        let out = match &*self.storage() {
+            Storage::Gpu(b) => Storage::Gpu(gpu_layout::broadcast_to(b, self.shape(), shape)),
+            s => map_storage!(s, v => layout::broadcast_to(v, self.shape(), shape)),
+        };
         Ok(Tensor::from_op(
             out,
             shape.to_vec(),
@@ -263,19 +284,25 @@ impl Tensor {
                 ),
             ));
         }
-        Ok(self.gather_flat_trusted(idx, out_shape, None))
+        Ok(self.gather_flat_trusted(Indices::host(idx), out_shape, None))
     }
 
     /// [`Tensor::gather_flat`] for indices the engine computed itself (arg-max positions,
     /// slice boxes), already known to be in range and to fill `out_shape`.
     pub(crate) fn gather_flat_trusted(
         &self,
-        idx: Arc<Vec<usize>>,
+        idx: Indices,
         out_shape: &[usize],
         planes: Option<Planes>,
     ) -> Tensor {
-        debug_assert!(idx.len() == numel(out_shape) && idx.iter().all(|&i| i < self.numel()));
-        let out = map_storage!(&*self.storage(), v => index::gather(v, &idx));
+        debug_assert!(idx.len() == numel(out_shape));
+        let out = match &*self.storage() {
+            Storage::Gpu(b) => Storage::Gpu(idx.with_gpu(|i| gpu_index::gather(b, i))),
+            s => {
+                let idx = idx.on_host();
+                map_storage!(s, v => index::gather(v, &idx))
+            }
+        };
         let op = GatherFlat {
             idx,
             in_shape: self.shape().to_vec(),
@@ -304,23 +331,28 @@ impl Tensor {
                 format!("index {bad} is out of range for output shape {out_shape:?}"),
             ));
         }
-        Ok(self.scatter_add_flat_trusted(idx, out_shape, None))
+        Ok(self.scatter_add_flat_trusted(Indices::host(idx), out_shape, None))
     }
 
     /// [`Tensor::scatter_add_flat`] for indices already known to be in range.
     pub(crate) fn scatter_add_flat_trusted(
         &self,
-        idx: Arc<Vec<usize>>,
+        idx: Indices,
         out_shape: &[usize],
         planes: Option<Planes>,
     ) -> Tensor {
         let n = numel(out_shape);
-        debug_assert!(idx.len() == self.numel() && idx.iter().all(|&i| i < n));
-        let out = match planes {
-            Some(p) => {
-                map_storage!(&*self.storage(), v => index::scatter_add_planar(v, &idx, n, p.gathered, p.source))
+        debug_assert!(idx.len() == self.numel());
+        let out = match (&*self.storage(), planes) {
+            (Storage::Gpu(b), _) => Storage::Gpu(idx.with_gpu(|i| gpu_index::scatter_add(b, i, n))),
+            (s, Some(p)) => {
+                let idx = idx.on_host();
+                map_storage!(s, v => index::scatter_add_planar(v, &idx, n, p.gathered, p.source))
             }
-            None => map_storage!(&*self.storage(), v => index::scatter_add(v, &idx, n)),
+            (s, None) => {
+                let idx = idx.on_host();
+                map_storage!(s, v => index::scatter_add(v, &idx, n))
+            }
         };
         let op = ScatterAddFlat {
             idx,
@@ -485,16 +517,45 @@ impl Tensor {
         self.gather_flat(Arc::new(idx), &shape)
     }
 
-    /// Casts to another element type; the gradient is cast back.
+    /// Casts to another element type; the gradient is cast back. GPU tensors are f32 only.
     pub fn to_dtype(&self, dtype: crate::DType) -> Result<Tensor> {
         if dtype == self.dtype() {
             return Ok(self.clone());
+        }
+        if self.device() == Device::Gpu {
+            return Err(Error::new(
+                "to_dtype",
+                crate::ErrorKind::DType,
+                format!(
+                    "GPU tensors hold f32 only; move {:?} to the CPU for {dtype}",
+                    self.shape()
+                ),
+            ));
         }
         let out = Storage::from_f64s(self.to_vec_f64(), dtype);
         Ok(Tensor::from_op(
             out,
             self.shape().to_vec(),
             Cast { to: self.dtype() },
+            vec![self.clone()],
+        ))
+    }
+
+    /// The same values on `device`: an upload to the GPU or a read-back to the host. The
+    /// gradient moves back, so a graph may cross devices. f64 tensors cannot go to the GPU.
+    pub fn to(&self, device: Device) -> Result<Tensor> {
+        let from = self.device();
+        if device == from {
+            return Ok(self.clone());
+        }
+        let storage = match device {
+            Device::Gpu => self.storage().to_gpu()?,
+            Device::Cpu => self.storage().to_host(),
+        };
+        Ok(Tensor::from_op_shared(
+            storage,
+            self.shape().to_vec(),
+            ToDevice { from },
             vec![self.clone()],
         ))
     }
