@@ -21,6 +21,7 @@
 
 pub mod elementwise;
 pub mod layout;
+pub mod matmul;
 
 use std::collections::HashMap;
 use std::num::NonZeroU64;
