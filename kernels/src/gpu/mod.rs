@@ -19,8 +19,10 @@
 //! `bitcast`) and their buffers at `@binding(1)`, `@binding(2)`, … in the order given to
 //! [`Gpu::dispatch`].
 
+pub mod conv;
 pub mod elementwise;
 pub mod layout;
+pub mod matmul;
 
 use std::collections::HashMap;
 use std::num::NonZeroU64;
