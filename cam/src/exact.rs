@@ -86,7 +86,7 @@ pub fn diagonal_derivatives_at(
         shape[0] = b;
         // t_k sits at flat position k·n + e_k of the batch: copy k, element e_k.
         let positions: Vec<usize> = batch.iter().enumerate().map(|(k, &e)| k * n + e).collect();
-        let t = Tensor::zeros(&[b], base.dtype()).requires_grad_();
+        let t = Tensor::full_on(&[b], 0.0, base.dtype(), base.device())?.requires_grad_();
         let copies = base
             .broadcast_to(&shape)?
             .add(&t.scatter_add_flat(Arc::new(positions), &shape)?)?;

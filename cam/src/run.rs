@@ -7,6 +7,7 @@ use crate::render::{normalize, save_cam_grid, upsample_bilinear, Cell, Colormap}
 use ferrograd_engine::{no_grad, DType, Error, Result, Tensor};
 use ferrograd_models::classifier::{argmax_rows, Classifier, LAYER_NAMES};
 use ferrograd_models::data::{Split, CLASS_NAMES};
+use ferrograd_models::generative::Model;
 use ferrograd_models::nn::Ctx;
 use std::path::Path;
 use std::time::Instant;
@@ -118,7 +119,8 @@ pub fn class_probability(
             &chunk.iter().map(|&v| v as f64).collect::<Vec<_>>(),
             &[m, 1, SIDE, SIDE],
             DType::F32,
-        )?;
+        )?
+        .to(model.device())?;
         let p = no_grad(|| model.logits(&x, &mut Ctx::eval())?.softmax(-1))?.to_vec_f64();
         let classes = p.len() / m;
         out.extend((0..m).map(|i| p[i * classes + class]));
@@ -188,6 +190,7 @@ pub fn explain_examples(
             .batch_at(&[index])
             .map_err(|e| Error::argument("cam", e.to_string()))?;
         let pixels = x.to_vec_f32();
+        let x = x.to(model.device())?;
         let predicted = predicted_class(model, &x)?;
         row_titles.push(format!("{index} {}", short_name(predicted)));
         let mut cells = vec![Cell::Input(pixels.clone())];
@@ -330,6 +333,7 @@ pub fn test_set_metrics(
             .batch_at(&[index])
             .map_err(|e| Error::argument("cam", e.to_string()))?;
         let pixels = x.to_vec_f32();
+        let x = x.to(model.device())?;
         let class = predicted_class(model, &x)?;
         for (col, &(method, layer)) in columns.iter().enumerate() {
             if method == Method::GradCamPlusPlusExact && index >= exact_images {

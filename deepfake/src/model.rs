@@ -14,7 +14,7 @@
 
 use crate::faces::FACE_SIZE;
 use ferrograd_engine::{
-    no_grad, Conv2dParams, ConvTranspose2dParams, DType, Error, Result, Rng, Tensor,
+    no_grad, Conv2dParams, ConvTranspose2dParams, DType, Device, Error, Result, Rng, Tensor,
 };
 use ferrograd_models::loss;
 use ferrograd_models::nn::{
@@ -242,7 +242,7 @@ impl FaceSwap {
     /// The code of each face, [N, latent]: for the variational prior μ and log σ² as well.
     fn code_parts(&self, x: &Tensor, ctx: &mut Ctx) -> Result<(Tensor, Option<Tensor>)> {
         check_faces("FaceSwap::encode", x)?;
-        let out = self.encoder.forward(x, ctx)?;
+        let out = self.encoder.forward(&x.to(self.device())?, ctx)?;
         match self.config.prior {
             PriorKind::Adversarial => Ok((out, None)),
             PriorKind::Variational => {
@@ -250,6 +250,21 @@ impl FaceSwap {
                 Ok((out.narrow(1, 0, d)?, Some(out.narrow(1, d, d)?)))
             }
         }
+    }
+
+    /// Where the weights are (the encoder's first parameter's device).
+    pub fn device(&self) -> Device {
+        nn::params_of(&self.encoder, "")
+            .first()
+            .map_or(Device::Cpu, |(_, p)| p.device())
+    }
+
+    /// Moves every weight and buffer to `device`; the optimizers' state follows on their next step.
+    pub fn move_to(&self, device: Device) -> Result<()> {
+        for m in [&self.encoder, &self.decoder_a, &self.decoder_b, &self.discriminator] {
+            nn::move_module(m, device)?;
+        }
+        Ok(())
     }
 
     /// h = E(x): the code (for the variational prior, its mean μ: no sampling outside training).
@@ -322,6 +337,9 @@ impl FaceSwap {
                 format!("batches of A ({n}) and B ({}) differ", input_b.dim(0)?),
             ));
         }
+        let device = self.device();
+        let (input_a, target_a) = (&input_a.to(device)?, &target_a.to(device)?);
+        let (input_b, target_b) = (&input_b.to(device)?, &target_b.to(device)?);
         // Both identities through the one encoder in one pass.
         let (codes, log_var) = self.code_parts(
             &Tensor::concat(&[input_a.clone(), input_b.clone()], 0)?,
@@ -332,13 +350,15 @@ impl FaceSwap {
         let (h, prior_term) = match log_var {
             Some(log_var) => {
                 // h = μ + σ·ε, ε ~ N(0, I): the sample stays differentiable in μ and log σ².
-                let eps = Tensor::randn(codes.shape(), 0.0, 1.0, DType::F32, &mut ctx.rng);
+                let eps = Tensor::randn(codes.shape(), 0.0, 1.0, DType::F32, &mut ctx.rng)
+                    .to(codes.device())?;
                 let h = codes.add(&log_var.mul_scalar(0.5)?.exp()?.mul(&eps)?)?;
                 let kl = loss::kl_to_standard_normal(&codes, &log_var)?;
                 (h, kl)
             }
             None => {
-                let prior = Tensor::randn(codes.shape(), 0.0, 1.0, DType::F32, &mut ctx.rng);
+                let prior = Tensor::randn(codes.shape(), 0.0, 1.0, DType::F32, &mut ctx.rng)
+                    .to(codes.device())?;
                 let d_loss = loss::discriminator_loss(
                     &self.discriminator.forward(&prior, ctx)?,
                     &self.discriminator.forward(&codes.detach(), ctx)?,

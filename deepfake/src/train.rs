@@ -11,7 +11,7 @@ use crate::augment::{augment_pair, Augment};
 use crate::faces::{batch_tensor, load_identity, Identity, LoadOptions};
 use crate::model::{FaceSwap, PriorKind, Side, StepLosses, SwapConfig};
 use crate::picture::save_face_grid;
-use ferrograd_engine::{Result as EngineResult, Rng, Tensor};
+use ferrograd_engine::{Device, Result as EngineResult, Rng, Tensor};
 use ferrograd_models::checkpoint;
 use ferrograd_models::nn::Ctx;
 use ferrograd_models::plot::save_line_plot;
@@ -39,6 +39,8 @@ pub struct DeepfakeConfig {
     /// At most this many faces per identity (quick runs, tests).
     pub limit: Option<usize>,
     pub skip_bad: bool,
+    /// Where to train. Not saved: a run may resume on another device.
+    pub device: Device,
 }
 
 impl DeepfakeConfig {
@@ -58,6 +60,7 @@ impl DeepfakeConfig {
             held_out_fraction: 0.1,
             limit: None,
             skip_bad: false,
+            device: Device::Cpu,
         }
     }
 
@@ -157,6 +160,7 @@ impl DeepfakeConfig {
             held_out_fraction: num(origin, "held_out_fraction", get("held_out_fraction")?)?,
             limit,
             skip_bad: false,
+            device: Device::Cpu,
         })
     }
 
@@ -328,6 +332,7 @@ pub fn train_on(
         ))
     })?;
     let mut model = FaceSwap::new(cfg.model.clone(), &mut Rng::new(cfg.seed));
+    model.move_to(cfg.device)?;
     let ckpt_path = checkpoint_path(out);
     let mut history: Vec<BTreeMap<String, f64>> = Vec::new();
     if resume && ckpt_path.exists() {
@@ -339,6 +344,7 @@ pub fn train_on(
             checkpoint_every: cfg.checkpoint_every,
             skip_bad: cfg.skip_bad,
             faces: cfg.faces.clone(),
+            device: cfg.device,
             ..saved.clone()
         };
         if &comparable != cfg {

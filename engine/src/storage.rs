@@ -47,9 +47,14 @@ impl Device {
             .map_err(|why| Error::new("Device::gpu", ErrorKind::Device, why))
     }
 
-    /// The GPU when there is one, else the CPU.
+    /// The GPU when there is a hardware one, else the CPU. A software adapter (Mesa's
+    /// lavapipe, Microsoft's WARP) runs shaders on the CPU about 50 times slower than the
+    /// CPU path, so it is used only when asked for by name.
     pub fn best() -> Device {
-        Device::gpu().unwrap_or(Device::Cpu)
+        match gpu::context() {
+            Ok(g) if !g.is_software() => Device::Gpu,
+            _ => Device::Cpu,
+        }
     }
 
     /// `cpu`, `gpu` or `best`, as the `--device` flags and `FERROGRAD_DEVICE` spell them.

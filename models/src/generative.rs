@@ -13,7 +13,7 @@ use crate::nn::{
 };
 use crate::optim::{Adam, Optimizer};
 use ferrograd_engine::{
-    no_grad, Conv2dParams, ConvTranspose2dParams, DType, Error, Result, Rng, Tensor,
+    no_grad, Conv2dParams, ConvTranspose2dParams, DType, Device, Error, Result, Rng, Tensor,
 };
 use std::collections::BTreeMap;
 
@@ -98,6 +98,20 @@ pub trait Model {
     fn optimizers(&self) -> Vec<(&'static str, &dyn Optimizer)>;
     /// The same optimizers, mutable (to restore their state).
     fn optimizers_mut(&mut self) -> Vec<(&'static str, &mut dyn Optimizer)>;
+    /// Where the model's weights are (that of its first parameter).
+    fn device(&self) -> Device {
+        self.modules()
+            .iter()
+            .find_map(|(_, m)| nn::params_of(*m, "").first().map(|(_, p)| p.device()))
+            .unwrap_or(Device::Cpu)
+    }
+    /// Moves every parameter and buffer to `device`; optimizer state follows on its next step.
+    fn move_to(&self, device: Device) -> Result<()> {
+        for (_, m) in self.modules() {
+            nn::move_module(m, device)?;
+        }
+        Ok(())
+    }
     /// Weights, buffers and optimizer state, by name.
     fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
         collect_state(&self.modules(), &self.optimizers())
@@ -134,7 +148,7 @@ pub fn load_module(m: &dyn Module, prefix: &str, tensors: &BTreeMap<String, Tens
                 ),
             ));
         }
-        t.assign(&saved.to_dtype(t.dtype())?)?;
+        t.assign(&saved.to_dtype(t.dtype())?.to(t.device())?)?;
     }
     Ok(())
 }
@@ -317,7 +331,7 @@ impl Vae {
     /// (loss, reconstruction term, KL), per image, for one draw of ε.
     fn objective(&self, x: &Tensor, ctx: &mut Ctx) -> Result<(Tensor, Tensor, Tensor)> {
         let (mu, log_var) = self.encode(x, ctx)?;
-        let eps = Tensor::randn(mu.shape(), 0.0, 1.0, mu.dtype(), &mut ctx.rng);
+        let eps = Tensor::randn(mu.shape(), 0.0, 1.0, mu.dtype(), &mut ctx.rng).to(mu.device())?;
         let z = mu.add(&log_var.mul_scalar(0.5)?.exp()?.mul(&eps)?)?;
         let logits = self.decoder.forward(&z, ctx)?;
         let recon = bce_per_image(&logits, x)?;
@@ -380,7 +394,9 @@ impl Model for Vae {
     fn sample(&self, n: usize, rng: &mut Rng) -> Option<Result<Tensor>> {
         let z = Tensor::randn(&[n, self.latent], 0.0, 1.0, DType::F32, rng);
         Some(no_grad(|| {
-            self.decoder.forward(&z, &mut Ctx::eval())?.sigmoid()
+            self.decoder
+                .forward(&z.to(self.device())?, &mut Ctx::eval())?
+                .sigmoid()
         }))
     }
     fn interpolate(&self, a: &Tensor, b: &Tensor, steps: usize) -> Option<Result<Tensor>> {
@@ -497,7 +513,8 @@ impl Model for Gan {
             1.0,
             DType::F32,
             &mut ctx.rng,
-        );
+        )
+        .to(x.device())?;
         let fake = self.generator.forward(&z, ctx)?;
         // Discriminator: −E[log D(x)] − E[log(1 − D(G(z)))], with G held fixed (detached).
         let d_loss = loss::discriminator_loss(
@@ -521,7 +538,8 @@ impl Model for Gan {
     fn eval_losses(&self, x: &Tensor, _labels: &[usize], rng: &mut Rng) -> Result<Losses> {
         no_grad(|| {
             let ctx = &mut Ctx::eval();
-            let z = Tensor::randn(&[batch_size(x)?, self.latent], 0.0, 1.0, DType::F32, rng);
+            let z = Tensor::randn(&[batch_size(x)?, self.latent], 0.0, 1.0, DType::F32, rng)
+                .to(x.device())?;
             let fake_logits = self
                 .discriminator
                 .forward(&self.generator.forward(&z, ctx)?, ctx)?;
@@ -537,7 +555,10 @@ impl Model for Gan {
     }
     fn sample(&self, n: usize, rng: &mut Rng) -> Option<Result<Tensor>> {
         let z = Tensor::randn(&[n, self.latent], 0.0, 1.0, DType::F32, rng);
-        Some(no_grad(|| self.generator.forward(&z, &mut Ctx::eval())))
+        Some(no_grad(|| {
+            self.generator
+                .forward(&z.to(self.device())?, &mut Ctx::eval())
+        }))
     }
     fn modules(&self) -> Vec<(&'static str, &dyn Module)> {
         vec![
@@ -659,7 +680,10 @@ impl Model for Aae {
         let n = batch_size(x)?;
         // 1. Discriminator: prior samples are "real", codes (held fixed) are "generated".
         let codes = self.encoder.forward(x, ctx)?;
-        let prior = self.prior.sample(n, self.latent, &mut ctx.rng);
+        let prior = self
+            .prior
+            .sample(n, self.latent, &mut ctx.rng)
+            .to(x.device())?;
         let d_loss = loss::discriminator_loss(
             &self.discriminator.forward(&prior, ctx)?,
             &self.discriminator.forward(&codes.detach(), ctx)?,
@@ -688,7 +712,10 @@ impl Model for Aae {
             let logits = self.decoder.forward(&codes, ctx)?;
             let recon = bce_per_image(&logits, x)?.item()?;
             let mse = loss::mse(&logits.sigmoid()?, x)?.item()?;
-            let prior = self.prior.sample(batch_size(x)?, self.latent, rng);
+            let prior = self
+                .prior
+                .sample(batch_size(x)?, self.latent, rng)
+                .to(x.device())?;
             let code_logits = self.discriminator.forward(&codes, ctx)?;
             let d =
                 loss::discriminator_loss(&self.discriminator.forward(&prior, ctx)?, &code_logits)?
@@ -711,7 +738,7 @@ impl Model for Aae {
     }
     fn sample(&self, n: usize, rng: &mut Rng) -> Option<Result<Tensor>> {
         let h = self.prior.sample(n, self.latent, rng);
-        Some(no_grad(|| self.decode(&h, &mut Ctx::eval())))
+        Some(no_grad(|| self.decode(&h.to(self.device())?, &mut Ctx::eval())))
     }
     fn interpolate(&self, a: &Tensor, b: &Tensor, steps: usize) -> Option<Result<Tensor>> {
         Some(no_grad(|| {

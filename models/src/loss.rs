@@ -60,7 +60,7 @@ pub fn lp_penalty(weights: &[&Tensor], p: f64) -> Result<Tensor> {
     let first = weights
         .first()
         .ok_or_else(|| Error::argument("lp_penalty", "no weight tensors given"))?;
-    let mut total = Tensor::scalar(0.0, first.dtype());
+    let mut total = Tensor::full_on(&[], 0.0, first.dtype(), first.device())?;
     for w in weights {
         // |w|² is written w·w so its derivatives stay exact at w = 0.
         let term = if p == 2.0 {

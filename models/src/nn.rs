@@ -4,7 +4,7 @@
 //! module of the same architecture name for name.
 
 use ferrograd_engine::{
-    batch_norm, BatchNormState, Conv2dParams, ConvTranspose2dParams, DType, Error, Result, Rng,
+    batch_norm, BatchNormState, Conv2dParams, ConvTranspose2dParams, DType, Device, Error, Result, Rng,
     Tensor,
 };
 
@@ -53,6 +53,13 @@ pub fn state_of(m: &dyn Module, prefix: &str) -> Vec<(String, Tensor)> {
     let mut out = params_of(m, prefix);
     m.named_buffers(prefix, &mut out);
     out
+}
+
+/// Moves a module's parameters and buffers to `device`, in place.
+pub fn move_module(m: &dyn Module, device: Device) -> Result<()> {
+    state_of(m, "")
+        .iter()
+        .try_for_each(|(_, t)| t.move_in_place(device))
 }
 
 /// Initialisation schemes.

@@ -16,7 +16,7 @@ use crate::data::{FashionMnist, Split};
 use crate::generative::{Aae, Autoencoder, Gan, GeneratorLoss, Losses, Model, Prior, Vae};
 use crate::nn::Ctx;
 use crate::plot;
-use ferrograd_engine::Rng;
+use ferrograd_engine::{Device, Rng};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -114,6 +114,8 @@ pub struct TrainConfig {
     pub train_limit: Option<usize>,
     /// Evaluate on the first n test images only; `None` uses all 10,000.
     pub test_limit: Option<usize>,
+    /// Where to train. Not part of a checkpoint: a run may resume on another device.
+    pub device: Device,
 }
 
 impl TrainConfig {
@@ -147,6 +149,7 @@ impl TrainConfig {
             activation: ClassifierActivation::Relu,
             train_limit: None,
             test_limit: None,
+            device: Device::Cpu,
         }
     }
 
@@ -233,7 +236,7 @@ impl TrainConfig {
             lr: num("lr", get("lr")?)?,
             lr_schedule: LrSchedule::parse(get("lr_schedule")?).ok_or_else(|| {
                 TrainError("checkpoint metadata 'lr_schedule' is not constant or cosine".into())
-            })?,
+        })?,
             lambda: num("lambda", get("lambda")?)?,
             latent: num("latent", get("latent")?)?,
             seed: num("seed", get("seed")?)?,
@@ -245,6 +248,7 @@ impl TrainConfig {
             })?,
             train_limit: limit("train_limit")?,
             test_limit: limit("test_limit")?,
+            device: Device::Cpu,
         })
     }
 
@@ -425,6 +429,7 @@ pub fn evaluate_split(
     let indices: Vec<usize> = (0..split.len).collect();
     for chunk in indices.chunks(500) {
         let (x, labels) = split.batch_at(chunk)?;
+        let x = x.to(model.device())?;
         avg.add(&model.eval_losses(&x, &labels, &mut rng)?, chunk.len());
     }
     Ok(avg.means())
@@ -454,7 +459,7 @@ fn save_pictures(
     let shown = test.len.min(16) / 2 * 2;
     if shown > 0 {
         let (x, _) = test.batch_at(&(0..shown).collect::<Vec<_>>())?;
-        if let Some(r) = model.reconstruct(&x) {
+        if let Some(r) = model.reconstruct(&x.to(model.device())?) {
             let (x, r) = (x.to_vec_f32(), images(r?));
             let row = shown / 2 * PIXELS_PER_IMAGE;
             let grid = [&x[..row], &r[..row], &x[row..], &r[row..]].concat();
@@ -475,7 +480,11 @@ fn save_pictures(
     let pairs = [(0usize, 1usize), (2, 3), (4, 5), (6, 7)];
     let mut rows = Vec::new();
     for (a, b) in pairs.into_iter().filter(|&(_, b)| b < test.len) {
-        match model.interpolate(&test.batch_at(&[a])?.0, &test.batch_at(&[b])?.0, 10) {
+        let (xa, xb) = (
+            test.batch_at(&[a])?.0.to(model.device())?,
+            test.batch_at(&[b])?.0.to(model.device())?,
+        );
+        match model.interpolate(&xa, &xb, 10) {
             Some(strip) => rows.extend(images(strip?)),
             None => break,
         }
@@ -508,7 +517,7 @@ pub fn confusion_matrix(
     let indices: Vec<usize> = (0..split.len).collect();
     for chunk in indices.chunks(500) {
         let (x, labels) = split.batch_at(chunk)?;
-        let Some(predicted) = model.predict(&x) else {
+        let Some(predicted) = model.predict(&x.to(model.device())?) else {
             return Ok(None);
         };
         for (y, p) in labels.iter().zip(predicted?) {
@@ -577,6 +586,8 @@ pub fn train(
         .test_limit
         .map_or_else(|| data.test.clone(), |n| data.test.subset(n));
     let mut model = build_model(cfg);
+    model.move_to(cfg.device)?;
+    let device = cfg.device;
     let mut records = Vec::new();
     let mut start = 0;
     let ckpt_path = checkpoint_path(out);
@@ -585,6 +596,7 @@ pub fn train(
         let saved = TrainConfig::from_metadata(&ckpt.metadata)?;
         let comparable = TrainConfig {
             epochs: cfg.epochs,
+            device: cfg.device,
             ..saved.clone()
         };
         if &comparable != cfg {
@@ -626,6 +638,7 @@ pub fn train(
         let steps = batches.len_batches();
         let mut seen = 0usize;
         for (step, (x, labels)) in batches.enumerate() {
+            let x = x.to(device)?;
             let n = x.dim(0)?;
             let lr = cfg
                 .lr_schedule
@@ -697,10 +710,15 @@ pub struct EvalReport {
 
 /// Rebuilds the model saved in `checkpoint_file` and evaluates it on the whole test set:
 /// reconstruction MSE for models with an encoder, the negative ELBO (nats per image) for the VAE.
-pub fn evaluate(checkpoint_file: &Path, data: &FashionMnist) -> Result<EvalReport, TrainError> {
+pub fn evaluate(
+    checkpoint_file: &Path,
+    data: &FashionMnist,
+    device: Device,
+) -> Result<EvalReport, TrainError> {
     let (ckpt, config, epoch) = open_checkpoint(checkpoint_file)?;
     let mut model = build_model(&config);
     model.load_state(&ckpt.tensors, &ckpt.metadata)?;
+    model.move_to(device)?;
     let test = evaluate_split(&*model, &data.test, 0)?;
     Ok(EvalReport {
         config,

@@ -115,7 +115,11 @@ fn every_output_file_is_written_and_losses_fall() {
         serde_json::from_str(&std::fs::read_to_string(out.path().join("metrics.json")).unwrap())
             .unwrap();
     assert_eq!(metrics["epochs"].as_array().unwrap().len(), 4);
-    let report = train::evaluate(&out.path().join("checkpoint.safetensors"), &data()).unwrap();
+    let report = train::evaluate(
+        &out.path().join("checkpoint.safetensors"),
+        &data(),
+        ferrograd_engine::Device::Cpu,
+    ).unwrap();
     assert_eq!(report.epoch, 4);
     assert!(
         (report.test["mse"] - summary.records[3].test["mse"]).abs() < 1e-6,

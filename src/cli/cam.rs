@@ -1,9 +1,10 @@
 //! `ferrograd cam`: class activation maps of a trained classifier.
 
-use super::train::check_device;
+use super::train::pick_device;
 use ferrograd_cam::render::Colormap;
 use ferrograd_cam::run::{self, CamSettings};
 use ferrograd_cam::{Method, Score};
+use ferrograd_models::generative::Model;
 use ferrograd_models::classifier::LAYER_NAMES;
 use ferrograd_models::data::FashionMnist;
 use ferrograd_models::train::load_classifier;
@@ -73,7 +74,8 @@ pub struct CamArgs {
     /// Fashion-MNIST folder (as for train).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    #[arg(long, default_value = "cpu")]
+    /// Where to compute: `cpu`, `gpu` or `best` (a hardware GPU when there is one).
+    #[arg(long, env = "FERROGRAD_DEVICE", default_value = "best")]
     pub device: String,
 }
 
@@ -128,10 +130,11 @@ fn bar() -> ProgressBar {
 }
 
 pub fn run(args: &CamArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    check_device(&args.device)?;
+    let device = pick_device(&args.device)?;
     ferrograd_kernels::flush_subnormals();
     let settings = settings(args)?;
     let (model, config, epoch) = load_classifier(&args.checkpoint)?;
+    model.move_to(device)?;
     let data = FashionMnist::load(args.data.as_deref())?;
     eprintln!(
         "explaining {} (classifier, {} activation, epoch {epoch}) with Y = {} into {}",

@@ -1,6 +1,6 @@
 //! `ferrograd deepfake train|swap|mix|eval`.
 
-use super::train::check_device;
+use super::train::pick_device;
 use ferrograd_deepfake::eval::{self, EvalReport};
 use ferrograd_deepfake::faces::{batch_tensor, default_faces_dir, load_face, FACE_SIZE};
 use ferrograd_deepfake::identity::IdentitySettings;
@@ -78,8 +78,8 @@ pub struct TrainArgs {
     /// Output folder (default: runs/deepfake).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Where to compute: only `cpu` until the GPU backend lands.
-    #[arg(long, default_value = "cpu")]
+    /// Where to compute: `cpu`, `gpu` or `best` (a hardware GPU when there is one).
+    #[arg(long, env = "FERROGRAD_DEVICE", default_value = "best")]
     pub device: String,
 }
 
@@ -111,7 +111,8 @@ pub struct SwapArgs {
     /// The output PNG: the input crop beside the swapped face.
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, default_value = "cpu")]
+    /// Where to compute: `cpu`, `gpu` or `best` (a hardware GPU when there is one).
+    #[arg(long, env = "FERROGRAD_DEVICE", default_value = "best")]
     pub device: String,
 }
 
@@ -137,7 +138,8 @@ pub struct MixArgs {
     pub splice: bool,
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, default_value = "cpu")]
+    /// Where to compute: `cpu`, `gpu` or `best` (a hardware GPU when there is one).
+    #[arg(long, env = "FERROGRAD_DEVICE", default_value = "best")]
     pub device: String,
 }
 
@@ -152,7 +154,8 @@ pub struct EvalArgs {
     /// Powell faces; 300 only 77%).
     #[arg(long, default_value_t = 1500)]
     pub classifier_steps: usize,
-    #[arg(long, default_value = "cpu")]
+    /// Where to compute: `cpu`, `gpu` or `best` (a hardware GPU when there is one).
+    #[arg(long, env = "FERROGRAD_DEVICE", default_value = "best")]
     pub device: String,
 }
 
@@ -208,8 +211,11 @@ pub fn config(args: &TrainArgs) -> DeepfakeConfig {
 }
 
 fn run_train(args: &TrainArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    check_device(&args.device)?;
-    let cfg = config(args);
+    let device = pick_device(&args.device)?;
+    let cfg = DeepfakeConfig {
+        device,
+        ..config(args)
+    };
     let out = args
         .out
         .clone()
@@ -264,8 +270,9 @@ fn face_batch(path: &Path) -> Result<(ferrograd_engine::Tensor, Vec<f32>), Deepf
 }
 
 fn run_swap(args: &SwapArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    check_device(&args.device)?;
+    let device = pick_device(&args.device)?;
     let loaded = eval::load(&args.checkpoint)?;
+    loaded.model.move_to(device)?;
     let (x, face) = face_batch(&args.input)?;
     let swapped = loaded.model.transfer(&x, args.to.side())?.to_vec_f32();
     let to_name = match args.to {
@@ -287,11 +294,12 @@ fn run_swap(args: &SwapArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
 }
 
 fn run_mix(args: &MixArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    check_device(&args.device)?;
+    let device = pick_device(&args.device)?;
     if args.steps < 2 {
         return Err(DeepfakeError("--steps must be at least 2 (t = 0 and t = 1)".into()).into());
     }
     let loaded = eval::load(&args.checkpoint)?;
+    loaded.model.move_to(device)?;
     let (a, face_a) = face_batch(&args.a)?;
     let (b, face_b) = face_batch(&args.b)?;
     let sides = match args.decoder {
@@ -338,8 +346,9 @@ fn run_mix(args: &MixArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
 }
 
 fn run_eval(args: &EvalArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    check_device(&args.device)?;
+    let device = pick_device(&args.device)?;
     let loaded = eval::load(&args.checkpoint)?;
+    loaded.model.move_to(device)?;
     let mut cfg = loaded.config.clone();
     if let Some(faces) = &args.faces {
         cfg.faces = faces.clone();
