@@ -5,8 +5,9 @@
 //! `benches/torch_reference.py` prints the same lines for PyTorch on the same machine.
 
 use ferrograd::engine::{
-    grad, no_grad, Conv2dParams, ConvTranspose2dParams, DType, Result, Rng, Tensor,
+    grad, no_grad, Conv2dParams, ConvTranspose2dParams, DType, Device, Result, Rng, Tensor,
 };
+use std::sync::OnceLock;
 use ferrograd_models::optim::Adam;
 use std::time::Instant;
 
@@ -19,16 +20,45 @@ struct Reps {
     min_secs: f64,
 }
 
+/// The device of this run (`--device cpu|gpu|best`; the CPU by default).
+static DEVICE: OnceLock<Device> = OnceLock::new();
+
+fn device() -> Device {
+    *DEVICE.get().unwrap_or(&Device::Cpu)
+}
+
+/// `t` on the run's device, still a leaf (and requiring gradients if `t` did).
+fn on_device(t: Tensor) -> Tensor {
+    let requires = t.requires_grad();
+    let moved = t.to(device()).expect("f32 tensors move").detach();
+    if requires {
+        moved.requires_grad_()
+    } else {
+        moved
+    }
+}
+
+/// Waits for the GPU's queued work, so a timing covers the work and not only its recording.
+fn sync() {
+    if device() == Device::Gpu {
+        ferrograd_kernels::gpu::context()
+            .expect("the GPU is open")
+            .synchronize();
+    }
+}
+
 /// Median wall time of `f` in milliseconds.
 fn median_ms(reps: Reps, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     for _ in 0..reps.warmup {
         f()?;
     }
+    sync();
     let mut times = Vec::new();
     let start = Instant::now();
     while times.len() < reps.runs || start.elapsed().as_secs_f64() < reps.min_secs {
         let t = Instant::now();
         f()?;
+        sync();
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
@@ -55,8 +85,10 @@ fn emit(json: String) {
 fn fmnist_cnn(reps: Reps) -> Result<()> {
     let mut rng = Rng::new(0);
     let net = Cnn::new(&mut rng);
+    net.move_to(device())?;
     let mut opt = Adam::new(net.params(), 1e-3);
     let (x, labels) = batch(&mut rng, 128);
+    let x = on_device(x);
     let ms = median_ms(reps, || train_step(&net, &mut opt, &x, &labels).map(|_| ()))?;
     emit(format!(
         r#"{{"name":"fmnist_cnn_train","images_per_s":{:.1},"ms":{ms:.3}}}"#,
@@ -77,13 +109,17 @@ fn conv_benches(reps: Reps) -> Result<()> {
         [64, 3, 100, 100, 64, 5, 5, 2, 2],
         [32, 128, 25, 25, 256, 5, 5, 2, 2],
     ] {
-        let x = Tensor::randn(&[n, c, h, w], 0.0, 1.0, DType::F32, &mut rng).requires_grad_();
-        let wt = Tensor::randn(&[k, c, r, s], 0.0, 0.1, DType::F32, &mut rng).requires_grad_();
+        let x = on_device(
+            Tensor::randn(&[n, c, h, w], 0.0, 1.0, DType::F32, &mut rng).requires_grad_(),
+        );
+        let wt = on_device(
+            Tensor::randn(&[k, c, r, s], 0.0, 0.1, DType::F32, &mut rng).requires_grad_(),
+        );
         let p = Conv2dParams::default().stride(stride).padding(pad);
         let y = no_grad(|| x.conv2d(&wt, None, p))?;
         let (oh, ow) = (y.shape()[2], y.shape()[3]);
         let flops = 2.0 * (n * k * c * r * s * oh * ow) as f64;
-        let g = Tensor::randn(y.shape(), 0.0, 1.0, DType::F32, &mut rng);
+        let g = on_device(Tensor::randn(y.shape(), 0.0, 1.0, DType::F32, &mut rng));
         let shape = format!("[{n},{c},{h},{w},{k},{r},{s},{stride},{pad}]");
         let fwd = median_ms(reps, || no_grad(|| x.conv2d(&wt, None, p).map(|_| ())))?;
         emit(format!(
@@ -102,12 +138,16 @@ fn conv_benches(reps: Reps) -> Result<()> {
         [64, 128, 8, 8, 64, 4, 4, 2, 1],
         [32, 256, 13, 13, 128, 4, 4, 2, 1],
     ] {
-        let x = Tensor::randn(&[n, c, h, w], 0.0, 1.0, DType::F32, &mut rng).requires_grad_();
-        let wt = Tensor::randn(&[c, k, r, s], 0.0, 0.1, DType::F32, &mut rng).requires_grad_();
+        let x = on_device(
+            Tensor::randn(&[n, c, h, w], 0.0, 1.0, DType::F32, &mut rng).requires_grad_(),
+        );
+        let wt = on_device(
+            Tensor::randn(&[c, k, r, s], 0.0, 0.1, DType::F32, &mut rng).requires_grad_(),
+        );
         let p = ConvTranspose2dParams::default().stride(stride).padding(pad);
         let y = no_grad(|| x.conv_transpose2d(&wt, None, p))?;
         let flops = 2.0 * (n * c * k * r * s * h * w) as f64;
-        let g = Tensor::randn(y.shape(), 0.0, 1.0, DType::F32, &mut rng);
+        let g = on_device(Tensor::randn(y.shape(), 0.0, 1.0, DType::F32, &mut rng));
         let shape = format!("[{n},{c},{h},{w},{k},{r},{s},{stride},{pad}]");
         let fwd = median_ms(reps, || {
             no_grad(|| x.conv_transpose2d(&wt, None, p).map(|_| ()))
@@ -136,8 +176,8 @@ fn conv_benches(reps: Reps) -> Result<()> {
 fn matmul_benches(reps: Reps) -> Result<()> {
     let mut rng = Rng::new(2);
     for n in [512usize, 2048] {
-        let a = Tensor::randn(&[n, n], 0.0, 1.0, DType::F32, &mut rng);
-        let b = Tensor::randn(&[n, n], 0.0, 1.0, DType::F32, &mut rng);
+        let a = on_device(Tensor::randn(&[n, n], 0.0, 1.0, DType::F32, &mut rng));
+        let b = on_device(Tensor::randn(&[n, n], 0.0, 1.0, DType::F32, &mut rng));
         let ms = median_ms(reps, || a.matmul(&b).map(|_| ()))?;
         emit(format!(
             r#"{{"name":"matmul","shape":[{n},{n},{n}],"ms":{ms:.3},"gflops":{:.1}}}"#,
@@ -186,8 +226,10 @@ fn op_overhead(reps: Reps) -> Result<()> {
 fn hvp(reps: Reps) -> Result<()> {
     let mut rng = Rng::new(3);
     let net = Cnn::new(&mut rng);
+    net.move_to(device())?;
     let (x, _) = batch(&mut rng, 1);
-    let v = Tensor::randn(&[1, 64, 14, 14], 0.0, 1.0, DType::F32, &mut rng);
+    let x = on_device(x);
+    let v = on_device(Tensor::randn(&[1, 64, 14, 14], 0.0, 1.0, DType::F32, &mut rng));
     let ms = median_ms(reps, || {
         let (logits, a2) = net.forward(&x)?;
         let score = logits.narrow(1, 0, 1)?.sum_all()?;
@@ -249,8 +291,9 @@ fn deepfake_step(reps: Reps) -> Result<()> {
     const PER_IDENTITY: usize = 16;
     let mut rng = Rng::new(11);
     let mut model = FaceSwap::new(SwapConfig::default(), &mut rng);
+    model.move_to(device())?;
     let faces = |rng: &mut Rng| {
-        Tensor::rand_uniform(&[PER_IDENTITY, 3, 100, 100], 0.0, 1.0, DType::F32, rng)
+        on_device(Tensor::rand_uniform(&[PER_IDENTITY, 3, 100, 100], 0.0, 1.0, DType::F32, rng))
     };
     let (a, b) = (faces(&mut rng), faces(&mut rng));
     let mut seed = 0;
@@ -291,8 +334,10 @@ fn peak_rss_mib() -> Option<f64> {
 fn peak_rss_child() -> Result<()> {
     let mut rng = Rng::new(0);
     let net = Cnn::new(&mut rng);
+    net.move_to(device())?;
     let mut opt = Adam::new(net.params(), 1e-3);
     let (x, labels) = batch(&mut rng, 128);
+    let x = on_device(x);
     for _ in 0..100 {
         train_step(&net, &mut opt, &x, &labels)?;
     }
@@ -324,16 +369,37 @@ fn main() -> Result<()> {
             min_secs: 1.0,
         }
     };
+    // `--device gpu` (or `--device=gpu`, or FERROGRAD_DEVICE) runs the workloads on the GPU.
+    let device_arg = args
+        .iter()
+        .position(|a| a == "--device")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--device=").map(str::to_string))
+        })
+        .or_else(|| std::env::var("FERROGRAD_DEVICE").ok())
+        .unwrap_or_else(|| "cpu".into());
+    let device = Device::parse(&device_arg)?;
+    DEVICE.set(device).expect("set once");
+    let adapter = match device {
+        Device::Gpu => ferrograd_kernels::gpu::context()
+            .map(|g| g.adapter_name())
+            .unwrap_or_default(),
+        Device::Cpu => String::new(),
+    };
     emit(format!(
-        r#"{{"name":"meta","engine":"ferrograd","version":"{}","threads":{},"device":"cpu","quick":{quick}}}"#,
+        r#"{{"name":"meta","engine":"ferrograd","version":"{}","threads":{},"device":"{device}","adapter":"{}","quick":{quick}}}"#,
         env!("CARGO_PKG_VERSION"),
-        rayon::current_num_threads()
+        rayon::current_num_threads(),
+        adapter.replace('"', "'")
     ));
-    // Positional arguments select workloads by name prefix (cargo passes `--bench`; skip flags).
+    // Positional arguments select workloads by name prefix (cargo passes `--bench`; skip flags
+    // and the device's name).
     let filters: Vec<&String> = args
         .iter()
         .skip(1)
-        .filter(|a| !a.starts_with("--"))
+        .filter(|a| !a.starts_with("--") && **a != device_arg)
         .collect();
     let wanted =
         |name: &str| filters.is_empty() || filters.iter().any(|f| name.starts_with(f.as_str()));
@@ -346,19 +412,21 @@ fn main() -> Result<()> {
     if wanted("matmul") {
         matmul_benches(reps)?;
     }
-    if wanted("op_overhead") {
+    // These measure the CPU path's bookkeeping and memory; on the GPU they are not run.
+    let cpu_only = device == Device::Cpu;
+    if wanted("op_overhead") && cpu_only {
         op_overhead(reps)?;
     }
     if wanted("hvp") {
         hvp(reps)?;
     }
-    if wanted("cam") {
+    if wanted("cam") && cpu_only {
         cam_methods(reps)?;
     }
     if wanted("deepfake") {
         deepfake_step(reps)?;
     }
-    if !wanted("peak_rss") {
+    if !wanted("peak_rss") || !cpu_only {
         return Ok(());
     }
     let exe =
