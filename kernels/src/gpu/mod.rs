@@ -20,7 +20,10 @@
 //! [`Gpu::dispatch`].
 
 pub mod elementwise;
+pub mod index;
 pub mod layout;
+pub mod optim;
+pub mod reduce;
 
 use std::collections::HashMap;
 use std::num::NonZeroU64;
