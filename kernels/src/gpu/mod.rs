@@ -21,8 +21,11 @@
 
 pub mod conv;
 pub mod elementwise;
+pub mod index;
 pub mod layout;
 pub mod matmul;
+pub mod optim;
+pub mod reduce;
 
 use std::collections::HashMap;
 use std::num::NonZeroU64;

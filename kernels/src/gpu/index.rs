@@ -1,0 +1,37 @@
+//! GPU twins of [`crate::index`]: the flat gather and its adjoint, the scatter-add
+//! (`shaders/index.wgsl`).
+
+use super::{context, grid_1d, u32_of, GpuBuffer, Shader};
+
+static SHADER: Shader = Shader {
+    name: "index",
+    source: include_str!("../../shaders/index.wgsl"),
+};
+
+/// `out[i] = x[idx[i]]`, with `idx` a buffer of `u32` indices into `x`. The words are moved
+/// unchanged, so `x` may hold `f32` values or `u32` indices.
+pub fn gather(x: &GpuBuffer, idx: &GpuBuffer) -> GpuBuffer {
+    let gpu = context().expect("GPU buffers exist only once the GPU is open");
+    let n = idx.len();
+    let out = gpu.alloc(n);
+    gpu.dispatch(&SHADER, "gather", &[u32_of(n)], &[x, idx, &out], grid_1d(n));
+    out
+}
+
+/// `out = 0; out[idx[i]] += g[i]` with `out_len` elements: the adjoint of [`gather`]
+/// (Σ over the i with idx\[i\] = j, for each j). Repeated indices are summed with atomic
+/// compare-and-swap, in no fixed order: equal to the CPU's up to rounding.
+pub fn scatter_add(g: &GpuBuffer, idx: &GpuBuffer, out_len: usize) -> GpuBuffer {
+    assert_eq!(g.len(), idx.len(), "one index per scattered value");
+    let gpu = context().expect("GPU buffers exist only once the GPU is open");
+    let n = idx.len();
+    let out = gpu.zeros(out_len);
+    gpu.dispatch(
+        &SHADER,
+        "scatter_add",
+        &[u32_of(n)],
+        &[g, idx, &out],
+        grid_1d(n),
+    );
+    out
+}
