@@ -7,8 +7,8 @@
 use ferrograd::engine::{
     grad, no_grad, Conv2dParams, ConvTranspose2dParams, DType, Device, Result, Rng, Tensor,
 };
-use std::sync::OnceLock;
 use ferrograd_models::optim::Adam;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Repetitions: at least `runs` timed runs, and more until `min_secs` of them have run, so
@@ -229,7 +229,13 @@ fn hvp(reps: Reps) -> Result<()> {
     net.move_to(device())?;
     let (x, _) = batch(&mut rng, 1);
     let x = on_device(x);
-    let v = on_device(Tensor::randn(&[1, 64, 14, 14], 0.0, 1.0, DType::F32, &mut rng));
+    let v = on_device(Tensor::randn(
+        &[1, 64, 14, 14],
+        0.0,
+        1.0,
+        DType::F32,
+        &mut rng,
+    ));
     let ms = median_ms(reps, || {
         let (logits, a2) = net.forward(&x)?;
         let score = logits.narrow(1, 0, 1)?.sum_all()?;
@@ -293,7 +299,13 @@ fn deepfake_step(reps: Reps) -> Result<()> {
     let mut model = FaceSwap::new(SwapConfig::default(), &mut rng);
     model.move_to(device())?;
     let faces = |rng: &mut Rng| {
-        on_device(Tensor::rand_uniform(&[PER_IDENTITY, 3, 100, 100], 0.0, 1.0, DType::F32, rng))
+        on_device(Tensor::rand_uniform(
+            &[PER_IDENTITY, 3, 100, 100],
+            0.0,
+            1.0,
+            DType::F32,
+            rng,
+        ))
     };
     let (a, b) = (faces(&mut rng), faces(&mut rng));
     let mut seed = 0;

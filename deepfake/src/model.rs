@@ -261,7 +261,12 @@ impl FaceSwap {
 
     /// Moves every weight and buffer to `device`; the optimizers' state follows on their next step.
     pub fn move_to(&self, device: Device) -> Result<()> {
-        for m in [&self.encoder, &self.decoder_a, &self.decoder_b, &self.discriminator] {
+        for m in [
+            &self.encoder,
+            &self.decoder_a,
+            &self.decoder_b,
+            &self.discriminator,
+        ] {
             nn::move_module(m, device)?;
         }
         Ok(())

@@ -78,7 +78,15 @@ fn gradients_flow_back_across_devices() {
     let x = Tensor::from_vec(vec![1.0f32, -2.0, 0.5], &[3])
         .unwrap()
         .requires_grad_();
-    let y = x.to(gpu).unwrap().powf(2.0).unwrap().mul_scalar(3.0).unwrap().sum_all().unwrap();
+    let y = x
+        .to(gpu)
+        .unwrap()
+        .powf(2.0)
+        .unwrap()
+        .mul_scalar(3.0)
+        .unwrap()
+        .sum_all()
+        .unwrap();
     y.backward().unwrap();
     let g = x.grad().unwrap();
     assert_eq!(g.device(), Device::Cpu);

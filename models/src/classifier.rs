@@ -293,7 +293,11 @@ impl Model for Classifier {
             .batches(500, rng)
             .map_err(|e| ferrograd_engine::Error::argument("recalibrate", e.to_string()))?;
         let device = self.device();
-        self.recalibrate_batch_norm(batches.take(20).map(|(x, _)| x.to(device).expect("f32 batches move")))
+        self.recalibrate_batch_norm(
+            batches
+                .take(20)
+                .map(|(x, _)| x.to(device).expect("f32 batches move")),
+        )
     }
     fn kind(&self) -> &'static str {
         "classifier"

@@ -738,7 +738,9 @@ impl Model for Aae {
     }
     fn sample(&self, n: usize, rng: &mut Rng) -> Option<Result<Tensor>> {
         let h = self.prior.sample(n, self.latent, rng);
-        Some(no_grad(|| self.decode(&h.to(self.device())?, &mut Ctx::eval())))
+        Some(no_grad(|| {
+            self.decode(&h.to(self.device())?, &mut Ctx::eval())
+        }))
     }
     fn interpolate(&self, a: &Tensor, b: &Tensor, steps: usize) -> Option<Result<Tensor>> {
         Some(no_grad(|| {

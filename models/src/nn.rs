@@ -4,8 +4,8 @@
 //! module of the same architecture name for name.
 
 use ferrograd_engine::{
-    batch_norm, BatchNormState, Conv2dParams, ConvTranspose2dParams, DType, Device, Error, Result, Rng,
-    Tensor,
+    batch_norm, BatchNormState, Conv2dParams, ConvTranspose2dParams, DType, Device, Error, Result,
+    Rng, Tensor,
 };
 
 /// What a forward pass needs besides its input: training or evaluation (dropout, batch-norm

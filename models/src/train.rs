@@ -236,7 +236,7 @@ impl TrainConfig {
             lr: num("lr", get("lr")?)?,
             lr_schedule: LrSchedule::parse(get("lr_schedule")?).ok_or_else(|| {
                 TrainError("checkpoint metadata 'lr_schedule' is not constant or cosine".into())
-        })?,
+            })?,
             lambda: num("lambda", get("lambda")?)?,
             latent: num("latent", get("latent")?)?,
             seed: num("seed", get("seed")?)?,

@@ -20,6 +20,9 @@ fn gpu_or_skip() -> Option<Device> {
     }
 }
 
+/// The transfer counters are per process: the tests that read them take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A small batch (lavapipe is slow) of the real input shape, and its labels.
 fn batch(rng: &mut Rng, n: usize) -> (Tensor, Vec<usize>) {
     (
@@ -30,7 +33,10 @@ fn batch(rng: &mut Rng, n: usize) -> (Tensor, Vec<usize>) {
 
 #[test]
 fn a_training_step_reads_back_only_the_loss() {
-    let Some(gpu_device) = gpu_or_skip() else { return };
+    let Some(gpu_device) = gpu_or_skip() else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng::new(7);
     let net = FmnistCnn::new(&mut rng);
     net.move_to(gpu_device).unwrap();
@@ -40,7 +46,10 @@ fn a_training_step_reads_back_only_the_loss() {
 
     // Two warm-up steps fill the buffer pool and compile the pipelines.
     for _ in 0..2 {
-        net.train_step(&mut opt, &x, &labels).unwrap().item().unwrap();
+        net.train_step(&mut opt, &x, &labels)
+            .unwrap()
+            .item()
+            .unwrap();
     }
     let (reads, allocations) = (gpu::readback_count(), gpu::buffer_allocations());
     let loss = net.train_step(&mut opt, &x, &labels).unwrap();
@@ -51,7 +60,11 @@ fn a_training_step_reads_back_only_the_loss() {
     );
     let value = loss.item().unwrap();
     assert!(value.is_finite());
-    assert_eq!(gpu::readback_count(), reads + 1, "reading the loss is the one read-back");
+    assert_eq!(
+        gpu::readback_count(),
+        reads + 1,
+        "reading the loss is the one read-back"
+    );
     assert_eq!(
         gpu::buffer_allocations(),
         allocations,
@@ -64,7 +77,10 @@ fn a_training_step_reads_back_only_the_loss() {
 
 #[test]
 fn gpu_training_follows_the_cpu() {
-    let Some(gpu_device) = gpu_or_skip() else { return };
+    let Some(gpu_device) = gpu_or_skip() else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let run = |device: Device| {
         let mut rng = Rng::new(11);
         let net = FmnistCnn::new(&mut rng);
@@ -73,16 +89,36 @@ fn gpu_training_follows_the_cpu() {
         let (x, labels) = batch(&mut rng, 3);
         let x = x.to(device).unwrap();
         let losses: Vec<f64> = (0..3)
-            .map(|_| net.train_step(&mut opt, &x, &labels).unwrap().item().unwrap())
+            .map(|_| {
+                net.train_step(&mut opt, &x, &labels)
+                    .unwrap()
+                    .item()
+                    .unwrap()
+            })
             .collect();
         (losses, net.fc2.0.to_vec_f32())
     };
     let (cpu_losses, cpu_w) = run(Device::Cpu);
     let (gpu_losses, gpu_w) = run(gpu_device);
     for (c, g) in cpu_losses.iter().zip(&gpu_losses) {
-        assert!((c - g).abs() <= 1e-4 * c.abs().max(1.0), "losses {cpu_losses:?} vs {gpu_losses:?}");
+        assert!(
+            (c - g).abs() <= 1e-4 * c.abs().max(1.0),
+            "losses {cpu_losses:?} vs {gpu_losses:?}"
+        );
     }
-    let diff: f64 = cpu_w.iter().zip(&gpu_w).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>().sqrt();
-    let norm: f64 = cpu_w.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
-    assert!(diff <= 1e-4 * norm, "fc2 weights after 3 Adam steps: ‖Δ‖ = {diff:e}, ‖w‖ = {norm:e}");
+    let diff: f64 = cpu_w
+        .iter()
+        .zip(&gpu_w)
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let norm: f64 = cpu_w
+        .iter()
+        .map(|a| (*a as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    assert!(
+        diff <= 1e-4 * norm,
+        "fc2 weights after 3 Adam steps: ‖Δ‖ = {diff:e}, ‖w‖ = {norm:e}"
+    );
 }

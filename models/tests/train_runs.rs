@@ -119,7 +119,8 @@ fn every_output_file_is_written_and_losses_fall() {
         &out.path().join("checkpoint.safetensors"),
         &data(),
         ferrograd_engine::Device::Cpu,
-    ).unwrap();
+    )
+    .unwrap();
     assert_eq!(report.epoch, 4);
     assert!(
         (report.test["mse"] - summary.records[3].test["mse"]).abs() < 1e-6,
