@@ -122,7 +122,7 @@ fn plan(args: &CourseArgs, device: Device) -> Vec<Part> {
     let (epochs, limits): (&str, Vec<&str>) = if full {
         ("5", vec![])
     } else {
-        ("1", vec!["--train-limit", "20000", "--test-limit", "2000"])
+        ("2", vec!["--train-limit", "30000", "--test-limit", "2000"])
     };
     let generative = ["ae", "vae", "gan", "aae"]
         .iter()
