@@ -46,18 +46,11 @@
 // max_pool2d_argmax reads x from lhs.
 @group(0) @binding(2) var<storage, read_write> argmax: array<u32>;
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
-const THREADS: u32 = 256u;
-
+// BM, BN, BK, THREADS, tile_a, tile_b and multiply_tiles come from tile.wgsl.
 const FORWARD: u32 = 0u;
 const BACKWARD_INPUT: u32 = 1u;
 const BACKWARD_WEIGHT: u32 = 2u;
 
-// tile_a[t·BM + i] = A[row0 + i, red0 + t]; tile_b[t·BN + j] = B[red0 + t, col0 + j].
-var<workgroup> tile_a: array<f32, 1024>;
-var<workgroup> tile_b: array<f32, 1024>;
 
 struct Geometry {
     batch: u32,
@@ -287,17 +280,7 @@ fn implicit_gemm(mode: u32, wid: vec3<u32>, lid: vec3<u32>) {
             tile_b[tb * BN + j] = vb;
         }
         workgroupBarrier();
-        for (var t = 0u; t < BK; t++) {
-            let bv = vec4<f32>(
-                tile_b[t * BN + tx],
-                tile_b[t * BN + tx + 16u],
-                tile_b[t * BN + tx + 32u],
-                tile_b[t * BN + tx + 48u],
-            );
-            for (var i = 0u; i < 4u; i++) {
-                acc[i] += tile_a[t * BM + ty + 16u * i] * bv;
-            }
-        }
+        multiply_tiles(&acc, tx, ty);
         workgroupBarrier();
     }
 

@@ -29,14 +29,8 @@
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
-const BM: u32 = 64u; // rows of C per workgroup
-const BN: u32 = 64u; // columns of C per workgroup
-const BK: u32 = 16u; // reduction depth per shared-memory tile
-const THREADS: u32 = 256u; // 16 × 16
-
+// BM, BN, BK, THREADS, tile_a, tile_b and multiply_tiles come from tile.wgsl:
 // tile_a[p·BM + i] = op(A)[row0 + i, k0 + p]; tile_b[p·BN + j] = op(B)[k0 + p, col0 + j].
-var<workgroup> tile_a: array<f32, 1024>;
-var<workgroup> tile_b: array<f32, 1024>;
 
 @compute @workgroup_size(16, 16)
 fn batched_matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -111,17 +105,7 @@ fn batched_matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
             tile_b[p * BN + j] = vb;
         }
         workgroupBarrier();
-        for (var p = 0u; p < BK; p++) {
-            let bv = vec4<f32>(
-                tile_b[p * BN + tx],
-                tile_b[p * BN + tx + 16u],
-                tile_b[p * BN + tx + 32u],
-                tile_b[p * BN + tx + 48u],
-            );
-            for (var i = 0u; i < 4u; i++) {
-                acc[i] += tile_a[p * BM + ty + 16u * i] * bv;
-            }
-        }
+        multiply_tiles(&acc, tx, ty);
         workgroupBarrier();
     }
 

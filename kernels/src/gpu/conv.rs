@@ -17,7 +17,11 @@ use crate::conv::ConvGeometry;
 
 static SHADER: Shader = Shader {
     name: "conv",
-    source: include_str!("../../shaders/conv.wgsl"),
+    // The shared tile product first, then this family's loads and stores.
+    source: concat!(
+        include_str!("../../shaders/tile.wgsl"),
+        include_str!("../../shaders/conv.wgsl")
+    ),
 };
 
 /// Reduction depth of one shared-memory tile (`BK` in the shader).

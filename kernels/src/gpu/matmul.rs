@@ -14,7 +14,11 @@ use crate::numel;
 
 static SHADER: Shader = Shader {
     name: "matmul",
-    source: include_str!("../../shaders/matmul.wgsl"),
+    // The shared tile product first, then this family's loads and stores.
+    source: concat!(
+        include_str!("../../shaders/tile.wgsl"),
+        include_str!("../../shaders/matmul.wgsl")
+    ),
 };
 
 /// Rows of the output tile one workgroup computes (`BM` in the shaders).
