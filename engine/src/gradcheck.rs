@@ -38,7 +38,7 @@ impl Default for Tolerances {
 }
 
 /// What a check found.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct CheckOutcome {
     /// Largest |analytical − numerical| over all compared values.
     pub max_abs_error: f64,
@@ -54,6 +54,31 @@ pub struct CheckOutcome {
 impl CheckOutcome {
     pub fn passed(&self) -> bool {
         self.failure.is_none()
+    }
+
+    /// Records one compared value: its error `err` against the `allowed` error, `reference`
+    /// the value taken as right (relative errors count where |reference| > `rel_floor`). The
+    /// worst value over its allowance is described by `why`.
+    fn record(
+        &mut self,
+        err: f64,
+        allowed: f64,
+        reference: f64,
+        rel_floor: f64,
+        why: impl FnOnce() -> String,
+    ) {
+        let ratio = err / allowed;
+        let ratio = if ratio.is_nan() { f64::INFINITY } else { ratio };
+        self.max_abs_error = self.max_abs_error.max(err);
+        if reference.abs() > rel_floor {
+            self.max_rel_error = self.max_rel_error.max(err / reference.abs());
+        }
+        if ratio > self.worst_ratio {
+            self.worst_ratio = ratio;
+            if ratio > 1.0 {
+                self.failure = Some(why());
+            }
+        }
     }
 }
 
@@ -145,31 +170,20 @@ pub fn gradcheck(
         )
     };
 
-    let mut outcome = CheckOutcome {
-        max_abs_error: 0.0,
-        max_rel_error: 0.0,
-        worst_ratio: 0.0,
-        failure: None,
-    };
+    let mut outcome = CheckOutcome::default();
     for u in &directions {
         let analytical = vjp(&y, &leaves, u)?;
         for (i, cols) in jac.iter().enumerate() {
             for (j, col) in cols.iter().enumerate() {
                 let numerical: f64 = col.iter().zip(u).map(|(a, b)| a * b).sum();
                 let a = analytical[i][j];
-                let err = (a - numerical).abs();
-                let ratio = err / (tol.atol + tol.rtol * numerical.abs());
-                let ratio = if ratio.is_nan() { f64::INFINITY } else { ratio };
-                outcome.max_abs_error = outcome.max_abs_error.max(err);
-                if numerical.abs() > tol.atol {
-                    outcome.max_rel_error = outcome.max_rel_error.max(err / numerical.abs());
-                }
-                if ratio > outcome.worst_ratio {
-                    outcome.worst_ratio = ratio;
-                    if ratio > 1.0 {
-                        outcome.failure = Some(format!("input {i}, element {j}: analytical {a:.10e}, numerical {numerical:.10e}"));
-                    }
-                }
+                outcome.record(
+                    (a - numerical).abs(),
+                    tol.atol + tol.rtol * numerical.abs(),
+                    numerical,
+                    tol.atol,
+                    || format!("input {i}, element {j}: analytical {a:.10e}, numerical {numerical:.10e}"),
+                );
             }
         }
     }
@@ -295,12 +309,7 @@ pub fn check_order_on(
         .collect::<Result<Vec<_>>>()?;
     let got = run(device_leaves, &moved(&u)?)?;
 
-    let mut outcome = CheckOutcome {
-        max_abs_error: 0.0,
-        max_rel_error: 0.0,
-        worst_ratio: 0.0,
-        failure: None,
-    };
+    let mut outcome = CheckOutcome::default();
     for (k, (want, have)) in expected.iter().zip(&got).enumerate() {
         let what = if k == 0 {
             "the value".to_string()
@@ -318,21 +327,13 @@ pub fn check_order_on(
         }
         let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
         for (j, (&w, &h)) in want.iter().zip(have).enumerate() {
-            let err = (h - w).abs();
-            let ratio = err / (tol.rtol * w.abs() + tol.atol * scale);
-            let ratio = if ratio.is_nan() { f64::INFINITY } else { ratio };
-            outcome.max_abs_error = outcome.max_abs_error.max(err);
-            if w.abs() > tol.atol {
-                outcome.max_rel_error = outcome.max_rel_error.max(err / w.abs());
-            }
-            if ratio > outcome.worst_ratio {
-                outcome.worst_ratio = ratio;
-                if ratio > 1.0 {
-                    outcome.failure = Some(format!(
-                        "{what}, element {j}: {device} f32 {h:.8e}, cpu f64 {w:.8e}"
-                    ));
-                }
-            }
+            outcome.record(
+                (h - w).abs(),
+                tol.rtol * w.abs() + tol.atol * scale,
+                w,
+                tol.atol,
+                || format!("{what}, element {j}: {device} f32 {h:.8e}, cpu f64 {w:.8e}"),
+            );
         }
     }
     Ok(outcome)
