@@ -69,7 +69,7 @@ use ferrograd_models::reference::FmnistCnn as Cnn;
 
 fn batch(rng: &mut Rng, n: usize) -> (Tensor, Vec<usize>) {
     (
-        Tensor::randn(&[n, 1, 28, 28], 0.0, 1.0, DType::F32, rng),
+        Tensor::randn(&[n, 1, 28, 28], 0.0, 1.0, DType::F32, rng).unwrap(),
         (0..n).map(|_| rng.below(10)).collect(),
     )
 }
@@ -84,7 +84,7 @@ fn emit(json: String) {
 
 fn fmnist_cnn(reps: Reps) -> Result<()> {
     let mut rng = Rng::new(0);
-    let net = Cnn::new(&mut rng);
+    let net = Cnn::new(&mut rng)?;
     net.move_to(device())?;
     let mut opt = Adam::new(net.params(), 1e-3);
     let (x, labels) = batch(&mut rng, 128);
@@ -110,16 +110,16 @@ fn conv_benches(reps: Reps) -> Result<()> {
         [32, 128, 25, 25, 256, 5, 5, 2, 2],
     ] {
         let x = on_device(
-            Tensor::randn(&[n, c, h, w], 0.0, 1.0, DType::F32, &mut rng).requires_grad_(),
+            Tensor::randn(&[n, c, h, w], 0.0, 1.0, DType::F32, &mut rng)?.requires_grad_(),
         );
         let wt = on_device(
-            Tensor::randn(&[k, c, r, s], 0.0, 0.1, DType::F32, &mut rng).requires_grad_(),
+            Tensor::randn(&[k, c, r, s], 0.0, 0.1, DType::F32, &mut rng)?.requires_grad_(),
         );
         let p = Conv2dParams::default().stride(stride).padding(pad);
         let y = no_grad(|| x.conv2d(&wt, None, p))?;
         let (oh, ow) = (y.shape()[2], y.shape()[3]);
         let flops = 2.0 * (n * k * c * r * s * oh * ow) as f64;
-        let g = on_device(Tensor::randn(y.shape(), 0.0, 1.0, DType::F32, &mut rng));
+        let g = on_device(Tensor::randn(y.shape(), 0.0, 1.0, DType::F32, &mut rng)?);
         let shape = format!("[{n},{c},{h},{w},{k},{r},{s},{stride},{pad}]");
         let fwd = median_ms(reps, || no_grad(|| x.conv2d(&wt, None, p).map(|_| ())))?;
         emit(format!(
@@ -139,15 +139,15 @@ fn conv_benches(reps: Reps) -> Result<()> {
         [32, 256, 13, 13, 128, 4, 4, 2, 1],
     ] {
         let x = on_device(
-            Tensor::randn(&[n, c, h, w], 0.0, 1.0, DType::F32, &mut rng).requires_grad_(),
+            Tensor::randn(&[n, c, h, w], 0.0, 1.0, DType::F32, &mut rng)?.requires_grad_(),
         );
         let wt = on_device(
-            Tensor::randn(&[c, k, r, s], 0.0, 0.1, DType::F32, &mut rng).requires_grad_(),
+            Tensor::randn(&[c, k, r, s], 0.0, 0.1, DType::F32, &mut rng)?.requires_grad_(),
         );
         let p = ConvTranspose2dParams::default().stride(stride).padding(pad);
         let y = no_grad(|| x.conv_transpose2d(&wt, None, p))?;
         let flops = 2.0 * (n * c * k * r * s * h * w) as f64;
-        let g = on_device(Tensor::randn(y.shape(), 0.0, 1.0, DType::F32, &mut rng));
+        let g = on_device(Tensor::randn(y.shape(), 0.0, 1.0, DType::F32, &mut rng)?);
         let shape = format!("[{n},{c},{h},{w},{k},{r},{s},{stride},{pad}]");
         let fwd = median_ms(reps, || {
             no_grad(|| x.conv_transpose2d(&wt, None, p).map(|_| ()))
@@ -176,8 +176,8 @@ fn conv_benches(reps: Reps) -> Result<()> {
 fn matmul_benches(reps: Reps) -> Result<()> {
     let mut rng = Rng::new(2);
     for n in [512usize, 2048] {
-        let a = on_device(Tensor::randn(&[n, n], 0.0, 1.0, DType::F32, &mut rng));
-        let b = on_device(Tensor::randn(&[n, n], 0.0, 1.0, DType::F32, &mut rng));
+        let a = on_device(Tensor::randn(&[n, n], 0.0, 1.0, DType::F32, &mut rng)?);
+        let b = on_device(Tensor::randn(&[n, n], 0.0, 1.0, DType::F32, &mut rng)?);
         let ms = median_ms(reps, || a.matmul(&b).map(|_| ()))?;
         emit(format!(
             r#"{{"name":"matmul","shape":[{n},{n},{n}],"ms":{ms:.3},"gflops":{:.1}}}"#,
@@ -193,7 +193,7 @@ fn op_overhead(reps: Reps) -> Result<()> {
     let mut fwd = Vec::new();
     let mut bwd = Vec::new();
     for i in 0..reps.warmup + reps.runs {
-        let x = Tensor::ones(&[1], DType::F32).requires_grad_();
+        let x = Tensor::ones(&[1], DType::F32)?.requires_grad_();
         let t = Instant::now();
         let mut y = x.clone();
         for _ in 0..LINES {
@@ -225,7 +225,7 @@ fn op_overhead(reps: Reps) -> Result<()> {
 /// then the gradient of (that gradient · v): a Hessian–vector product.
 fn hvp(reps: Reps) -> Result<()> {
     let mut rng = Rng::new(3);
-    let net = Cnn::new(&mut rng);
+    let net = Cnn::new(&mut rng)?;
     net.move_to(device())?;
     let (x, _) = batch(&mut rng, 1);
     let x = on_device(x);
@@ -235,7 +235,7 @@ fn hvp(reps: Reps) -> Result<()> {
         1.0,
         DType::F32,
         &mut rng,
-    ));
+    )?);
     let ms = median_ms(reps, || {
         let (logits, a2) = net.forward(&x)?;
         let score = logits.narrow(1, 0, 1)?.sum_all()?;
@@ -254,8 +254,8 @@ fn cam_methods(reps: Reps) -> Result<()> {
     use ferrograd_cam::{Method, Score, Target};
     use ferrograd_models::classifier::{Classifier, ClassifierActivation, LAYER_NAMES};
     let mut rng = Rng::new(5);
-    let model = Classifier::new(ClassifierActivation::Relu, 0.1, 1e-5, 1e-3, &mut rng);
-    let x = Tensor::rand_uniform(&[1, 1, 28, 28], 0.0, 1.0, DType::F32, &mut rng);
+    let model = Classifier::new(ClassifierActivation::Relu, 0.1, 1e-5, 1e-3, &mut rng)?;
+    let x = Tensor::rand_uniform(&[1, 1, 28, 28], 0.0, 1.0, DType::F32, &mut rng)?;
     for method in Method::ALL {
         for (layer, name) in LAYER_NAMES.iter().enumerate() {
             if !method.applies_to(layer) {
@@ -296,16 +296,12 @@ fn deepfake_step(reps: Reps) -> Result<()> {
     use ferrograd_models::nn::Ctx;
     const PER_IDENTITY: usize = 16;
     let mut rng = Rng::new(11);
-    let mut model = FaceSwap::new(SwapConfig::default(), &mut rng);
+    let mut model = FaceSwap::new(SwapConfig::default(), &mut rng)?;
     model.move_to(device())?;
     let faces = |rng: &mut Rng| {
-        on_device(Tensor::rand_uniform(
-            &[PER_IDENTITY, 3, 100, 100],
-            0.0,
-            1.0,
-            DType::F32,
-            rng,
-        ))
+        on_device(
+            Tensor::rand_uniform(&[PER_IDENTITY, 3, 100, 100], 0.0, 1.0, DType::F32, rng).unwrap(),
+        )
     };
     let (a, b) = (faces(&mut rng), faces(&mut rng));
     let mut seed = 0;
@@ -345,7 +341,7 @@ fn peak_rss_mib() -> Option<f64> {
 /// 100 training steps in a fresh process, so the peak is the training run's alone.
 fn peak_rss_child() -> Result<()> {
     let mut rng = Rng::new(0);
-    let net = Cnn::new(&mut rng);
+    let net = Cnn::new(&mut rng)?;
     net.move_to(device())?;
     let mut opt = Adam::new(net.params(), 1e-3);
     let (x, labels) = batch(&mut rng, 128);

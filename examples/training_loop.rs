@@ -6,8 +6,8 @@ use ferrograd::engine::{live_nodes, no_grad, Conv2dParams, DType, Result, Rng, T
 /// Trains a one-convolution classifier for `steps` steps; returns the losses.
 pub fn train(steps: usize) -> Result<Vec<f64>> {
     let mut rng = Rng::new(0); // same seed, same numbers, on every machine
-    let w = Tensor::randn(&[8, 1, 3, 3], 0.0, 0.3, DType::F32, &mut rng).requires_grad_();
-    let x = Tensor::randn(&[16, 1, 28, 28], 0.0, 1.0, DType::F32, &mut rng);
+    let w = Tensor::randn(&[8, 1, 3, 3], 0.0, 0.3, DType::F32, &mut rng)?.requires_grad_();
+    let x = Tensor::randn(&[16, 1, 28, 28], 0.0, 1.0, DType::F32, &mut rng)?;
     let labels: Vec<usize> = (0..16).map(|i| i % 8).collect();
     let mut losses = Vec::new();
     for _ in 0..steps {

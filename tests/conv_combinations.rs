@@ -148,11 +148,11 @@ proptest! {
     fn conv_transpose2d_is_the_adjoint_of_conv2d(d in conv_draws(), seed in any::<u64>()) {
         let mut rng = Rng::new(seed);
         let (c, k) = (d.in_per_group * d.groups, d.out_per_group * d.groups);
-        let x = Tensor::randn(&[d.batch, c, d.size.0, d.size.1], 0.0, 1.0, DType::F64, &mut rng);
-        let w = Tensor::randn(&[k, d.in_per_group, d.kernel.0, d.kernel.1], 0.0, 1.0, DType::F64, &mut rng);
+        let x = Tensor::randn(&[d.batch, c, d.size.0, d.size.1], 0.0, 1.0, DType::F64, &mut rng)?;
+        let w = Tensor::randn(&[k, d.in_per_group, d.kernel.0, d.kernel.1], 0.0, 1.0, DType::F64, &mut rng)?;
         let p = Conv2dParams { stride: (d.stride, d.stride), padding: (d.padding, d.padding), dilation: (d.dilation, d.dilation), groups: d.groups };
         let conv = x.conv2d(&w, None, p).unwrap();
-        let y = Tensor::randn(conv.shape(), 0.0, 1.0, DType::F64, &mut rng);
+        let y = Tensor::randn(conv.shape(), 0.0, 1.0, DType::F64, &mut rng)?;
         // The output_padding that maps y's size back to x's exactly.
         let span = |k: usize| d.dilation * (k - 1) + 1;
         let op = ((d.size.0 + 2 * d.padding - span(d.kernel.0)) % d.stride, (d.size.1 + 2 * d.padding - span(d.kernel.1)) % d.stride);

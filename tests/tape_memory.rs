@@ -7,11 +7,15 @@ use ferrograd::engine::{live_nodes, no_grad, Conv2dParams, DType, Rng, Tensor};
 fn tape_is_freed_after_every_step_and_deep_chains_do_not_overflow() {
     let mut rng = Rng::new(5);
     // A small CNN: conv → relu → max-pool → linear → cross-entropy, trained by plain SGD.
-    let w1 = Tensor::randn(&[4, 1, 3, 3], 0.0, 0.3, DType::F32, &mut rng).requires_grad_();
-    let b1 = Tensor::zeros(&[4], DType::F32).requires_grad_();
-    let w2 = Tensor::randn(&[4 * 4 * 4, 3], 0.0, 0.1, DType::F32, &mut rng).requires_grad_();
+    let w1 = Tensor::randn(&[4, 1, 3, 3], 0.0, 0.3, DType::F32, &mut rng)
+        .unwrap()
+        .requires_grad_();
+    let b1 = Tensor::zeros(&[4], DType::F32).unwrap().requires_grad_();
+    let w2 = Tensor::randn(&[4 * 4 * 4, 3], 0.0, 0.1, DType::F32, &mut rng)
+        .unwrap()
+        .requires_grad_();
     let params = [w1.clone(), b1.clone(), w2.clone()];
-    let x = Tensor::randn(&[8, 1, 8, 8], 0.0, 1.0, DType::F32, &mut rng);
+    let x = Tensor::randn(&[8, 1, 8, 8], 0.0, 1.0, DType::F32, &mut rng).unwrap();
     let labels: Vec<usize> = (0..8).map(|i| i % 3).collect();
 
     let baseline = live_nodes();

@@ -130,8 +130,8 @@ mod tests {
         //   ∂³Y/∂a_j³ = −2c_j(1 − u²)(1 − 3u²) + 1.
         // The cubic couples every pair of elements, so a method that mixed directions fails.
         let mut rng = Rng::new(7);
-        let a = Tensor::randn(&[1, 2, 3], 0.0, 1.0, DType::F64, &mut rng);
-        let c = Tensor::randn(&[1, 2, 3], 0.0, 1.0, DType::F64, &mut rng);
+        let a = Tensor::randn(&[1, 2, 3], 0.0, 1.0, DType::F64, &mut rng).unwrap();
+        let c = Tensor::randn(&[1, 2, 3], 0.0, 1.0, DType::F64, &mut rng).unwrap();
         let score = |x: &Tensor| -> Result<Tensor> {
             let b = x.dim(0)?;
             let linear = x.tanh()?.mul(&c)?.reshape(&[b, 6])?.sum(&[1], false)?;

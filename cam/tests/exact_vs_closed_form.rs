@@ -13,7 +13,7 @@ const CHANNELS: [usize; 3] = [3, 4, 5];
 
 fn classifier(activation: ClassifierActivation, seed: u64) -> Classifier {
     let mut rng = Rng::new(seed);
-    let model = Classifier::with_channels(CHANNELS, activation, 0.1, 0.0, 1e-3, &mut rng);
+    let model = Classifier::with_channels(CHANNELS, activation, 0.1, 0.0, 1e-3, &mut rng).unwrap();
     model.cast(DType::F64).unwrap();
     model
 }
@@ -21,7 +21,7 @@ fn classifier(activation: ClassifierActivation, seed: u64) -> Classifier {
 /// A smooth random "image" (values in [0, 1]) in f64.
 fn image(seed: u64) -> Tensor {
     let mut rng = Rng::new(seed);
-    Tensor::rand_uniform(&[1, 1, 28, 28], 0.0, 1.0, DType::F64, &mut rng)
+    Tensor::rand_uniform(&[1, 1, 28, 28], 0.0, 1.0, DType::F64, &mut rng).unwrap()
 }
 
 /// The classes ranked by the model's logits for `x`, most likely first: explaining the
@@ -288,7 +288,7 @@ fn cam_elsewhere_than_the_last_layer_and_bad_targets_are_errors_that_say_why() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("class 10 does not exist"), "{e}");
-    let two = Tensor::zeros(&[2, 1, 28, 28], DType::F64);
+    let two = Tensor::zeros(&[2, 1, 28, 28], DType::F64).unwrap();
     let e = target(0, 0)
         .explain(&two, Method::GradCam)
         .unwrap_err()

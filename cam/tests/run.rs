@@ -30,7 +30,7 @@ fn settings() -> CamSettings {
 
 /// Narrow blocks keep the exact method quick.
 fn tiny_classifier(rng: &mut Rng) -> Classifier {
-    Classifier::with_channels([3, 4, 5], ClassifierActivation::Relu, 0.1, 0.0, 1e-3, rng)
+    Classifier::with_channels([3, 4, 5], ClassifierActivation::Relu, 0.1, 0.0, 1e-3, rng).unwrap()
 }
 
 #[test]

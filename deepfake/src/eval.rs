@@ -27,7 +27,7 @@ pub struct Loaded {
 pub fn load(path: &Path) -> Result<Loaded, DeepfakeError> {
     let ckpt = checkpoint::load(path)?;
     let config = DeepfakeConfig::from_metadata(&ckpt.metadata, path)?;
-    let mut model = FaceSwap::new(config.model.clone(), &mut Rng::new(config.seed));
+    let mut model = FaceSwap::new(config.model.clone(), &mut Rng::new(config.seed))?;
     model
         .load_state(&ckpt.tensors, &ckpt.metadata)
         .map_err(|e| DeepfakeError(format!("{}: {e}", path.display())))?;

@@ -40,14 +40,14 @@ impl Default for IdentitySettings {
 }
 
 impl IdentityClassifier {
-    pub fn new(rng: &mut Rng) -> IdentityClassifier {
+    pub fn new(rng: &mut Rng) -> Result<IdentityClassifier> {
         let channels = [16, 32, 64, 64];
-        let features = strided_convs(&channels, rng);
+        let features = strided_convs(&channels, rng)?;
         let inputs = channels[channels.len() - 1];
-        IdentityClassifier {
+        Ok(IdentityClassifier {
             features,
-            head: Linear::new(inputs, 2, rng),
-        }
+            head: Linear::new(inputs, 2, rng)?,
+        })
     }
 
     fn logits(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
@@ -64,7 +64,7 @@ impl IdentityClassifier {
         mut on_step: impl FnMut(usize, f64),
     ) -> Result<IdentityClassifier> {
         let mut rng = Rng::new(settings.seed);
-        let model = IdentityClassifier::new(&mut rng);
+        let model = IdentityClassifier::new(&mut rng)?;
         let mut params = nn::params_of(&model.features, "features.");
         params.extend(nn::params_of(&model.head, "head."));
         let mut opt = Adam::new(params, settings.lr);

@@ -13,10 +13,10 @@
 //! use ferrograd_models::nn::Ctx;
 //! # fn main() -> ferrograd_engine::Result<()> {
 //! let mut rng = Rng::new(0);
-//! let mut model = FaceSwap::new(SwapConfig { latent: 32, ..SwapConfig::default() }, &mut rng);
+//! let mut model = FaceSwap::new(SwapConfig { latent: 32, ..SwapConfig::default() }, &mut rng)?;
 //! // Faces are [N, 3, 100, 100] in [0, 1]; in training, inputs are warped and targets are not.
-//! let a = Tensor::rand_uniform(&[2, 3, 100, 100], 0.0, 1.0, DType::F32, &mut rng);
-//! let b = Tensor::rand_uniform(&[2, 3, 100, 100], 0.0, 1.0, DType::F32, &mut rng);
+//! let a = Tensor::rand_uniform(&[2, 3, 100, 100], 0.0, 1.0, DType::F32, &mut rng)?;
+//! let b = Tensor::rand_uniform(&[2, 3, 100, 100], 0.0, 1.0, DType::F32, &mut rng)?;
 //! let losses = model.train_step((&a, &a), (&b, &b), &mut Ctx::train(1))?;
 //! assert!(losses.reconstruction_a > 0.0);
 //! let swapped = model.transfer(&a, Side::B)?; // D_B(E(x_A))

@@ -79,7 +79,7 @@ impl Default for SwapConfig {
 
 /// Conv(k3, s2, p1)-LeakyReLU blocks from 3 channels through `channels`, each halving the side
 /// (rounding up): 100 → 50 → 25 → 13 → 7 for four blocks.
-pub fn strided_convs(channels: &[usize], rng: &mut Rng) -> Sequential {
+pub fn strided_convs(channels: &[usize], rng: &mut Rng) -> Result<Sequential> {
     let down = Conv2dParams::default().stride(2).padding(1);
     let mut net = Sequential::new();
     let mut inputs = 3;
@@ -93,18 +93,18 @@ pub fn strided_convs(channels: &[usize], rng: &mut Rng) -> Sequential {
                 true,
                 Init::PytorchDefault,
                 rng,
-            ))
+            )?)
             .layer(Activation::LeakyRelu(SLOPE));
         inputs = outputs;
     }
-    net
+    Ok(net)
 }
 
 /// Encoder: four strided blocks 3x100x100 → 256x7x7, then Linear to the code (to 2·latent for
 /// the variational prior: μ then log σ²).
-fn encoder(outputs: usize, rng: &mut Rng) -> Sequential {
+fn encoder(outputs: usize, rng: &mut Rng) -> Result<Sequential> {
     let last = ENCODER_CHANNELS[ENCODER_CHANNELS.len() - 1];
-    strided_convs(&ENCODER_CHANNELS, rng)
+    Ok(strided_convs(&ENCODER_CHANNELS, rng)?
         .layer(Flatten)
         .layer(Linear::with_init(
             last * BOTTOM * BOTTOM,
@@ -112,43 +112,45 @@ fn encoder(outputs: usize, rng: &mut Rng) -> Sequential {
             true,
             Init::PytorchDefault,
             rng,
-        ))
+        )?))
 }
 
 /// Decoder: Linear(latent → 128x7x7) → ConvT(k3, s2, p1) 7 → 13 → 25 → ConvT(k4, s2, p1)
 /// 25 → 50 → 100, LeakyReLU between, three output logits per pixel (the sigmoid is applied by
 /// the caller).
-fn decoder(latent: usize, rng: &mut Rng) -> Sequential {
+fn decoder(latent: usize, rng: &mut Rng) -> Result<Sequential> {
     // Output side of ConvT(k, s2, p1) is 2·(n − 1) − 2 + k: 2n − 1 for k = 3, 2n for k = 4.
     let up = ConvTranspose2dParams::default().stride(2).padding(1);
     let init = Init::PytorchDefault;
-    Sequential::new()
+    Ok(Sequential::new()
         .layer(Linear::with_init(
             latent,
             128 * BOTTOM * BOTTOM,
             true,
             init,
             rng,
-        ))
+        )?)
         .layer(Activation::LeakyRelu(SLOPE))
         .layer(Reshape(vec![128, BOTTOM, BOTTOM]))
-        .layer(ConvTranspose2d::with_init(128, 128, 3, up, true, init, rng))
+        .layer(ConvTranspose2d::with_init(
+            128, 128, 3, up, true, init, rng,
+        )?)
         .layer(Activation::LeakyRelu(SLOPE))
-        .layer(ConvTranspose2d::with_init(128, 64, 3, up, true, init, rng))
+        .layer(ConvTranspose2d::with_init(128, 64, 3, up, true, init, rng)?)
         .layer(Activation::LeakyRelu(SLOPE))
-        .layer(ConvTranspose2d::with_init(64, 32, 4, up, true, init, rng))
+        .layer(ConvTranspose2d::with_init(64, 32, 4, up, true, init, rng)?)
         .layer(Activation::LeakyRelu(SLOPE))
-        .layer(ConvTranspose2d::with_init(32, 3, 4, up, true, init, rng))
+        .layer(ConvTranspose2d::with_init(32, 3, 4, up, true, init, rng)?))
 }
 
 /// The latent discriminator: an MLP latent → 256 → 256 → 1 logit.
-fn discriminator(latent: usize, rng: &mut Rng) -> Sequential {
-    Sequential::new()
-        .layer(Linear::new(latent, 256, rng))
+fn discriminator(latent: usize, rng: &mut Rng) -> Result<Sequential> {
+    Ok(Sequential::new()
+        .layer(Linear::new(latent, 256, rng)?)
         .layer(Activation::LeakyRelu(0.2))
-        .layer(Linear::new(256, 256, rng))
+        .layer(Linear::new(256, 256, rng)?)
         .layer(Activation::LeakyRelu(0.2))
-        .layer(Linear::new(256, 1, rng))
+        .layer(Linear::new(256, 1, rng)?))
 }
 
 /// Which identity's decoder.
@@ -200,15 +202,15 @@ pub struct FaceSwap {
 }
 
 impl FaceSwap {
-    pub fn new(config: SwapConfig, rng: &mut Rng) -> FaceSwap {
+    pub fn new(config: SwapConfig, rng: &mut Rng) -> Result<FaceSwap> {
         let code_outputs = match config.prior {
             PriorKind::Adversarial => config.latent,
             PriorKind::Variational => 2 * config.latent,
         };
-        let encoder = encoder(code_outputs, rng);
-        let decoder_a = decoder(config.latent, rng);
-        let decoder_b = decoder(config.latent, rng);
-        let discriminator = discriminator(config.latent, rng);
+        let encoder = encoder(code_outputs, rng)?;
+        let decoder_a = decoder(config.latent, rng)?;
+        let decoder_b = decoder(config.latent, rng)?;
+        let discriminator = discriminator(config.latent, rng)?;
         let mut params = nn::params_of(&encoder, "encoder.");
         params.extend(nn::params_of(&decoder_a, "decoder_a."));
         params.extend(nn::params_of(&decoder_b, "decoder_b."));
@@ -216,7 +218,7 @@ impl FaceSwap {
         let opt_ae = Adam::new(params, config.lr).with_betas(0.5, 0.999);
         let opt_d = Adam::new(nn::params_of(&discriminator, "discriminator."), config.lr)
             .with_betas(0.5, 0.999);
-        FaceSwap {
+        Ok(FaceSwap {
             config,
             encoder,
             decoder_a,
@@ -224,7 +226,7 @@ impl FaceSwap {
             discriminator,
             opt_ae,
             opt_d,
-        }
+        })
     }
 
     /// Steps the optimizers have taken (the resume point).
@@ -355,14 +357,14 @@ impl FaceSwap {
         let (h, prior_term) = match log_var {
             Some(log_var) => {
                 // h = μ + σ·ε, ε ~ N(0, I): the sample stays differentiable in μ and log σ².
-                let eps = Tensor::randn(codes.shape(), 0.0, 1.0, DType::F32, &mut ctx.rng)
+                let eps = Tensor::randn(codes.shape(), 0.0, 1.0, DType::F32, &mut ctx.rng)?
                     .to(codes.device())?;
                 let h = codes.add(&log_var.mul_scalar(0.5)?.exp()?.mul(&eps)?)?;
                 let kl = loss::kl_to_standard_normal(&codes, &log_var)?;
                 (h, kl)
             }
             None => {
-                let prior = Tensor::randn(codes.shape(), 0.0, 1.0, DType::F32, &mut ctx.rng)
+                let prior = Tensor::randn(codes.shape(), 0.0, 1.0, DType::F32, &mut ctx.rng)?
                     .to(codes.device())?;
                 let d_loss = loss::discriminator_loss(
                     &self.discriminator.forward(&prior, ctx)?,

@@ -331,7 +331,7 @@ pub fn train_on(
             out.display()
         ))
     })?;
-    let mut model = FaceSwap::new(cfg.model.clone(), &mut Rng::new(cfg.seed));
+    let mut model = FaceSwap::new(cfg.model.clone(), &mut Rng::new(cfg.seed))?;
     model.move_to(cfg.device)?;
     let ckpt_path = checkpoint_path(out);
     let mut history: Vec<BTreeMap<String, f64>> = Vec::new();

@@ -6,7 +6,7 @@ use ferrograd_models::nn::Ctx;
 use std::collections::BTreeMap;
 
 fn faces(n: usize, seed: u64) -> Tensor {
-    Tensor::rand_uniform(&[n, 3, 100, 100], 0.0, 1.0, DType::F32, &mut Rng::new(seed))
+    Tensor::rand_uniform(&[n, 3, 100, 100], 0.0, 1.0, DType::F32, &mut Rng::new(seed)).unwrap()
 }
 
 fn small(prior: PriorKind) -> FaceSwap {
@@ -19,6 +19,7 @@ fn small(prior: PriorKind) -> FaceSwap {
         },
         &mut Rng::new(3),
     )
+    .unwrap()
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -40,7 +41,7 @@ fn codes_and_faces_have_the_documented_shapes() {
         assert!(y.to_vec_f64().iter().all(|v| (0.0..=1.0).contains(v)));
     }
     let err = model
-        .encode(&Tensor::zeros(&[1, 3, 64, 64], DType::F32))
+        .encode(&Tensor::zeros(&[1, 3, 64, 64], DType::F32).unwrap())
         .unwrap_err()
         .to_string();
     assert!(

@@ -15,6 +15,8 @@ pub enum ErrorKind {
     Argument,
     /// Autodiff misuse: backward from a non-scalar without a gradient, and the like.
     Autograd,
+    /// A size that overflows, or a buffer over the allocation limit ([`crate::limits`]).
+    Allocation,
 }
 
 /// An error from an engine op: `op` is the op's name, `message` says what was wrong, with the

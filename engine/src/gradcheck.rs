@@ -220,7 +220,7 @@ fn nested(
     }
     let (f, inputs) = nested(f, inputs, order - 1, rng)?;
     let out_shape = f(&as_leaves(&inputs))?.shape().to_vec();
-    let v = Tensor::randn(&out_shape, 0.0, 1.0, DType::F64, rng);
+    let v = Tensor::randn(&out_shape, 0.0, 1.0, DType::F64, rng)?;
     let n = inputs.len();
     let vjp_fn: CheckFn = Arc::new(move |xs: &[Tensor]| {
         let (xs, v) = xs.split_at(n);
@@ -300,7 +300,7 @@ pub fn check_order_on(
     };
     let cpu_leaves = as_leaves(&inputs);
     let y_shape = f(&cpu_leaves)?.shape().to_vec();
-    let u = Tensor::randn(&y_shape, 0.0, 1.0, DType::F64, rng);
+    let u = Tensor::randn(&y_shape, 0.0, 1.0, DType::F64, rng)?;
     let expected = run(cpu_leaves, &u)?;
     let moved = |t: &Tensor| -> Result<Tensor> { t.to_dtype(DType::F32)?.to(device) };
     let device_leaves = inputs

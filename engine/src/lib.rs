@@ -20,6 +20,7 @@ pub mod checks;
 pub mod error;
 pub mod gradcheck;
 mod indices;
+pub mod limits;
 pub mod ops;
 pub mod rng;
 pub mod storage;

@@ -3,6 +3,7 @@
 
 use crate::autograd::{self, BackwardOp, Node};
 use crate::error::{Error, ErrorKind, Result};
+use crate::limits::checked_alloc;
 use crate::rng::Rng;
 use crate::storage::{open_gpu, DType, Device, Element, Storage};
 use std::fmt;
@@ -31,7 +32,7 @@ pub(crate) struct Inner {
 }
 
 fn check_len(op: &'static str, shape: &[usize], len: usize) -> Result<()> {
-    let want: usize = shape.iter().product();
+    let want = crate::limits::checked_numel(op, shape)?;
     if want != len {
         return Err(Error::shape(
             op,
@@ -115,25 +116,28 @@ impl Tensor {
         Tensor::new_leaf(Storage::full(1, value, dtype), vec![])
     }
 
-    pub fn full(shape: &[usize], value: f64, dtype: DType) -> Tensor {
-        Tensor::new_leaf(
-            Storage::full(shape.iter().product(), value, dtype),
+    /// `value` everywhere. The shape is checked first: a size that overflows or a buffer over
+    /// the allocation limit ([`crate::limits`]) is an error, not an abort.
+    pub fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+        let n = checked_alloc("full", shape, dtype, Device::Cpu)?;
+        Ok(Tensor::new_leaf(
+            Storage::full(n, value, dtype),
             shape.to_vec(),
-        )
+        ))
     }
 
-    pub fn zeros(shape: &[usize], dtype: DType) -> Tensor {
+    pub fn zeros(shape: &[usize], dtype: DType) -> Result<Tensor> {
         Tensor::full(shape, 0.0, dtype)
     }
 
-    pub fn ones(shape: &[usize], dtype: DType) -> Tensor {
+    pub fn ones(shape: &[usize], dtype: DType) -> Result<Tensor> {
         Tensor::full(shape, 1.0, dtype)
     }
 
     /// `value` everywhere, on `device` (made there: no upload).
     pub fn full_on(shape: &[usize], value: f64, dtype: DType, device: Device) -> Result<Tensor> {
         match device {
-            Device::Cpu => Ok(Tensor::full(shape, value, dtype)),
+            Device::Cpu => Tensor::full(shape, value, dtype),
             Device::Gpu => {
                 if dtype != DType::F32 {
                     return Err(Error::new(
@@ -143,7 +147,7 @@ impl Tensor {
                     ));
                 }
                 Device::gpu()?;
-                let n = shape.iter().product();
+                let n = checked_alloc("full_on", shape, dtype, device)?;
                 let buffer = if value == 0.0 {
                     open_gpu().zeros(n)
                 } else {
@@ -180,18 +184,32 @@ impl Tensor {
                 ),
             ));
         }
-        let n = ((end - start) / step).ceil().max(0.0) as usize;
+        // The count as f64 first: a range of 1e30 steps must be refused, not saturated.
+        let count = ((end - start) / step).ceil().max(0.0);
+        let n = if count < usize::MAX as f64 {
+            count as usize
+        } else {
+            usize::MAX
+        };
+        checked_alloc("arange", &[n], dtype, Device::Cpu)?;
         let values = (0..n).map(|i| start + i as f64 * step);
         Ok(Tensor::new_leaf(Storage::from_f64s(values, dtype), vec![n]))
     }
 
     /// Independent N(mean, std²) values from `rng`.
-    pub fn randn(shape: &[usize], mean: f64, std: f64, dtype: DType, rng: &mut Rng) -> Tensor {
-        let n: usize = shape.iter().product();
-        let values = (0..n)
-            .map(|_| mean + std * rng.normal())
-            .collect::<Vec<_>>();
-        Tensor::new_leaf(Storage::from_f64s(values, dtype), shape.to_vec())
+    pub fn randn(
+        shape: &[usize],
+        mean: f64,
+        std: f64,
+        dtype: DType,
+        rng: &mut Rng,
+    ) -> Result<Tensor> {
+        let n = checked_alloc("randn", shape, dtype, Device::Cpu)?;
+        let values = (0..n).map(|_| mean + std * rng.normal());
+        Ok(Tensor::new_leaf(
+            Storage::from_f64s(values, dtype),
+            shape.to_vec(),
+        ))
     }
 
     /// Independent U(low, high) values from `rng`.
@@ -201,12 +219,13 @@ impl Tensor {
         high: f64,
         dtype: DType,
         rng: &mut Rng,
-    ) -> Tensor {
-        let n: usize = shape.iter().product();
-        let values = (0..n)
-            .map(|_| low + (high - low) * rng.uniform())
-            .collect::<Vec<_>>();
-        Tensor::new_leaf(Storage::from_f64s(values, dtype), shape.to_vec())
+    ) -> Result<Tensor> {
+        let n = checked_alloc("rand_uniform", shape, dtype, Device::Cpu)?;
+        let values = (0..n).map(|_| low + (high - low) * rng.uniform());
+        Ok(Tensor::new_leaf(
+            Storage::from_f64s(values, dtype),
+            shape.to_vec(),
+        ))
     }
 
     // ---- inspection ---------------------------------------------------------------------

@@ -48,7 +48,7 @@ proptest! {
 #[test]
 fn mixing_devices_is_an_error_naming_both() {
     let Some(gpu) = gpu_or_skip() else { return };
-    let a = Tensor::ones(&[2, 3], DType::F32);
+    let a = Tensor::ones(&[2, 3], DType::F32).unwrap();
     let b = a.to(gpu).unwrap();
     let err = a.add(&b).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Device);

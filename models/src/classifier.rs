@@ -81,7 +81,7 @@ impl Classifier {
         lambda: f64,
         lr: f64,
         rng: &mut Rng,
-    ) -> Classifier {
+    ) -> Result<Classifier> {
         Classifier::with_channels(CHANNELS, activation, beta, lambda, lr, rng)
     }
 
@@ -93,7 +93,7 @@ impl Classifier {
         lambda: f64,
         lr: f64,
         rng: &mut Rng,
-    ) -> Classifier {
+    ) -> Result<Classifier> {
         let act = activation.layer();
         let pad1 = Conv2dParams::default().padding(1);
         let mut blocks = Vec::new();
@@ -110,20 +110,20 @@ impl Classifier {
                         true,
                         Init::KaimingNormal,
                         rng,
-                    ))
-                    .layer(BatchNorm2d::new(c))
+                    )?)
+                    .layer(BatchNorm2d::new(c)?)
                     .layer(act);
                 inputs = c;
             }
             blocks.push(block);
         }
-        let head = Linear::new(channels[2], 10, rng);
+        let head = Linear::new(channels[2], 10, rng)?;
         let up2 = ConvTranspose2dParams::default().stride(2);
         let up4 = ConvTranspose2dParams::default().stride(2).padding(1);
         let decoder = Sequential::new()
-            .layer(ConvTranspose2d::new(channels[2], 32, 2, up2, rng))
+            .layer(ConvTranspose2d::new(channels[2], 32, 2, up2, rng)?)
             .layer(act)
-            .layer(ConvTranspose2d::new(32, 1, 4, up4, rng));
+            .layer(ConvTranspose2d::new(32, 1, 4, up4, rng)?);
         let mut c = Classifier {
             blocks,
             head,
@@ -138,7 +138,7 @@ impl Classifier {
             .flat_map(|(prefix, m)| nn::params_of(*m, prefix))
             .collect();
         c.opt = Adam::new(params, lr);
-        c
+        Ok(c)
     }
 
     /// The three blocks' activation maps A¹, A², A³ (before pooling), for x [N, 1, 28, 28].
@@ -345,8 +345,8 @@ mod tests {
     fn logits_from_any_layer_match_the_full_forward() {
         let mut rng = Rng::new(0);
         for act in [ClassifierActivation::Relu, ClassifierActivation::Softplus] {
-            let c = Classifier::new(act, 0.1, 1e-5, 1e-3, &mut rng);
-            let x = Tensor::rand_uniform(&[2, 1, 28, 28], 0.0, 1.0, DType::F32, &mut rng);
+            let c = Classifier::new(act, 0.1, 1e-5, 1e-3, &mut rng).unwrap();
+            let x = Tensor::rand_uniform(&[2, 1, 28, 28], 0.0, 1.0, DType::F32, &mut rng).unwrap();
             let ctx = &mut Ctx::eval();
             let full = c.forward(&x, ctx).unwrap().0.to_vec_f32();
             let maps = c.activations(&x, ctx).unwrap();
@@ -366,8 +366,8 @@ mod tests {
     #[test]
     fn recalibration_makes_running_statistics_the_exact_batch_average() {
         let mut rng = Rng::new(3);
-        let c = Classifier::new(ClassifierActivation::Relu, 0.1, 1e-5, 1e-3, &mut rng);
-        let x = Tensor::rand_uniform(&[6, 1, 28, 28], 0.0, 1.0, DType::F32, &mut rng);
+        let c = Classifier::new(ClassifierActivation::Relu, 0.1, 1e-5, 1e-3, &mut rng).unwrap();
+        let x = Tensor::rand_uniform(&[6, 1, 28, 28], 0.0, 1.0, DType::F32, &mut rng).unwrap();
         c.recalibrate_batch_norm(std::iter::once(x.clone()))
             .unwrap();
         // conv1's running mean is now the channel mean of its convolution's output on x.

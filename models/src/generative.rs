@@ -26,28 +26,28 @@ pub fn conv_encoder(
     activation: Activation,
     init: Init,
     rng: &mut Rng,
-) -> Sequential {
+) -> Result<Sequential> {
     let down = Conv2dParams::default().stride(2).padding(1);
-    Sequential::new()
-        .layer(Conv2d::with_init(1, 32, 4, down, true, init, rng))
+    Ok(Sequential::new()
+        .layer(Conv2d::with_init(1, 32, 4, down, true, init, rng)?)
         .layer(activation)
-        .layer(Conv2d::with_init(32, 64, 4, down, true, init, rng))
+        .layer(Conv2d::with_init(32, 64, 4, down, true, init, rng)?)
         .layer(activation)
         .layer(Flatten)
-        .layer(Linear::with_init(64 * 7 * 7, outputs, true, init, rng))
+        .layer(Linear::with_init(64 * 7 * 7, outputs, true, init, rng)?))
 }
 
 /// Decoder: Linear(`inputs`→3136)-ReLU → [64, 7, 7] → ConvT(64→32, 4, s2, p1)-ReLU →
 /// ConvT(32→1, 4, s2, p1): logits of a 28x28 image.
-pub fn conv_decoder(inputs: usize, init: Init, rng: &mut Rng) -> Sequential {
+pub fn conv_decoder(inputs: usize, init: Init, rng: &mut Rng) -> Result<Sequential> {
     let up = ConvTranspose2dParams::default().stride(2).padding(1);
-    Sequential::new()
-        .layer(Linear::with_init(inputs, 64 * 7 * 7, true, init, rng))
+    Ok(Sequential::new()
+        .layer(Linear::with_init(inputs, 64 * 7 * 7, true, init, rng)?)
         .layer(Activation::Relu)
         .layer(Reshape(vec![64, 7, 7]))
-        .layer(ConvTranspose2d::with_init(64, 32, 4, up, true, init, rng))
+        .layer(ConvTranspose2d::with_init(64, 32, 4, up, true, init, rng)?)
         .layer(Activation::Relu)
-        .layer(ConvTranspose2d::with_init(32, 1, 4, up, true, init, rng))
+        .layer(ConvTranspose2d::with_init(32, 1, 4, up, true, init, rng)?))
 }
 
 /// Weights (not biases, not batch-norm scales) of a module: what λ‖W‖²_F penalises.
@@ -192,17 +192,17 @@ pub struct Autoencoder {
 }
 
 impl Autoencoder {
-    pub fn new(latent: usize, lambda: f64, lr: f64, rng: &mut Rng) -> Autoencoder {
-        let encoder = conv_encoder(latent, Activation::Relu, Init::PytorchDefault, rng);
-        let decoder = conv_decoder(latent, Init::PytorchDefault, rng);
+    pub fn new(latent: usize, lambda: f64, lr: f64, rng: &mut Rng) -> Result<Autoencoder> {
+        let encoder = conv_encoder(latent, Activation::Relu, Init::PytorchDefault, rng)?;
+        let decoder = conv_decoder(latent, Init::PytorchDefault, rng)?;
         let mut params = nn::params_of(&encoder, "encoder.");
         params.extend(nn::params_of(&decoder, "decoder."));
-        Autoencoder {
+        Ok(Autoencoder {
             encoder,
             decoder,
             lambda,
             opt: Adam::new(params, lr),
-        }
+        })
     }
 
     fn losses(&self, x: &Tensor, ctx: &mut Ctx) -> Result<(Tensor, Losses)> {
@@ -305,18 +305,18 @@ pub struct Vae {
 }
 
 impl Vae {
-    pub fn new(latent: usize, lambda: f64, lr: f64, rng: &mut Rng) -> Vae {
-        let encoder = conv_encoder(2 * latent, Activation::Relu, Init::PytorchDefault, rng);
-        let decoder = conv_decoder(latent, Init::PytorchDefault, rng);
+    pub fn new(latent: usize, lambda: f64, lr: f64, rng: &mut Rng) -> Result<Vae> {
+        let encoder = conv_encoder(2 * latent, Activation::Relu, Init::PytorchDefault, rng)?;
+        let decoder = conv_decoder(latent, Init::PytorchDefault, rng)?;
         let mut params = nn::params_of(&encoder, "encoder.");
         params.extend(nn::params_of(&decoder, "decoder."));
-        Vae {
+        Ok(Vae {
             encoder,
             decoder,
             latent,
             lambda,
             opt: Adam::new(params, lr),
-        }
+        })
     }
 
     /// μ and log σ², each [N, latent].
@@ -331,7 +331,7 @@ impl Vae {
     /// (loss, reconstruction term, KL), per image, for one draw of ε.
     fn objective(&self, x: &Tensor, ctx: &mut Ctx) -> Result<(Tensor, Tensor, Tensor)> {
         let (mu, log_var) = self.encode(x, ctx)?;
-        let eps = Tensor::randn(mu.shape(), 0.0, 1.0, mu.dtype(), &mut ctx.rng).to(mu.device())?;
+        let eps = Tensor::randn(mu.shape(), 0.0, 1.0, mu.dtype(), &mut ctx.rng)?.to(mu.device())?;
         let z = mu.add(&log_var.mul_scalar(0.5)?.exp()?.mul(&eps)?)?;
         let logits = self.decoder.forward(&z, ctx)?;
         let recon = bce_per_image(&logits, x)?;
@@ -392,8 +392,8 @@ impl Model for Vae {
         }))
     }
     fn sample(&self, n: usize, rng: &mut Rng) -> Option<Result<Tensor>> {
-        let z = Tensor::randn(&[n, self.latent], 0.0, 1.0, DType::F32, rng);
         Some(no_grad(|| {
+            let z = Tensor::randn(&[n, self.latent], 0.0, 1.0, DType::F32, rng)?;
             self.decoder
                 .forward(&z.to(self.device())?, &mut Ctx::eval())?
                 .sigmoid()
@@ -458,40 +458,45 @@ pub struct Gan {
 }
 
 impl Gan {
-    pub fn new(latent: usize, generator_loss: GeneratorLoss, lr: f64, rng: &mut Rng) -> Gan {
+    pub fn new(
+        latent: usize,
+        generator_loss: GeneratorLoss,
+        lr: f64,
+        rng: &mut Rng,
+    ) -> Result<Gan> {
         let init = Init::Normal(0.02);
         let up = ConvTranspose2dParams::default().stride(2).padding(1);
         let generator = Sequential::new()
-            .layer(Linear::with_init(latent, 64 * 7 * 7, true, init, rng))
-            .layer(nn::BatchNorm2d::new(64 * 7 * 7))
+            .layer(Linear::with_init(latent, 64 * 7 * 7, true, init, rng)?)
+            .layer(nn::BatchNorm2d::new(64 * 7 * 7)?)
             .layer(Activation::Relu)
             .layer(Reshape(vec![64, 7, 7]))
-            .layer(ConvTranspose2d::with_init(64, 32, 4, up, true, init, rng))
-            .layer(nn::BatchNorm2d::new(32))
+            .layer(ConvTranspose2d::with_init(64, 32, 4, up, true, init, rng)?)
+            .layer(nn::BatchNorm2d::new(32)?)
             .layer(Activation::Relu)
-            .layer(ConvTranspose2d::with_init(32, 1, 4, up, true, init, rng))
+            .layer(ConvTranspose2d::with_init(32, 1, 4, up, true, init, rng)?)
             .layer(Activation::Sigmoid);
         let down = Conv2dParams::default().stride(2).padding(1);
         let leaky = Activation::LeakyRelu(0.2);
         let discriminator = Sequential::new()
-            .layer(Conv2d::with_init(1, 32, 4, down, true, init, rng))
+            .layer(Conv2d::with_init(1, 32, 4, down, true, init, rng)?)
             .layer(leaky)
-            .layer(Conv2d::with_init(32, 64, 4, down, true, init, rng))
-            .layer(nn::BatchNorm2d::new(64))
+            .layer(Conv2d::with_init(32, 64, 4, down, true, init, rng)?)
+            .layer(nn::BatchNorm2d::new(64)?)
             .layer(leaky)
             .layer(Flatten)
-            .layer(Linear::with_init(64 * 7 * 7, 1, true, init, rng));
+            .layer(Linear::with_init(64 * 7 * 7, 1, true, init, rng)?);
         let opt_g = Adam::new(nn::params_of(&generator, "generator."), lr).with_betas(0.5, 0.999);
         let opt_d =
             Adam::new(nn::params_of(&discriminator, "discriminator."), lr).with_betas(0.5, 0.999);
-        Gan {
+        Ok(Gan {
             generator,
             discriminator,
             latent,
             generator_loss,
             opt_g,
             opt_d,
-        }
+        })
     }
 
     fn g_loss(&self, fake_logits: &Tensor) -> Result<Tensor> {
@@ -513,7 +518,7 @@ impl Model for Gan {
             1.0,
             DType::F32,
             &mut ctx.rng,
-        )
+        )?
         .to(x.device())?;
         let fake = self.generator.forward(&z, ctx)?;
         // Discriminator: −E[log D(x)] − E[log(1 − D(G(z)))], with G held fixed (detached).
@@ -538,7 +543,7 @@ impl Model for Gan {
     fn eval_losses(&self, x: &Tensor, _labels: &[usize], rng: &mut Rng) -> Result<Losses> {
         no_grad(|| {
             let ctx = &mut Ctx::eval();
-            let z = Tensor::randn(&[batch_size(x)?, self.latent], 0.0, 1.0, DType::F32, rng)
+            let z = Tensor::randn(&[batch_size(x)?, self.latent], 0.0, 1.0, DType::F32, rng)?
                 .to(x.device())?;
             let fake_logits = self
                 .discriminator
@@ -554,8 +559,8 @@ impl Model for Gan {
         })
     }
     fn sample(&self, n: usize, rng: &mut Rng) -> Option<Result<Tensor>> {
-        let z = Tensor::randn(&[n, self.latent], 0.0, 1.0, DType::F32, rng);
         Some(no_grad(|| {
+            let z = Tensor::randn(&[n, self.latent], 0.0, 1.0, DType::F32, rng)?;
             self.generator
                 .forward(&z.to(self.device())?, &mut Ctx::eval())
         }))
@@ -594,9 +599,9 @@ pub enum Prior {
 
 impl Prior {
     /// `n` samples of dimension `d`.
-    pub fn sample(&self, n: usize, d: usize, rng: &mut Rng) -> Tensor {
-        match *self {
-            Prior::StandardNormal => Tensor::randn(&[n, d], 0.0, 1.0, DType::F32, rng),
+    pub fn sample(&self, n: usize, d: usize, rng: &mut Rng) -> Result<Tensor> {
+        Ok(match *self {
+            Prior::StandardNormal => Tensor::randn(&[n, d], 0.0, 1.0, DType::F32, rng)?,
             Prior::GaussianMixture { components } => {
                 let k = components.max(1);
                 let mut v = Vec::with_capacity(n * d);
@@ -611,9 +616,9 @@ impl Prior {
                         v.push((centre + 0.5 * rng.normal()) as f32);
                     }
                 }
-                Tensor::from_vec(v, &[n, d]).expect("n·d values")
+                Tensor::from_vec(v, &[n, d])?
             }
-        }
+        })
     }
 }
 
@@ -641,21 +646,21 @@ pub struct Aae {
 }
 
 impl Aae {
-    pub fn new(latent: usize, lambda: f64, prior: Prior, lr: f64, rng: &mut Rng) -> Aae {
-        let encoder = conv_encoder(latent, Activation::Relu, Init::PytorchDefault, rng);
-        let decoder = conv_decoder(latent, Init::PytorchDefault, rng);
+    pub fn new(latent: usize, lambda: f64, prior: Prior, lr: f64, rng: &mut Rng) -> Result<Aae> {
+        let encoder = conv_encoder(latent, Activation::Relu, Init::PytorchDefault, rng)?;
+        let decoder = conv_decoder(latent, Init::PytorchDefault, rng)?;
         let discriminator = Sequential::new()
-            .layer(Linear::new(latent, 64, rng))
+            .layer(Linear::new(latent, 64, rng)?)
             .layer(Activation::Relu)
-            .layer(Linear::new(64, 64, rng))
+            .layer(Linear::new(64, 64, rng)?)
             .layer(Activation::Relu)
-            .layer(Linear::new(64, 1, rng));
+            .layer(Linear::new(64, 1, rng)?);
         let mut ae_params = nn::params_of(&encoder, "encoder.");
         ae_params.extend(nn::params_of(&decoder, "decoder."));
         let opt_ae = Adam::new(ae_params, lr);
         let opt_d =
             Adam::new(nn::params_of(&discriminator, "discriminator."), lr).with_betas(0.5, 0.999);
-        Aae {
+        Ok(Aae {
             encoder,
             decoder,
             discriminator,
@@ -664,7 +669,7 @@ impl Aae {
             prior,
             opt_ae,
             opt_d,
-        }
+        })
     }
 
     fn decode(&self, h: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
@@ -682,7 +687,7 @@ impl Model for Aae {
         let codes = self.encoder.forward(x, ctx)?;
         let prior = self
             .prior
-            .sample(n, self.latent, &mut ctx.rng)
+            .sample(n, self.latent, &mut ctx.rng)?
             .to(x.device())?;
         let d_loss = loss::discriminator_loss(
             &self.discriminator.forward(&prior, ctx)?,
@@ -714,7 +719,7 @@ impl Model for Aae {
             let mse = loss::mse(&logits.sigmoid()?, x)?.item()?;
             let prior = self
                 .prior
-                .sample(batch_size(x)?, self.latent, rng)
+                .sample(batch_size(x)?, self.latent, rng)?
                 .to(x.device())?;
             let code_logits = self.discriminator.forward(&codes, ctx)?;
             let d =
@@ -737,8 +742,8 @@ impl Model for Aae {
         }))
     }
     fn sample(&self, n: usize, rng: &mut Rng) -> Option<Result<Tensor>> {
-        let h = self.prior.sample(n, self.latent, rng);
         Some(no_grad(|| {
+            let h = self.prior.sample(n, self.latent, rng)?;
             self.decode(&h.to(self.device())?, &mut Ctx::eval())
         }))
     }
@@ -779,7 +784,7 @@ mod tests {
     use super::*;
 
     fn batch(rng: &mut Rng) -> Tensor {
-        Tensor::rand_uniform(&[4, 1, 28, 28], 0.0, 1.0, DType::F32, rng)
+        Tensor::rand_uniform(&[4, 1, 28, 28], 0.0, 1.0, DType::F32, rng).unwrap()
     }
 
     #[test]
@@ -787,18 +792,21 @@ mod tests {
         let mut rng = Rng::new(0);
         let x = batch(&mut rng);
         let models: Vec<Box<dyn Model>> = vec![
-            Box::new(Autoencoder::new(8, 1e-4, 1e-3, &mut rng)),
-            Box::new(Vae::new(8, 1.0, 1e-3, &mut rng)),
-            Box::new(Gan::new(8, GeneratorLoss::NonSaturating, 2e-4, &mut rng)),
-            Box::new(Aae::new(
-                8,
-                1.0,
-                Prior::GaussianMixture { components: 10 },
-                1e-3,
-                &mut rng,
-            )),
-            Box::new(Gan::new(8, GeneratorLoss::Minimax, 2e-4, &mut rng)),
-            Box::new(Aae::new(8, 10.0, Prior::StandardNormal, 1e-3, &mut rng)),
+            Box::new(Autoencoder::new(8, 1e-4, 1e-3, &mut rng).unwrap()),
+            Box::new(Vae::new(8, 1.0, 1e-3, &mut rng).unwrap()),
+            Box::new(Gan::new(8, GeneratorLoss::NonSaturating, 2e-4, &mut rng).unwrap()),
+            Box::new(
+                Aae::new(
+                    8,
+                    1.0,
+                    Prior::GaussianMixture { components: 10 },
+                    1e-3,
+                    &mut rng,
+                )
+                .unwrap(),
+            ),
+            Box::new(Gan::new(8, GeneratorLoss::Minimax, 2e-4, &mut rng).unwrap()),
+            Box::new(Aae::new(8, 10.0, Prior::StandardNormal, 1e-3, &mut rng).unwrap()),
         ];
         for mut m in models {
             let labels = [0, 1, 2, 3];

@@ -83,11 +83,11 @@ pub fn init_param(
     fan_out: usize,
     init: Init,
     rng: &mut Rng,
-) -> Tensor {
+) -> Result<Tensor> {
     let t = match init {
         Init::PytorchDefault => {
             let b = 1.0 / (fan_in.max(1) as f64).sqrt();
-            Tensor::rand_uniform(shape, -b, b, DType::F32, rng)
+            Tensor::rand_uniform(shape, -b, b, DType::F32, rng)?
         }
         Init::KaimingNormal => Tensor::randn(
             shape,
@@ -95,14 +95,14 @@ pub fn init_param(
             (2.0 / fan_in.max(1) as f64).sqrt(),
             DType::F32,
             rng,
-        ),
+        )?,
         Init::XavierUniform => {
             let b = (6.0 / (fan_in + fan_out).max(1) as f64).sqrt();
-            Tensor::rand_uniform(shape, -b, b, DType::F32, rng)
+            Tensor::rand_uniform(shape, -b, b, DType::F32, rng)?
         }
-        Init::Normal(std) => Tensor::randn(shape, 0.0, std, DType::F32, rng),
+        Init::Normal(std) => Tensor::randn(shape, 0.0, std, DType::F32, rng)?,
     };
-    t.requires_grad_()
+    Ok(t.requires_grad_())
 }
 
 fn push(out: &mut Vec<(String, Tensor)>, prefix: &str, name: &str, t: &Tensor) {
@@ -129,7 +129,7 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn new(inputs: usize, outputs: usize, rng: &mut Rng) -> Linear {
+    pub fn new(inputs: usize, outputs: usize, rng: &mut Rng) -> Result<Linear> {
         Linear::with_init(inputs, outputs, true, Init::PytorchDefault, rng)
     }
     pub fn with_init(
@@ -138,11 +138,13 @@ impl Linear {
         bias: bool,
         init: Init,
         rng: &mut Rng,
-    ) -> Linear {
-        let weight = init_param(&[outputs, inputs], inputs, outputs, init, rng);
+    ) -> Result<Linear> {
+        let weight = init_param(&[outputs, inputs], inputs, outputs, init, rng)?;
         // PyTorch draws biases from U(−1/√fan_in, 1/√fan_in) whatever the weight scheme.
-        let bias = bias.then(|| init_param(&[outputs], inputs, outputs, Init::PytorchDefault, rng));
-        Linear { weight, bias }
+        let bias = bias
+            .then(|| init_param(&[outputs], inputs, outputs, Init::PytorchDefault, rng))
+            .transpose()?;
+        Ok(Linear { weight, bias })
     }
 }
 
@@ -173,7 +175,7 @@ impl Conv2d {
         kernel: usize,
         params: Conv2dParams,
         rng: &mut Rng,
-    ) -> Conv2d {
+    ) -> Result<Conv2d> {
         Conv2d::with_init(
             inputs,
             outputs,
@@ -192,7 +194,7 @@ impl Conv2d {
         bias: bool,
         init: Init,
         rng: &mut Rng,
-    ) -> Conv2d {
+    ) -> Result<Conv2d> {
         let per_group = inputs / params.groups.max(1);
         let fan_in = per_group * kernel * kernel;
         let fan_out = outputs / params.groups.max(1) * kernel * kernel;
@@ -202,13 +204,15 @@ impl Conv2d {
             fan_out,
             init,
             rng,
-        );
-        let bias = bias.then(|| init_param(&[outputs], fan_in, fan_out, Init::PytorchDefault, rng));
-        Conv2d {
+        )?;
+        let bias = bias
+            .then(|| init_param(&[outputs], fan_in, fan_out, Init::PytorchDefault, rng))
+            .transpose()?;
+        Ok(Conv2d {
             weight,
             bias,
             params,
-        }
+        })
     }
 }
 
@@ -235,7 +239,7 @@ impl ConvTranspose2d {
         kernel: usize,
         params: ConvTranspose2dParams,
         rng: &mut Rng,
-    ) -> ConvTranspose2d {
+    ) -> Result<ConvTranspose2d> {
         ConvTranspose2d::with_init(
             inputs,
             outputs,
@@ -254,7 +258,7 @@ impl ConvTranspose2d {
         bias: bool,
         init: Init,
         rng: &mut Rng,
-    ) -> ConvTranspose2d {
+    ) -> Result<ConvTranspose2d> {
         let per_group = outputs / params.groups.max(1);
         // PyTorch computes fan_in from weight axis 1: out/groups · k².
         let fan_in = per_group * kernel * kernel;
@@ -265,13 +269,15 @@ impl ConvTranspose2d {
             fan_out,
             init,
             rng,
-        );
-        let bias = bias.then(|| init_param(&[outputs], fan_in, fan_out, Init::PytorchDefault, rng));
-        ConvTranspose2d {
+        )?;
+        let bias = bias
+            .then(|| init_param(&[outputs], fan_in, fan_out, Init::PytorchDefault, rng))
+            .transpose()?;
+        Ok(ConvTranspose2d {
             weight,
             bias,
             params,
-        }
+        })
     }
 }
 
@@ -298,15 +304,15 @@ pub struct BatchNorm2d {
 }
 
 impl BatchNorm2d {
-    pub fn new(channels: usize) -> BatchNorm2d {
-        BatchNorm2d {
-            weight: Tensor::ones(&[channels], DType::F32).requires_grad_(),
-            bias: Tensor::zeros(&[channels], DType::F32).requires_grad_(),
-            running_mean: Tensor::zeros(&[channels], DType::F32),
-            running_var: Tensor::ones(&[channels], DType::F32),
+    pub fn new(channels: usize) -> Result<BatchNorm2d> {
+        Ok(BatchNorm2d {
+            weight: Tensor::ones(&[channels], DType::F32)?.requires_grad_(),
+            bias: Tensor::zeros(&[channels], DType::F32)?.requires_grad_(),
+            running_mean: Tensor::zeros(&[channels], DType::F32)?,
+            running_var: Tensor::ones(&[channels], DType::F32)?,
             momentum: std::sync::atomic::AtomicU64::new(0.1f64.to_bits()),
             eps: 1e-5,
-        }
+        })
     }
     pub fn momentum(&self) -> f64 {
         f64::from_bits(self.momentum.load(std::sync::atomic::Ordering::Relaxed))
@@ -469,17 +475,11 @@ mod tests {
     fn sequential_names_parameters_like_pytorch() {
         let mut rng = Rng::new(0);
         let net = Sequential::new()
-            .layer(Conv2d::new(
-                1,
-                4,
-                3,
-                Conv2dParams::default().padding(1),
-                &mut rng,
-            ))
-            .layer(BatchNorm2d::new(4))
+            .layer(Conv2d::new(1, 4, 3, Conv2dParams::default().padding(1), &mut rng).unwrap())
+            .layer(BatchNorm2d::new(4).unwrap())
             .layer(Activation::Relu)
             .layer(Flatten)
-            .layer(Linear::new(4 * 5 * 5, 3, &mut rng));
+            .layer(Linear::new(4 * 5 * 5, 3, &mut rng).unwrap());
         let names: Vec<String> = state_of(&net, "encoder.")
             .into_iter()
             .map(|(n, _)| n)
@@ -497,7 +497,7 @@ mod tests {
                 "encoder.1.running_var"
             ]
         );
-        let x = Tensor::randn(&[2, 1, 5, 5], 0.0, 1.0, DType::F32, &mut rng);
+        let x = Tensor::randn(&[2, 1, 5, 5], 0.0, 1.0, DType::F32, &mut rng).unwrap();
         let y = net.forward(&x, &mut Ctx::train(0)).unwrap();
         assert_eq!(y.shape(), &[2, 3]);
         assert_eq!(
@@ -514,7 +514,7 @@ mod tests {
     #[test]
     fn pytorch_default_init_stays_in_its_bound() {
         let mut rng = Rng::new(1);
-        let l = Linear::new(64, 32, &mut rng);
+        let l = Linear::new(64, 32, &mut rng).unwrap();
         let bound = 1.0 / 8.0;
         assert!(l.weight.to_vec_f64().iter().all(|v| v.abs() <= bound));
         let spread = l

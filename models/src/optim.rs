@@ -425,7 +425,7 @@ mod tests {
 
     #[test]
     fn optimizers_minimise_a_quadratic() {
-        let p = Tensor::zeros(&[4], DType::F32).requires_grad_();
+        let p = Tensor::zeros(&[4], DType::F32).unwrap().requires_grad_();
         let mut sgd = Sgd::new(vec![("p".into(), p.clone())], 0.1, 0.9, 0.0);
         for _ in 0..100 {
             quadratic_step(&mut sgd, &p);
@@ -435,7 +435,7 @@ mod tests {
             "{:?}",
             p.to_vec_f64()
         );
-        let q = Tensor::zeros(&[4], DType::F32).requires_grad_();
+        let q = Tensor::zeros(&[4], DType::F32).unwrap().requires_grad_();
         let mut adam = Adam::new(vec![("q".into(), q.clone())], 0.1);
         for _ in 0..300 {
             quadratic_step(&mut adam, &q);

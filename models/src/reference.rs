@@ -13,18 +13,21 @@ pub struct FmnistCnn {
 }
 
 impl FmnistCnn {
-    pub fn new(rng: &mut Rng) -> FmnistCnn {
-        let mut p = |shape: &[usize], fan_in: usize| {
-            Tensor::randn(shape, 0.0, (2.0 / fan_in as f64).sqrt(), DType::F32, rng)
-                .requires_grad_()
+    pub fn new(rng: &mut Rng) -> Result<FmnistCnn> {
+        let mut p = |shape: &[usize], fan_in: usize| -> Result<Tensor> {
+            Ok(
+                Tensor::randn(shape, 0.0, (2.0 / fan_in as f64).sqrt(), DType::F32, rng)?
+                    .requires_grad_(),
+            )
         };
-        let zeros = |n: usize| Tensor::zeros(&[n], DType::F32).requires_grad_();
-        FmnistCnn {
-            conv1: (p(&[32, 1, 3, 3], 9), zeros(32)),
-            conv2: (p(&[64, 32, 3, 3], 288), zeros(64)),
-            fc1: (p(&[3136, 128], 3136), zeros(128)),
-            fc2: (p(&[128, 10], 128), zeros(10)),
-        }
+        let zeros =
+            |n: usize| -> Result<Tensor> { Ok(Tensor::zeros(&[n], DType::F32)?.requires_grad_()) };
+        Ok(FmnistCnn {
+            conv1: (p(&[32, 1, 3, 3], 9)?, zeros(32)?),
+            conv2: (p(&[64, 32, 3, 3], 288)?, zeros(64)?),
+            fc1: (p(&[3136, 128], 3136)?, zeros(128)?),
+            fc2: (p(&[128, 10], 128)?, zeros(10)?),
+        })
     }
 
     pub fn params(&self) -> Vec<(String, Tensor)> {

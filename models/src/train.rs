@@ -309,21 +309,21 @@ into_train_error!(
 );
 
 /// A fresh model for `cfg`, its weights drawn from `cfg.seed`.
-pub fn build_model(cfg: &TrainConfig) -> Box<dyn Model> {
+pub fn build_model(cfg: &TrainConfig) -> ferrograd_engine::Result<Box<dyn Model>> {
     let mut rng = Rng::new(cfg.seed);
-    match cfg.kind {
-        ModelKind::Ae => Box::new(Autoencoder::new(cfg.latent, cfg.lambda, cfg.lr, &mut rng)),
-        ModelKind::Vae => Box::new(Vae::new(cfg.latent, cfg.lambda, cfg.lr, &mut rng)),
-        ModelKind::Gan => Box::new(Gan::new(cfg.latent, cfg.generator_loss, cfg.lr, &mut rng)),
+    Ok(match cfg.kind {
+        ModelKind::Ae => Box::new(Autoencoder::new(cfg.latent, cfg.lambda, cfg.lr, &mut rng)?),
+        ModelKind::Vae => Box::new(Vae::new(cfg.latent, cfg.lambda, cfg.lr, &mut rng)?),
+        ModelKind::Gan => Box::new(Gan::new(cfg.latent, cfg.generator_loss, cfg.lr, &mut rng)?),
         ModelKind::Aae => Box::new(Aae::new(
             cfg.latent, cfg.lambda, cfg.prior, cfg.lr, &mut rng,
-        )),
-        ModelKind::Classifier => Box::new(build_classifier(cfg)),
-    }
+        )?),
+        ModelKind::Classifier => Box::new(build_classifier(cfg)?),
+    })
 }
 
 /// A fresh classifier for `cfg`, its weights drawn from `cfg.seed`.
-fn build_classifier(cfg: &TrainConfig) -> Classifier {
+fn build_classifier(cfg: &TrainConfig) -> ferrograd_engine::Result<Classifier> {
     let mut rng = Rng::new(cfg.seed);
     Classifier::new(cfg.activation, cfg.beta, cfg.lambda, cfg.lr, &mut rng)
 }
@@ -585,7 +585,7 @@ pub fn train(
     let test_split = cfg
         .test_limit
         .map_or_else(|| data.test.clone(), |n| data.test.subset(n));
-    let mut model = build_model(cfg);
+    let mut model = build_model(cfg)?;
     model.move_to(cfg.device)?;
     let device = cfg.device;
     let mut records = Vec::new();
@@ -716,7 +716,7 @@ pub fn evaluate(
     device: Device,
 ) -> Result<EvalReport, TrainError> {
     let (ckpt, config, epoch) = open_checkpoint(checkpoint_file)?;
-    let mut model = build_model(&config);
+    let mut model = build_model(&config)?;
     model.load_state(&ckpt.tensors, &ckpt.metadata)?;
     model.move_to(device)?;
     let test = evaluate_split(&*model, &data.test, 0)?;
@@ -739,7 +739,7 @@ pub fn load_classifier(
             config.kind.name()
         )));
     }
-    let mut model = build_classifier(&config);
+    let mut model = build_classifier(&config)?;
     model.load_state(&ckpt.tensors, &ckpt.metadata)?;
     Ok((model, config, epoch))
 }

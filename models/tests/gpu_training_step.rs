@@ -26,7 +26,7 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// A small batch (lavapipe is slow) of the real input shape, and its labels.
 fn batch(rng: &mut Rng, n: usize) -> (Tensor, Vec<usize>) {
     (
-        Tensor::randn(&[n, 1, 28, 28], 0.0, 1.0, DType::F32, rng),
+        Tensor::randn(&[n, 1, 28, 28], 0.0, 1.0, DType::F32, rng).unwrap(),
         (0..n).map(|_| rng.below(10)).collect(),
     )
 }
@@ -38,7 +38,7 @@ fn a_training_step_reads_back_only_the_loss() {
     };
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng::new(7);
-    let net = FmnistCnn::new(&mut rng);
+    let net = FmnistCnn::new(&mut rng).unwrap();
     net.move_to(gpu_device).unwrap();
     let mut opt = Adam::new(net.params(), 1e-3);
     let (x, labels) = batch(&mut rng, 4);
@@ -83,7 +83,7 @@ fn gpu_training_follows_the_cpu() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let run = |device: Device| {
         let mut rng = Rng::new(11);
-        let net = FmnistCnn::new(&mut rng);
+        let net = FmnistCnn::new(&mut rng).unwrap();
         net.move_to(device).unwrap();
         let mut opt = Adam::new(net.params(), 1e-3);
         let (x, labels) = batch(&mut rng, 3);

@@ -100,7 +100,7 @@ impl Tensor {
             &[c, 1, kernel, kernel],
             1.0 / (kernel * kernel) as f64,
             self.dtype(),
-        )
+        )?
         .to(self.device())?;
         self.conv2d(
             &weight,

@@ -702,14 +702,14 @@ mod tests {
 
     #[test]
     fn shape_errors_name_the_op_and_shapes() {
-        let x = Tensor::zeros(&[2, 3], DType::F32);
+        let x = Tensor::zeros(&[2, 3], DType::F32).unwrap();
         let e = x.reshape(&[4, 2]).unwrap_err();
         assert_eq!(
             e.to_string(),
             "reshape: [2, 3] (6 elements) cannot become [4, 2] (8 elements)"
         );
         assert!(x
-            .add(&Tensor::zeros(&[4], DType::F32))
+            .add(&Tensor::zeros(&[4], DType::F32).unwrap())
             .unwrap_err()
             .to_string()
             .contains("[2, 3] and [4] do not broadcast"));

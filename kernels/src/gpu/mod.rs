@@ -206,6 +206,11 @@ impl Gpu {
         format!("{} ({:?})", self.info.name, self.info.backend)
     }
 
+    /// The most 32-bit words one buffer may hold: the adapter's largest storage binding.
+    pub fn max_buffer_words(&self) -> usize {
+        (self.max_binding_bytes / 4) as usize
+    }
+
     /// Whether the adapter is a CPU in disguise (lavapipe, WARP).
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
