@@ -1,6 +1,6 @@
 //! The autodiff API as a PyTorch user expects it, and its errors.
 
-use ferrograd::engine::{grad, no_grad, DType, ErrorKind, Rng, Tensor};
+use ferrograd::engine::{grad, grad_with, no_grad, DType, ErrorKind, GradOptions, Rng, Tensor};
 
 fn t(values: &[f64], shape: &[usize]) -> Tensor {
     Tensor::from_f64s(values, shape, DType::F64).unwrap()
@@ -33,15 +33,22 @@ fn backward_accumulates_on_leaves_until_zeroed() {
 }
 
 #[test]
-fn grad_reaches_inner_tensors_and_gives_zeros_where_unused() {
+fn grad_reaches_inner_tensors_and_says_none_for_unused_ones_when_allowed() {
     let x = t(&[0.5, -1.0], &[2]).requires_grad_();
     let unused = t(&[1.0], &[1]).requires_grad_();
     let inner = x.exp().unwrap();
     let y = inner.mul(&inner).unwrap().sum_all().unwrap();
-    let g = grad(&[&y], &[&inner, &unused], None, false).unwrap();
+    let g = grad(&[&y], &[&inner], None, false).unwrap();
     let want: Vec<f64> = inner.to_vec_f64().iter().map(|v| 2.0 * v).collect();
     assert_eq!(g[0].to_vec_f64(), want);
-    assert_eq!(g[1].to_vec_f64(), vec![0.0]);
+    assert!(grad(&[&y], &[&inner, &unused], None, false).is_err());
+    let options = GradOptions {
+        allow_unused: true,
+        ..GradOptions::default()
+    };
+    let g = grad_with(&[&y], &[&inner, &unused], options).unwrap();
+    assert_eq!(g[0].as_ref().unwrap().to_vec_f64(), want);
+    assert!(g[1].is_none());
 }
 
 #[test]

@@ -129,14 +129,23 @@ fn post_order(outputs: &[Tensor]) -> Vec<Tensor> {
     order
 }
 
-/// The reverse sweep. Returns the gradient of every tensor in `wanted` (all reached tensors
-/// when `None`), keyed by tensor id, and the leaves reached.
+/// What a reverse sweep found: the gradient of every wanted tensor that got one (keyed by
+/// id), the leaves reached, and the ids of every tensor on a path from an output to a wanted
+/// one (so a wanted tensor missing from it is not used by the outputs at all).
+struct Swept {
+    grads: HashMap<u64, Tensor>,
+    leaves: Vec<Tensor>,
+    needed: HashSet<u64>,
+}
+
+/// The reverse sweep over the tensors that lead from `outputs` to a tensor in `wanted` (all
+/// reached tensors when `None`).
 fn sweep(
     outputs: &[Tensor],
     grad_outputs: &[Tensor],
     wanted: Option<&HashSet<u64>>,
     create_graph: bool,
-) -> Result<(HashMap<u64, Tensor>, Vec<Tensor>)> {
+) -> Result<Swept> {
     let order = post_order(outputs);
     // A node is worth running only if a wanted tensor lies below it.
     let needed: HashSet<u64> = match wanted {
@@ -205,7 +214,11 @@ fn sweep(
             accumulate(&mut grads, input.id(), ig)?;
         }
     }
-    Ok((grads, leaves))
+    Ok(Swept {
+        grads,
+        leaves,
+        needed,
+    })
 }
 
 fn accumulate(grads: &mut HashMap<u64, Tensor>, id: u64, g: Tensor) -> Result<()> {
@@ -269,33 +282,111 @@ fn default_grad_outputs(
     }
 }
 
+/// Options of [`grad_with`].
+#[derive(Clone, Copy, Default)]
+pub struct GradOptions<'a> {
+    /// The weights of each output (ones for scalar outputs when `None`).
+    pub grad_outputs: Option<&'a [&'a Tensor]>,
+    /// Record the backward pass, so the gradients can be differentiated again.
+    pub create_graph: bool,
+    /// Give `None` for an input the outputs do not depend on, instead of an error. (For zeros,
+    /// `.unwrap_or_else(|| input.zeros_like())`, as PyTorch's `materialize_grads`.)
+    pub allow_unused: bool,
+}
+
 /// Gradients of `outputs` with respect to `inputs`, weighted by `grad_outputs` (ones for scalar
 /// outputs when `None`): Σ_o grad_outputs[o] · ∂outputs[o]/∂inputs[i].
 ///
 /// `inputs` may be any tensors of the graph, not only leaves (an inner activation map, for
-/// instance). An input that the outputs do not depend on gets zeros. With `create_graph` the
-/// returned gradients are recorded and can be differentiated again, to any order.
+/// instance). With `create_graph` the returned gradients are recorded and can be
+/// differentiated again, to any order.
+///
+/// Refused, as PyTorch's `torch.autograd.grad` refuses them: no outputs; an output that does
+/// not require gradients (computed under `no_grad`, from constants only, or a gradient taken
+/// without `create_graph`, whose second derivative would otherwise be a silent zero); an input
+/// that does not require gradients; and an input the outputs do not depend on ([`grad_with`]
+/// with `allow_unused` gives `None` for it instead). An input the outputs reach only through
+/// piecewise-constant ops (a mask, a sign) gets zeros: its derivative is zero, not undefined.
 pub fn grad(
     outputs: &[&Tensor],
     inputs: &[&Tensor],
     grad_outputs: Option<&[&Tensor]>,
     create_graph: bool,
 ) -> Result<Vec<Tensor>> {
+    let options = GradOptions {
+        grad_outputs,
+        create_graph,
+        allow_unused: false,
+    };
+    Ok(grad_with(outputs, inputs, options)?
+        .into_iter()
+        .map(|g| g.expect("without allow_unused every input has a gradient"))
+        .collect())
+}
+
+/// [`grad`] with its options spelled out; `None` only for an unused input under
+/// `allow_unused`.
+pub fn grad_with(
+    outputs: &[&Tensor],
+    inputs: &[&Tensor],
+    options: GradOptions<'_>,
+) -> Result<Vec<Option<Tensor>>> {
+    if outputs.is_empty() {
+        return Err(Error::autograd(
+            "grad",
+            "no outputs given: there is nothing to differentiate",
+        ));
+    }
+    for (i, o) in outputs.iter().enumerate() {
+        if !o.requires_grad() {
+            return Err(Error::autograd(
+                "grad",
+                format!(
+                    "output {i} (shape {:?}) does not require gradients: it was computed under \
+                     no_grad, from tensors that do not require them, or it is a gradient taken \
+                     without create_graph = true (needed to differentiate it again)",
+                    o.shape()
+                ),
+            ));
+        }
+    }
+    for (i, x) in inputs.iter().enumerate() {
+        if !x.requires_grad() {
+            return Err(Error::autograd(
+                "grad",
+                format!(
+                    "input {i} (shape {:?}) does not require gradients: mark it with \
+                     requires_grad_(), or compute it from a tensor that requires them",
+                    x.shape()
+                ),
+            ));
+        }
+    }
     let outputs: Vec<Tensor> = outputs.iter().map(|&t| t.clone()).collect();
-    let grad_outputs: Option<Vec<Tensor>> =
-        grad_outputs.map(|gs| gs.iter().map(|&t| t.clone()).collect());
+    let grad_outputs: Option<Vec<Tensor>> = options
+        .grad_outputs
+        .map(|gs| gs.iter().map(|&t| t.clone()).collect());
     let gos = default_grad_outputs("grad", &outputs, grad_outputs.as_deref())?;
     let wanted: HashSet<u64> = inputs.iter().map(|t| t.id()).collect();
-    let (grads, _) = sweep(&outputs, &gos, Some(&wanted), create_graph)?;
-    Ok(inputs
+    let swept = sweep(&outputs, &gos, Some(&wanted), options.create_graph)?;
+    inputs
         .iter()
-        .map(|i| {
-            grads
-                .get(&i.id())
-                .cloned()
-                .unwrap_or_else(|| i.zeros_like())
+        .enumerate()
+        .map(|(i, x)| match swept.grads.get(&x.id()) {
+            Some(g) => Ok(Some(g.clone())),
+            // Reached, but every path passes a piecewise-constant op: a zero derivative.
+            None if swept.needed.contains(&x.id()) => Ok(Some(x.zeros_like())),
+            None if options.allow_unused => Ok(None),
+            None => Err(Error::autograd(
+                "grad",
+                format!(
+                    "input {i} (shape {:?}) is not used by the outputs; pass allow_unused \
+                     (grad_with) to get None for it",
+                    x.shape()
+                ),
+            )),
         })
-        .collect())
+        .collect()
 }
 
 impl Tensor {
@@ -314,10 +405,10 @@ impl Tensor {
         if !self.requires_grad() {
             return Err(Error::autograd("backward", "this tensor does not require gradients: no input was marked with requires_grad, or it was computed under no_grad"));
         }
-        let (grads, leaves) = sweep(&outputs, &gos, None, create_graph)?;
+        let swept = sweep(&outputs, &gos, None, create_graph)?;
         let _mode = GradModeGuard::new(create_graph);
-        for leaf in leaves {
-            if let Some(g) = grads.get(&leaf.id()) {
+        for leaf in swept.leaves {
+            if let Some(g) = swept.grads.get(&leaf.id()) {
                 let g = if create_graph { g.clone() } else { g.detach() };
                 let total = match leaf.grad() {
                     Some(prev) => prev.add(&g)?,

@@ -26,7 +26,9 @@ pub mod rng;
 pub mod storage;
 pub mod tensor;
 
-pub use autograd::{grad, is_grad_enabled, live_nodes, no_grad, BackwardOp, GradModeGuard};
+pub use autograd::{
+    grad, grad_with, is_grad_enabled, live_nodes, no_grad, BackwardOp, GradModeGuard, GradOptions,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use ops::conv::{Conv2dParams, ConvTranspose2dParams};
 pub use ops::nn::{batch_norm, BatchNormState};

@@ -61,17 +61,22 @@ pub fn set_allocation_limit(bytes: usize) {
     );
 }
 
-/// The number of elements of `shape`, or an error naming `op` if the product overflows.
+/// The number of elements of `shape`, or an error naming `op` if the shape is too large to
+/// address. As in PyTorch, a zero does not excuse the other sizes: the product of the nonzero
+/// sizes must fit a `usize` too, so that any product of some of a tensor's sizes (a stride,
+/// the rows of a reduction) can be computed without overflow, even for an empty tensor.
 pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
-    shape
+    let addressable = shape
         .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| {
-            Error::shape(
-                op,
-                format!("shape {shape:?} has more elements than a usize can count"),
-            )
-        })
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)));
+    match addressable {
+        Some(n) if !shape.contains(&0) => Ok(n),
+        Some(_) => Ok(0),
+        None => Err(Error::shape(
+            op,
+            format!("shape {shape:?} has more elements than a usize can count"),
+        )),
+    }
 }
 
 /// Bytes of one element.
@@ -91,39 +96,44 @@ pub fn checked_alloc(
     device: Device,
 ) -> Result<usize> {
     let n = checked_numel(op, shape)?;
-    let bytes = n.saturating_mul(element_bytes(dtype));
-    let limit = allocation_limit();
-    if bytes > limit {
-        return Err(Error::new(
-            op,
-            crate::ErrorKind::Allocation,
-            format!(
-                "shape {shape:?} needs {} of {dtype}, over the allocation limit of {} \
-                 (FERROGRAD_MAX_ALLOC or set_allocation_limit raise it)",
-                describe_bytes(bytes),
-                describe_bytes(limit)
-            ),
-        ));
-    }
-    if device == Device::Gpu {
-        check_gpu_size(op, shape, n)?;
-    }
+    check_buffer(op, &format!("shape {shape:?}"), Some(n), dtype, device)?;
     Ok(n)
 }
 
-/// A GPU buffer must fit one storage binding, and its indices must fit the shaders' `u32`.
-fn check_gpu_size(op: &'static str, shape: &[usize], n: usize) -> Result<()> {
-    let max_words = ferrograd_kernels::gpu::context()
-        .map(|g| g.max_buffer_words())
-        .unwrap_or(u32::MAX as usize);
-    if n > max_words.min(u32::MAX as usize) {
-        return Err(Error::new(
-            op,
-            crate::ErrorKind::Allocation,
-            format!(
-                "shape {shape:?} ({n} values) is larger than the GPU's largest buffer ({max_words} values)"
-            ),
+/// Checks a buffer of `elements` (`None`: the count overflowed) that `op` is about to
+/// allocate, described by `what` in the error ("shape [2, 3]", "the im2col buffer").
+pub fn check_buffer(
+    op: &'static str,
+    what: &str,
+    elements: Option<usize>,
+    dtype: DType,
+    device: Device,
+) -> Result<()> {
+    let too_big = |message: String| Err(Error::new(op, crate::ErrorKind::Allocation, message));
+    let Some(n) = elements else {
+        return too_big(format!("{what} has more elements than a usize can count"));
+    };
+    let bytes = n.saturating_mul(element_bytes(dtype));
+    let limit = allocation_limit();
+    if bytes > limit {
+        return too_big(format!(
+            "{what} needs {} of {dtype}, over the allocation limit of {} \
+             (FERROGRAD_MAX_ALLOC or set_allocation_limit raise it)",
+            describe_bytes(bytes),
+            describe_bytes(limit)
         ));
+    }
+    if device == Device::Gpu {
+        // A GPU buffer must fit one storage binding, and its indices the shaders' u32.
+        let max_words = ferrograd_kernels::gpu::context()
+            .map(|g| g.max_buffer_words())
+            .unwrap_or(u32::MAX as usize)
+            .min(u32::MAX as usize);
+        if n > max_words {
+            return too_big(format!(
+                "{what} ({n} values) is larger than the GPU's largest buffer ({max_words} values)"
+            ));
+        }
     }
     Ok(())
 }

@@ -195,6 +195,13 @@ impl Storage {
             Storage::Gpu(_) => Ok(self.clone()),
             Storage::F32(v) => {
                 let g = gpu::context().map_err(|why| Error::new("to", ErrorKind::Device, why))?;
+                crate::limits::check_buffer(
+                    "to",
+                    &format!("a tensor of {} values", v.len()),
+                    Some(v.len()),
+                    DType::F32,
+                    Device::Gpu,
+                )?;
                 Ok(std::sync::Arc::new(Storage::Gpu(g.upload_f32(v))))
             }
             Storage::F64(_) => Err(Error::new(

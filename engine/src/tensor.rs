@@ -390,6 +390,7 @@ impl Tensor {
             ));
         }
         if dtype != self.dtype() {
+            checked_alloc("cast_in_place", self.shape(), dtype, self.device())?;
             if self.device() == Device::Gpu {
                 return Err(Error::new(
                     "cast_in_place",

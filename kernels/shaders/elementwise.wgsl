@@ -26,6 +26,15 @@ fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
 
+/// By its bits: WGSL lets a compiler assume floats are never NaN, so `v != v` may fold away.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn is_inf(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) == 0x7f800000u;
+}
+
 fn sigmoid(v: f32) -> f32 {
     // Two branches so that e^(−v) never overflows.
     if v >= 0.0 {
@@ -68,6 +77,11 @@ fn real_pow(v: f32, p: f32) -> f32 {
 }
 
 fn apply_unary(op: u32, v: f32, c0: f32, c1: f32) -> f32 {
+    // The piecewise maps (sign, relu, step, leaky mask, clamp, inside mask) give NaN for NaN,
+    // as every other map does by arithmetic.
+    if is_nan(v) && (op == 5u || op == 6u || op == 7u || op == 8u || op == 15u || op == 16u) {
+        return v;
+    }
     switch op {
         case 0u: { return -v; }
         case 1u: { return exp(v); }
@@ -86,6 +100,7 @@ fn apply_unary(op: u32, v: f32, c0: f32, c1: f32) -> f32 {
         case 14u: { return v * c0; }
         case 15u: { return min(max(v, c0), c1); }
         case 16u: { return select(0.0, 1.0, v > c0 && v < c1); }
+        case 17u: { return select(v, 0.0, is_inf(v)); }
         default: { return v; }
     }
 }
@@ -105,7 +120,12 @@ fn apply_binary(op: u32, u: f32, v: f32) -> f32 {
         case 1u: { return u - v; }
         case 2u: { return u * v; }
         case 3u: { return u / v; }
-        case 4u: { return select(0.0, u, v > 0.0); }
+        case 4u: {
+            if is_nan(v) {
+                return v;
+            }
+            return select(0.0, u, v > 0.0);
+        }
         default: { return u; }
     }
 }

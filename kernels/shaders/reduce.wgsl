@@ -15,7 +15,12 @@
 // whole workgroup per output; a short one packs several outputs into a workgroup instead of
 // leaving most invocations idle. Each of an output's T invocations strides over r = lane,
 // lane + T, … accumulating a private partial, then the T partials meet in a shared-memory tree
-// (halving the active lanes each round: log₂ T barriers). Workgroups fold past 65,535 over
+// (halving the active lanes each round: log₂ T barriers).
+//
+// The private partial is a pairwise sum, not a running total, so a long f32 reduction loses
+// about log₂ R roundings instead of R/T: the lane's values are summed in blocks of 8, and the
+// blocks meet in a binary counter (level k holds the sum of 2^k blocks; adding a block carries
+// up the levels like adding 1 to a binary number). Workgroups fold past 65,535 over
 // gid.y: the flat workgroup index is wid.x + wid.y · nwg.x.
 //
 // params (array<u32>):
@@ -88,11 +93,39 @@ fn sum_to(
     let n_out = params[0];
     let count = params[2];
     // Invocations past the last output still take part in the barriers, contributing 0.
-    var acc = 0.0;
+    var levels: array<f32, 32>;
+    var blocks = 0u;
+    var block = 0.0;
+    var in_block = 0u;
     if s.o < n_out {
         let base = base_offset(s.o);
         for (var r = s.lane; r < count; r += s.threads) {
-            acc += x[base + reduced_offset(r)];
+            block += x[base + reduced_offset(r)];
+            in_block += 1u;
+            if in_block == 8u {
+                var carry = block;
+                var level = 0u;
+                var k = blocks;
+                loop {
+                    if (k & 1u) == 0u {
+                        break;
+                    }
+                    carry += levels[level];
+                    k = k >> 1u;
+                    level += 1u;
+                }
+                levels[level] = carry;
+                blocks += 1u;
+                block = 0.0;
+                in_block = 0u;
+            }
+        }
+    }
+    // The lane's total: the unfinished block, then the filled levels, smallest first.
+    var acc = block;
+    for (var level = 0u; level < 32u; level++) {
+        if ((blocks >> level) & 1u) == 1u {
+            acc += levels[level];
         }
     }
     partial_sum[t] = acc;

@@ -36,7 +36,8 @@ pub struct ConvGeometry {
 
 impl ConvGeometry {
     /// Output size of a convolution along one axis: ⌊(in + 2·pad − dil·(k − 1) − 1) / stride⌋ + 1,
-    /// or `None` when the dilated kernel does not fit in the padded input.
+    /// or `None` when the dilated kernel does not fit in the padded input, the kernel or the
+    /// stride is 0, or a size overflows.
     pub fn conv_out_len(
         input: usize,
         kernel: usize,
@@ -44,13 +45,47 @@ impl ConvGeometry {
         pad: usize,
         dil: usize,
     ) -> Option<usize> {
-        let span = dil * (kernel - 1) + 1;
-        let padded = input + 2 * pad;
+        let span = dil.checked_mul(kernel.checked_sub(1)?)?.checked_add(1)?;
+        let padded = input.checked_add(pad.checked_mul(2)?)?;
         if padded < span || stride == 0 {
             None
         } else {
             Some((padded - span) / stride + 1)
         }
+    }
+
+    /// Whether every size and parameter fits the `u32` words GPU shaders compute with.
+    pub fn fits_u32(&self) -> bool {
+        [
+            self.batch,
+            self.in_channels,
+            self.in_h,
+            self.in_w,
+            self.out_channels,
+            self.kernel_h,
+            self.kernel_w,
+            self.out_h,
+            self.out_w,
+            self.stride.0,
+            self.stride.1,
+            self.padding.0,
+            self.padding.1,
+            self.dilation.0,
+            self.dilation.1,
+            self.groups,
+        ]
+        .iter()
+        .all(|&v| u32::try_from(v).is_ok())
+    }
+
+    /// Elements of one image's column matrix (Cg·R·S rows of P·Q): the im2col buffer the CPU
+    /// kernels allocate; `None` if it overflows.
+    pub fn col_len(&self) -> Option<usize> {
+        self.in_group_channels()
+            .checked_mul(self.kernel_h)?
+            .checked_mul(self.kernel_w)?
+            .checked_mul(self.out_h)?
+            .checked_mul(self.out_w)
     }
     fn in_group_channels(&self) -> usize {
         self.in_channels / self.groups
@@ -188,6 +223,12 @@ pub fn conv2d_forward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T]) -> Vec<T> {
     if y.is_empty() {
         return y;
     }
+    if g.in_image() == 0 || g.col_rows() == 0 {
+        // No input value reaches the output (no channels, or an empty image under padding):
+        // every output is an empty sum.
+        y.iter_mut().for_each(|v| *v = T::ZERO);
+        return y;
+    }
     let (rows, plane, kg) = (g.col_rows(), g.out_plane(), g.out_group_channels());
     let cg_len = g.in_group_channels() * g.in_h * g.in_w;
     let by_image = per_image_parallel(g);
@@ -299,7 +340,7 @@ pub fn conv2d_backward_weight<T: Real>(g: &ConvGeometry, x: &[T], dy: &[T]) -> V
     let w_len = g.weight_len();
     let (rows, plane, kg) = (g.col_rows(), g.out_plane(), g.out_group_channels());
     let cg_len = g.in_group_channels() * g.in_h * g.in_w;
-    if w_len == 0 || g.batch == 0 || plane == 0 {
+    if w_len == 0 || g.batch == 0 || plane == 0 || g.in_image() == 0 {
         return vec![T::ZERO; w_len];
     }
     let by_image = per_image_parallel(g);
@@ -362,15 +403,27 @@ pub fn conv2d_backward_weight<T: Real>(g: &ConvGeometry, x: &[T], dy: &[T]) -> V
 pub fn max_pool2d_argmax<T: Real>(g: &ConvGeometry, x: &[T]) -> Vec<usize> {
     let (h, w) = (g.in_h, g.in_w);
     let mut idx = vec![0usize; g.batch * g.in_channels * g.out_plane()];
-    // Per output row and column, the window's clipped input range (computed once).
+    if idx.is_empty() {
+        return idx;
+    }
+    // Per output row and column, the window's taps inside the input (computed once). The
+    // in-range taps t satisfy 0 ≤ start + t·dil < len, solved for t rather than tried one by
+    // one: a window may be far larger than the input, all but a few taps in the padding.
     let span = |o: usize, stride: usize, pad: usize, dil: usize, k: usize, len: usize| {
-        let start = (o * stride) as isize - pad as isize;
-        let taps: Vec<usize> = (0..k)
-            .map(|t| start + (t * dil) as isize)
-            .filter(|&i| i >= 0 && (i as usize) < len)
-            .map(|i| i as usize)
-            .collect();
-        taps
+        let (start, dil) = (o as i128 * stride as i128 - pad as i128, dil as i128);
+        let first = if start >= 0 {
+            0
+        } else {
+            (-start + dil - 1) / dil
+        };
+        let last = if start >= len as i128 {
+            0
+        } else {
+            ((len as i128 - 1 - start) / dil + 1).min(k as i128)
+        };
+        (first..last.max(first))
+            .map(|t| (start + t * dil) as usize)
+            .collect::<Vec<usize>>()
     };
     let rows: Vec<Vec<usize>> = (0..g.out_h)
         .map(|p| span(p, g.stride.0, g.padding.0, g.dilation.0, g.kernel_h, h))

@@ -2,6 +2,10 @@
 //!
 //! The op enums are shared with the GPU shaders, so each variant's formula is written once here
 //! in [`UnaryOp::apply`] / [`BinaryOp::apply`] and mirrored in WGSL.
+//!
+//! NaN propagates as in IEEE arithmetic: every map of a NaN is NaN, the piecewise ones (relu,
+//! clamp, the masks of their derivatives) included, where Rust's `max`/`min` would silently
+//! pick the other operand. So a NaN weight cannot hide behind a ReLU and leave a finite loss.
 
 use crate::{contiguous_strides, merge_axes, numel, pool, Real, PARALLEL_THRESHOLD};
 use rayon::prelude::*;
@@ -16,13 +20,13 @@ pub enum UnaryOp {
     Log,
     Sqrt,
     Abs,
-    /// sign(x) ∈ {-1, 0, 1}.
+    /// sign(x) ∈ {-1, 0, 1} (NaN for NaN).
     Sign,
-    /// max(x, 0).
+    /// max(x, 0) (NaN for NaN).
     Relu,
-    /// 1 where x > 0, else 0: the derivative of ReLU.
+    /// 1 where x > 0, else 0 (NaN for NaN): the derivative of ReLU.
     Step,
-    /// 1 where x > 0, else `slope`: leaky ReLU is x times this.
+    /// 1 where x > 0, else `slope` (NaN for NaN): leaky ReLU is x times this.
     LeakyMask(f64),
     /// σ(x) = 1 / (1 + e^(−x)).
     Sigmoid,
@@ -33,15 +37,32 @@ pub enum UnaryOp {
     Powf(f64),
     AddScalar(f64),
     MulScalar(f64),
-    /// min(max(x, lo), hi).
+    /// min(max(x, lo), hi) (NaN for NaN).
     Clamp(f64, f64),
-    /// 1 where lo < x < hi, else 0: the derivative of clamp.
+    /// 1 where lo < x < hi, else 0 (NaN for NaN): the derivative of clamp.
     InsideMask(f64, f64),
+    /// x, except ±∞ becomes 0: the shift logsumexp subtracts, so that a row of −∞ sums to −∞
+    /// instead of NaN (−∞ − (−∞)).
+    InfToZero,
 }
 
 impl UnaryOp {
     #[inline]
     pub fn apply<T: Real>(self, x: T) -> T {
+        // The piecewise maps below test x against thresholds; a NaN fails every test, so it
+        // is returned as it is before any of them runs.
+        let piecewise = matches!(
+            self,
+            UnaryOp::Sign
+                | UnaryOp::Relu
+                | UnaryOp::Step
+                | UnaryOp::LeakyMask(_)
+                | UnaryOp::Clamp(..)
+                | UnaryOp::InsideMask(..)
+        );
+        if piecewise && x.is_nan() {
+            return x;
+        }
         match self {
             UnaryOp::Neg => -x,
             UnaryOp::Exp => x.exp(),
@@ -94,6 +115,13 @@ impl UnaryOp {
                     T::ZERO
                 }
             }
+            UnaryOp::InfToZero => {
+                if x.is_finite() || x.is_nan() {
+                    x
+                } else {
+                    T::ZERO
+                }
+            }
         }
     }
 }
@@ -106,7 +134,8 @@ pub enum BinaryOp {
     Mul,
     Div,
     /// a · 1[b > 0]: ReLU's derivative rule (a is the incoming gradient, b the input), fused
-    /// so that it reads both once and writes once.
+    /// so that it reads both once and writes once. Where b ≤ 0 the result is 0 whatever a is
+    /// (an infinite gradient is not turned into NaN by 0·∞); where b is NaN it is NaN.
     MulStep,
 }
 
@@ -121,6 +150,8 @@ impl BinaryOp {
             BinaryOp::MulStep => {
                 if b > T::ZERO {
                     a
+                } else if b.is_nan() {
+                    b
                 } else {
                     T::ZERO
                 }

@@ -10,6 +10,10 @@ fn for_each_row(
     out_shape: &[usize],
     mut visit: impl FnMut(usize, usize, usize, usize),
 ) {
+    // No rows to visit; counting them could take forever ([2⁴⁰, 0] has 2⁴⁰ empty rows).
+    if numel(in_shape) == 0 {
+        return;
+    }
     let in_strides = contiguous_strides(in_shape);
     let out_strides = contiguous_strides(out_shape);
     let kept: Vec<usize> = (0..in_shape.len())
@@ -33,19 +37,43 @@ fn for_each_row(
 }
 
 /// Σ over the axes where `out_shape` is 1 and `in_shape` is not.
+///
+/// Sums accumulate in f64 whatever the element type, so an f32 sum of n values is off by about
+/// one f32 rounding plus n·2⁻⁵³ of Σ|x|, not n·2⁻²⁴ as a running f32 total would be: a sum of
+/// 10⁵ values that cancel to a small total keeps its digits. A contiguous run is summed in
+/// eight independent lanes (which also lets the compiler vectorise it).
 pub fn sum_to<T: Real>(x: &[T], in_shape: &[usize], out_shape: &[usize]) -> Vec<T> {
-    let mut out = pool::take_zeroed(numel(out_shape));
+    let n_out = numel(out_shape);
+    let mut acc = vec![0.0f64; n_out];
     for_each_row(in_shape, out_shape, |start, inner, off, step| {
         let row = &x[start..start + inner];
         if step == 0 {
-            out[off] += row.iter().copied().sum::<T>();
+            acc[off] += sum_run(row);
         } else {
             for (j, &v) in row.iter().enumerate() {
-                out[off + j * step] += v;
+                acc[off + j * step] += v.to_f64();
             }
         }
     });
+    let mut out = pool::take(n_out);
+    out.iter_mut()
+        .zip(&acc)
+        .for_each(|(o, &a)| *o = T::from_f64(a));
     out
+}
+
+/// Σ of a contiguous run in f64, eight lanes at a time.
+fn sum_run<T: Real>(row: &[T]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let chunks = row.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|v| v.to_f64()).sum();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v.to_f64();
+        }
+    }
+    let [a, b, c, d, e, f, g, h] = lanes;
+    ((a + b) + (c + d)) + ((e + f) + (g + h)) + tail
 }
 
 /// Max over the reduced axes, with the flat input index of each maximum (the first on ties).
@@ -89,6 +117,39 @@ mod tests {
             .collect();
         assert_eq!(s, want);
         assert_eq!(sum_to(&x, &[2, 3, 4], &[1, 1, 1]), vec![276.0]);
+    }
+
+    /// 10⁵ values in (−1, 1) whose exact total is about 100: a running f32 total misses it
+    /// by more than 10⁻⁶ of it; the f64 accumulation keeps it to about an f32 rounding.
+    #[test]
+    fn f32_sums_of_many_cancelling_values_stay_accurate() {
+        let n = 100_000;
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let x: Vec<f32> = (0..n)
+            .map(|_| {
+                // xorshift64: uniform in [0, 1) from the top 53 bits.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+                (u * 2.0 - 1.0 + 1e-3) as f32
+            })
+            .collect();
+        let exact: f64 = x.iter().map(|&v| v as f64).sum();
+        for (shape, kept) in [
+            (vec![n], vec![1]),
+            (vec![100, 1000], vec![1, 1]),
+            (vec![1000, 100], vec![1, 100]),
+        ] {
+            let got: f64 = sum_to(&x, &shape, &kept).iter().map(|&v| v as f64).sum();
+            let running: f32 = x.iter().sum();
+            assert!(
+                ((got - exact) / exact).abs() < 1e-6,
+                "{shape:?} -> {kept:?}: {got} against {exact}"
+            );
+            // The check can fail: a running f32 total misses by more.
+            assert!(((running as f64 - exact) / exact).abs() > 1e-6);
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@
 use crate::autograd::BackwardOp;
 use crate::checks::{self, CheckCase, OpCheck};
 use crate::error::{Error, Result};
+use crate::limits::{check_buffer, checked_alloc};
 use crate::tensor::Tensor;
 use crate::Storage;
 use ferrograd_kernels::conv::{self as kern, ConvGeometry};
@@ -199,6 +200,36 @@ fn apply(kind: Kind, geom: &ConvGeometry, p: &Tensor, q: &Tensor) -> Result<Tens
     ))
 }
 
+/// Checks what a convolution of `geom` will allocate before it runs: the input and output
+/// images, and on the CPU one image's im2col buffer (Cg·R·S × P·Q values).
+fn check_sizes(op: &'static str, geom: &ConvGeometry, x: &Tensor) -> Result<()> {
+    let g = geom;
+    for shape in [
+        [g.batch, g.out_channels, g.out_h, g.out_w],
+        [g.batch, g.in_channels, g.in_h, g.in_w],
+    ] {
+        checked_alloc(op, &shape, x.dtype(), x.device())?;
+    }
+    if x.device() == crate::Device::Gpu && !g.fits_u32() {
+        return Err(Error::argument(
+            op,
+            format!(
+                "on the GPU every size, stride, padding and dilation must fit in 32 bits: {g:?}"
+            ),
+        ));
+    }
+    if x.device() == crate::Device::Cpu {
+        check_buffer(
+            op,
+            "one image's im2col buffer",
+            g.col_len(),
+            x.dtype(),
+            x.device(),
+        )?;
+    }
+    Ok(())
+}
+
 fn rank4(op: &'static str, what: &str, t: &Tensor) -> Result<[usize; 4]> {
     <[usize; 4]>::try_from(t.shape()).map_err(|_| {
         Error::shape(
@@ -263,7 +294,7 @@ impl Tensor {
         let [n, c, h, w] = rank4(OP, "input", self)?;
         let [k, cg, r, s] = rank4(OP, "weight", weight)?;
         check_positive(OP, weight, p.stride, p.dilation, p.groups)?;
-        if c % p.groups != 0 || k % p.groups != 0 || cg * p.groups != c {
+        if c % p.groups != 0 || k % p.groups != 0 || cg.checked_mul(p.groups) != Some(c) {
             return Err(Error::shape(OP, format!("input {:?} and weight {:?} with {} groups: need C = groups·(weight axis 1) and K divisible by groups", self.shape(), weight.shape(), p.groups)));
         }
         let out_h = ConvGeometry::conv_out_len(h, r, p.stride.0, p.padding.0, p.dilation.0);
@@ -294,6 +325,7 @@ impl Tensor {
             dilation: p.dilation,
             groups: p.groups,
         };
+        check_sizes(OP, &geom, self)?;
         add_bias(OP, apply(Kind::Conv, &geom, self, weight)?, bias, k)
     }
 
@@ -328,9 +360,14 @@ impl Tensor {
                 ));
             }
         }
+        // (len − 1)·stride + dil·(k − 1) + output_padding + 1 − 2·pad, when positive.
         let size = |len: usize, k: usize, st: usize, pad: usize, dil: usize, op_: usize| {
-            ((len - 1) * st + dil * (k - 1) + op_ + 1)
-                .checked_sub(2 * pad)
+            (len - 1)
+                .checked_mul(st)?
+                .checked_add(dil.checked_mul(k - 1)?)?
+                .checked_add(op_)?
+                .checked_add(1)?
+                .checked_sub(pad.checked_mul(2)?)
                 .filter(|&v| v > 0)
         };
         let out_h = if h == 0 {
@@ -360,7 +397,16 @@ impl Tensor {
         let (Some(out_h), Some(out_w)) = (out_h, out_w) else {
             return Err(Error::shape(OP, format!("input {:?} with kernel {r}x{s}, stride {:?} and padding {:?} gives an empty output", self.shape(), p.stride, p.padding)));
         };
-        let k = kg * p.groups;
+        let Some(k) = kg.checked_mul(p.groups) else {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "weight {:?} with {} groups: the output channels overflow",
+                    weight.shape(),
+                    p.groups
+                ),
+            ));
+        };
         // The convolution whose input gradient this is: its input is our output, and back.
         let geom = ConvGeometry {
             batch: n,
@@ -377,6 +423,7 @@ impl Tensor {
             dilation: p.dilation,
             groups: p.groups,
         };
+        check_sizes(OP, &geom, self)?;
         add_bias(OP, apply(Kind::InputGrad, &geom, self, weight)?, bias, k)
     }
 }

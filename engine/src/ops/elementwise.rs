@@ -32,9 +32,11 @@ impl BackwardOp for Unary {
             UnaryOp::AddScalar(_) => "add_scalar",
             UnaryOp::MulScalar(_) => "mul_scalar",
             UnaryOp::Clamp(..) => "clamp",
-            UnaryOp::Sign | UnaryOp::Step | UnaryOp::LeakyMask(_) | UnaryOp::InsideMask(..) => {
-                "mask"
-            }
+            UnaryOp::Sign
+            | UnaryOp::Step
+            | UnaryOp::LeakyMask(_)
+            | UnaryOp::InsideMask(..)
+            | UnaryOp::InfToZero => "mask",
         }
     }
 
@@ -79,9 +81,11 @@ impl BackwardOp for Unary {
             UnaryOp::MulScalar(c) => g.mul_scalar(c)?,
             // d clamp = 1 inside (lo, hi)
             UnaryOp::Clamp(lo, hi) => g.mul(&x.constant(UnaryOp::InsideMask(lo, hi)))?,
-            UnaryOp::Sign | UnaryOp::Step | UnaryOp::LeakyMask(_) | UnaryOp::InsideMask(..) => {
-                g.zeros_like()
-            }
+            UnaryOp::Sign
+            | UnaryOp::Step
+            | UnaryOp::LeakyMask(_)
+            | UnaryOp::InsideMask(..)
+            | UnaryOp::InfToZero => g.zeros_like(),
         };
         Ok(vec![Some(dx)])
     }
@@ -164,6 +168,7 @@ impl Tensor {
                 ),
             )
         })?;
+        crate::limits::checked_alloc(name, &shape, self.dtype(), self.device())?;
         let (sa, sb) = (self.storage(), other.storage());
         let out = match (&*sa, &*sb) {
             (Storage::F32(a), Storage::F32(b)) => {

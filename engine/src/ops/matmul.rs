@@ -165,6 +165,9 @@ impl Tensor {
                 ),
             )
         })?;
+        let mut out_shape = out_batch.clone();
+        out_shape.extend([m, n]);
+        crate::limits::checked_alloc("matmul", &out_shape, self.dtype(), self.device())?;
         let (sa, sb) = (self.storage(), other.storage());
         let shape = GemmShape { m, n, k };
         let out = match (&*sa, &*sb) {
@@ -210,8 +213,6 @@ impl Tensor {
             )),
             _ => unreachable!("devices and dtypes checked above"),
         };
-        let mut out_shape = out_batch;
-        out_shape.extend([m, n]);
         Ok(Tensor::from_op(
             out,
             out_shape,

@@ -111,7 +111,7 @@ impl Tensor {
             ));
         }
         if !training || p == 0.0 {
-            return Ok(self.clone());
+            return Ok(self.identity("dropout"));
         }
         let scale = 1.0 / (1.0 - p);
         let mask: Vec<f64> = (0..self.numel())
@@ -152,13 +152,34 @@ pub fn batch_norm(
         }
     };
     let c = x.shape()[1];
-    for (name, t) in [("weight", gamma), ("bias", beta)] {
+    let stats = state.as_ref().map(|s| {
+        [
+            ("running_mean", s.running_mean),
+            ("running_var", s.running_var),
+        ]
+    });
+    for (name, t) in [("weight", gamma), ("bias", beta)]
+        .into_iter()
+        .chain(stats.into_iter().flatten())
+    {
         if t.shape() != [c] {
             return Err(Error::shape(
                 OP,
-                format!("{name} of shape {:?} for {c} channels", t.shape()),
+                format!(
+                    "{name} of shape {:?} for input {:?} ({c} channels)",
+                    t.shape(),
+                    x.shape()
+                ),
             ));
         }
+        x.same_device(OP, t)?;
+        x.same_dtype(OP, t)?;
+    }
+    if x.numel() == 0 {
+        // An empty batch: nothing to normalise, and no statistics to update.
+        return x
+            .mul(&gamma.reshape(&stat_shape)?)?
+            .add(&beta.reshape(&stat_shape)?);
     }
     let (centred, var) = if training {
         let count: usize = axes.iter().map(|&a| x.shape()[a as usize]).product();

@@ -5,6 +5,7 @@
 use crate::checks::{self, CheckCase, OpCheck};
 use crate::error::{Error, Result};
 use crate::indices::Indices;
+use crate::limits::checked_alloc;
 use crate::ops::conv::Conv2dParams;
 use crate::ops::shape::Planes;
 use crate::tensor::Tensor;
@@ -22,7 +23,8 @@ fn dims4(op: &'static str, t: &Tensor) -> Result<[usize; 4]> {
     })
 }
 
-/// Window geometry shared by the pools, validated as PyTorch does (padding at most half the window).
+/// Window geometry shared by the pools, validated as PyTorch does: padding at most half the
+/// window, and an image plane that is not empty (a window of nothing but padding has no max).
 fn pool_geometry(
     op: &'static str,
     x: &Tensor,
@@ -37,10 +39,16 @@ fn pool_geometry(
             format!("kernel {kernel} and stride {stride} must be positive"),
         ));
     }
-    if 2 * padding > kernel {
+    if padding > kernel / 2 {
         return Err(Error::argument(
             op,
             format!("padding {padding} must be at most half the kernel {kernel}"),
+        ));
+    }
+    if h == 0 || w == 0 {
+        return Err(Error::shape(
+            op,
+            format!("input {:?} has an empty image plane", x.shape()),
         ));
     }
     let (Some(out_h), Some(out_w)) = (
@@ -55,7 +63,8 @@ fn pool_geometry(
             ),
         ));
     };
-    Ok(ConvGeometry {
+    checked_alloc(op, &[n, c, out_h, out_w], x.dtype(), x.device())?;
+    let g = ConvGeometry {
         batch: n,
         in_channels: c,
         in_h: h,
@@ -69,7 +78,14 @@ fn pool_geometry(
         padding: (padding, padding),
         dilation: (1, 1),
         groups: c,
-    })
+    };
+    if x.device() == crate::Device::Gpu && !g.fits_u32() {
+        return Err(Error::argument(
+            op,
+            format!("on the GPU the kernel, stride and padding must fit in 32 bits: {g:?}"),
+        ));
+    }
+    Ok(g)
 }
 
 impl Tensor {
@@ -94,14 +110,21 @@ impl Tensor {
     /// Mean over each window, zero padding counted (PyTorch's count_include_pad): a depthwise
     /// convolution with a constant 1/k² kernel.
     pub fn avg_pool2d(&self, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
-        let g = pool_geometry("avg_pool2d", self, kernel, stride, padding)?;
+        const OP: &str = "avg_pool2d";
+        let g = pool_geometry(OP, self, kernel, stride, padding)?;
         let c = g.in_channels;
-        let weight = Tensor::full(
+        let out_shape = [g.batch, c, g.out_h, g.out_w];
+        if c == 0 || g.batch == 0 {
+            // Nothing to average (and a depthwise convolution of 0 groups does not exist).
+            return Ok(self.gather_flat_trusted(Indices::host(Arc::default()), &out_shape, None));
+        }
+        let weight = Tensor::full_on(
             &[c, 1, kernel, kernel],
-            1.0 / (kernel * kernel) as f64,
+            1.0 / (kernel as f64 * kernel as f64),
             self.dtype(),
-        )?
-        .to(self.device())?;
+            self.device(),
+        )
+        .map_err(|e| Error::new(OP, e.kind, e.message))?;
         self.conv2d(
             &weight,
             None,
@@ -120,48 +143,53 @@ impl Tensor {
 
     /// Each pixel repeated into a scale×scale block.
     pub fn upsample_nearest2d(&self, scale: usize) -> Result<Tensor> {
-        let [n, c, h, w] = dims4("upsample_nearest2d", self)?;
+        const OP: &str = "upsample_nearest2d";
+        let [n, c, h, w] = dims4(OP, self)?;
         if scale == 0 {
-            return Err(Error::argument(
-                "upsample_nearest2d",
-                "scale must be positive",
-            ));
+            return Err(Error::argument(OP, "scale must be positive"));
         }
-        let (oh, ow) = (h * scale, w * scale);
-        let mut idx = Vec::with_capacity(n * c * oh * ow);
-        for plane in 0..n * c {
-            for i in 0..oh {
-                idx.extend((0..ow).map(|j| (plane * h + i / scale) * w + j / scale));
+        let (Some(oh), Some(ow)) = (h.checked_mul(scale), w.checked_mul(scale)) else {
+            return Err(Error::shape(
+                OP,
+                format!("{:?} scaled by {scale} overflows", self.shape()),
+            ));
+        };
+        let len = checked_alloc(OP, &[n, c, oh, ow], self.dtype(), self.device())?;
+        let mut idx = Vec::with_capacity(len);
+        if len > 0 {
+            for plane in 0..n * c {
+                for i in 0..oh {
+                    idx.extend((0..ow).map(|j| (plane * h + i / scale) * w + j / scale));
+                }
             }
         }
-        // Each output plane reads only its own input plane.
-        Ok(self.gather_flat_trusted(
-            Indices::host(Arc::new(idx)),
-            &[n, c, oh, ow],
-            Some(Planes {
-                gathered: oh * ow,
-                source: h * w,
-            }),
-        ))
+        // Each output plane reads only its own input plane (a promise worth nothing, and
+        // whose sizes may not even be countable, when there are no values).
+        let planes = (len > 0).then_some(Planes {
+            gathered: oh * ow,
+            source: h * w,
+        });
+        Ok(self.gather_flat_trusted(Indices::host(Arc::new(idx)), &[n, c, oh, ow], planes))
     }
 
     /// [N, C·r², H, W] → [N, C, H·r, W·r]: sub-pixel up-sampling, a reshape and a permutation.
     pub fn pixel_shuffle(&self, r: usize) -> Result<Tensor> {
-        let [n, cr2, h, w] = dims4("pixel_shuffle", self)?;
-        if r == 0 || cr2 % (r * r) != 0 {
+        const OP: &str = "pixel_shuffle";
+        let [n, cr2, h, w] = dims4(OP, self)?;
+        let r2 = r.checked_mul(r).filter(|&r2| r2 > 0 && cr2 % r2 == 0);
+        let (Some(r2), Some(oh), Some(ow)) = (r2, h.checked_mul(r), w.checked_mul(r)) else {
             return Err(Error::shape(
-                "pixel_shuffle",
+                OP,
                 format!(
-                    "channels of {:?} must be divisible by r² = {}",
-                    self.shape(),
-                    r * r
+                    "factor {r}: the channels of {:?} must be divisible by r² (and r positive)",
+                    self.shape()
                 ),
             ));
-        }
-        let c = cr2 / (r * r);
+        };
+        let c = cr2 / r2;
         self.reshape(&[n, c, r, r, h, w])?
             .permute(&[0, 1, 4, 2, 5, 3])?
-            .reshape(&[n, c, h * r, w * r])
+            .reshape(&[n, c, oh, ow])
     }
 }
 

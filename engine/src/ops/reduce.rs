@@ -9,6 +9,7 @@ use crate::indices::Indices;
 use crate::map_storage;
 use crate::tensor::Tensor;
 use crate::{with_storage, Storage};
+use ferrograd_kernels::elementwise::UnaryOp;
 use ferrograd_kernels::gpu::reduce as gpu_reduce;
 use ferrograd_kernels::{elementwise::broadcast_shapes, reduce as kern};
 use std::sync::Arc;
@@ -33,7 +34,7 @@ impl Tensor {
     /// adjoint of [`Tensor::broadcast_to`], used by every broadcasting op's derivative.
     pub fn sum_to(&self, shape: &[usize]) -> Result<Tensor> {
         if shape == self.shape() {
-            return Ok(self.clone());
+            return Ok(self.identity("sum"));
         }
         if shape.len() > self.rank()
             || broadcast_shapes(shape, self.shape()).as_deref() != Some(self.shape())
@@ -45,6 +46,13 @@ impl Tensor {
         }
         let mut kept = vec![1; self.rank() - shape.len()];
         kept.extend_from_slice(shape);
+        // The sum of an empty tensor can be larger than it ([0, 10⁹] sums to [1, 10⁹]); on
+        // the CPU the sums also accumulate in f64.
+        let accumulator = match self.device() {
+            crate::Device::Cpu => crate::DType::F64,
+            crate::Device::Gpu => crate::DType::F32,
+        };
+        crate::limits::checked_alloc("sum", shape, accumulator, self.device())?;
         let out = match &*self.storage() {
             Storage::Gpu(b) => Storage::Gpu(gpu_reduce::sum_to(b, self.shape(), &kept)),
             s => map_storage!(s, v => kern::sum_to(v, self.shape(), &kept)),
@@ -113,26 +121,30 @@ impl Tensor {
         self.sum_to(&vec![1; self.rank()])?.reshape(&[])
     }
 
-    /// Mean over `axes`.
+    /// Mean over `axes`; NaN over an empty axis (0/0), as in PyTorch.
     pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         let (resolved, _) = self.reduced_shape("mean", axes)?;
         let count: usize = resolved.iter().map(|&a| self.shape()[a]).product();
-        self.sum(axes, keepdim)?
-            .mul_scalar(1.0 / count.max(1) as f64)
+        self.sum(axes, keepdim)?.mul_scalar(1.0 / count as f64)
     }
 
-    /// Mean of every element, as a scalar.
+    /// Mean of every element, as a scalar; NaN for an empty tensor.
     pub fn mean_all(&self) -> Result<Tensor> {
-        self.sum_all()?.mul_scalar(1.0 / self.numel().max(1) as f64)
+        self.sum_all()?.mul_scalar(1.0 / self.numel() as f64)
     }
 
-    /// Max over `axes`. The derivative flows to the first maximal element of each group.
+    /// Max over `axes`. The derivative flows to the first maximal element of each group; a
+    /// NaN is the maximum of any group it is in. A reduced axis of size 0 is an error (the max
+    /// of nothing is undefined), other empty axes give an empty result.
     pub fn max(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         let (axes, kept) = self.reduced_shape("max", axes)?;
-        if self.numel() == 0 {
+        if let Some(&a) = axes.iter().find(|&&a| self.shape()[a] == 0) {
             return Err(Error::shape(
                 "max",
-                format!("max of an empty tensor of shape {:?}", self.shape()),
+                format!(
+                    "axis {a} of shape {:?} is empty: the max of nothing is undefined",
+                    self.shape()
+                ),
             ));
         }
         let arg = match &*self.storage() {
@@ -147,20 +159,26 @@ impl Tensor {
         self.squeeze_unless(m, &axes, keepdim)
     }
 
-    /// Max of every element, as a scalar.
+    /// Max of every element, as a scalar (an error for an empty tensor).
     pub fn max_all(&self) -> Result<Tensor> {
         let all: Vec<isize> = (0..self.rank() as isize).collect();
         if all.is_empty() {
-            return Ok(self.clone());
+            return Ok(self.identity("max"));
         }
         self.max(&all, false)
     }
 
     /// log Σ exp(x) over `axes`, computed as m + log Σ exp(x − m) with m = max(x) held
     /// constant: the value does not depend on m, so neither does the derivative (softmax).
+    /// An infinite m is replaced by 0 (as PyTorch does), so a group of −∞ gives −∞ rather than
+    /// NaN from −∞ − (−∞); an empty group gives −∞ (log 0).
     pub fn logsumexp(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         let (resolved, _) = self.reduced_shape("logsumexp", axes)?;
-        let m = self.max(axes, true)?.detach();
+        if resolved.iter().any(|&a| self.shape()[a] == 0) {
+            // Σ over nothing is 0 and log 0 is −∞; the sum keeps the result in the graph.
+            return self.sum(axes, keepdim)?.add_scalar(f64::NEG_INFINITY);
+        }
+        let m = self.max(axes, true)?.constant(UnaryOp::InfToZero);
         let lse = self.sub(&m)?.exp()?.sum(axes, true)?.log()?.add(&m)?;
         self.squeeze_unless(lse, &resolved, keepdim)
     }

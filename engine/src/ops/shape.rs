@@ -8,12 +8,42 @@ use crate::autograd::BackwardOp;
 use crate::checks::{self, CheckCase, OpCheck};
 use crate::error::{Error, Result};
 use crate::indices::Indices;
+use crate::limits::{checked_alloc, checked_numel};
 use crate::storage::Device;
 use crate::tensor::Tensor;
 use crate::{map_storage, Storage};
 use ferrograd_kernels::gpu::{index as gpu_index, layout as gpu_layout};
 use ferrograd_kernels::{contiguous_strides, elementwise::broadcast_shapes, index, layout, numel};
 use std::sync::Arc;
+
+/// The identity, as a node of its own: what an op returns when it has nothing to change (a
+/// reshape to the same shape, the identity permutation, a broadcast to the same shape, a
+/// concatenation of one tensor, …). Returning the input itself would make a gradient with
+/// respect to the op's output count every use of the input: with v = x.reshape(x.shape())
+/// and L = Σ v·x, ∂L/∂v is x, but ∂L/∂x is 2x.
+struct Identity {
+    name: &'static str,
+}
+impl BackwardOp for Identity {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(g.clone())])
+    }
+}
+
+impl Tensor {
+    /// The same values (the same buffer, no copy) as a new tensor recorded as `op`'s output.
+    pub(crate) fn identity(&self, op: &'static str) -> Tensor {
+        Tensor::from_op_shared(
+            self.storage(),
+            self.shape().to_vec(),
+            Identity { name: op },
+            vec![self.clone()],
+        )
+    }
+}
 
 struct Reshape {
     in_shape: Vec<usize>,
@@ -143,20 +173,20 @@ fn box_indices(shape: &[usize], starts: &[usize], region: &[usize]) -> Vec<usize
 impl Tensor {
     /// The same values with another shape of the same size (no copy).
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
-        if numel(shape) != self.numel() {
+        let n = checked_numel("reshape", shape)?;
+        if n != self.numel() {
             return Err(Error::shape(
                 "reshape",
                 format!(
-                    "{:?} ({} elements) cannot become {:?} ({} elements)",
+                    "{:?} ({} elements) cannot become {:?} ({n} elements)",
                     self.shape(),
                     self.numel(),
                     shape,
-                    numel(shape)
                 ),
             ));
         }
         if shape == self.shape() {
-            return Ok(self.clone());
+            return Ok(self.identity("reshape"));
         }
         Ok(Tensor::from_op_shared(
             self.storage(),
@@ -214,7 +244,7 @@ impl Tensor {
             ));
         }
         if perm.iter().enumerate().all(|(i, &p)| i == p) {
-            return Ok(self.clone());
+            return Ok(self.identity("permute"));
         }
         let shape: Vec<usize> = perm.iter().map(|&p| self.shape()[p]).collect();
         let out = match &*self.storage() {
@@ -242,7 +272,7 @@ impl Tensor {
     /// Repeats values along axes of size 1 (and new leading axes) up to `shape`.
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
         if shape == self.shape() {
-            return Ok(self.clone());
+            return Ok(self.identity("broadcast_to"));
         }
         if shape.len() < self.rank()
             || broadcast_shapes(self.shape(), shape).as_deref() != Some(shape)
@@ -252,6 +282,7 @@ impl Tensor {
                 format!("{:?} does not broadcast to {:?}", self.shape(), shape),
             ));
         }
+        checked_alloc("broadcast_to", shape, self.dtype(), self.device())?;
         let out = match &*self.storage() {
             Storage::Gpu(b) => Storage::Gpu(gpu_layout::broadcast_to(b, self.shape(), shape)),
             s => map_storage!(s, v => layout::broadcast_to(v, self.shape(), shape)),
@@ -268,7 +299,7 @@ impl Tensor {
 
     /// out.flat[i] = self.flat[idx[i]], shaped `out_shape`.
     pub fn gather_flat(&self, idx: Arc<Vec<usize>>, out_shape: &[usize]) -> Result<Tensor> {
-        if idx.len() != numel(out_shape) {
+        if Some(idx.len()) != checked_numel("gather", out_shape).ok() {
             return Err(Error::shape(
                 "gather",
                 format!("{} indices cannot fill shape {:?}", idx.len(), out_shape),
@@ -324,7 +355,7 @@ impl Tensor {
                 ),
             ));
         }
-        let n = numel(out_shape);
+        let n = checked_alloc("scatter_add", out_shape, self.dtype(), self.device())?;
         if let Some(&bad) = idx.iter().find(|&&i| i >= n) {
             return Err(Error::argument(
                 "scatter_add",
@@ -387,7 +418,7 @@ impl Tensor {
     pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Result<Tensor> {
         let a = self.axis("narrow", axis)?;
         let mut ranges: Vec<(usize, usize)> = self.shape().iter().map(|&d| (0, d)).collect();
-        ranges[a] = (start, start + len);
+        ranges[a] = (start, start.saturating_add(len));
         self.slice(&ranges).map_err(|_| {
             Error::argument(
                 "narrow",
@@ -415,8 +446,15 @@ impl Tensor {
             .shape()
             .iter()
             .zip(pads)
-            .map(|(&d, &(b, a))| d + b + a)
-            .collect();
+            .map(|(&d, &(b, a))| d.checked_add(b)?.checked_add(a))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                Error::shape(
+                    "pad",
+                    format!("{:?} padded by {pads:?} overflows", self.shape()),
+                )
+            })?;
+        checked_alloc("pad", &out_shape, self.dtype(), self.device())?;
         let starts: Vec<usize> = pads.iter().map(|p| p.0).collect();
         self.scatter_add_flat(
             Arc::new(box_indices(&out_shape, &starts, self.shape())),
@@ -452,10 +490,13 @@ impl Tensor {
                     format!("shapes {shapes:?} differ off axis {axis}"),
                 ));
             }
-            out_shape[axis] += t.shape()[axis];
+            out_shape[axis] = out_shape[axis]
+                .checked_add(t.shape()[axis])
+                .ok_or_else(|| Error::shape("concat", format!("axis {axis} overflows")))?;
         }
+        checked_alloc("concat", &out_shape, first.dtype(), first.device())?;
         if tensors.len() == 1 {
-            return Ok(first.clone());
+            return Ok(first.identity("concat"));
         }
         let mut offset = 0;
         let mut total: Option<Tensor> = None;
@@ -506,21 +547,24 @@ impl Tensor {
         }
         let outer: usize = self.shape()[..a].iter().product();
         let inner: usize = self.shape()[a + 1..].iter().product();
-        let mut idx = Vec::with_capacity(outer * indices.len() * inner);
-        for o in 0..outer {
-            for &i in indices {
-                idx.extend((0..inner).map(|k| (o * d + i) * inner + k));
-            }
-        }
         let mut shape = self.shape().to_vec();
         shape[a] = indices.len();
+        let len = checked_alloc("index_select", &shape, self.dtype(), self.device())?;
+        let mut idx = Vec::with_capacity(len);
+        if len > 0 {
+            for o in 0..outer {
+                for &i in indices {
+                    idx.extend((0..inner).map(|k| (o * d + i) * inner + k));
+                }
+            }
+        }
         self.gather_flat(Arc::new(idx), &shape)
     }
 
     /// Casts to another element type; the gradient is cast back. GPU tensors are f32 only.
     pub fn to_dtype(&self, dtype: crate::DType) -> Result<Tensor> {
         if dtype == self.dtype() {
-            return Ok(self.clone());
+            return Ok(self.identity("to_dtype"));
         }
         if self.device() == Device::Gpu {
             return Err(Error::new(
@@ -532,6 +576,7 @@ impl Tensor {
                 ),
             ));
         }
+        checked_alloc("to_dtype", self.shape(), dtype, self.device())?;
         let out = Storage::from_f64s(self.to_vec_f64(), dtype);
         Ok(Tensor::from_op(
             out,
@@ -546,7 +591,7 @@ impl Tensor {
     pub fn to(&self, device: Device) -> Result<Tensor> {
         let from = self.device();
         if device == from {
-            return Ok(self.clone());
+            return Ok(self.identity("to_device"));
         }
         let storage = match device {
             Device::Gpu => self.storage().to_gpu()?,

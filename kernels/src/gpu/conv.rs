@@ -84,6 +84,10 @@ pub fn conv2d_forward(g: &ConvGeometry, x: &GpuBuffer, w: &GpuBuffer) -> GpuBuff
     assert_eq!(x.len(), g.input_len(), "conv2d_forward: input length");
     assert_eq!(w.len(), g.weight_len(), "conv2d_forward: weight length");
     let gpu = context().expect("GPU buffers exist only once the GPU is open");
+    if g.output_len() == 0 || g.input_len() == 0 || g.weight_len() == 0 {
+        // No output, or every output an empty sum.
+        return gpu.zeros(g.output_len());
+    }
     let y = gpu.alloc(g.output_len());
     let kg = g.out_channels / g.groups;
     dispatch_tiled(
@@ -117,6 +121,9 @@ pub fn conv2d_backward_input(g: &ConvGeometry, dy: &GpuBuffer, w: &GpuBuffer) ->
         "conv2d_backward_input: weight length"
     );
     let gpu = context().expect("GPU buffers exist only once the GPU is open");
+    if g.input_len() == 0 || g.output_len() == 0 || g.weight_len() == 0 {
+        return gpu.zeros(g.input_len());
+    }
     let dx = gpu.alloc(g.input_len());
     let cg = g.in_channels / g.groups;
     dispatch_tiled(
@@ -151,6 +158,9 @@ pub fn conv2d_backward_weight(g: &ConvGeometry, x: &GpuBuffer, dy: &GpuBuffer) -
     );
     let gpu = context().expect("GPU buffers exist only once the GPU is open");
     let w_len = g.weight_len();
+    if w_len == 0 || g.input_len() == 0 || g.output_len() == 0 {
+        return gpu.zeros(w_len);
+    }
     let (m, n) = (
         g.out_channels / g.groups,
         g.in_channels / g.groups * g.kernel_h * g.kernel_w,
@@ -202,6 +212,9 @@ pub fn max_pool2d_argmax(g: &ConvGeometry, x: &GpuBuffer) -> GpuBuffer {
     let gpu = context().expect("GPU buffers exist only once the GPU is open");
     let outputs = g.batch * g.in_channels * g.out_h * g.out_w;
     let idx = gpu.alloc(outputs);
+    if outputs == 0 {
+        return idx;
+    }
     let params = [
         outputs,
         g.in_h,

@@ -30,6 +30,7 @@ fn unary_code(op: UnaryOp) -> (u32, f64, f64) {
         UnaryOp::MulScalar(c) => (14, c, 0.0),
         UnaryOp::Clamp(lo, hi) => (15, lo, hi),
         UnaryOp::InsideMask(lo, hi) => (16, lo, hi),
+        UnaryOp::InfToZero => (17, 0.0, 0.0),
     }
 }
 
@@ -47,6 +48,9 @@ fn binary_code(op: BinaryOp) -> u32 {
 pub fn unary(op: UnaryOp, x: &GpuBuffer) -> GpuBuffer {
     let gpu = context().expect("GPU buffers exist only once the GPU is open");
     let out = gpu.alloc(x.len());
+    if x.is_empty() {
+        return out;
+    }
     let (code, c0, c1) = unary_code(op);
     gpu.dispatch(
         &SHADER,
@@ -70,6 +74,10 @@ pub fn binary(
     let gpu = context().expect("GPU buffers exist only once the GPU is open");
     let n = numel(out_shape);
     let out = gpu.alloc(n);
+    if n == 0 {
+        // Nothing to compute, and the sizes of an empty shape need not fit the shader's u32.
+        return out;
+    }
     let mut params = vec![u32_of(n), binary_code(op), u32_of(out_shape.len())];
     params.extend(out_shape.iter().map(|&d| u32_of(d)));
     params.extend(
@@ -90,6 +98,9 @@ pub fn binary(
 pub fn fill(len: usize, value: f64) -> GpuBuffer {
     let gpu = context().expect("GPU buffers exist only once the GPU is open");
     let out = gpu.alloc(len);
+    if len == 0 {
+        return out;
+    }
     gpu.dispatch(
         &SHADER,
         "fill",

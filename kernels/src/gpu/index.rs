@@ -14,6 +14,9 @@ pub fn gather(x: &GpuBuffer, idx: &GpuBuffer) -> GpuBuffer {
     let gpu = context().expect("GPU buffers exist only once the GPU is open");
     let n = idx.len();
     let out = gpu.alloc(n);
+    if n == 0 {
+        return out;
+    }
     gpu.dispatch(&SHADER, "gather", &[u32_of(n)], &[x, idx, &out], grid_1d(n));
     out
 }
@@ -26,6 +29,9 @@ pub fn scatter_add(g: &GpuBuffer, idx: &GpuBuffer, out_len: usize) -> GpuBuffer 
     let gpu = context().expect("GPU buffers exist only once the GPU is open");
     let n = idx.len();
     let out = gpu.zeros(out_len);
+    if n == 0 {
+        return out;
+    }
     gpu.dispatch(
         &SHADER,
         "scatter_add",

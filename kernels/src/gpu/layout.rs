@@ -13,6 +13,10 @@ fn strided_copy(x: &GpuBuffer, out_shape: &[usize], strides: &[usize]) -> GpuBuf
     let gpu = context().expect("GPU buffers exist only once the GPU is open");
     let n = numel(out_shape);
     let out = gpu.alloc(n);
+    if n == 0 {
+        // Nothing to copy, and the sizes of an empty shape need not fit the shader's u32.
+        return out;
+    }
     let mut params = vec![u32_of(n), u32_of(out_shape.len())];
     params.extend(out_shape.iter().map(|&d| u32_of(d)));
     params.extend(strides.iter().map(|&s| u32_of(s)));

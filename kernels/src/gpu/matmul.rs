@@ -99,6 +99,12 @@ pub fn batched_matmul(
         );
     }
     let batches = numel(out_batch);
+    if batches * m * n == 0 {
+        return gpu.alloc(0);
+    }
+    if k == 0 {
+        return gpu.zeros(batches * m * n);
+    }
     let out = gpu.alloc(batches * m * n);
     // Batch strides in words: a stride of one matrix per step of a real axis, 0 on a
     // broadcast one.

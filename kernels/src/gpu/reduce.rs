@@ -70,6 +70,10 @@ fn plan(in_shape: &[usize], out_shape: &[usize]) -> (Vec<u32>, [u32; 3]) {
 /// (summed in a different order, so equal up to rounding).
 pub fn sum_to(x: &GpuBuffer, in_shape: &[usize], out_shape: &[usize]) -> GpuBuffer {
     let gpu = context().expect("GPU buffers exist only once the GPU is open");
+    if numel(in_shape) == 0 {
+        // Empty sums (and the sizes of an empty shape need not fit the shader's u32).
+        return gpu.zeros(numel(out_shape));
+    }
     let (params, groups) = plan(in_shape, out_shape);
     let out = gpu.alloc(numel(out_shape));
     gpu.dispatch(&SHADER, "sum_to", &params, &[x, &out], groups);
@@ -81,6 +85,9 @@ pub fn sum_to(x: &GpuBuffer, in_shape: &[usize], out_shape: &[usize]) -> GpuBuff
 /// ties, the first NaN if there is one. An empty reduction gives `u32::MAX`.
 pub fn argmax_to(x: &GpuBuffer, in_shape: &[usize], out_shape: &[usize]) -> GpuBuffer {
     let gpu = context().expect("GPU buffers exist only once the GPU is open");
+    if numel(out_shape) == 0 {
+        return gpu.alloc(0);
+    }
     let (params, groups) = plan(in_shape, out_shape);
     let out = gpu.alloc(numel(out_shape));
     gpu.dispatch(&SHADER, "argmax_to", &params, &[x, &out], groups);
