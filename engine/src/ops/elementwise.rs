@@ -269,10 +269,15 @@ impl Tensor {
     pub fn leaky_relu(&self, slope: f64) -> Result<Tensor> {
         self.mul(&self.constant(UnaryOp::LeakyMask(slope)))
     }
-    /// x for x > 0, α(eˣ − 1) otherwise; composed as relu(x) + α(e^(−relu(−x)) − 1), so its
+    /// x for x > 0, α(eˣ − 1) otherwise; composed as relu(x) + α(e^min(x, 0) − 1), so its
     /// derivatives of every order come from those of relu and exp.
+    ///
+    /// min(x, 0) is x where x ≤ 0 (a select, so +∞ gives 0, not ∞·0), and its derivative is
+    /// 1 there, 0 at x = 0 included: elu'(0) = α, the derivative from the left, as PyTorch and
+    /// relu (relu'(0) = 0) have it.
     pub fn elu(&self, alpha: f64) -> Result<Tensor> {
-        let negative_part = self.neg()?.relu()?.neg()?; // min(x, 0)
+        let non_positive = self.constant(UnaryOp::Step).neg()?.add_scalar(1.0)?; // 1[x ≤ 0]
+        let negative_part = self.relu_backward(&non_positive)?; // min(x, 0)
         self.relu()?
             .add(&negative_part.exp()?.add_scalar(-1.0)?.mul_scalar(alpha)?)
     }
