@@ -410,6 +410,11 @@ fn outputs_that_are_not_regular_files_are_written_into_or_refused_never_replaced
         let mut args = args;
         args.extend(["--out", fifo.to_str().unwrap()]);
         let run = ferrograd(&args);
+        // Checked before joining: had the FIFO been renamed over, the reader would wait forever.
+        assert!(
+            fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(),
+            "{args:?} replaced the FIFO"
+        );
         if !run.status.success() {
             // Unblock the reader, which waits for a writer to open the FIFO.
             drop(fs::OpenOptions::new().write(true).open(&fifo));
@@ -421,7 +426,6 @@ fn outputs_that_are_not_regular_files_are_written_into_or_refused_never_replaced
             bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
             "a PNG came through the FIFO"
         );
-        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
     }
 
     // A device node like /dev/null (made here, never the real one): written into, kept.

@@ -50,8 +50,9 @@ fn a_fifo_is_written_into_and_stays_a_fifo() {
     mkfifo(&fifo);
     let reader = drain(&fifo);
     write_atomically(&fifo, b"picture bytes").unwrap();
-    assert_eq!(reader.join().unwrap(), b"picture bytes");
+    // Checked before joining: had the FIFO been renamed over, the reader would wait forever.
     assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(reader.join().unwrap(), b"picture bytes");
     assert_eq!(names(dir.path()), ["out.png"], "no temporary file left");
 }
 
