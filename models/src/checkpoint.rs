@@ -114,7 +114,7 @@ fn encode(tensors: &[(String, Tensor)], metadata: &BTreeMap<String, String>) -> 
         offset = end;
     }
     header.push('}');
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(' ');
     }
     let mut out = Vec::with_capacity(8 + header.len() + offset);
