@@ -2,6 +2,7 @@
 //! (memory bombs among them), empty work, checkpoints whose metadata lies, outputs that are not
 //! regular files, damaged pictures. Each must end with exit code 2 and a sentence on stderr
 //! that names the flag or the file, never with a signal, and never touch what it must not.
+#![cfg(unix)] // FIFOs, device nodes, sockets and symbolic links
 
 use std::fs;
 use std::io::Read;

@@ -2,6 +2,7 @@
 //! the checkpoints they are given: every loaded value validated like a flag, a crash between the
 //! history and the checkpoint losing no record, leftovers of killed runs removed, the same
 //! bytes from the same run, and an overflowed optimizer state stopping the run before it writes.
+#![cfg(unix)] // FIFOs, device nodes, sockets and symbolic links
 
 use ferrograd_deepfake::eval;
 use ferrograd_deepfake::model::SwapConfig;

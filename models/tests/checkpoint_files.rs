@@ -2,6 +2,7 @@
 //! of thing that may already be at the path (regular file, link, FIFO, device, socket, folder,
 //! a link that leads nowhere or loops), leftovers of killed runs, and bytes that are the same
 //! for the same values.
+#![cfg(unix)] // FIFOs, device nodes, sockets and symbolic links
 
 use ferrograd_engine::Tensor;
 use ferrograd_models::checkpoint::{self, probe, remove_stale_temporaries, write_atomically};

@@ -2,6 +2,7 @@
 //! loaded value validated like a flag, a crash between the record and the checkpoint losing no
 //! epoch, leftovers of killed runs removed, the same bytes from the same run, and a run whose
 //! optimizer state overflowed stopped before it writes.
+#![cfg(unix)] // FIFOs, device nodes, sockets and symbolic links
 
 use ferrograd_engine::{Device, Rng, Tensor};
 use ferrograd_models::checkpoint;
