@@ -30,24 +30,89 @@ pub struct CamSettings {
     pub curve_steps: usize,
 }
 
+/// The ranges of `ferrograd cam`'s numeric settings (the help of each flag quotes them).
+pub mod ranges {
+    use ferrograd_models::settings::Count;
+
+    /// Test images per class in the grid (each is a row of the picture).
+    pub const IMAGES: Count = Count::new("images", "--images", 1, 32);
+    /// Steps of the deletion and insertion curves: at most one per pixel of a 28x28 image.
+    pub const CURVE_STEPS: Count = Count::new("curve_steps", "--curve-steps", 1, 28 * 28);
+    /// Test images the metrics use (more than the test split holds means all of it).
+    pub const METRICS_IMAGES: Count = Count::new("metrics_images", "--metrics-images", 1, 10_000);
+    /// Of those, how many the exact method sees.
+    pub const EXACT_IMAGES: Count = Count::new("exact_images", "--exact-images", 0, 10_000);
+}
+
 impl CamSettings {
-    fn validate(&self) -> Result<()> {
+    /// Checks every setting before any work: classes and layers that exist, no class twice,
+    /// the ranges in [`ranges`], and at least one map to draw. Errors name the flag.
+    pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::argument("cam", m));
         if let Some(c) = self.classes.iter().find(|&&c| c >= CLASS_NAMES.len()) {
             return bad(format!(
-                "class {c} does not exist: Fashion-MNIST has classes 0..9"
+                "--classes {c}: class {c} does not exist; Fashion-MNIST has classes 0 to 9"
             ));
+        }
+        if let Some(c) = (0..self.classes.len())
+            .find(|&i| self.classes[..i].contains(&self.classes[i]))
+            .map(|i| self.classes[i])
+        {
+            return bad(format!("--classes: class {c} is given twice"));
         }
         if let Some(l) = self.layers.iter().find(|&&l| l >= LAYER_NAMES.len()) {
             return bad(format!(
                 "layer {l} does not exist: the classifier has conv1..conv3"
             ));
         }
-        if self.classes.is_empty() || self.layers.is_empty() || self.methods.is_empty() {
-            return bad("at least one class, one layer and one method are needed".into());
+        if self.classes.is_empty() {
+            return bad("--classes: at least one class is needed".into());
         }
-        if self.images_per_class == 0 || self.curve_steps == 0 {
-            return bad("--images and the curve steps must be at least 1".into());
+        if self.layers.is_empty() {
+            return bad("--layers: at least one layer is needed".into());
+        }
+        if self.methods.is_empty() {
+            return bad("--method: at least one method is needed".into());
+        }
+        ranges::IMAGES
+            .check(self.images_per_class)
+            .map_err(|e| Error::argument("cam", e.to_string()))?;
+        ranges::CURVE_STEPS
+            .check(self.curve_steps)
+            .map_err(|e| Error::argument("cam", e.to_string()))?;
+        if self.columns().is_empty() {
+            return bad(format!(
+                "--method {} with --layers {}: no map to draw (CAM has a map only at {})",
+                self.methods
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                self.layers
+                    .iter()
+                    .map(|&l| LAYER_NAMES[l])
+                    .collect::<Vec<_>>()
+                    .join(","),
+                LAYER_NAMES[LAYER_NAMES.len() - 1]
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the settings of [`test_set_metrics`] as [`CamSettings::validate`] does: the
+    /// ranges, and that an exact-method row would see at least one image.
+    pub fn validate_metrics(&self, images: usize, exact_images: usize) -> Result<()> {
+        self.validate()?;
+        let range =
+            |e: ferrograd_models::settings::SettingError| Error::argument("cam", e.to_string());
+        ranges::METRICS_IMAGES.check(images).map_err(range)?;
+        ranges::EXACT_IMAGES.check(exact_images).map_err(range)?;
+        if exact_images == 0 && self.methods.contains(&Method::GradCamPlusPlusExact) {
+            return Err(Error::argument(
+                "cam",
+                "--exact-images 0 leaves the gradcam++exact rows without images: give 1 or \
+                 more, or leave gradcam++exact out of --method",
+            ));
         }
         Ok(())
     }
@@ -322,7 +387,7 @@ pub fn test_set_metrics(
     exact_images: usize,
     progress: &mut Progress<'_>,
 ) -> Result<Vec<MetricsRow>> {
-    settings.validate()?;
+    settings.validate_metrics(images, exact_images)?;
     let images = images.min(test.len);
     let columns = settings.columns();
     let mut scores: Vec<Vec<ImageScores>> = vec![Vec::new(); columns.len()];

@@ -137,3 +137,82 @@ fn bad_settings_are_errors_that_say_what_is_wrong() {
     assert!(e.contains("no image of class 7"), "{e}");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn settings_out_of_range_or_with_no_map_to_draw_are_refused_naming_the_flag() {
+    let refused = |s: CamSettings, needles: &[&str]| {
+        let e = s.validate().unwrap_err().to_string();
+        for n in needles {
+            assert!(e.contains(n), "{e}");
+        }
+    };
+    // A billion curve steps would build a billion-image curve: refused before any work.
+    refused(
+        CamSettings {
+            curve_steps: 1_000_000_000,
+            ..settings()
+        },
+        &["--curve-steps 1000000000", "784"],
+    );
+    refused(
+        CamSettings {
+            curve_steps: 0,
+            ..settings()
+        },
+        &["--curve-steps 0"],
+    );
+    refused(
+        CamSettings {
+            images_per_class: 0,
+            ..settings()
+        },
+        &["--images 0"],
+    );
+    refused(
+        CamSettings {
+            images_per_class: 1_000_000,
+            ..settings()
+        },
+        &["--images 1000000", "32"],
+    );
+    refused(
+        CamSettings {
+            classes: vec![7, 7],
+            ..settings()
+        },
+        &["--classes", "twice"],
+    );
+    refused(
+        CamSettings {
+            classes: vec![],
+            ..settings()
+        },
+        &["--classes"],
+    );
+    // CAM has a map only at the last layer: CAM at conv1 is zero maps.
+    refused(
+        CamSettings {
+            methods: vec![Method::Cam],
+            layers: vec![0],
+            ..settings()
+        },
+        &["no map to draw", "conv1"],
+    );
+    let s = settings();
+    s.validate_metrics(10, 1).unwrap();
+    for (images, exact, needle) in [
+        (0, 1, "--metrics-images 0"),
+        (1_000_000_000, 1, "--metrics-images 1000000000"),
+        (10, 0, "--exact-images 0"),
+    ] {
+        let e = s.validate_metrics(images, exact).unwrap_err().to_string();
+        assert!(e.contains(needle), "{e}");
+    }
+    // Without the exact method, no exact image is needed.
+    CamSettings {
+        methods: vec![Method::GradCam],
+        ..settings()
+    }
+    .validate_metrics(10, 0)
+    .unwrap();
+}

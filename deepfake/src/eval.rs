@@ -23,20 +23,45 @@ pub struct Loaded {
     pub steps: u64,
 }
 
-/// Loads a checkpoint written by [`crate::train::train`].
+/// Loads a checkpoint written by [`crate::train::train`], every value checked: the settings as
+/// the flags are ([`DeepfakeConfig::from_metadata`]), the tensors against the model those
+/// settings describe (names, shapes, all finite), the step count against the planned steps.
 pub fn load(path: &Path) -> Result<Loaded, DeepfakeError> {
     let ckpt = checkpoint::load(path)?;
     let config = DeepfakeConfig::from_metadata(&ckpt.metadata, path)?;
     let mut model = FaceSwap::new(config.model.clone(), &mut Rng::new(config.seed))?;
-    model
-        .load_state(&ckpt.tensors, &ckpt.metadata)
-        .map_err(|e| DeepfakeError(format!("{}: {e}", path.display())))?;
+    restore(&mut model, &ckpt, &config)?;
     let steps = model.steps();
     Ok(Loaded {
         config,
         model,
         steps,
     })
+}
+
+/// Loads `ckpt` into `model` (built from `config`, the checkpoint's own settings) after
+/// checking that the file holds exactly that model's tensors, with their shapes, all finite,
+/// and that its step count lies between 1 and the planned steps.
+pub fn restore(
+    model: &mut FaceSwap,
+    ckpt: &checkpoint::Checkpoint,
+    config: &DeepfakeConfig,
+) -> Result<(), DeepfakeError> {
+    let path = &ckpt.path;
+    ckpt.check_tensors(&model.state().0)?;
+    model
+        .load_state(&ckpt.tensors, &ckpt.metadata)
+        .map_err(|e| DeepfakeError(format!("{}: {e}", path.display())))?;
+    let steps = model.steps();
+    if !(1..=config.steps as u64).contains(&steps) {
+        return Err(DeepfakeError(format!(
+            "{}: metadata 'optim_ae.step' = '{steps}' is not a step count from 1 to {} (the \
+             steps the run planned)",
+            path.display(),
+            config.steps
+        )));
+    }
+    Ok(())
 }
 
 /// Per-identity figures on its held-out faces.

@@ -109,7 +109,15 @@ pub fn load_face(path: &Path) -> Result<Vec<f32>, FaceError> {
         ));
     }
     let picture = image::load_from_memory_with_format(&bytes, format)
-        .map_err(|e| FaceError::new(path, format!("corrupt or unsupported image: {e}")))?
+        .map_err(|e| {
+            FaceError::new(
+                path,
+                format!(
+                    "corrupt or unsupported image: {}",
+                    ferrograd_models::plot::describe_image_error(&e)
+                ),
+            )
+        })?
         .to_rgb8();
     face_from_picture(&picture).map_err(|message| FaceError::new(path, message))
 }

@@ -39,6 +39,25 @@ impl Default for IdentitySettings {
     }
 }
 
+/// The ranges of the identity classifier's settings (`deepfake eval --classifier-steps`).
+pub mod ranges {
+    use ferrograd_models::settings::Count;
+
+    pub const CLASSIFIER_STEPS: Count =
+        Count::new("classifier_steps", "--classifier-steps", 1, 100_000);
+    pub const PER_IDENTITY: Count = Count::new("per_identity", "faces per identity", 1, 256);
+}
+
+impl IdentitySettings {
+    /// Holds the settings to [`ranges`]: an untrained judge (0 steps) would score every swap
+    /// by chance. The error names the flag.
+    pub fn validate(&self) -> std::result::Result<(), ferrograd_models::settings::SettingError> {
+        ranges::CLASSIFIER_STEPS.check(self.steps)?;
+        ranges::PER_IDENTITY.check(self.per_identity)?;
+        Ok(())
+    }
+}
+
 impl IdentityClassifier {
     pub fn new(rng: &mut Rng) -> Result<IdentityClassifier> {
         let channels = [16, 32, 64, 64];
@@ -63,6 +82,9 @@ impl IdentityClassifier {
         settings: &IdentitySettings,
         mut on_step: impl FnMut(usize, f64),
     ) -> Result<IdentityClassifier> {
+        settings
+            .validate()
+            .map_err(|e| ferrograd_engine::Error::argument("identity classifier", e.to_string()))?;
         let mut rng = Rng::new(settings.seed);
         let model = IdentityClassifier::new(&mut rng)?;
         let mut params = nn::params_of(&model.features, "features.");

@@ -15,6 +15,7 @@ use ferrograd_engine::{Device, Result as EngineResult, Rng, Tensor};
 use ferrograd_models::checkpoint;
 use ferrograd_models::nn::Ctx;
 use ferrograd_models::plot::save_line_plot;
+use ferrograd_models::settings::{self, Count, Real, SettingError};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -99,101 +100,146 @@ impl DeepfakeConfig {
         m
     }
 
-    /// Reads [`DeepfakeConfig::to_metadata`] back; every key must be present and well formed.
+    /// Reads [`DeepfakeConfig::to_metadata`] back from the checkpoint at `origin`: every key
+    /// must be present and well formed, and the settings must pass
+    /// [`DeepfakeConfig::validate`], the check the command line's flags pass. Errors name the
+    /// file and the key.
     pub fn from_metadata(
         meta: &BTreeMap<String, String>,
         origin: &Path,
     ) -> Result<DeepfakeConfig, DeepfakeError> {
+        let file = origin.display();
+        let Some(model) = meta.get("model") else {
+            return Err(DeepfakeError(format!(
+                "{file}: not a face-swap checkpoint of `ferrograd deepfake train`: its metadata \
+                 has no 'model' key, nor the other settings ferrograd stores ({})",
+                checkpoint::origin_note(meta)
+            )));
+        };
+        if model != "deepfake" {
+            return Err(DeepfakeError(format!(
+                "{file}: a '{model}' checkpoint, not a face-swap one"
+            )));
+        }
         let get = |k: &str| {
             meta.get(k).map(String::as_str).ok_or_else(|| {
                 DeepfakeError(format!(
-                    "{}: metadata has no '{k}': not a face-swap checkpoint?",
-                    origin.display()
+                    "{file}: metadata lacks '{k}', one of the settings `ferrograd deepfake \
+                     train` stores"
                 ))
             })
         };
-        fn num<T: std::str::FromStr>(
-            origin: &Path,
-            key: &str,
-            v: &str,
-        ) -> Result<T, DeepfakeError> {
-            v.parse().map_err(|_| {
-                DeepfakeError(format!(
-                    "{}: metadata '{key}' = '{v}' is not a valid number",
-                    origin.display()
-                ))
-            })
-        }
-        if get("model")? != "deepfake" {
-            return Err(DeepfakeError(format!(
-                "{}: a '{}' checkpoint, not a face-swap one",
-                origin.display(),
-                get("model")?
-            )));
-        }
+        let malformed = |k: &str, v: &str, what: &str| {
+            DeepfakeError(format!("{file}: metadata '{k}' = '{v}' is not {what}"))
+        };
+        let whole = |k: &str| -> Result<usize, DeepfakeError> {
+            let v = get(k)?;
+            settings::parse_whole(v).ok_or_else(|| malformed(k, v, "a whole number"))
+        };
+        let real = |k: &str| -> Result<f64, DeepfakeError> {
+            let v = get(k)?;
+            v.parse::<f64>().map_err(|_| malformed(k, v, "a number"))
+        };
         let prior_name = get("prior")?;
-        let prior = PriorKind::parse(prior_name).ok_or_else(|| {
-            DeepfakeError(format!(
-                "{}: unknown prior '{prior_name}'",
-                origin.display()
-            ))
-        })?;
+        let prior = PriorKind::parse(prior_name)
+            .ok_or_else(|| malformed("prior", prior_name, "adversarial or vae"))?;
         let limit = match get("limit")? {
             "all" => None,
-            v => Some(num(origin, "limit", v)?),
+            v => Some(
+                settings::parse_whole(v)
+                    .ok_or_else(|| malformed("limit", v, "'all' or a whole number"))?,
+            ),
         };
-        Ok(DeepfakeConfig {
+        let seed = settings::parse_seed("seed", "--seed", get("seed")?)
+            .map_err(|e| DeepfakeError(e.in_file(origin)))?;
+        let cfg = DeepfakeConfig {
             faces: PathBuf::from(get("faces")?),
             a: get("a")?.to_string(),
             b: get("b")?.to_string(),
-            steps: num(origin, "steps", get("steps")?)?,
-            batch: num(origin, "batch", get("batch")?)?,
-            seed: num(origin, "seed", get("seed")?)?,
+            steps: whole("steps")?,
+            batch: whole("batch")?,
+            seed,
             model: SwapConfig {
-                latent: num(origin, "latent", get("latent")?)?,
+                latent: whole("latent")?,
                 prior,
-                prior_weight: num(origin, "prior_weight", get("prior_weight")?)?,
-                lr: num(origin, "lr", get("lr")?)?,
+                prior_weight: real("prior_weight")?,
+                lr: real("lr")?,
             },
             preview_every: 0,
             checkpoint_every: 0,
-            held_out_fraction: num(origin, "held_out_fraction", get("held_out_fraction")?)?,
+            held_out_fraction: real("held_out_fraction")?,
             limit,
             skip_bad: false,
             device: Device::Cpu,
-        })
+        };
+        cfg.validate()
+            .map_err(|e| DeepfakeError(e.in_file(origin)))?;
+        Ok(cfg)
     }
 
-    fn validate(&self) -> Result<(), DeepfakeError> {
-        let bad = |m: String| Err(DeepfakeError(m));
+    /// Holds every setting to its range in [`ranges`], and the two identities to be two: the
+    /// one check behind both the command line (before any work) and a loaded checkpoint's
+    /// metadata. The error names the flag.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        use ranges::*;
+        for (key, flag, name) in [("a", "--a", &self.a), ("b", "--b", &self.b)] {
+            if name.is_empty() {
+                return Err(SettingError::new(
+                    key,
+                    flag,
+                    "''",
+                    "must name an identity folder",
+                ));
+            }
+        }
         if self.a == self.b {
-            return bad(format!(
-                "--a and --b are both '{}': a swap needs two identities",
-                self.a
+            return Err(SettingError::new(
+                "b",
+                "--b",
+                &self.b,
+                "is --a too: a swap needs two identities",
             ));
         }
-        if self.batch == 0 || self.steps == 0 {
-            return bad("--batch and --steps must be at least 1".into());
-        }
-        if self.model.latent == 0 {
-            return bad("--latent must be at least 1".into());
-        }
-        if !(self.model.lr > 0.0 && self.model.lr.is_finite()) {
-            return bad(format!("--lr {} must be a positive number", self.model.lr));
-        }
-        if !(self.model.prior_weight >= 0.0 && self.model.prior_weight.is_finite()) {
-            return bad(format!(
-                "--prior-weight {} must be zero or positive",
-                self.model.prior_weight
-            ));
-        }
-        if !(self.held_out_fraction > 0.0 && self.held_out_fraction < 1.0) {
-            return bad(format!(
-                "--held-out {} must lie strictly between 0 and 1",
-                self.held_out_fraction
-            ));
+        STEPS.check(self.steps)?;
+        BATCH.check(self.batch)?;
+        LATENT.check(self.model.latent)?;
+        LR.check(self.model.lr)?;
+        PRIOR_WEIGHT.check(self.model.prior_weight)?;
+        PREVIEW_EVERY.check(self.preview_every)?;
+        PREVIEW_EVERY.check(self.checkpoint_every)?;
+        HELD_OUT.check(self.held_out_fraction)?;
+        if let Some(n) = self.limit {
+            LIMIT.check(n)?;
         }
         Ok(())
+    }
+}
+
+/// The ranges of `ferrograd deepfake train`'s numeric settings (the help of each flag quotes
+/// them), generous for real use and far below what would exhaust memory.
+pub mod ranges {
+    use super::{Count, Real};
+
+    pub const STEPS: Count = Count::new("steps", "--steps", 1, 1_000_000);
+    /// Faces of each identity per step.
+    pub const BATCH: Count = Count::new("batch", "--batch", 1, 256);
+    pub const LATENT: Count = Count::new("latent", "--latent", 1, 2048);
+    pub const LR: Real = Real::above("lr", "--lr", 0.0, 10.0);
+    pub const PRIOR_WEIGHT: Real = Real::closed("prior_weight", "--prior-weight", 0.0, 1e4);
+    /// 0: only at the end.
+    pub const PREVIEW_EVERY: Count = Count::new("preview_every", "--preview-every", 0, 1_000_000);
+    pub const HELD_OUT: Real = Real::open("held_out_fraction", "--held-out", 0.0, 1.0);
+    /// At least one face to train on and one held out.
+    pub const LIMIT: Count = Count::new("limit", "--limit", 2, usize::MAX);
+    /// Points of a `deepfake mix` sweep (t = 0 and t = 1 at least; one column each).
+    pub const MIX_STEPS: Count = Count::new("steps", "--steps", 2, 64);
+}
+
+/// The flag a metadata key comes from, for a `--resume` mismatch.
+fn flag_of(key: &str) -> String {
+    match key {
+        "held_out_fraction" => "--held-out".into(),
+        other => format!("--{}", other.replace('_', "-")),
     }
 }
 
@@ -311,12 +357,27 @@ pub fn train(
     resume: bool,
     on_step: &mut dyn FnMut(&StepReport),
 ) -> Result<TrainSummary, DeepfakeError> {
-    cfg.validate()?;
+    cfg.validate().map_err(|e| DeepfakeError(e.to_string()))?;
     let pair = Pair::load(cfg)?;
     train_on(cfg, &pair, out, resume, on_step)
 }
 
+/// Losses as "loss NaN, reconstruction_a 0.21, …" for a message.
+fn describe_losses(l: &StepLosses) -> String {
+    losses_by_name(l)
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// [`train`] on faces already loaded.
+///
+/// At each checkpoint, in this order: a check that every weight and optimizer state is finite
+/// (the run stops otherwise, like on a NaN loss, the last checkpoint intact); metrics.json with
+/// the history so far; the checkpoint; the curves and previews. metrics.json comes first, so a
+/// crash between the two writes leaves history past the checkpoint (dropped and recomputed on
+/// resume), never a checkpoint whose steps the history lacks.
 pub fn train_on(
     cfg: &DeepfakeConfig,
     pair: &Pair,
@@ -324,10 +385,16 @@ pub fn train_on(
     resume: bool,
     on_step: &mut dyn FnMut(&StepReport),
 ) -> Result<TrainSummary, DeepfakeError> {
-    cfg.validate()?;
+    cfg.validate().map_err(|e| DeepfakeError(e.to_string()))?;
     std::fs::create_dir_all(out).map_err(|e| {
         DeepfakeError(format!(
             "cannot create output folder {}: {e}",
+            out.display()
+        ))
+    })?;
+    checkpoint::remove_stale_temporaries(out).map_err(|e| {
+        DeepfakeError(format!(
+            "{}: cannot look for leftover temporary files: {e}",
             out.display()
         ))
     })?;
@@ -335,7 +402,9 @@ pub fn train_on(
     model.move_to(cfg.device)?;
     let ckpt_path = checkpoint_path(out);
     let mut history: Vec<BTreeMap<String, f64>> = Vec::new();
-    if resume && ckpt_path.exists() {
+    // The step whose checkpoint is on disk, for the messages of a run that stops.
+    let mut saved_step: Option<usize> = None;
+    if resume && checkpoint::probe(&ckpt_path)? {
         let ckpt = checkpoint::load(&ckpt_path)?;
         let saved = DeepfakeConfig::from_metadata(&ckpt.metadata, &ckpt_path)?;
         let comparable = DeepfakeConfig {
@@ -347,16 +416,36 @@ pub fn train_on(
             device: cfg.device,
             ..saved.clone()
         };
-        if &comparable != cfg {
+        if let Some(diff) =
+            settings::differences(&comparable.to_metadata(), &cfg.to_metadata(), &flag_of)
+        {
             return Err(DeepfakeError(format!(
-                "{} was made with other settings ({:?}); resume with the same flags, or choose another --out",
-                ckpt_path.display(),
-                saved.to_metadata()
+                "{} was made with other settings: {diff}. Resume with the same flags, or choose \
+                 another --out",
+                ckpt_path.display()
             )));
         }
-        model.load_state(&ckpt.tensors, &ckpt.metadata)?;
-        history = read_history(out, model.steps() as usize);
+        crate::eval::restore(&mut model, &ckpt, &saved)?;
+        let done = model.steps() as usize;
+        if done >= cfg.steps {
+            return Err(DeepfakeError(format!(
+                "--steps {}: {} already holds step {done}, so there is nothing left to train; \
+                 ask for more (--steps {} or more) to continue",
+                cfg.steps,
+                ckpt_path.display(),
+                done + 1
+            )));
+        }
+        saved_step = Some(done);
+        history = read_history(out, done);
     }
+    let kept = |saved: Option<usize>| match saved {
+        Some(step) => format!(
+            "the checkpoint of step {step} in {} is kept",
+            ckpt_path.display()
+        ),
+        None => "no checkpoint was written".to_string(),
+    };
     let start = model.steps() as usize;
     let augment = Augment::default();
     let t0 = Instant::now();
@@ -374,9 +463,10 @@ pub fn train_on(
             model.train_step((&batch_a.0, &batch_a.1), (&batch_b.0, &batch_b.1), &mut ctx)?;
         if !losses.total.is_finite() {
             return Err(DeepfakeError(format!(
-                "training diverged at step {}: {losses:?}; the last checkpoint in {} is kept. Try a lower --lr.",
+                "training diverged at step {} ({}); {}. Try a lower --lr.",
                 step + 1,
-                out.display()
+                describe_losses(&losses),
+                kept(saved_step)
             )));
         }
         interval.add(&losses);
@@ -398,9 +488,20 @@ pub fn train_on(
         let at_end = done == cfg.steps;
         if at_end || (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0) {
             let (tensors, mut metadata) = model.state();
+            // An optimizer moment that overflowed to inf leaves the loss finite and the
+            // weights frozen: stop like a NaN loss, before anything is written.
+            if let Some(what) = ferrograd_models::train::non_finite_state(&tensors) {
+                return Err(DeepfakeError(format!(
+                    "training diverged: at step {done}, {what}; {}. Try a lower --lr.",
+                    kept(saved_step)
+                )));
+            }
+            // The history first, then the checkpoint it describes (see the doc comment).
+            save_history_json(cfg, &history, out)?;
             metadata.extend(cfg.to_metadata());
             checkpoint::save(&ckpt_path, &tensors, &metadata)?;
-            save_history(cfg, &history, out)?;
+            saved_step = Some(done);
+            save_loss_curves(cfg, &history, out)?;
         }
         if at_end || (cfg.preview_every > 0 && done % cfg.preview_every == 0) {
             save_preview(&model, pair, &out.join(format!("preview_{done:06}.png")))?;
@@ -494,8 +595,8 @@ fn losses_by_name(l: &StepLosses) -> [(&'static str, f64); 5] {
     ]
 }
 
-/// Writes `metrics.json` (settings and loss history) and `loss_curves.png`.
-fn save_history(
+/// Writes `metrics.json`: the settings and the loss history.
+fn save_history_json(
     cfg: &DeepfakeConfig,
     history: &[BTreeMap<String, f64>],
     out: &Path,
@@ -509,7 +610,15 @@ fn save_history(
     let text = serde_json::to_string_pretty(&json).expect("JSON of numbers and strings");
     let path = out.join("metrics.json");
     checkpoint::write_atomically(&path, text.as_bytes())
-        .map_err(|e| DeepfakeError(format!("{}: cannot write: {e}", path.display())))?;
+        .map_err(|e| DeepfakeError(format!("{}: cannot write: {e}", path.display())))
+}
+
+/// Draws `loss_curves.png` from the loss history.
+fn save_loss_curves(
+    cfg: &DeepfakeConfig,
+    history: &[BTreeMap<String, f64>],
+    out: &Path,
+) -> Result<(), DeepfakeError> {
     let column = |key: &str| -> Vec<f64> {
         history
             .iter()

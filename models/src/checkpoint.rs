@@ -7,14 +7,13 @@
 //! Every error names the file, and the tensor when one is at fault, because "shape mismatch"
 //! alone is no help when a run has a dozen checkpoints and a hundred tensors.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use ferrograd_engine::{DType, Tensor};
-use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
 /// What went wrong with a checkpoint, naming the file (and the tensor, when one is at fault).
@@ -72,33 +71,59 @@ pub fn save(
         }
     }
 
-    // The views borrow their bytes, so the bytes must live in a vector of their own first.
-    let encoded: Vec<(&str, Dtype, &[usize], Vec<u8>)> = tensors
+    let bytes = encode(tensors, metadata);
+    write_atomically(path, &bytes)
+        .map_err(|e| CheckpointError::new(path, format!("cannot write checkpoint: {e}")))
+}
+
+/// The bytes of a safetensors file holding `tensors` and `metadata`, the same bytes for the same
+/// values on every run: the header's keys come in a fixed order (the metadata sorted by key,
+/// then the tensors in the order of their data), where the `safetensors` crate's own
+/// serializer takes the metadata's order from a hash map, which changes from run to run.
+/// The layout is the crate's: tensors sorted by dtype (wider first, which keeps each one
+/// aligned) and then by name, the header padded with spaces to a multiple of 8 bytes.
+fn encode(tensors: &[(String, Tensor)], metadata: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut encoded: Vec<(&str, Dtype, &[usize], Vec<u8>)> = tensors
         .iter()
         .map(|(name, tensor)| {
             let (dtype, bytes) = little_endian_bytes(tensor);
             (name.as_str(), dtype, tensor.shape(), bytes)
         })
         .collect();
-    let mut views = Vec::with_capacity(encoded.len());
-    for (name, dtype, shape, bytes) in &encoded {
-        let view = TensorView::new(*dtype, shape.to_vec(), bytes).map_err(|e| {
-            CheckpointError::new(path, format!("cannot store tensor `{name}`: {e}"))
-        })?;
-        views.push((*name, view));
-    }
-
+    encoded.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut header = String::from("{");
+    let mut first = true;
     // An empty metadata map is left out of the header rather than written as `{}`.
-    let header_metadata: Option<HashMap<String, String>> = if metadata.is_empty() {
-        None
-    } else {
-        Some(metadata.clone().into_iter().collect())
-    };
-    let bytes = safetensors::serialize(views, header_metadata)
-        .map_err(|e| CheckpointError::new(path, format!("cannot encode checkpoint: {e}")))?;
-
-    write_atomically(path, &bytes)
-        .map_err(|e| CheckpointError::new(path, format!("cannot write checkpoint: {e}")))
+    if !metadata.is_empty() {
+        header.push_str("\"__metadata__\":");
+        header.push_str(&serde_json::to_string(metadata).expect("a map of strings serializes"));
+        first = false;
+    }
+    let mut offset = 0usize;
+    for (name, dtype, shape, bytes) in &encoded {
+        if !first {
+            header.push(',');
+        }
+        first = false;
+        let end = offset + bytes.len();
+        header.push_str(&format!(
+            "{}:{{\"dtype\":\"{dtype}\",\"shape\":{},\"data_offsets\":[{offset},{end}]}}",
+            serde_json::to_string(name).expect("a string serializes"),
+            serde_json::to_string(shape).expect("a list of numbers serializes"),
+        ));
+        offset = end;
+    }
+    header.push('}');
+    while !header.len().is_multiple_of(8) {
+        header.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for (_, _, _, bytes) in &encoded {
+        out.extend_from_slice(bytes);
+    }
+    out
 }
 
 /// The tensor's values as safetensors stores them: little-endian, in the tensor's own type.
@@ -237,50 +262,337 @@ impl Checkpoint {
     }
 }
 
+/// What is at a path, in words, for errors ("a folder", "a FIFO (named pipe)", …).
+fn kind_of(file_type: &fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    if file_type.is_dir() {
+        "a folder"
+    } else if file_type.is_symlink() {
+        "a symbolic link"
+    } else if file_type.is_file() {
+        "a regular file"
+    } else {
+        "neither a file nor a folder"
+    }
+}
+
+/// Whether writing to something of this type means writing into a stream rather than
+/// replacing a file: a FIFO or a character device (`/dev/null`, `/dev/stdout` on a terminal).
+fn is_stream(file_type: &fs::FileType) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        file_type.is_fifo() || file_type.is_char_device()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file_type;
+        false
+    }
+}
+
+/// Whether an error is "too many levels of symbolic links": a link that leads back to itself.
+fn is_link_loop(e: &io::Error) -> bool {
+    #[cfg(target_os = "linux")]
+    const ELOOP: i32 = 40;
+    #[cfg(not(target_os = "linux"))]
+    const ELOOP: i32 = 62; // macOS and the BSDs
+    e.raw_os_error() == Some(ELOOP)
+}
+
+fn refuse(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}
+
 /// Writes `bytes` to `path` so that `path` always holds either the old contents or all of the new
 /// ones: write a temporary file next to it (`<name>.tmp-<pid>`, same folder so the rename stays on
 /// one file system), fsync it, rename it over `path`, then fsync the folder so the rename itself
-/// is durable. Creates the parent folder if missing. Pictures are saved the same way.
+/// is durable. Creates the parent folder if missing. Pictures, metrics and reports are saved the
+/// same way: this is the project's one atomic write.
+///
+/// Only a regular file (or nothing) is ever replaced:
+/// - a symbolic link to a regular file stays a link: the file it points to is replaced;
+/// - a FIFO or a character device (`/dev/null`, a terminal, `/dev/stdout` on a pipe) is written
+///   straight into, as a shell's `>` would: a stream has no previous contents to keep, and
+///   renaming over it would swap the device node for a plain file;
+/// - anything else (a folder, a block device, a socket, a link that leads nowhere or loops) is
+///   an error that says what is there, and nothing is written.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let Some(file_name) = path.file_name() else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the path does not name a file",
-        ));
+    let target = match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {
+            // Through any symbolic links, so that the link itself survives the rename.
+            fs::canonicalize(path)?
+        }
+        Ok(meta) if is_stream(&meta.file_type()) => {
+            let mut stream = fs::OpenOptions::new().write(true).open(path)?;
+            stream.write_all(bytes)?;
+            return stream.flush();
+        }
+        Ok(meta) => {
+            return Err(refuse(format!(
+                "{} is {}, not a regular file: refusing to replace it",
+                path.display(),
+                kind_of(&meta.file_type())
+            )))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::symlink_metadata(path) {
+            Ok(_) => {
+                let to = fs::read_link(path)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_else(|_| "?".into());
+                return Err(refuse(format!(
+                    "{} is a symbolic link to {to}, which does not exist: remove the link or \
+                     create what it points to",
+                    path.display()
+                )));
+            }
+            Err(_) => path.to_path_buf(),
+        },
+        Err(e) if is_link_loop(&e) => {
+            return Err(refuse(format!(
+                "{} is a loop of symbolic links ({e}): it leads to no file",
+                path.display()
+            )))
+        }
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("{} cannot be inspected: {e}", path.display()),
+            ));
+        }
     };
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
+    let Some(file_name) = target.file_name() else {
+        return Err(refuse(format!("{} does not name a file", target.display())));
     };
-    fs::create_dir_all(folder)?;
+    let folder = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&folder)?;
 
-    let mut tmp_name = file_name.to_os_string();
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp_path = folder.join(tmp_name);
-
+    let tmp_path = folder.join(temporary_name(file_name));
     let written = (|| {
-        let mut file = fs::File::create(&tmp_path)?;
+        // A leftover of an earlier process with our id; `create_new` below then never follows
+        // a link planted under the temporary name.
+        if fs::symlink_metadata(&tmp_path).is_ok() {
+            fs::remove_file(&tmp_path)?;
+        }
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&tmp_path, path)
+        fs::rename(&tmp_path, &target)
     })();
     if let Err(e) = written {
-        // Best effort: the write already failed, and a leftover temporary file is harmless.
+        // Best effort: the write already failed, and a leftover is removed by the next run.
         let _ = fs::remove_file(&tmp_path);
         return Err(e);
     }
 
     // Not every platform can open a folder to sync it; the data itself is already safe.
-    if let Ok(dir) = fs::File::open(folder) {
+    if let Ok(dir) = fs::File::open(&folder) {
         let _ = dir.sync_all();
     }
     Ok(())
 }
 
+/// `<name>.tmp-<pid>`: the temporary file [`write_atomically`] writes before its rename.
+fn temporary_name(file_name: &std::ffi::OsStr) -> std::ffi::OsString {
+    let mut name = file_name.to_os_string();
+    name.push(format!(".tmp-{}", std::process::id()));
+    name
+}
+
+/// The process id in a temporary file's name (`checkpoint.safetensors.tmp-4242` → 4242).
+fn temporary_pid(name: &str) -> Option<u32> {
+    let (base, pid) = name.rsplit_once(".tmp-")?;
+    if base.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether process `pid` is running. Where that cannot be told, a process is taken to have ended.
+fn process_is_running(pid: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        Path::new("/proc").join(pid.to_string()).exists()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        false
+    }
+}
+
+/// Removes the temporary files that [`write_atomically`] left in `folder` when a run was killed
+/// between writing one and renaming it: regular files named `<name>.tmp-<pid>` whose process is
+/// not running (and not this one). Nothing else is touched: no other names, no folders, nothing
+/// outside `folder`. Returns the files removed.
+pub fn remove_stale_temporaries(folder: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let ours = std::process::id();
+    for entry in fs::read_dir(folder)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temporary_pid) else {
+            continue;
+        };
+        if pid == ours || process_is_running(pid) || !entry.file_type()?.is_file() {
+            continue;
+        }
+        fs::remove_file(entry.path())?;
+        removed.push(entry.path());
+    }
+    removed.sort();
+    Ok(removed)
+}
+
+/// Whether there is a checkpoint at `path` to resume from: `Ok(false)` when nothing is there
+/// (a fresh run), `Ok(true)` for a regular file or a link to one. Anything else is an error
+/// naming what is there, so that a link that leads nowhere, a loop of links or a folder in the
+/// checkpoint's place never passes for "no checkpoint yet" and silently starts over.
+pub fn probe(path: &Path) -> Result<bool, CheckpointError> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(CheckpointError::new(path, format!("cannot inspect: {e}"))),
+        Ok(_) => {}
+    }
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(true),
+        Ok(meta) => Err(CheckpointError::new(
+            path,
+            format!(
+                "is {}, not a checkpoint file: move it away to start afresh",
+                kind_of(&meta.file_type())
+            ),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let to = fs::read_link(path)
+                .map(|t| t.display().to_string())
+                .unwrap_or_else(|_| "?".into());
+            Err(CheckpointError::new(
+                path,
+                format!(
+                    "is a symbolic link to {to}, which does not exist: there is no checkpoint \
+                     to resume from; remove the link to start afresh"
+                ),
+            ))
+        }
+        Err(e) if is_link_loop(&e) => Err(CheckpointError::new(
+            path,
+            format!(
+                "is a loop of symbolic links ({e}): there is no checkpoint to resume from; \
+                 remove the link to start afresh"
+            ),
+        )),
+        Err(e) => Err(CheckpointError::new(
+            path,
+            format!("cannot be opened to resume from: {e}"),
+        )),
+    }
+}
+
+/// What a safetensors file's metadata says about its origin, for the error when it lacks
+/// ferrograd's settings: "it has no metadata at all", or the keys it has and, for the `format`
+/// key other libraries write, which library that is.
+pub fn origin_note(metadata: &BTreeMap<String, String>) -> String {
+    if metadata.is_empty() {
+        return "its header has no metadata at all".into();
+    }
+    let keys: Vec<&str> = metadata.keys().map(String::as_str).take(8).collect();
+    let mut note = format!("its metadata has only [{}]", keys.join(", "));
+    if let Some(format) = metadata.get("format") {
+        let writer = match format.as_str() {
+            "pt" => Some("PyTorch (safetensors.torch)"),
+            "tf" => Some("TensorFlow (safetensors.tensorflow)"),
+            "flax" => Some("Flax (safetensors.flax)"),
+            "np" => Some("NumPy (safetensors.numpy)"),
+            "mlx" => Some("MLX"),
+            "paddle" => Some("PaddlePaddle"),
+            _ => None,
+        };
+        note.push_str(&match writer {
+            Some(w) => format!("; format = '{format}' says {w} wrote it"),
+            None => format!("; format = '{format}'"),
+        });
+    }
+    note
+}
+
+impl Checkpoint {
+    /// Checks that the file holds exactly the tensors of `expected` (a freshly built model's
+    /// state: weights, buffers, optimizer state), each with its shape, and that every value is
+    /// finite. A checkpoint that fails any of these would load into a model it does not
+    /// describe, or resume a run with NaN or infinite weights.
+    pub fn check_tensors(&self, expected: &[(String, Tensor)]) -> Result<(), CheckpointError> {
+        for (name, model_tensor) in expected {
+            let Some(saved) = self.tensors.get(name) else {
+                return Err(self.error(format!(
+                    "no tensor `{name}`, which the model its settings describe has; the file \
+                     has {}",
+                    self.some_names()
+                )));
+            };
+            if saved.shape() != model_tensor.shape() {
+                return Err(self.error(format!(
+                    "tensor `{name}` has shape {:?}, but the model its settings describe needs {:?}",
+                    saved.shape(),
+                    model_tensor.shape()
+                )));
+            }
+        }
+        let names: BTreeSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+        let extra: Vec<&str> = self
+            .tensors
+            .keys()
+            .map(String::as_str)
+            .filter(|n| !names.contains(n))
+            .collect();
+        if let Some(first) = extra.first() {
+            return Err(self.error(format!(
+                "tensor `{first}` ({} such in all) is not part of the model its settings describe",
+                extra.len()
+            )));
+        }
+        for (name, tensor) in &self.tensors {
+            let values = tensor.to_vec_f64();
+            let mut bad = values.iter().enumerate().filter(|(_, v)| !v.is_finite());
+            if let Some((index, value)) = bad.next() {
+                return Err(self.error(format!(
+                    "tensor `{name}` holds {} non-finite values of {} (the first, at index \
+                     {index}, is {value}): the run that wrote it diverged or the file is damaged",
+                    1 + bad.count(),
+                    values.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use safetensors::tensor::TensorView;
 
     fn tensor_f32(values: &[f32], shape: &[usize]) -> Tensor {
         Tensor::from_vec(values.to_vec(), shape).unwrap()

@@ -12,4 +12,5 @@ pub mod nn;
 pub mod optim;
 pub mod plot;
 pub mod reference;
+pub mod settings;
 pub mod train;

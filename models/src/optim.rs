@@ -157,14 +157,24 @@ fn restore(
     Ok(())
 }
 
-fn meta_f64(op: &'static str, metadata: &BTreeMap<String, String>, key: &str) -> Result<f64> {
-    metadata
-        .get(key)
-        .and_then(|v| v.parse().ok())
+/// A step count from a checkpoint: digits only, so that "-1" or "1.5" is an error naming the key
+/// rather than a silent 0 (which would restart Adam's bias correction and break a resume).
+/// At most 2^31 − 1: the bias corrections raise β to this power as an `i32`.
+fn meta_steps(op: &'static str, metadata: &BTreeMap<String, String>, key: &str) -> Result<u64> {
+    let text = metadata.get(key).ok_or_else(|| {
+        Error::argument(op, format!("checkpoint metadata has no step count '{key}'"))
+    })?;
+    crate::settings::parse_whole(text)
+        .filter(|&n| n <= i32::MAX as usize)
+        .map(|n| n as u64)
         .ok_or_else(|| {
             Error::argument(
                 op,
-                format!("checkpoint metadata lacks a number under '{key}'"),
+                format!(
+                    "checkpoint metadata '{key}' = '{text}' is not a step count (a whole number \
+                     from 0 to {})",
+                    i32::MAX
+                ),
             )
         })
 }
@@ -265,7 +275,7 @@ impl Optimizer for Sgd {
         for ((name, _), b) in self.params.iter().zip(self.buffers.iter_mut()) {
             b.restore("sgd", tensors, &format!("{prefix}momentum_buffer.{name}"))?;
         }
-        self.steps = meta_f64("sgd", metadata, &format!("{prefix}steps"))? as u64;
+        self.steps = meta_steps("sgd", metadata, &format!("{prefix}steps"))?;
         Ok(())
     }
 }
@@ -400,7 +410,7 @@ impl Optimizer for Adam {
             m.restore("adam", tensors, &format!("{prefix}exp_avg.{name}"))?;
             v.restore("adam", tensors, &format!("{prefix}exp_avg_sq.{name}"))?;
         }
-        self.step = meta_f64("adam", metadata, &format!("{prefix}step"))? as u64;
+        self.step = meta_steps("adam", metadata, &format!("{prefix}step"))?;
         Ok(())
     }
 }

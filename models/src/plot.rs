@@ -717,14 +717,74 @@ pub fn save_confusion_matrix(
 
 // ---- saving ---------------------------------------------------------------------------------
 
+/// An `image` crate error as a sentence: what is wrong, without the Rust debug structs some
+/// decoders put in their messages (the PNG decoder says `ChunkType { type: IDAT, critical:
+/// true, private: false, reserved: false, safecopy: false } chunk appeared before IHDR chunk`;
+/// this says `the PNG data is damaged: IDAT chunk appeared before IHDR chunk`).
+pub fn describe_image_error(e: &image::ImageError) -> String {
+    use image::ImageError as E;
+    use std::error::Error as _;
+    match e {
+        E::Decoding(d) => {
+            let format = match d.format_hint() {
+                image::error::ImageFormatHint::Exact(f) => format!("{f:?}").to_uppercase(),
+                _ => "image".to_string(),
+            };
+            match d.source() {
+                Some(why) => format!("the {format} data is damaged: {}", plain(&why.to_string())),
+                None => format!("the {format} data is damaged"),
+            }
+        }
+        E::Limits(_) => "the picture is too large to decode within the memory limit".into(),
+        E::Encoding(_) | E::Parameter(_) | E::Unsupported(_) => plain(&e.to_string()),
+        E::IoError(io) => io.to_string(),
+    }
+}
+
+/// `text` with each Rust debug struct (`Name { field: value, … }`) replaced by what it names:
+/// its `type` field when it has one (a PNG chunk's four letters), else its name.
+fn plain(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find(" { ") {
+        // The identifier just before the brace.
+        let before = &rest[..open];
+        let start = before
+            .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + 1);
+        let name = &before[start..];
+        let Some(close) = rest[open..].find('}').map(|i| open + i) else {
+            break;
+        };
+        if !name.starts_with(|c: char| c.is_ascii_uppercase()) {
+            out.push_str(&rest[..open + 3]);
+            rest = &rest[open + 3..];
+            continue;
+        }
+        let fields = &rest[open + 3..close];
+        let shown = fields
+            .split(", ")
+            .find_map(|f| f.trim().strip_prefix("type: "))
+            .unwrap_or(name);
+        out.push_str(&before[..start]);
+        out.push_str(shown.trim());
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Encodes `picture` as PNG in memory, then writes it atomically (see
-/// [`crate::checkpoint::save`]): a crash mid-save leaves the previous picture, not half a file.
-/// Encodes `picture` as PNG and writes it atomically (temporary file, then rename).
+/// [`crate::checkpoint::write_atomically`]): a crash mid-save leaves the previous picture, not
+/// half a file.
 pub fn save_png(path: &Path, picture: &RgbImage) -> Result<(), PlotError> {
     let mut png = Cursor::new(Vec::new());
-    picture
-        .write_to(&mut png, ImageFormat::Png)
-        .map_err(|e| PlotError::new(path, format!("cannot encode PNG: {e}")))?;
+    picture.write_to(&mut png, ImageFormat::Png).map_err(|e| {
+        PlotError::new(
+            path,
+            format!("cannot encode PNG: {}", describe_image_error(&e)),
+        )
+    })?;
     write_atomically(path, png.get_ref())
         .map_err(|e| PlotError::new(path, format!("cannot write picture: {e}")))
 }
@@ -732,6 +792,24 @@ pub fn save_png(path: &Path, picture: &RgbImage) -> Result<(), PlotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_errors_read_as_sentences_without_debug_structs() {
+        assert_eq!(
+            plain("ChunkType { type: IDAT, critical: true, private: false, reserved: false, safecopy: false } chunk appeared before IHDR chunk"),
+            "IDAT chunk appeared before IHDR chunk"
+        );
+        assert_eq!(plain("no structs here"), "no structs here");
+        // A PNG whose first chunk is IDAT, as a damaged file may be.
+        let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+        bytes.extend_from_slice(&[0, 0, 0, 2]);
+        bytes.extend_from_slice(b"IDATxx");
+        bytes.extend_from_slice(&[0, 0, 0, 0]);
+        let e = image::load_from_memory_with_format(&bytes, ImageFormat::Png).unwrap_err();
+        let text = describe_image_error(&e);
+        assert!(!text.contains('{') && !text.contains("critical"), "{text}");
+        assert!(text.contains("PNG") && text.contains("damaged"), "{text}");
+    }
 
     fn pixel(picture: &RgbImage, x: u32, y: u32) -> [u8; 3] {
         picture.get_pixel(x, y).0

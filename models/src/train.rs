@@ -16,7 +16,8 @@ use crate::data::{FashionMnist, Split};
 use crate::generative::{Aae, Autoencoder, Gan, GeneratorLoss, Losses, Model, Prior, Vae};
 use crate::nn::Ctx;
 use crate::plot;
-use ferrograd_engine::{Device, Rng};
+use crate::settings::{self, Count, Real, SettingError};
+use ferrograd_engine::{Device, Rng, Tensor};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -187,95 +188,148 @@ impl TrainConfig {
         ])
     }
 
-    /// Reads [`TrainConfig::to_metadata`] back; every key must be present and well formed.
-    pub fn from_metadata(meta: &BTreeMap<String, String>) -> Result<TrainConfig, TrainError> {
+    /// Reads [`TrainConfig::to_metadata`] back from the checkpoint at `origin`: every key must
+    /// be present and well formed, and the settings must pass [`TrainConfig::validate`], the
+    /// check the command line's flags pass, so a file cannot ask for what a flag may not.
+    /// Errors name the file and the key.
+    pub fn from_metadata(
+        meta: &BTreeMap<String, String>,
+        origin: &Path,
+    ) -> Result<TrainConfig, TrainError> {
+        let file = origin.display();
+        if !meta.contains_key("model") {
+            return Err(TrainError(format!(
+                "{file}: not a checkpoint written by `ferrograd train`: its metadata has no \
+                 'model' key, nor the other settings ferrograd stores ({})",
+                checkpoint::origin_note(meta)
+            )));
+        }
         let get = |k: &str| {
-            meta.get(k)
-                .map(String::as_str)
-                .ok_or_else(|| TrainError(format!("checkpoint metadata lacks '{k}'")))
-        };
-        fn num<T: std::str::FromStr>(k: &str, v: &str) -> Result<T, TrainError> {
-            v.parse().map_err(|_| {
+            meta.get(k).map(String::as_str).ok_or_else(|| {
                 TrainError(format!(
-                    "checkpoint metadata '{k}' = '{v}' is not a valid number"
+                    "{file}: metadata lacks '{k}', one of the settings `ferrograd train` stores"
                 ))
             })
-        }
+        };
+        let malformed = |k: &str, v: &str, what: &str| {
+            TrainError(format!("{file}: metadata '{k}' = '{v}' is not {what}"))
+        };
+        let whole = |k: &str| -> Result<usize, TrainError> {
+            let v = get(k)?;
+            settings::parse_whole(v).ok_or_else(|| malformed(k, v, "a whole number"))
+        };
+        let real = |k: &str| -> Result<f64, TrainError> {
+            let v = get(k)?;
+            v.parse::<f64>().map_err(|_| malformed(k, v, "a number"))
+        };
         let limit = |k: &str| -> Result<Option<usize>, TrainError> {
             match get(k)? {
                 "all" => Ok(None),
-                v => num(k, v).map(Some),
+                v => settings::parse_whole(v)
+                    .map(Some)
+                    .ok_or_else(|| malformed(k, v, "'all' or a whole number")),
             }
         };
         let prior = match get("prior")? {
             "normal" => Prior::StandardNormal,
-            v => match v.strip_prefix("mixture:") {
-                Some(k) => Prior::GaussianMixture {
-                    components: num("prior", k)?,
-                },
-                None => {
-                    return Err(TrainError(format!(
-                        "checkpoint metadata 'prior' = '{v}' is neither 'normal' nor 'mixture:K'"
-                    )))
-                }
+            v => match v.strip_prefix("mixture:").and_then(settings::parse_whole) {
+                Some(components) => Prior::GaussianMixture { components },
+                None => return Err(malformed("prior", v, "'normal' or 'mixture:K'")),
             },
         };
         let generator_loss = match get("generator_loss")? {
             "minimax" => GeneratorLoss::Minimax,
             "non-saturating" => GeneratorLoss::NonSaturating,
-            v => {
-                return Err(TrainError(format!(
-                    "checkpoint metadata 'generator_loss' = '{v}' is unknown"
-                )))
-            }
+            v => return Err(malformed("generator_loss", v, "minimax or non-saturating")),
         };
-        Ok(TrainConfig {
-            kind: ModelKind::parse(get("model")?)?,
-            epochs: num("epochs", get("epochs")?)?,
-            batch: num("batch", get("batch")?)?,
-            lr: num("lr", get("lr")?)?,
+        let kind =
+            ModelKind::parse(get("model")?).map_err(|e| TrainError(format!("{file}: {e}")))?;
+        let seed = settings::parse_seed("seed", "--seed", get("seed")?)
+            .map_err(|e| TrainError(e.in_file(origin)))?;
+        let cfg = TrainConfig {
+            kind,
+            epochs: whole("epochs")?,
+            batch: whole("batch")?,
+            lr: real("lr")?,
             lr_schedule: LrSchedule::parse(get("lr_schedule")?).ok_or_else(|| {
-                TrainError("checkpoint metadata 'lr_schedule' is not constant or cosine".into())
+                malformed(
+                    "lr_schedule",
+                    get("lr_schedule").unwrap_or(""),
+                    "constant or cosine",
+                )
             })?,
-            lambda: num("lambda", get("lambda")?)?,
-            latent: num("latent", get("latent")?)?,
-            seed: num("seed", get("seed")?)?,
+            lambda: real("lambda")?,
+            latent: whole("latent")?,
+            seed,
             prior,
             generator_loss,
-            beta: num("beta", get("beta")?)?,
+            beta: real("beta")?,
             activation: ClassifierActivation::parse(get("activation")?).ok_or_else(|| {
-                TrainError("checkpoint metadata 'activation' is not relu, elu or softplus".into())
+                malformed(
+                    "activation",
+                    get("activation").unwrap_or(""),
+                    "relu, elu or softplus",
+                )
             })?,
             train_limit: limit("train_limit")?,
             test_limit: limit("test_limit")?,
             device: Device::Cpu,
-        })
+        };
+        cfg.validate().map_err(|e| TrainError(e.in_file(origin)))?;
+        Ok(cfg)
     }
 
-    fn validate(&self) -> Result<(), TrainError> {
-        let bad = |what: String| Err(TrainError(format!("invalid setting: {what}")));
-        if self.batch == 0 {
-            return bad("--batch must be at least 1".into());
+    /// Holds every setting to its range in [`ranges`]: the one check behind both the command
+    /// line (before any work) and a loaded checkpoint's metadata. The error names the flag.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        use ranges::*;
+        EPOCHS.check(self.epochs)?;
+        BATCH.check(self.batch)?;
+        LR.check(self.lr)?;
+        LAMBDA.check(self.lambda)?;
+        BETA.check(self.beta)?;
+        // The classifier has no latent code: the value is stored but never used.
+        if self.kind != ModelKind::Classifier {
+            LATENT.check(self.latent)?;
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad(format!("--lr must be positive, got {}", self.lr));
+        if let Prior::GaussianMixture { components } = self.prior {
+            MIXTURE_COMPONENTS.check(components)?;
         }
-        if !(self.lambda >= 0.0 && self.lambda.is_finite()) {
-            return bad(format!(
-                "--lambda must be non-negative, got {}",
-                self.lambda
-            ));
+        if let Some(n) = self.train_limit {
+            TRAIN_LIMIT.check(n)?;
         }
-        if !(self.beta >= 0.0 && self.beta.is_finite()) {
-            return bad(format!("--beta must be non-negative, got {}", self.beta));
-        }
-        if self.latent == 0 && self.kind != ModelKind::Classifier {
-            return bad("--latent must be at least 1".into());
-        }
-        if matches!(self.prior, Prior::GaussianMixture { components: 0 }) {
-            return bad("the mixture prior needs at least one component".into());
+        if let Some(n) = self.test_limit {
+            TEST_LIMIT.check(n)?;
         }
         Ok(())
+    }
+}
+
+/// The ranges of `ferrograd train`'s numeric settings (the help of each flag quotes them).
+/// They are generous for real use and keep absurd values (a billion-wide code, a billion-image
+/// batch) from reaching an allocation.
+pub mod ranges {
+    use super::{Count, Real};
+
+    pub const EPOCHS: Count = Count::new("epochs", "--epochs", 1, 10_000);
+    pub const BATCH: Count = Count::new("batch", "--batch", 1, 4096);
+    pub const LR: Real = Real::above("lr", "--lr", 0.0, 10.0);
+    pub const LAMBDA: Real = Real::closed("lambda", "--lambda", 0.0, 1e4);
+    pub const BETA: Real = Real::closed("beta", "--beta", 0.0, 1e4);
+    pub const LATENT: Count = Count::new("latent", "--latent", 1, 4096);
+    /// Components of the AAE's mixture prior (the command line uses 10).
+    pub const MIXTURE_COMPONENTS: Count = Count::new("prior", "--prior", 1, 1000);
+    /// A limit above the split's size means the whole split.
+    pub const TRAIN_LIMIT: Count = Count::new("train_limit", "--train-limit", 1, usize::MAX);
+    pub const TEST_LIMIT: Count = Count::new("test_limit", "--test-limit", 1, usize::MAX);
+}
+
+/// The flag a metadata key comes from, for a `--resume` mismatch.
+fn flag_of(key: &str) -> String {
+    match key {
+        "model" => "the model (train's first argument)".into(),
+        "generator_loss" => "--gen-loss".into(),
+        other => format!("--{}", other.replace('_', "-")),
     }
 }
 
@@ -328,14 +382,35 @@ fn build_classifier(cfg: &TrainConfig) -> ferrograd_engine::Result<Classifier> {
     Classifier::new(cfg.activation, cfg.beta, cfg.lambda, cfg.lr, &mut rng)
 }
 
-/// A checkpoint with the settings and epoch it was saved with.
+/// A checkpoint written by `train`, with its settings and epoch, every value checked: the
+/// settings as flags are (see [`TrainConfig::from_metadata`]), the epoch a whole number from 1
+/// to the planned epochs.
 fn open_checkpoint(
     checkpoint_file: &Path,
 ) -> Result<(checkpoint::Checkpoint, TrainConfig, usize), TrainError> {
     let ckpt = checkpoint::load(checkpoint_file)?;
-    let config = TrainConfig::from_metadata(&ckpt.metadata)?;
-    let epoch = ckpt.meta("epoch")?.parse().unwrap_or(0);
+    let config = TrainConfig::from_metadata(&ckpt.metadata, checkpoint_file)?;
+    let text = ckpt.meta("epoch")?;
+    let epoch = settings::parse_whole(text)
+        .filter(|e| (1..=config.epochs).contains(e))
+        .ok_or_else(|| {
+            TrainError(format!(
+                "{}: metadata 'epoch' = '{text}' is not a whole number from 1 to {} (the epochs \
+                 the run planned)",
+                checkpoint_file.display(),
+                config.epochs
+            ))
+        })?;
     Ok((ckpt, config, epoch))
+}
+
+/// Loads `ckpt` into `model` (built from the checkpoint's own settings) after checking that the
+/// file holds exactly that model's tensors, with their shapes, all finite.
+fn restore_into(model: &mut dyn Model, ckpt: &checkpoint::Checkpoint) -> Result<(), TrainError> {
+    ckpt.check_tensors(&model.state().0)?;
+    model
+        .load_state(&ckpt.tensors, &ckpt.metadata)
+        .map_err(|e| TrainError(format!("{}: {e}", ckpt.path.display())))
 }
 
 /// A random stream for one purpose in one epoch, the same on every run with this seed.
@@ -439,11 +514,10 @@ fn checkpoint_path(out: &Path) -> PathBuf {
     out.join("checkpoint.safetensors")
 }
 
-/// Writes `text` to `path` through a temporary file and a rename.
-fn write_atomically(path: &Path, text: &str) -> Result<(), TrainError> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(|e| TrainError(format!("{}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainError(format!("{}: {e}", path.display())))
+/// Writes `text` to `path` atomically ([`checkpoint::write_atomically`]), the error naming it.
+fn write_text(path: &Path, text: &str) -> Result<(), TrainError> {
+    checkpoint::write_atomically(path, text.as_bytes())
+        .map_err(|e| TrainError(format!("{}: cannot write: {e}", path.display())))
 }
 
 /// The picture grids of the current model.
@@ -527,17 +601,25 @@ pub fn confusion_matrix(
     Ok(Some(counts))
 }
 
-/// Writes metrics.json and the loss curves for the epochs so far.
+/// Writes metrics.json for the epochs so far.
 fn save_metrics(cfg: &TrainConfig, records: &[EpochRecord], out: &Path) -> Result<(), TrainError> {
     let json = serde_json::json!({
         "model": cfg.kind.name(),
         "config": cfg.to_metadata(),
         "epochs": records.iter().map(EpochRecord::to_json).collect::<Vec<_>>(),
     });
-    write_atomically(
+    write_text(
         &out.join("metrics.json"),
         &serde_json::to_string_pretty(&json)?,
-    )?;
+    )
+}
+
+/// Draws loss_curves.png for the epochs so far.
+fn save_loss_curves(
+    cfg: &TrainConfig,
+    records: &[EpochRecord],
+    out: &Path,
+) -> Result<(), TrainError> {
     let train: Vec<f64> = records
         .iter()
         .map(|r| r.train.get("loss").copied().unwrap_or(f64::NAN))
@@ -556,15 +638,74 @@ fn save_metrics(cfg: &TrainConfig, records: &[EpochRecord], out: &Path) -> Resul
     Ok(())
 }
 
+/// The records of epochs 1..=`through` in `out`'s metrics.json, and the epochs it has no record
+/// of. metrics.json is written before the checkpoint (see [`train`]), so after a crash it may
+/// also hold the epoch after the checkpoint's: that one is dropped here and trained again. An
+/// epoch is missing only when the file was damaged or removed.
+fn records_until(out: &Path, through: usize) -> (Vec<EpochRecord>, Vec<usize>) {
+    let metrics = std::fs::read_to_string(out.join("metrics.json")).ok();
+    let json: Option<serde_json::Value> = metrics.and_then(|m| serde_json::from_str(&m).ok());
+    let mut by_epoch = BTreeMap::new();
+    if let Some(epochs) = json
+        .as_ref()
+        .and_then(|j| j.get("epochs"))
+        .and_then(|e| e.as_array())
+    {
+        for r in epochs.iter().filter_map(EpochRecord::from_json) {
+            if (1..=through).contains(&r.epoch) {
+                by_epoch.insert(r.epoch, r);
+            }
+        }
+    }
+    let missing = (1..=through)
+        .filter(|e| !by_epoch.contains_key(e))
+        .collect();
+    (by_epoch.into_values().collect(), missing)
+}
+
+/// Losses as "loss NaN, kl inf, reconstruction 210.3" for a message.
+fn describe_losses(losses: &Losses) -> String {
+    losses
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The first tensor of `tensors` with a value that is not finite, described.
+pub fn non_finite_state(tensors: &[(String, Tensor)]) -> Option<String> {
+    tensors.iter().find_map(|(name, t)| {
+        let values = t.to_vec_f64();
+        let bad = values.iter().filter(|v| !v.is_finite()).count();
+        let first = values.iter().find(|v| !v.is_finite())?;
+        Some(format!(
+            "`{name}` holds {bad} non-finite values of {} (such as {first})",
+            values.len()
+        ))
+    })
+}
+
 /// What `train` did.
 pub struct TrainSummary {
     pub records: Vec<EpochRecord>,
     /// The epoch the run resumed after (0 for a fresh run).
     pub resumed_from: usize,
+    /// Epochs before the resume point that metrics.json had no record of (a damaged or removed
+    /// file): their figures are lost, the weights are not.
+    pub missing_records: Vec<usize>,
+    /// Leftover temporary files of killed runs that were removed from the output folder.
+    pub removed_temporaries: Vec<PathBuf>,
 }
 
 /// Trains `cfg.kind` on `data`, writing the files described in the module docs into `out`.
 /// With `resume`, continues after the last epoch saved in `out`'s checkpoint.
+///
+/// Each epoch ends with, in this order: a check that every weight and optimizer state is
+/// finite (a run whose Adam moments overflowed stops here, like one whose loss is NaN, with
+/// the last checkpoint intact); metrics.json with the new epoch; the checkpoint; the loss
+/// curves and pictures. metrics.json comes first so that a crash between the two writes leaves
+/// a record of an epoch the checkpoint lacks (dropped and retrained on resume), never a
+/// checkpoint with an epoch the record lacks.
 pub fn train(
     cfg: &TrainConfig,
     data: &FashionMnist,
@@ -572,10 +713,17 @@ pub fn train(
     resume: bool,
     on_step: &mut dyn FnMut(&StepInfo),
 ) -> Result<TrainSummary, TrainError> {
-    cfg.validate()?;
+    cfg.validate()
+        .map_err(|e| TrainError(format!("invalid setting: {e}")))?;
     std::fs::create_dir_all(out).map_err(|e| {
         TrainError(format!(
             "cannot create output folder {}: {e}",
+            out.display()
+        ))
+    })?;
+    let removed_temporaries = checkpoint::remove_stale_temporaries(out).map_err(|e| {
+        TrainError(format!(
+            "{}: cannot look for leftover temporary files: {e}",
             out.display()
         ))
     })?;
@@ -585,48 +733,60 @@ pub fn train(
     let test_split = cfg
         .test_limit
         .map_or_else(|| data.test.clone(), |n| data.test.subset(n));
+    if train_split.len == 0 || test_split.len == 0 {
+        return Err(TrainError(format!(
+            "{}: the training or test split is empty ({} / {} images): nothing to train on",
+            data.dir.display(),
+            train_split.len,
+            test_split.len
+        )));
+    }
     let mut model = build_model(cfg)?;
     model.move_to(cfg.device)?;
     let device = cfg.device;
     let mut records = Vec::new();
+    let mut missing_records = Vec::new();
     let mut start = 0;
+    // The epoch whose checkpoint is on disk, for the messages of a run that stops.
+    let mut saved_epoch: Option<usize> = None;
     let ckpt_path = checkpoint_path(out);
-    if resume && ckpt_path.exists() {
-        let ckpt = checkpoint::load(&ckpt_path)?;
-        let saved = TrainConfig::from_metadata(&ckpt.metadata)?;
+    if resume && checkpoint::probe(&ckpt_path)? {
+        let (ckpt, saved, epoch) = open_checkpoint(&ckpt_path)?;
         let comparable = TrainConfig {
             epochs: cfg.epochs,
             device: cfg.device,
-            ..saved.clone()
+            ..saved
         };
-        if &comparable != cfg {
+        if let Some(diff) =
+            settings::differences(&comparable.to_metadata(), &cfg.to_metadata(), &flag_of)
+        {
             return Err(TrainError(format!(
-                "{} was made with other settings ({:?}); resume with the same flags, or choose another --out",
-                ckpt_path.display(),
-                saved.to_metadata()
+                "{} was made with other settings: {diff}. Resume with the same flags, or choose \
+                 another --out",
+                ckpt_path.display()
             )));
         }
-        model.load_state(&ckpt.tensors, &ckpt.metadata)?;
-        start = ckpt.meta("epoch")?.parse().map_err(|_| {
-            TrainError(format!(
-                "{}: metadata 'epoch' is not a number",
-                ckpt_path.display()
-            ))
-        })?;
-        let metrics = std::fs::read_to_string(out.join("metrics.json")).ok();
-        let json: Option<serde_json::Value> = metrics.and_then(|m| serde_json::from_str(&m).ok());
-        if let Some(epochs) = json
-            .as_ref()
-            .and_then(|j| j.get("epochs"))
-            .and_then(|e| e.as_array())
-        {
-            records = epochs
-                .iter()
-                .filter_map(EpochRecord::from_json)
-                .filter(|r| r.epoch <= start)
-                .collect();
+        if epoch >= cfg.epochs {
+            return Err(TrainError(format!(
+                "--epochs {}: {} already holds epoch {epoch}, so there is nothing left to train; \
+                 ask for more (--epochs {} or more) to continue",
+                cfg.epochs,
+                ckpt_path.display(),
+                epoch + 1
+            )));
         }
+        restore_into(&mut *model, &ckpt)?;
+        start = epoch;
+        saved_epoch = Some(epoch);
+        (records, missing_records) = records_until(out, start);
     }
+    let kept = |saved: Option<usize>| match saved {
+        Some(e) => format!(
+            "the checkpoint of epoch {e} in {} is kept",
+            ckpt_path.display()
+        ),
+        None => "no checkpoint was written".to_string(),
+    };
     for epoch in start..cfg.epochs {
         let t0 = Instant::now();
         let mut avg = Averages::default();
@@ -652,15 +812,13 @@ pub fn train(
                 .find(|(k, _)| *k == "loss")
                 .map_or(f64::NAN, |(_, v)| *v);
             if !loss.is_finite() {
-                let kept = if epoch == 0 {
-                    "no checkpoint was written yet".to_string()
-                } else {
-                    format!(
-                        "the checkpoint of epoch {epoch} in {} is kept",
-                        ckpt_path.display()
-                    )
-                };
-                return Err(TrainError(format!("training diverged: loss {loss} at epoch {}, step {} (all losses: {losses:?}); {kept}. Try a lower --lr.", epoch + 1, step + 1)));
+                return Err(TrainError(format!(
+                    "training diverged: loss {loss} at epoch {}, step {} ({}); {}. Try a lower --lr.",
+                    epoch + 1,
+                    step + 1,
+                    describe_losses(&losses),
+                    kept(saved_epoch)
+                )));
             }
             avg.add(&losses, n);
             seen += n;
@@ -680,6 +838,17 @@ pub fn train(
             &test_split,
             stream(cfg.seed, epoch, EVALUATION).next_u64(),
         )?;
+        let (tensors, mut metadata) = model.state();
+        // A second moment that overflowed to inf leaves the loss finite (the step becomes 0)
+        // and the run going nowhere: stop like a NaN loss, before anything is written.
+        if let Some(what) = non_finite_state(&tensors) {
+            return Err(TrainError(format!(
+                "training diverged: at the end of epoch {}, {what}; {}. Try a lower --lr or \
+                 --lambda.",
+                epoch + 1,
+                kept(saved_epoch)
+            )));
+        }
         records.push(EpochRecord {
             epoch: epoch + 1,
             train: avg.means(),
@@ -687,17 +856,20 @@ pub fn train(
             seconds,
             images_per_s: seen as f64 / seconds,
         });
-        // The checkpoint first: the other files describe it.
-        let (tensors, mut metadata) = model.state();
+        // The record first, then the checkpoint it describes (see the doc comment).
+        save_metrics(cfg, &records, out)?;
         metadata.extend(cfg.to_metadata());
         metadata.insert("epoch".into(), (epoch + 1).to_string());
         checkpoint::save(&ckpt_path, &tensors, &metadata)?;
-        save_metrics(cfg, &records, out)?;
+        saved_epoch = Some(epoch + 1);
+        save_loss_curves(cfg, &records, out)?;
         save_pictures(&*model, &test_split, out, cfg.seed, epoch)?;
     }
     Ok(TrainSummary {
         records,
         resumed_from: start,
+        missing_records,
+        removed_temporaries,
     })
 }
 
@@ -717,7 +889,7 @@ pub fn evaluate(
 ) -> Result<EvalReport, TrainError> {
     let (ckpt, config, epoch) = open_checkpoint(checkpoint_file)?;
     let mut model = build_model(&config)?;
-    model.load_state(&ckpt.tensors, &ckpt.metadata)?;
+    restore_into(&mut *model, &ckpt)?;
     model.move_to(device)?;
     let test = evaluate_split(&*model, &data.test, 0)?;
     Ok(EvalReport {
@@ -740,6 +912,6 @@ pub fn load_classifier(
         )));
     }
     let mut model = build_classifier(&config)?;
-    model.load_state(&ckpt.tensors, &ckpt.metadata)?;
+    restore_into(&mut model, &ckpt)?;
     Ok((model, config, epoch))
 }

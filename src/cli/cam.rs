@@ -1,8 +1,9 @@
 //! `ferrograd cam`: class activation maps of a trained classifier.
 
 use super::train::pick_device;
+use super::train::with_range;
 use ferrograd_cam::render::Colormap;
-use ferrograd_cam::run::{self, CamSettings};
+use ferrograd_cam::run::{self, ranges, CamSettings};
 use ferrograd_cam::{Method, Score};
 use ferrograd_models::classifier::LAYER_NAMES;
 use ferrograd_models::data::FashionMnist;
@@ -33,11 +34,10 @@ pub struct CamArgs {
     /// A checkpoint written by `ferrograd train classifier`.
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Classes to explain (0-9), comma-separated: 7 is sneaker, 9 ankle boot.
+    /// Classes to explain (0-9, each at most once), comma-separated: 7 is sneaker, 9 ankle boot.
     #[arg(long, value_delimiter = ',', default_value = "7,9")]
     pub classes: Vec<usize>,
-    /// Test images per class (the first ones of that class).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, help = with_range("Test images per class (the first ones of that class)", ranges::IMAGES.describe()))]
     pub images: usize,
     /// Target layers, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "conv1,conv2,conv3")]
@@ -58,15 +58,11 @@ pub struct CamArgs {
     /// test set, and print the table.
     #[arg(long)]
     pub metrics: bool,
-    /// Test images the metrics use (the first ones; about 0.3 s each for the seven closed-form
-    /// maps on 2 cores, so all 10,000 take about 50 minutes).
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, help = with_range("Test images the metrics use (the first ones; about 0.3 s each for the seven closed-form maps on 2 cores, so all 10,000 take about 50 minutes)", ranges::METRICS_IMAGES.describe()))]
     pub metrics_images: usize,
-    /// Of those, how many the exact method sees (it takes seconds per map).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, help = with_range("Of those, how many the exact method sees (it takes seconds per map)", ranges::EXACT_IMAGES.describe()))]
     pub exact_images: usize,
-    /// Steps of the deletion and insertion curves.
-    #[arg(long, default_value_t = 28)]
+    #[arg(long, default_value_t = 28, help = with_range("Steps of the deletion and insertion curves", ranges::CURVE_STEPS.describe()))]
     pub curve_steps: usize,
     /// Output folder.
     #[arg(long, default_value = "runs/cam")]
@@ -130,9 +126,14 @@ fn bar() -> ProgressBar {
 }
 
 pub fn run(args: &CamArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    // Every flag checked before any work.
+    let settings = settings(args)?;
+    settings.validate()?;
+    if args.metrics {
+        settings.validate_metrics(args.metrics_images, args.exact_images)?;
+    }
     let device = pick_device(&args.device)?;
     ferrograd_kernels::flush_subnormals();
-    let settings = settings(args)?;
     let (model, config, epoch) = load_classifier(&args.checkpoint)?;
     model.move_to(device)?;
     let data = FashionMnist::load(args.data.as_deref())?;

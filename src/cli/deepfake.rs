@@ -1,12 +1,13 @@
 //! `ferrograd deepfake train|swap|mix|eval`.
 
 use super::train::pick_device;
+use super::train::with_range;
 use ferrograd_deepfake::eval::{self, EvalReport};
 use ferrograd_deepfake::faces::{batch_tensor, default_faces_dir, load_face, FACE_SIZE};
 use ferrograd_deepfake::identity::IdentitySettings;
 use ferrograd_deepfake::model::{PriorKind, Side, SwapConfig};
 use ferrograd_deepfake::picture::{save_face_grid, save_face_strip};
-use ferrograd_deepfake::train::{self, DeepfakeConfig, DeepfakeError, Pair, StepReport};
+use ferrograd_deepfake::train::{self, ranges, DeepfakeConfig, DeepfakeError, Pair, StepReport};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,32 +43,27 @@ pub struct TrainArgs {
     /// Identity B.
     #[arg(long, default_value = "Colin_Powell")]
     pub b: String,
-    /// Training steps (6,000 give the figures in the README).
-    #[arg(long, default_value_t = 6000)]
+    #[arg(long, default_value_t = 6000, help = with_range("Training steps (6,000 give the figures in the README)", ranges::STEPS.describe()))]
     pub steps: usize,
-    /// Faces of each identity per step.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, help = with_range("Faces of each identity per step", ranges::BATCH.describe()))]
     pub batch: usize,
-    #[arg(long, default_value_t = 5e-4)]
+    #[arg(long, default_value_t = 5e-4, help = with_range("Learning rate", ranges::LR.describe()))]
     pub lr: f64,
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, help = with_range("Size of the shared latent code", ranges::LATENT.describe()))]
     pub latent: usize,
     /// How the latent prior N(0, I) is enforced.
     #[arg(long, value_enum, default_value_t = PriorArg::Adversarial)]
     pub prior: PriorArg,
-    /// Weight of the prior term beside the reconstruction (default: 0.01 adversarial, 1e-4 vae).
-    #[arg(long)]
+    #[arg(long, help = with_range("Weight of the prior term beside the reconstruction (default: 0.01 adversarial, 1e-4 vae)", ranges::PRIOR_WEIGHT.describe()))]
     pub prior_weight: Option<f64>,
+    /// Seed of the weights, the held-out split and the batches [range: any 64-bit whole number].
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Steps between preview grids and checkpoints.
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = 250, help = with_range("Steps between preview grids and checkpoints (0: only at the end)", ranges::PREVIEW_EVERY.describe()))]
     pub preview_every: usize,
-    /// Fraction of each identity's faces held out for evaluation.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, help = with_range("Fraction of each identity's faces held out for evaluation", ranges::HELD_OUT.describe()))]
     pub held_out: f64,
-    /// Use at most this many faces per identity (quick runs).
-    #[arg(long)]
+    #[arg(long, help = with_range("Use at most this many faces per identity (quick runs)", ranges::LIMIT.describe()))]
     pub limit: Option<usize>,
     /// Skip unreadable images with a warning instead of stopping.
     #[arg(long)]
@@ -126,8 +122,7 @@ pub struct MixArgs {
     /// The face at t = 1.
     #[arg(long)]
     pub b: PathBuf,
-    /// Points of the sweep t = 0 … 1.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, help = with_range("Points of the sweep t = 0 … 1", ranges::MIX_STEPS.describe()))]
     pub steps: usize,
     /// Which decoder draws the mixtures (default: both, one row each). The picture's columns:
     /// a, then h_t = (1 − t)·E(a) + t·E(b) decoded for t = 0 … 1, then b.
@@ -150,9 +145,7 @@ pub struct EvalArgs {
     /// Faces folder (default: the one the checkpoint was trained on).
     #[arg(long)]
     pub faces: Option<PathBuf>,
-    /// Training steps of the identity classifier (1,500 reach 100% on the held-out Bush and
-    /// Powell faces; 300 only 77%).
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, default_value_t = 1500, help = with_range("Training steps of the identity classifier (1,500 reach 100% on the held-out Bush and Powell faces; 300 only 77%)", ferrograd_deepfake::identity::ranges::CLASSIFIER_STEPS.describe()))]
     pub classifier_steps: usize,
     /// Where to compute: `cpu`, `gpu` or `best` (a hardware GPU when there is one).
     #[arg(long, env = "FERROGRAD_DEVICE", default_value = "best")]
@@ -211,6 +204,8 @@ pub fn config(args: &TrainArgs) -> DeepfakeConfig {
 }
 
 fn run_train(args: &TrainArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    // Every flag in its range before any work.
+    config(args).validate()?;
     let device = pick_device(&args.device)?;
     let cfg = DeepfakeConfig {
         device,
@@ -294,10 +289,8 @@ fn run_swap(args: &SwapArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
 }
 
 fn run_mix(args: &MixArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    ranges::MIX_STEPS.check(args.steps)?;
     let device = pick_device(&args.device)?;
-    if args.steps < 2 {
-        return Err(DeepfakeError("--steps must be at least 2 (t = 0 and t = 1)".into()).into());
-    }
     let loaded = eval::load(&args.checkpoint)?;
     loaded.model.move_to(device)?;
     let (a, face_a) = face_batch(&args.a)?;
@@ -346,6 +339,11 @@ fn run_mix(args: &MixArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
 }
 
 fn run_eval(args: &EvalArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let settings = IdentitySettings {
+        steps: args.classifier_steps,
+        ..IdentitySettings::default()
+    };
+    settings.validate()?;
     let device = pick_device(&args.device)?;
     let loaded = eval::load(&args.checkpoint)?;
     loaded.model.move_to(device)?;
@@ -354,10 +352,6 @@ fn run_eval(args: &EvalArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         cfg.faces = faces.clone();
     }
     let pair = Pair::load(&cfg)?;
-    let settings = IdentitySettings {
-        steps: args.classifier_steps,
-        ..IdentitySettings::default()
-    };
     let progress = bar(settings.steps, "identity classifier");
     let report = eval::evaluate(&loaded.model, &pair, &settings, |step, loss| {
         progress.set_position(step as u64 + 1);

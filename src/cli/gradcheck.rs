@@ -3,22 +3,30 @@
 use ferrograd_engine::checks::{self, OpCheck};
 use ferrograd_engine::gradcheck::{run_case, run_case_on};
 use ferrograd_engine::Device;
+use ferrograd_models::settings::Count;
 use std::process::ExitCode;
 use std::time::Instant;
 
+/// The ranges of `gradcheck`'s numeric flags.
+pub mod ranges {
+    use super::Count;
+    pub const CASES: Count = Count::new("cases", "--cases", 1, 1000);
+    /// The registry's ops go up to third derivatives.
+    pub const MAX_ORDER: Count = Count::new("max_order", "--max-order", 1, 3);
+}
+
 #[derive(clap::Args)]
 pub struct Args {
-    /// Random cases drawn per op and order.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, help = super::train::with_range("Random cases drawn per op and order", ranges::CASES.describe()))]
     pub cases: u64,
-    /// Seed of the draws; the same seed checks the same shapes and values.
+    /// Seed of the draws; the same seed checks the same shapes and values [range: any 64-bit
+    /// whole number].
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Check only these ops (repeat the flag, or separate with commas).
     #[arg(long, value_delimiter = ',')]
     pub op: Vec<String>,
-    /// Highest order to check (each op also has its own maximum).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, help = super::train::with_range("Highest order to check (each op also has its own maximum)", ranges::MAX_ORDER.describe()))]
     pub max_order: usize,
     /// `cpu`: f64 derivatives against central differences. `gpu` (or `best` with a GPU):
     /// the same derivatives computed on the GPU in f32, against the CPU's f64 ones.
@@ -39,6 +47,11 @@ pub struct Row {
 
 /// Runs the selected checks; the rows in registry order.
 pub fn check_all(args: &Args) -> Result<Vec<Row>, String> {
+    let cases = usize::try_from(args.cases).unwrap_or(usize::MAX);
+    ranges::CASES.check(cases).map_err(|e| e.to_string())?;
+    ranges::MAX_ORDER
+        .check(args.max_order)
+        .map_err(|e| e.to_string())?;
     let device = Device::parse(&args.device).map_err(|e| e.to_string())?;
     let registry = checks::all();
     let known: Vec<&str> = registry.iter().map(|c| c.op).collect();

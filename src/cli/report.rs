@@ -301,9 +301,8 @@ fn tables(part: &PartRun) -> String {
 pub fn write(out: &Path, run: &CourseRun) -> Result<(), String> {
     let write_atomically = |name: &str, text: &str| -> Result<(), String> {
         let path = out.join(name);
-        let tmp = out.join(format!(".{name}.tmp-{}", std::process::id()));
-        std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))
+        ferrograd_models::checkpoint::write_atomically(&path, text.as_bytes())
+            .map_err(|e| format!("{}: cannot write: {e}", path.display()))
     };
     let versions = json!({
         "ferrograd": run.version,

@@ -4,7 +4,7 @@ use ferrograd_engine::Device;
 use ferrograd_models::classifier::ClassifierActivation;
 use ferrograd_models::data::FashionMnist;
 use ferrograd_models::generative::{GeneratorLoss, Prior};
-use ferrograd_models::train::{self, LrSchedule, ModelKind, StepInfo, TrainConfig};
+use ferrograd_models::train::{self, ranges, LrSchedule, ModelKind, StepInfo, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,23 +56,20 @@ pub struct TrainArgs {
     /// Which model to train.
     #[arg(value_enum)]
     pub model: Model,
-    /// Passes over the training set (default: 5; 12 for the classifier).
-    #[arg(long)]
+    #[arg(long, help = with_range("Passes over the training set (default: 5; 12 for the classifier)", ranges::EPOCHS.describe()))]
     pub epochs: Option<usize>,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, help = with_range("Images per optimisation step", ranges::BATCH.describe()))]
     pub batch: usize,
-    /// Learning rate (default: 1e-3; 2e-4 for the GAN).
-    #[arg(long)]
+    #[arg(long, help = with_range("Learning rate (default: 1e-3; 2e-4 for the GAN)", ranges::LR.describe()))]
     pub lr: Option<f64>,
     /// How the learning rate moves over the run (default: constant; cosine for the classifier).
     #[arg(long, value_enum)]
     pub lr_schedule: Option<ScheduleArg>,
-    /// λ: weight penalty (ae, default 1e-5), KL weight (vae, 1), adversarial weight (aae, 10).
-    #[arg(long)]
+    #[arg(long, help = with_range("λ: weight penalty (ae, default 1e-5), KL weight (vae, 1), adversarial weight (aae, 10)", ranges::LAMBDA.describe()))]
     pub lambda: Option<f64>,
-    /// Latent code size (default: 16; 64 for the GAN; 8 for the AAE).
-    #[arg(long)]
+    #[arg(long, help = with_range("Latent code size (default: 16; 64 for the GAN; 8 for the AAE)", ranges::LATENT.describe()))]
     pub latent: Option<usize>,
+    /// Seed of the weights, the shuffles and the noise [range: any 64-bit whole number].
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// The AAE's prior p(h).
@@ -81,18 +78,15 @@ pub struct TrainArgs {
     /// The GAN generator's loss.
     #[arg(long, value_enum, default_value_t = GenLossArg::NonSaturating)]
     pub gen_loss: GenLossArg,
-    /// β: the classifier's reconstruction weight (0 turns the autoencoder off).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, help = with_range("β: the classifier's reconstruction weight (0 turns the autoencoder off)", ranges::BETA.describe()))]
     pub beta: f64,
     /// The classifier's activation after each convolution (smooth ones make exact and
     /// closed-form Grad-CAM++ differ).
     #[arg(long, value_enum, default_value_t = ActivationArg::Relu)]
     pub activation: ActivationArg,
-    /// Train on the first N training images only (quick runs).
-    #[arg(long)]
+    #[arg(long, help = with_range("Train on the first N training images only (quick runs)", ranges::TRAIN_LIMIT.describe()))]
     pub train_limit: Option<usize>,
-    /// Evaluate on the first N test images only.
-    #[arg(long)]
+    #[arg(long, help = with_range("Evaluate on the first N test images only", ranges::TEST_LIMIT.describe()))]
     pub test_limit: Option<usize>,
     /// Output folder (default: runs/<model>).
     #[arg(long)]
@@ -106,6 +100,11 @@ pub struct TrainArgs {
     /// Where to compute: `cpu`, `gpu` or `best` (a hardware GPU when there is one).
     #[arg(long, env = "FERROGRAD_DEVICE", default_value = "best")]
     pub device: String,
+}
+
+/// A flag's help with its range, as `--help` prints it.
+pub fn with_range(text: &str, range: String) -> String {
+    format!("{text} [range: {range}]")
 }
 
 /// The device a command runs on, from `--device` (or `FERROGRAD_DEVICE`), said on stderr.
@@ -157,6 +156,8 @@ pub fn config(args: &TrainArgs) -> TrainConfig {
 }
 
 pub fn run_train(args: &TrainArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    // Every flag in its range before any work.
+    config(args).validate()?;
     let device = pick_device(&args.device)?;
     // Weight decay drives weights toward zero; arithmetic on subnormal floats then slowed the
     // autoencoder's epochs from 13.8 s to 21.8 s. Flushed, they stay at 13.3 s, losses unchanged.
@@ -198,8 +199,18 @@ pub fn run_train(args: &TrainArgs) -> Result<ExitCode, Box<dyn std::error::Error
     let summary = train::train(&cfg, &data, &out, args.resume, &mut on_step);
     bar.finish_and_clear();
     let summary = summary?;
+    for tmp in &summary.removed_temporaries {
+        eprintln!("removed {}, left by a run that was killed", tmp.display());
+    }
     if summary.resumed_from > 0 {
         eprintln!("resumed after epoch {}", summary.resumed_from);
+    }
+    if !summary.missing_records.is_empty() {
+        eprintln!(
+            "warning: metrics.json had no record of epochs {:?} (the file was damaged or removed); \
+             the weights are intact, but those epochs' figures are missing from it",
+            summary.missing_records
+        );
     }
     println!(
         "{:>5} {:>12} {:>12} {:>8} {:>10}",
