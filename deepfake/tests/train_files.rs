@@ -4,8 +4,10 @@
 //! bytes from the same run, and an overflowed optimizer state stopping the run before it writes.
 #![cfg(unix)] // FIFOs, device nodes, sockets and symbolic links
 
+mod common;
+
+use common::lfw;
 use ferrograd_deepfake::eval;
-use ferrograd_deepfake::model::SwapConfig;
 use ferrograd_deepfake::train::{self, checkpoint_path, DeepfakeConfig, Pair, StepReport};
 use ferrograd_engine::Tensor;
 use ferrograd_models::checkpoint;
@@ -13,29 +15,12 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-fn lfw() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/lfw");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: no faces at {}", dir.display());
-        None
-    }
-}
-
+/// [`common::tiny`] with fewer faces and no previews.
 fn tiny(faces: PathBuf, steps: usize) -> DeepfakeConfig {
     DeepfakeConfig {
-        steps,
-        batch: 2,
-        model: SwapConfig {
-            latent: 8,
-            ..SwapConfig::default()
-        },
         preview_every: 0,
-        checkpoint_every: 2,
-        held_out_fraction: 0.25,
         limit: Some(8),
-        ..DeepfakeConfig::defaults(faces)
+        ..common::tiny(faces, steps)
     }
 }
 

@@ -2,35 +2,10 @@
 
 use ferrograd_deepfake::eval;
 use ferrograd_deepfake::identity::IdentitySettings;
-use ferrograd_deepfake::model::SwapConfig;
 use ferrograd_deepfake::train::{self, checkpoint_path, DeepfakeConfig, Pair};
-use std::path::PathBuf;
+mod common;
 
-fn lfw() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/lfw");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: no faces at {}", dir.display());
-        None
-    }
-}
-
-fn tiny(faces: PathBuf, steps: usize) -> DeepfakeConfig {
-    DeepfakeConfig {
-        steps,
-        batch: 2,
-        model: SwapConfig {
-            latent: 8,
-            ..SwapConfig::default()
-        },
-        preview_every: 2,
-        checkpoint_every: 2,
-        held_out_fraction: 0.25,
-        limit: Some(24),
-        ..DeepfakeConfig::defaults(faces)
-    }
-}
+use common::{lfw, tiny};
 
 #[test]
 fn a_run_writes_its_files_and_resumes_bit_for_bit() {

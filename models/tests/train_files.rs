@@ -4,37 +4,18 @@
 //! optimizer state overflowed stopped before it writes.
 #![cfg(unix)] // FIFOs, device nodes, sockets and symbolic links
 
-use ferrograd_engine::{Device, Rng, Tensor};
+mod common;
+
+use common::synthetic;
+use ferrograd_engine::{Device, Tensor};
 use ferrograd_models::checkpoint;
-use ferrograd_models::data::{FashionMnist, Split};
+use ferrograd_models::data::FashionMnist;
 use ferrograd_models::train::{self, LrSchedule, ModelKind, TrainConfig, TrainError};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-/// Blurry blobs whose position depends on the label, every pixel multiplied by `scale`.
-fn synthetic(len: usize, seed: u64, scale: f32) -> Split {
-    let mut rng = Rng::new(seed);
-    let mut images = Vec::with_capacity(len * 784);
-    let mut labels = Vec::with_capacity(len);
-    for _ in 0..len {
-        let label = rng.below(10);
-        let (cy, cx) = (6.0 + 1.6 * label as f64, 14.0 + 4.0 * rng.normal());
-        for y in 0..28 {
-            for x in 0..28 {
-                let d2 = (y as f64 - cy).powi(2) + (x as f64 - cx).powi(2);
-                images.push(scale * (-d2 / 18.0).exp() as f32);
-            }
-        }
-        labels.push(label as u8);
-    }
-    Split {
-        images,
-        labels,
-        len,
-    }
-}
-
+/// 64 training and 16 test images.
 fn data() -> FashionMnist {
     FashionMnist {
         train: synthetic(64, 1, 1.0),

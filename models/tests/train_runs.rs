@@ -2,39 +2,19 @@
 //! uninterrupted run, a diverging run stops with a message naming epoch and step, and every
 //! output file is written.
 
-use ferrograd_engine::Rng;
+mod common;
+
+use common::synthetic;
 use ferrograd_models::checkpoint;
-use ferrograd_models::data::{FashionMnist, Split};
+use ferrograd_models::data::FashionMnist;
 use ferrograd_models::train::{self, LrSchedule, ModelKind, TrainConfig};
 use std::path::Path;
 
-/// Blurry blobs whose position depends on the label: learnable, and quick.
-fn synthetic(len: usize, seed: u64) -> Split {
-    let mut rng = Rng::new(seed);
-    let mut images = Vec::with_capacity(len * 784);
-    let mut labels = Vec::with_capacity(len);
-    for _ in 0..len {
-        let label = rng.below(10);
-        let (cy, cx) = (6.0 + 1.6 * label as f64, 14.0 + 4.0 * rng.normal());
-        for y in 0..28 {
-            for x in 0..28 {
-                let d2 = (y as f64 - cy).powi(2) + (x as f64 - cx).powi(2);
-                images.push((-d2 / 18.0).exp() as f32);
-            }
-        }
-        labels.push(label as u8);
-    }
-    Split {
-        images,
-        labels,
-        len,
-    }
-}
-
+/// 96 training and 32 test images.
 fn data() -> FashionMnist {
     FashionMnist {
-        train: synthetic(96, 1),
-        test: synthetic(32, 2),
+        train: synthetic(96, 1, 1.0),
+        test: synthetic(32, 2, 1.0),
         dir: "synthetic".into(),
     }
 }
@@ -202,8 +182,8 @@ fn a_tiny_test_split_still_gets_its_pictures() {
     // Fewer test images than the picture grids show: no panic, smaller grids.
     let out = tempfile::tempdir().unwrap();
     let small = FashionMnist {
-        train: synthetic(16, 1),
-        test: synthetic(3, 2),
+        train: synthetic(16, 1, 1.0),
+        test: synthetic(3, 2, 1.0),
         dir: "synthetic".into(),
     };
     train::train(

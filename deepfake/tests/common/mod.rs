@@ -1,0 +1,33 @@
+//! Fixtures shared by the face-swap training tests.
+
+use ferrograd_deepfake::model::SwapConfig;
+use ferrograd_deepfake::train::DeepfakeConfig;
+use std::path::PathBuf;
+
+/// The shared LFW folder, or `None` (with a note) where it is missing.
+pub fn lfw() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/lfw");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: no faces at {}", dir.display());
+        None
+    }
+}
+
+/// A tiny model on a few faces: seconds per run.
+pub fn tiny(faces: PathBuf, steps: usize) -> DeepfakeConfig {
+    DeepfakeConfig {
+        steps,
+        batch: 2,
+        model: SwapConfig {
+            latent: 8,
+            ..SwapConfig::default()
+        },
+        preview_every: 2,
+        checkpoint_every: 2,
+        held_out_fraction: 0.25,
+        limit: Some(24),
+        ..DeepfakeConfig::defaults(faces)
+    }
+}
