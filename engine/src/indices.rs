@@ -5,24 +5,25 @@
 //! kernel (arg-max positions, max-pool windows) stay on the GPU, so `max` and `max_pool2d`
 //! and their backward passes never read back.
 
-use crate::storage::open_gpu;
-use ferrograd_kernels::gpu::{u32_of, GpuBuffer};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 #[derive(Clone)]
 pub(crate) enum Indices {
     Host {
         values: Arc<Vec<usize>>,
         /// The values as `u32` on the GPU, uploaded on first use and kept with them.
-        uploaded: Arc<OnceLock<GpuBuffer>>,
+        #[cfg(feature = "gpu")]
+        uploaded: Arc<std::sync::OnceLock<ferrograd_kernels::gpu::GpuBuffer>>,
     },
-    Gpu(Arc<GpuBuffer>),
+    #[cfg(feature = "gpu")]
+    Gpu(Arc<ferrograd_kernels::gpu::GpuBuffer>),
 }
 
 impl Indices {
     pub(crate) fn host(values: Arc<Vec<usize>>) -> Indices {
         Indices::Host {
             values,
+            #[cfg(feature = "gpu")]
             uploaded: Arc::default(),
         }
     }
@@ -30,6 +31,7 @@ impl Indices {
     pub(crate) fn len(&self) -> usize {
         match self {
             Indices::Host { values, .. } => values.len(),
+            #[cfg(feature = "gpu")]
             Indices::Gpu(b) => b.len(),
         }
     }
@@ -38,8 +40,9 @@ impl Indices {
     pub(crate) fn on_host(&self) -> Arc<Vec<usize>> {
         match self {
             Indices::Host { values, .. } => values.clone(),
+            #[cfg(feature = "gpu")]
             Indices::Gpu(b) => Arc::new(
-                open_gpu()
+                crate::backend::wgpu::open()
                     .read_u32(b)
                     .into_iter()
                     .map(|i| i as usize)
@@ -49,11 +52,15 @@ impl Indices {
     }
 
     /// The indices on the GPU, for a kernel to read.
-    pub(crate) fn with_gpu<R>(&self, f: impl FnOnce(&GpuBuffer) -> R) -> R {
+    #[cfg(feature = "gpu")]
+    pub(crate) fn with_gpu<R>(&self, f: impl FnOnce(&ferrograd_kernels::gpu::GpuBuffer) -> R) -> R {
         match self {
             Indices::Host { values, uploaded } => f(uploaded.get_or_init(|| {
-                let words: Vec<u32> = values.iter().map(|&i| u32_of(i)).collect();
-                open_gpu().upload_u32(&words)
+                let words: Vec<u32> = values
+                    .iter()
+                    .map(|&i| ferrograd_kernels::gpu::u32_of(i))
+                    .collect();
+                crate::backend::wgpu::open().upload_u32(&words)
             })),
             Indices::Gpu(b) => f(b),
         }

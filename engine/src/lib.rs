@@ -16,6 +16,7 @@
 //! ```
 
 pub mod autograd;
+mod backend;
 pub mod checks;
 pub mod error;
 pub mod gradcheck;
@@ -32,6 +33,7 @@ pub use autograd::{
 pub use error::{Error, ErrorKind, Result};
 pub use ops::conv::{Conv2dParams, ConvTranspose2dParams};
 pub use ops::nn::{batch_norm, BatchNormState};
+pub use ops::optim::{adam_step, sgd_step, AdamStep};
 pub use rng::Rng;
-pub use storage::{DType, Device, Element, Storage};
+pub use storage::{DType, Device, Element, Storage, TransferCounts};
 pub use tensor::Tensor;

@@ -125,10 +125,7 @@ pub fn check_buffer(
     }
     if device == Device::Gpu {
         // A GPU buffer must fit one storage binding, and its indices the shaders' u32.
-        let max_words = ferrograd_kernels::gpu::context()
-            .map(|g| g.max_buffer_words())
-            .unwrap_or(u32::MAX as usize)
-            .min(u32::MAX as usize);
+        let max_words = crate::backend::gpu_status::max_buffer_words();
         if n > max_words {
             return too_big(format!(
                 "{what} ({n} values) is larger than the GPU's largest buffer ({max_words} values)"

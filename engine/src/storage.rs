@@ -1,7 +1,7 @@
 //! Where a tensor's values live, and in which element type.
 
+use crate::backend::gpu_status;
 use crate::error::{Error, ErrorKind, Result};
-use ferrograd_kernels::gpu::{self, GpuBuffer};
 use std::fmt;
 
 /// Element type of a tensor.
@@ -42,7 +42,7 @@ impl fmt::Display for Device {
 impl Device {
     /// The GPU, opened on first use; the error names the reason there is none.
     pub fn gpu() -> Result<Device> {
-        gpu::context()
+        gpu_status::open()
             .map(|_| Device::Gpu)
             .map_err(|why| Error::new("Device::gpu", ErrorKind::Device, why))
     }
@@ -51,9 +51,10 @@ impl Device {
     /// lavapipe, Microsoft's WARP) runs shaders on the CPU about 50 times slower than the
     /// CPU path, so it is used only when asked for by name.
     pub fn best() -> Device {
-        match gpu::context() {
-            Ok(g) if !g.is_software() => Device::Gpu,
-            _ => Device::Cpu,
+        if gpu_status::open().is_ok() && !gpu_status::is_software() {
+            Device::Gpu
+        } else {
+            Device::Cpu
         }
     }
 
@@ -89,21 +90,56 @@ impl Device {
     pub fn describe(&self) -> String {
         match self {
             Device::Cpu => format!("cpu ({} threads)", rayon::current_num_threads()),
-            Device::Gpu => match gpu::context() {
-                Ok(g) => format!("gpu: {}", g.adapter_name()),
+            Device::Gpu => match gpu_status::adapter_name() {
+                Ok(name) => format!("gpu: {name}"),
                 Err(why) => format!("gpu (unavailable: {why})"),
             },
+        }
+    }
+
+    /// Waits until every op recorded on this device has finished (for timings: GPU ops are
+    /// queued and run later). A no-op on the CPU, whose ops finish before they return.
+    pub fn synchronize(&self) {
+        if *self == Device::Gpu {
+            gpu_status::synchronize();
+        }
+    }
+}
+
+/// Host–device traffic so far in this process: what a test counts to prove a training step
+/// on the GPU reads back nothing but its loss (all zero without a GPU).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransferCounts {
+    /// Device-to-host copies.
+    pub readbacks: u64,
+    /// Host-to-device copies.
+    pub uploads: u64,
+    /// GPU buffers created (pool misses): constant over a steady training loop.
+    pub buffer_allocations: u64,
+}
+
+impl TransferCounts {
+    /// The counts now.
+    pub fn now() -> TransferCounts {
+        let (readbacks, uploads, buffer_allocations) = gpu_status::counters();
+        TransferCounts {
+            readbacks,
+            uploads,
+            buffer_allocations,
         }
     }
 }
 
 /// A flat, row-major buffer of values.
+///
+/// The ops never match on it: each primitive is dispatched once, in `backend/`.
 #[derive(Debug)]
 pub enum Storage {
     F32(Vec<f32>),
     F64(Vec<f64>),
     /// `f32` values in GPU memory; reading them is a counted device-to-host copy.
-    Gpu(GpuBuffer),
+    #[cfg(feature = "gpu")]
+    Gpu(ferrograd_kernels::gpu::GpuBuffer),
 }
 
 /// A copy on the same device (a GPU buffer is copied on the GPU).
@@ -112,14 +148,10 @@ impl Clone for Storage {
         match self {
             Storage::F32(v) => Storage::F32(v.clone()),
             Storage::F64(v) => Storage::F64(v.clone()),
-            Storage::Gpu(b) => Storage::Gpu(open_gpu().copy(b)),
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(b) => Storage::Gpu(crate::backend::wgpu::open().copy(b)),
         }
     }
-}
-
-/// The GPU that made a GPU buffer: it is open, or the buffer could not exist.
-pub(crate) fn open_gpu() -> &'static gpu::Gpu {
-    gpu::context().expect("a GPU buffer exists only once the GPU is open")
 }
 
 /// A dropped buffer goes back to the kernels' pool, so the next step's op of the same size
@@ -129,6 +161,7 @@ impl Drop for Storage {
         match self {
             Storage::F32(v) => ferrograd_kernels::pool::give(std::mem::take(v)),
             Storage::F64(v) => ferrograd_kernels::pool::give(std::mem::take(v)),
+            #[cfg(feature = "gpu")]
             Storage::Gpu(_) => {} // the buffer returns to the GPU pool on its own drop
         }
     }
@@ -139,11 +172,13 @@ impl Storage {
         match self {
             Storage::F32(_) => DType::F32,
             Storage::F64(_) => DType::F64,
+            #[cfg(feature = "gpu")]
             Storage::Gpu(_) => DType::F32,
         }
     }
     pub fn device(&self) -> Device {
         match self {
+            #[cfg(feature = "gpu")]
             Storage::Gpu(_) => Device::Gpu,
             _ => Device::Cpu,
         }
@@ -152,17 +187,42 @@ impl Storage {
         match self {
             Storage::F32(v) => v.len(),
             Storage::F64(v) => v.len(),
+            #[cfg(feature = "gpu")]
             Storage::Gpu(b) => b.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// `len` copies of `value` in `dtype`.
+    /// `len` copies of `value` in `dtype`, in host memory.
     pub fn full(len: usize, value: f64, dtype: DType) -> Storage {
         match dtype {
             DType::F32 => Storage::F32(vec![value as f32; len]),
             DType::F64 => Storage::F64(vec![value; len]),
+        }
+    }
+    /// `len` copies of `value` in `dtype` on `device` (made there: no upload).
+    pub(crate) fn full_on(len: usize, value: f64, dtype: DType, device: Device) -> Result<Storage> {
+        use crate::backend::{Backend, Cpu};
+        match device {
+            Device::Cpu => Ok(match dtype {
+                DType::F32 => Storage::F32(Cpu::<f32>::full(len, value)),
+                DType::F64 => Storage::F64(Cpu::<f64>::full(len, value)),
+            }),
+            Device::Gpu => {
+                if dtype != DType::F32 {
+                    return Err(Error::new(
+                        "full_on",
+                        ErrorKind::DType,
+                        format!("GPU tensors hold f32 only, not {dtype}"),
+                    ));
+                }
+                Device::gpu()?;
+                #[cfg(feature = "gpu")]
+                return Ok(Storage::Gpu(crate::backend::Wgpu::full(len, value)));
+                #[cfg(not(feature = "gpu"))]
+                unreachable!("Device::gpu() fails without the gpu feature")
+            }
         }
     }
     /// Values converted from f64.
@@ -177,14 +237,31 @@ impl Storage {
         match self {
             Storage::F32(v) => v.iter().map(|&x| x as f64).collect(),
             Storage::F64(v) => v.clone(),
-            Storage::Gpu(b) => open_gpu().read_f32(b).into_iter().map(f64::from).collect(),
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(b) => crate::backend::wgpu::open()
+                .read_f32(b)
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+        }
+    }
+    /// The values as f32 (converted if stored as f64; a read-back from the GPU).
+    pub fn to_f32_vec(&self) -> Vec<f32> {
+        match self {
+            Storage::F32(v) => v.clone(),
+            Storage::F64(v) => v.iter().map(|&x| x as f32).collect(),
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(b) => crate::backend::wgpu::open().read_f32(b),
         }
     }
 
     /// The same values in host memory (a read-back when on the GPU; a cheap handle otherwise).
     pub fn to_host(self: &std::sync::Arc<Self>) -> std::sync::Arc<Storage> {
         match &**self {
-            Storage::Gpu(b) => std::sync::Arc::new(Storage::F32(open_gpu().read_f32(b))),
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(b) => {
+                std::sync::Arc::new(Storage::F32(crate::backend::wgpu::open().read_f32(b)))
+            }
             _ => self.clone(),
         }
     }
@@ -192,9 +269,10 @@ impl Storage {
     /// The same values on the GPU (an upload when on the host). f64 values cannot go.
     pub fn to_gpu(self: &std::sync::Arc<Self>) -> Result<std::sync::Arc<Storage>> {
         match &**self {
+            #[cfg(feature = "gpu")]
             Storage::Gpu(_) => Ok(self.clone()),
             Storage::F32(v) => {
-                let g = gpu::context().map_err(|why| Error::new("to", ErrorKind::Device, why))?;
+                Device::gpu()?;
                 crate::limits::check_buffer(
                     "to",
                     &format!("a tensor of {} values", v.len()),
@@ -202,7 +280,12 @@ impl Storage {
                     DType::F32,
                     Device::Gpu,
                 )?;
-                Ok(std::sync::Arc::new(Storage::Gpu(g.upload_f32(v))))
+                #[cfg(feature = "gpu")]
+                return Ok(std::sync::Arc::new(Storage::Gpu(
+                    crate::backend::wgpu::open().upload_f32(v),
+                )));
+                #[cfg(not(feature = "gpu"))]
+                unreachable!("Device::gpu() fails without the gpu feature")
             }
             Storage::F64(_) => Err(Error::new(
                 "to",
@@ -257,31 +340,4 @@ impl Element for f64 {
             _ => None,
         }
     }
-}
-
-/// Run a generic expression on a storage's slice, keeping its element type:
-/// `map_storage!(&storage, v => kernels::unary(op, v))` gives a new `Storage`.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! map_storage {
-    ($s:expr, $v:ident => $body:expr) => {
-        match $s {
-            $crate::Storage::F32($v) => $crate::Storage::F32($body),
-            $crate::Storage::F64($v) => $crate::Storage::F64($body),
-            $crate::Storage::Gpu(_) => unreachable!("GPU storage takes its own path first"),
-        }
-    };
-}
-
-/// Run a generic expression on a storage's slice, for a result of any one type.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! with_storage {
-    ($s:expr, $v:ident => $body:expr) => {
-        match $s {
-            $crate::Storage::F32($v) => $body,
-            $crate::Storage::F64($v) => $body,
-            $crate::Storage::Gpu(_) => unreachable!("GPU storage takes its own path first"),
-        }
-    };
 }

@@ -5,7 +5,7 @@ use crate::autograd::{self, BackwardOp, Node};
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::checked_alloc;
 use crate::rng::Rng;
-use crate::storage::{open_gpu, DType, Device, Element, Storage};
+use crate::storage::{DType, Device, Element, Storage};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -136,26 +136,11 @@ impl Tensor {
 
     /// `value` everywhere, on `device` (made there: no upload).
     pub fn full_on(shape: &[usize], value: f64, dtype: DType, device: Device) -> Result<Tensor> {
-        match device {
-            Device::Cpu => Tensor::full(shape, value, dtype),
-            Device::Gpu => {
-                if dtype != DType::F32 {
-                    return Err(Error::new(
-                        "full_on",
-                        ErrorKind::DType,
-                        format!("GPU tensors hold f32 only, not {dtype}"),
-                    ));
-                }
-                Device::gpu()?;
-                let n = checked_alloc("full_on", shape, dtype, device)?;
-                let buffer = if value == 0.0 {
-                    open_gpu().zeros(n)
-                } else {
-                    ferrograd_kernels::gpu::elementwise::fill(n, value)
-                };
-                Ok(Tensor::new_leaf(Storage::Gpu(buffer), shape.to_vec()))
-            }
-        }
+        let n = checked_alloc("full_on", shape, dtype, device)?;
+        Ok(Tensor::new_leaf(
+            Storage::full_on(n, value, dtype, device)?,
+            shape.to_vec(),
+        ))
     }
 
     /// `value` with this tensor's shape, dtype and device.
@@ -283,11 +268,7 @@ impl Tensor {
 
     /// The values as f32 (converted if stored as f64).
     pub fn to_vec_f32(&self) -> Vec<f32> {
-        match &*self.storage() {
-            Storage::F32(v) => v.clone(),
-            Storage::F64(v) => v.iter().map(|&x| x as f32).collect(),
-            Storage::Gpu(b) => open_gpu().read_f32(b),
-        }
+        self.storage().to_f32_vec()
     }
 
     /// The single value of a one-element tensor.
@@ -453,6 +434,7 @@ impl Tensor {
     /// Updates GPU-resident values in place through `f`, which records kernels that write the
     /// buffer (an optimizer's fused step). Copy-on-write, like [`Tensor::update_values`]: a
     /// tensor sharing the buffer gets its own copy first. Use it between steps.
+    #[cfg(feature = "gpu")]
     pub fn update_on_gpu<R>(
         &self,
         f: impl FnOnce(&ferrograd_kernels::gpu::GpuBuffer) -> R,

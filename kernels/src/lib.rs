@@ -7,10 +7,12 @@
 
 pub mod conv;
 pub mod elementwise;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod index;
 pub mod layout;
 pub mod matmul;
+pub mod optim;
 pub mod pool;
 pub mod real;
 pub mod reduce;

@@ -13,13 +13,13 @@
 //! order through convolutions are again convolutions.
 
 use crate::autograd::BackwardOp;
+use crate::backend::ConvKind as Kind;
 use crate::checks::{self, CheckCase, OpCheck};
 use crate::error::{Error, Result};
 use crate::limits::{check_buffer, checked_alloc};
 use crate::tensor::Tensor;
 use crate::Storage;
-use ferrograd_kernels::conv::{self as kern, ConvGeometry};
-use ferrograd_kernels::gpu::conv as gpu_conv;
+use ferrograd_kernels::conv::ConvGeometry;
 
 /// Hyper-parameters of [`Tensor::conv2d`]; `Default` is stride 1, no padding, no dilation, one group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,13 +107,6 @@ impl ConvTranspose2dParams {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Conv,
-    InputGrad,
-    WeightGrad,
-}
-
 struct ConvOp {
     kind: Kind,
     geom: ConvGeometry,
@@ -122,7 +115,7 @@ struct ConvOp {
 impl BackwardOp for ConvOp {
     fn name(&self) -> &'static str {
         match self.kind {
-            Kind::Conv => "conv2d",
+            Kind::Forward => "conv2d",
             Kind::InputGrad => "conv2d_input_grad",
             Kind::WeightGrad => "conv2d_weight_grad",
         }
@@ -132,7 +125,7 @@ impl BackwardOp for ConvOp {
         let geom = &self.geom;
         let want = |t: &Tensor| t.requires_grad();
         let (dp, dq) = match self.kind {
-            Kind::Conv => (
+            Kind::Forward => (
                 want(p)
                     .then(|| apply(Kind::InputGrad, geom, g, q))
                     .transpose()?,
@@ -141,7 +134,9 @@ impl BackwardOp for ConvOp {
                     .transpose()?,
             ),
             Kind::InputGrad => (
-                want(p).then(|| apply(Kind::Conv, geom, g, q)).transpose()?,
+                want(p)
+                    .then(|| apply(Kind::Forward, geom, g, q))
+                    .transpose()?,
                 want(q)
                     .then(|| apply(Kind::WeightGrad, geom, g, p))
                     .transpose()?,
@@ -150,7 +145,9 @@ impl BackwardOp for ConvOp {
                 want(p)
                     .then(|| apply(Kind::InputGrad, geom, q, g))
                     .transpose()?,
-                want(q).then(|| apply(Kind::Conv, geom, p, g)).transpose()?,
+                want(q)
+                    .then(|| apply(Kind::Forward, geom, p, g))
+                    .transpose()?,
             ),
         };
         Ok(vec![dp, dq])
@@ -162,28 +159,9 @@ fn apply(kind: Kind, geom: &ConvGeometry, p: &Tensor, q: &Tensor) -> Result<Tens
     p.same_device("conv2d", q)?;
     p.same_dtype("conv2d", q)?;
     let g = geom;
-    let (sp, sq) = (p.storage(), q.storage());
-    macro_rules! run {
-        ($a:expr, $b:expr) => {
-            match kind {
-                Kind::Conv => kern::conv2d_forward(g, $a, $b),
-                Kind::InputGrad => kern::conv2d_backward_input(g, $a, $b),
-                Kind::WeightGrad => kern::conv2d_backward_weight(g, $a, $b),
-            }
-        };
-    }
-    let out = match (&*sp, &*sq) {
-        (Storage::F32(a), Storage::F32(b)) => Storage::F32(run!(a, b)),
-        (Storage::F64(a), Storage::F64(b)) => Storage::F64(run!(a, b)),
-        (Storage::Gpu(a), Storage::Gpu(b)) => Storage::Gpu(match kind {
-            Kind::Conv => gpu_conv::conv2d_forward(g, a, b),
-            Kind::InputGrad => gpu_conv::conv2d_backward_input(g, a, b),
-            Kind::WeightGrad => gpu_conv::conv2d_backward_weight(g, a, b),
-        }),
-        _ => unreachable!("devices and dtypes checked above"),
-    };
+    let out = Storage::conv(kind, g, &p.storage(), &q.storage())?;
     let shape = match kind {
-        Kind::Conv => vec![g.batch, g.out_channels, g.out_h, g.out_w],
+        Kind::Forward => vec![g.batch, g.out_channels, g.out_h, g.out_w],
         Kind::InputGrad => vec![g.batch, g.in_channels, g.in_h, g.in_w],
         Kind::WeightGrad => vec![
             g.out_channels,
@@ -326,7 +304,7 @@ impl Tensor {
             groups: p.groups,
         };
         check_sizes(OP, &geom, self)?;
-        add_bias(OP, apply(Kind::Conv, &geom, self, weight)?, bias, k)
+        add_bias(OP, apply(Kind::Forward, &geom, self, weight)?, bias, k)
     }
 
     /// Transposed convolution as in PyTorch's `conv_transpose2d`: x [N, C, H, W], weight

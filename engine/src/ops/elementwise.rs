@@ -9,9 +9,8 @@ use crate::checks::{self, CheckCase, OpCheck};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
-use crate::{map_storage, Storage};
+use crate::Storage;
 use ferrograd_kernels::elementwise::{self as kern, BinaryOp, UnaryOp};
-use ferrograd_kernels::gpu::elementwise as gpu_ew;
 
 /// A differentiable unary primitive.
 struct Unary(UnaryOp);
@@ -131,17 +130,9 @@ impl BackwardOp for Binary {
     }
 }
 
-/// `op` on every value, on the storage's device.
-fn unary_storage(op: UnaryOp, storage: &Storage) -> Storage {
-    match storage {
-        Storage::Gpu(b) => Storage::Gpu(gpu_ew::unary(op, b)),
-        s => map_storage!(s, v => kern::unary(op, v)),
-    }
-}
-
 impl Tensor {
     fn unary(&self, op: UnaryOp) -> Result<Tensor> {
-        let out = unary_storage(op, &self.storage());
+        let out = self.storage().unary(op);
         Ok(Tensor::from_op(
             out,
             self.shape().to_vec(),
@@ -152,7 +143,7 @@ impl Tensor {
 
     /// A piecewise-constant function of the values, outside the graph.
     pub(crate) fn constant(&self, op: UnaryOp) -> Tensor {
-        Tensor::new_leaf(unary_storage(op, &self.storage()), self.shape().to_vec())
+        Tensor::new_leaf(self.storage().unary(op), self.shape().to_vec())
     }
 
     fn binary(&self, other: &Tensor, op: BinaryOp, name: &'static str) -> Result<Tensor> {
@@ -169,24 +160,13 @@ impl Tensor {
             )
         })?;
         crate::limits::checked_alloc(name, &shape, self.dtype(), self.device())?;
-        let (sa, sb) = (self.storage(), other.storage());
-        let out = match (&*sa, &*sb) {
-            (Storage::F32(a), Storage::F32(b)) => {
-                Storage::F32(kern::binary(op, a, self.shape(), b, other.shape(), &shape))
-            }
-            (Storage::F64(a), Storage::F64(b)) => {
-                Storage::F64(kern::binary(op, a, self.shape(), b, other.shape(), &shape))
-            }
-            (Storage::Gpu(a), Storage::Gpu(b)) => Storage::Gpu(gpu_ew::binary(
-                op,
-                a,
-                self.shape(),
-                b,
-                other.shape(),
-                &shape,
-            )),
-            _ => unreachable!("devices and dtypes checked above"),
-        };
+        let out = Storage::binary(
+            op,
+            name,
+            (&self.storage(), self.shape()),
+            (&other.storage(), other.shape()),
+            &shape,
+        )?;
         Ok(Tensor::from_op(
             out,
             shape,

@@ -5,15 +5,12 @@
 //! is why the primitive carries the two flags: its derivative rule is again a flagged product.
 
 use crate::autograd::BackwardOp;
+use crate::backend::MatmulPlan;
 use crate::checks::{self, CheckCase, OpCheck};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use crate::Storage;
-use ferrograd_kernels::elementwise::{broadcast_shapes, broadcast_strides};
-use ferrograd_kernels::gpu::matmul as gpu_matmul;
-use ferrograd_kernels::matmul::{gemm, GemmShape, MatRef};
-use ferrograd_kernels::{numel, Real};
-use rayon::prelude::*;
+use ferrograd_kernels::elementwise::broadcast_shapes;
 
 /// C = op(A)·op(B), with `transpose_a`/`transpose_b` choosing op.
 struct Matmul {
@@ -52,75 +49,6 @@ impl BackwardOp for Matmul {
         };
         Ok(vec![da, db])
     }
-}
-
-/// One operand: its values, batch shape, and how its matrices are read.
-struct Operand<'a, T> {
-    data: &'a [T],
-    batch: &'a [usize],
-    transposed: bool,
-}
-
-impl<'a, T> Operand<'a, T> {
-    /// The `rows x cols` matrix op(X) at element offset `at`.
-    fn matrix(&self, at: usize, rows: usize, cols: usize) -> MatRef<'a, T> {
-        let data = &self.data[at..at + rows * cols];
-        if self.transposed {
-            MatRef::transposed(data, rows)
-        } else {
-            MatRef::row_major(data, cols)
-        }
-    }
-}
-
-/// Batched product with broadcast batch axes.
-fn batched<T: Real>(
-    a: Operand<'_, T>,
-    b: Operand<'_, T>,
-    out_batch: &[usize],
-    shape: GemmShape,
-) -> Vec<T> {
-    let GemmShape { m, n, k } = shape;
-    let batches = numel(out_batch);
-    let mut out = ferrograd_kernels::pool::take(batches * m * n);
-    if m * n == 0 {
-        return out;
-    }
-    let sa = broadcast_strides(a.batch, out_batch);
-    let sb = broadcast_strides(b.batch, out_batch);
-    let offsets = |bi: usize| {
-        let (mut oa, mut ob, mut rem) = (0, 0, bi);
-        for d in (0..out_batch.len()).rev() {
-            let i = rem % out_batch[d];
-            rem /= out_batch[d];
-            oa += i * sa[d];
-            ob += i * sb[d];
-        }
-        (oa * m * k, ob * k * n)
-    };
-    // Many small products: one per thread. Few large ones: parallel inside each.
-    let by_batch = batches >= 2 * rayon::current_num_threads() && m * n * k < 256 * 256 * 256;
-    let one = |bi: usize, c: &mut [T]| {
-        let (oa, ob) = offsets(bi);
-        gemm(
-            shape,
-            a.matrix(oa, m, k),
-            b.matrix(ob, k, n),
-            c,
-            false,
-            !by_batch,
-        );
-    };
-    if by_batch {
-        out.par_chunks_mut(m * n)
-            .enumerate()
-            .for_each(|(bi, c)| one(bi, c));
-    } else {
-        out.chunks_mut(m * n)
-            .enumerate()
-            .for_each(|(bi, c)| one(bi, c));
-    }
-    out
 }
 
 impl Tensor {
@@ -168,51 +96,17 @@ impl Tensor {
         let mut out_shape = out_batch.clone();
         out_shape.extend([m, n]);
         crate::limits::checked_alloc("matmul", &out_shape, self.dtype(), self.device())?;
-        let (sa, sb) = (self.storage(), other.storage());
-        let shape = GemmShape { m, n, k };
-        let out = match (&*sa, &*sb) {
-            (Storage::F32(x), Storage::F32(y)) => Storage::F32(batched(
-                Operand {
-                    data: x,
-                    batch: a_batch,
-                    transposed: transpose_a,
-                },
-                Operand {
-                    data: y,
-                    batch: b_batch,
-                    transposed: transpose_b,
-                },
-                &out_batch,
-                shape,
-            )),
-            (Storage::F64(x), Storage::F64(y)) => Storage::F64(batched(
-                Operand {
-                    data: x,
-                    batch: a_batch,
-                    transposed: transpose_a,
-                },
-                Operand {
-                    data: y,
-                    batch: b_batch,
-                    transposed: transpose_b,
-                },
-                &out_batch,
-                shape,
-            )),
-            (Storage::Gpu(x), Storage::Gpu(y)) => Storage::Gpu(gpu_matmul::batched_matmul(
-                x,
-                a_batch,
-                transpose_a,
-                y,
-                b_batch,
-                transpose_b,
-                &out_batch,
-                m,
-                n,
-                k,
-            )),
-            _ => unreachable!("devices and dtypes checked above"),
+        let plan = MatmulPlan {
+            a_batch,
+            b_batch,
+            out_batch: &out_batch,
+            transpose_a,
+            transpose_b,
+            m,
+            n,
+            k,
         };
+        let out = Storage::matmul(&self.storage(), &other.storage(), &plan)?;
         Ok(Tensor::from_op(
             out,
             out_shape,

@@ -5,6 +5,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod matmul;
 pub mod nn;
+pub mod optim;
 pub mod pool;
 pub mod reduce;
 pub mod shape;

@@ -9,9 +9,7 @@ use crate::limits::checked_alloc;
 use crate::ops::conv::Conv2dParams;
 use crate::ops::shape::Planes;
 use crate::tensor::Tensor;
-use crate::{with_storage, Storage};
-use ferrograd_kernels::conv::{max_pool2d_argmax, ConvGeometry};
-use ferrograd_kernels::gpu::conv as gpu_conv;
+use ferrograd_kernels::conv::ConvGeometry;
 use std::sync::Arc;
 
 fn dims4(op: &'static str, t: &Tensor) -> Result<[usize; 4]> {
@@ -93,10 +91,7 @@ impl Tensor {
     /// window's maximum: a gather of the arg-max positions.
     pub fn max_pool2d(&self, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
         let g = pool_geometry("max_pool2d", self, kernel, stride, padding)?;
-        let idx = match &*self.storage() {
-            Storage::Gpu(b) => Indices::Gpu(Arc::new(gpu_conv::max_pool2d_argmax(&g, b))),
-            s => Indices::host(Arc::new(with_storage!(s, v => max_pool2d_argmax(&g, v)))),
-        };
+        let idx = self.storage().max_pool_argmax(&g);
         Ok(self.gather_flat_trusted(
             idx,
             &[g.batch, g.in_channels, g.out_h, g.out_w],

@@ -5,14 +5,8 @@
 use crate::autograd::BackwardOp;
 use crate::checks::{self, CheckCase, OpCheck};
 use crate::error::{Error, Result};
-use crate::indices::Indices;
-use crate::map_storage;
 use crate::tensor::Tensor;
-use crate::{with_storage, Storage};
-use ferrograd_kernels::elementwise::UnaryOp;
-use ferrograd_kernels::gpu::reduce as gpu_reduce;
-use ferrograd_kernels::{elementwise::broadcast_shapes, reduce as kern};
-use std::sync::Arc;
+use ferrograd_kernels::elementwise::{broadcast_shapes, UnaryOp};
 
 /// Σ down to a shape that broadcasts back to the input's.
 struct SumTo {
@@ -53,10 +47,7 @@ impl Tensor {
             crate::Device::Gpu => crate::DType::F32,
         };
         crate::limits::checked_alloc("sum", shape, accumulator, self.device())?;
-        let out = match &*self.storage() {
-            Storage::Gpu(b) => Storage::Gpu(gpu_reduce::sum_to(b, self.shape(), &kept)),
-            s => map_storage!(s, v => kern::sum_to(v, self.shape(), &kept)),
-        };
+        let out = self.storage().sum_to(self.shape(), &kept);
         Ok(Tensor::from_op(
             out,
             shape.to_vec(),
@@ -147,14 +138,7 @@ impl Tensor {
                 ),
             ));
         }
-        let arg = match &*self.storage() {
-            Storage::Gpu(b) => {
-                Indices::Gpu(Arc::new(gpu_reduce::argmax_to(b, self.shape(), &kept)))
-            }
-            s => Indices::host(Arc::new(
-                with_storage!(s, v => kern::max_to(v, self.shape(), &kept).1),
-            )),
-        };
+        let arg = self.storage().argmax_to(self.shape(), &kept);
         let m = self.gather_flat_trusted(arg, &kept, None);
         self.squeeze_unless(m, &axes, keepdim)
     }

@@ -11,9 +11,8 @@ use crate::indices::Indices;
 use crate::limits::{checked_alloc, checked_numel};
 use crate::storage::Device;
 use crate::tensor::Tensor;
-use crate::{map_storage, Storage};
-use ferrograd_kernels::gpu::{index as gpu_index, layout as gpu_layout};
-use ferrograd_kernels::{contiguous_strides, elementwise::broadcast_shapes, index, layout, numel};
+use crate::Storage;
+use ferrograd_kernels::{contiguous_strides, elementwise::broadcast_shapes, numel};
 use std::sync::Arc;
 
 /// The identity, as a node of its own: what an op returns when it has nothing to change (a
@@ -98,13 +97,7 @@ impl BackwardOp for BroadcastTo {
     }
 }
 
-/// A promise about flat indices: gathered plane k (`gathered` values) reads only from source
-/// plane k (`source` values). It lets the scatter-add adjoint run plane by plane in parallel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Planes {
-    pub gathered: usize,
-    pub source: usize,
-}
+pub(crate) use crate::backend::Planes;
 
 /// out[i] = x.flat[idx[i]].
 struct GatherFlat {
@@ -247,10 +240,7 @@ impl Tensor {
             return Ok(self.identity("permute"));
         }
         let shape: Vec<usize> = perm.iter().map(|&p| self.shape()[p]).collect();
-        let out = match &*self.storage() {
-            Storage::Gpu(b) => Storage::Gpu(gpu_layout::permute(b, self.shape(), perm)),
-            s => map_storage!(s, v => layout::permute(v, self.shape(), perm)),
-        };
+        let out = self.storage().permute(self.shape(), perm);
         Ok(Tensor::from_op(
             out,
             shape,
@@ -283,10 +273,7 @@ impl Tensor {
             ));
         }
         checked_alloc("broadcast_to", shape, self.dtype(), self.device())?;
-        let out = match &*self.storage() {
-            Storage::Gpu(b) => Storage::Gpu(gpu_layout::broadcast_to(b, self.shape(), shape)),
-            s => map_storage!(s, v => layout::broadcast_to(v, self.shape(), shape)),
-        };
+        let out = self.storage().broadcast_to(self.shape(), shape);
         Ok(Tensor::from_op(
             out,
             shape.to_vec(),
@@ -327,13 +314,7 @@ impl Tensor {
         planes: Option<Planes>,
     ) -> Tensor {
         debug_assert!(idx.len() == numel(out_shape));
-        let out = match &*self.storage() {
-            Storage::Gpu(b) => Storage::Gpu(idx.with_gpu(|i| gpu_index::gather(b, i))),
-            s => {
-                let idx = idx.on_host();
-                map_storage!(s, v => index::gather(v, &idx))
-            }
-        };
+        let out = self.storage().gather(&idx);
         let op = GatherFlat {
             idx,
             in_shape: self.shape().to_vec(),
@@ -374,17 +355,7 @@ impl Tensor {
     ) -> Tensor {
         let n = numel(out_shape);
         debug_assert!(idx.len() == self.numel());
-        let out = match (&*self.storage(), planes) {
-            (Storage::Gpu(b), _) => Storage::Gpu(idx.with_gpu(|i| gpu_index::scatter_add(b, i, n))),
-            (s, Some(p)) => {
-                let idx = idx.on_host();
-                map_storage!(s, v => index::scatter_add_planar(v, &idx, n, p.gathered, p.source))
-            }
-            (s, None) => {
-                let idx = idx.on_host();
-                map_storage!(s, v => index::scatter_add(v, &idx, n))
-            }
-        };
+        let out = self.storage().scatter_add(&idx, n, planes);
         let op = ScatterAddFlat {
             idx,
             in_shape: self.shape().to_vec(),
