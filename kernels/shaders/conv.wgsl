@@ -29,13 +29,12 @@
 // window's first maximum over the taps inside the image (a NaN wins and stays; padding never
 // wins; a window wholly in the padding gives the plane's first index).
 //
-// params (array<u32>):
-//   convolutions: [x_tile_base, y_tile_base, z_base, N, C, H, W, K, R, S, P, Q,
-//                  sh, sw, ph, pw, dh, dw, G, splits, split_len]
-//   sum_splits:   [len, splits]
-//   max pool:     [outputs, H, W, P, Q, R, S, sh, sw, ph, pw, dh, dw]
+// Parameters: ConvParams (the convolutions), SplitParams (sum_splits) and PoolParams (max
+// pool), declared in the prelude generated from kernels/src/gpu/params.rs.
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(0) var<storage, read> cp: ConvParams;
+@group(0) @binding(0) var<storage, read> sp: SplitParams;
+@group(0) @binding(0) var<storage, read> pp: PoolParams;
 // The convolutions: lhs holds A's source (w, or dy for the weight gradient), rhs B's (x, or
 // dy for the input gradient).
 @group(0) @binding(1) var<storage, read> lhs: array<f32>;
@@ -78,22 +77,22 @@ struct Geometry {
 
 fn geometry() -> Geometry {
     var g: Geometry;
-    g.batch = params[3];
-    g.c = params[4];
-    g.h = params[5];
-    g.w = params[6];
-    g.k = params[7];
-    g.r = params[8];
-    g.s = params[9];
-    g.p = params[10];
-    g.q = params[11];
-    g.sh = params[12];
-    g.sw = params[13];
-    g.ph = params[14];
-    g.pw = params[15];
-    g.dh = params[16];
-    g.dw = params[17];
-    g.groups = params[18];
+    g.batch = cp.batch;
+    g.c = cp.c;
+    g.h = cp.h;
+    g.w = cp.w;
+    g.k = cp.k;
+    g.r = cp.r;
+    g.s = cp.s;
+    g.p = cp.p;
+    g.q = cp.q;
+    g.sh = cp.stride_h;
+    g.sw = cp.stride_w;
+    g.ph = cp.pad_h;
+    g.pw = cp.pad_w;
+    g.dh = cp.dil_h;
+    g.dw = cp.dil_w;
+    g.groups = cp.groups;
     g.cg = g.c / g.groups;
     g.kg = g.k / g.groups;
     g.rs = g.r * g.s;
@@ -212,7 +211,7 @@ fn store(mode: u32, g: Geometry, grp: u32, chunk: u32, row: u32, col: u32, v: f3
 // The tile loop shared by the three convolutions; `mode` is a constant in each entry point.
 fn implicit_gemm(mode: u32, wid: vec3<u32>, lid: vec3<u32>) {
     let g = geometry();
-    let z = wid.z + params[2];
+    let z = wid.z + cp.z_base;
     var grp = z;
     var chunk = 0u;
     var m: u32;
@@ -231,8 +230,8 @@ fn implicit_gemm(mode: u32, wid: vec3<u32>, lid: vec3<u32>) {
             red_hi = g.kg * g.rs;
         }
         default: {
-            let splits = params[19];
-            let split_len = params[20];
+            let splits = cp.splits;
+            let split_len = cp.split_len;
             grp = z / splits;
             chunk = z % splits;
             m = g.kg;
@@ -245,8 +244,8 @@ fn implicit_gemm(mode: u32, wid: vec3<u32>, lid: vec3<u32>) {
     // is contiguous: x along q in the weight gradient) rather than along the columns.
     let b_red_fast = mode == BACKWARD_WEIGHT;
 
-    let row0 = (wid.y + params[1]) * BM;
-    let col0 = (wid.x + params[0]) * BN;
+    let row0 = (wid.y + cp.y_base) * BM;
+    let col0 = (wid.x + cp.x_base) * BN;
     let tx = lid.x;
     let ty = lid.y;
     let tid = ty * 16u + tx;
@@ -314,15 +313,15 @@ fn conv2d_backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
 }
 
 // summed[i] = Σ_chunk lhs[chunk·len + i], chunks in order (the same sum on every run).
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn sum_splits(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
-    let len = params[0];
+    let i = gid.x + gid.y * nwg.x * WG;
+    let len = sp.len;
     if i >= len {
         return;
     }
     var total = 0.0;
-    for (var chunk = 0u; chunk < params[1]; chunk++) {
+    for (var chunk = 0u; chunk < sp.splits; chunk++) {
         total += lhs[chunk * len + i];
     }
     summed[i] = total;
@@ -333,44 +332,48 @@ fn is_nan(v: f32) -> bool {
     return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
 }
 
-@compute @workgroup_size(256)
+// The taps t of a window starting at `start` (in padded coordinates) that land in the image:
+// pad ≤ start + t·dil < pad + len, as the half-open range [lo, hi) of t, solved rather than
+// searched (a window may be far larger than the image). The host keeps every size below 2^28,
+// so none of these sums overflows.
+fn taps_inside(start: u32, pad: u32, dil: u32, len: u32, kernel: u32) -> vec2<u32> {
+    var lo = 0u;
+    if start < pad {
+        lo = (pad - start + dil - 1u) / dil;
+    }
+    var hi = 0u;
+    if start < pad + len {
+        hi = min(kernel, (pad + len - start + dil - 1u) / dil);
+    }
+    return vec2<u32>(lo, max(lo, hi));
+}
+
+@compute @workgroup_size(WG)
 fn max_pool2d_argmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let o = gid.x + gid.y * nwg.x * 256u;
-    if o >= params[0] {
+    let o = gid.x + gid.y * nwg.x * WG;
+    if o >= pp.outputs {
         return;
     }
-    let h = params[1];
-    let w = params[2];
-    let out_h = params[3];
-    let out_w = params[4];
-    let kh = params[5];
-    let kw = params[6];
-    let sh = params[7];
-    let sw = params[8];
-    let ph = params[9];
-    let pw = params[10];
-    let dh = params[11];
-    let dw = params[12];
+    let h = pp.h;
+    let w = pp.w;
+    let out_h = pp.out_h;
+    let out_w = pp.out_w;
 
     let plane = o / (out_h * out_w);
     let p = (o / out_w) % out_h;
     let q = o % out_w;
     let base = plane * h * w;
+    let rows = taps_inside(p * pp.stride_h, pp.pad_h, pp.dil_h, h, pp.kernel_h);
+    let cols = taps_inside(q * pp.stride_w, pp.pad_w, pp.dil_w, w, pp.kernel_w);
     var found = false;
     var best = 0.0;
     var best_nan = false;
     var best_i = base;
-    for (var r = 0u; r < kh; r++) {
-        let ih = i32(p * sh + r * dh) - i32(ph);
-        if ih < 0 || ih >= i32(h) {
-            continue;
-        }
-        for (var s = 0u; s < kw; s++) {
-            let iw = i32(q * sw + s * dw) - i32(pw);
-            if iw < 0 || iw >= i32(w) {
-                continue;
-            }
-            let i = base + u32(ih) * w + u32(iw);
+    for (var r = rows.x; r < rows.y; r++) {
+        let ih = p * pp.stride_h + r * pp.dil_h - pp.pad_h;
+        for (var s = cols.x; s < cols.y; s++) {
+            let iw = q * pp.stride_w + s * pp.dil_w - pp.pad_w;
+            let i = base + ih * w + iw;
             let v = lhs[i];
             let v_nan = is_nan(v);
             // The first tap inside the image starts the search; after it only a strictly

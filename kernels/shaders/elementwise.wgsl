@@ -4,13 +4,14 @@
 // bound by memory traffic, not arithmetic, so there is nothing to tile); the 1-D index is
 // folded over two grid dimensions past 65,535 workgroups.
 //
-// params (array<u32>):
-//   unary:  [n, op, bits(c0), bits(c1)]
-//   binary: [n, op, rank, out_shape[rank], a_strides[rank], b_strides[rank]]
-//           (a stride of 0 repeats a broadcast axis)
-//   fill:   [n, bits(value)]
+// Parameters: UnaryParams, BinaryParams (tail: out_shape[rank], a_strides[rank],
+// b_strides[rank], a stride of 0 repeating a broadcast axis) and FillParams, declared with the
+// op codes UNARY_* and BINARY_* in the prelude generated from kernels/src/gpu/params.rs.
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(0) var<storage, read> up: UnaryParams;
+@group(0) @binding(0) var<storage, read> bp: BinaryParams;
+@group(0) @binding(0) var<storage, read> fp: FillParams;
+
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
@@ -19,8 +20,6 @@
 @group(0) @binding(3) var<storage, read_write> out2: array<f32>;
 
 @group(0) @binding(1) var<storage, read_write> filled: array<f32>;
-
-const WG: u32 = 256u;
 
 fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
@@ -79,48 +78,49 @@ fn real_pow(v: f32, p: f32) -> f32 {
 fn apply_unary(op: u32, v: f32, c0: f32, c1: f32) -> f32 {
     // The piecewise maps (sign, relu, step, leaky mask, clamp, inside mask) give NaN for NaN,
     // as every other map does by arithmetic.
-    if is_nan(v) && (op == 5u || op == 6u || op == 7u || op == 8u || op == 15u || op == 16u) {
+    if is_nan(v) && (op == UNARY_SIGN || op == UNARY_RELU || op == UNARY_STEP
+        || op == UNARY_LEAKY_MASK || op == UNARY_CLAMP || op == UNARY_INSIDE_MASK) {
         return v;
     }
     switch op {
-        case 0u: { return -v; }
-        case 1u: { return exp(v); }
-        case 2u: { return log(v); }
-        case 3u: { return sqrt(v); }
-        case 4u: { return abs(v); }
-        case 5u: { return sign(v); }
-        case 6u: { return max(v, 0.0); }
-        case 7u: { return select(0.0, 1.0, v > 0.0); }
-        case 8u: { return select(c0, 1.0, v > 0.0); }
-        case 9u: { return sigmoid(v); }
-        case 10u: { return stable_tanh(v); }
-        case 11u: { return max(v, 0.0) + log1p_small(exp(-abs(v))); }
-        case 12u: { return real_pow(v, c0); }
-        case 13u: { return v + c0; }
-        case 14u: { return v * c0; }
-        case 15u: { return min(max(v, c0), c1); }
-        case 16u: { return select(0.0, 1.0, v > c0 && v < c1); }
-        case 17u: { return select(v, 0.0, is_inf(v)); }
+        case UNARY_NEG: { return -v; }
+        case UNARY_EXP: { return exp(v); }
+        case UNARY_LOG: { return log(v); }
+        case UNARY_SQRT: { return sqrt(v); }
+        case UNARY_ABS: { return abs(v); }
+        case UNARY_SIGN: { return sign(v); }
+        case UNARY_RELU: { return max(v, 0.0); }
+        case UNARY_STEP: { return select(0.0, 1.0, v > 0.0); }
+        case UNARY_LEAKY_MASK: { return select(c0, 1.0, v > 0.0); }
+        case UNARY_SIGMOID: { return sigmoid(v); }
+        case UNARY_TANH: { return stable_tanh(v); }
+        case UNARY_SOFTPLUS: { return max(v, 0.0) + log1p_small(exp(-abs(v))); }
+        case UNARY_POWF: { return real_pow(v, c0); }
+        case UNARY_ADD_SCALAR: { return v + c0; }
+        case UNARY_MUL_SCALAR: { return v * c0; }
+        case UNARY_CLAMP: { return min(max(v, c0), c1); }
+        case UNARY_INSIDE_MASK: { return select(0.0, 1.0, v > c0 && v < c1); }
+        case UNARY_INF_TO_ZERO: { return select(v, 0.0, is_inf(v)); }
         default: { return v; }
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if i >= params[0] {
+    if i >= up.n {
         return;
     }
-    out[i] = apply_unary(params[1], x[i], bitcast<f32>(params[2]), bitcast<f32>(params[3]));
+    out[i] = apply_unary(up.op, x[i], up.c0, up.c1);
 }
 
 fn apply_binary(op: u32, u: f32, v: f32) -> f32 {
     switch op {
-        case 0u: { return u + v; }
-        case 1u: { return u - v; }
-        case 2u: { return u * v; }
-        case 3u: { return u / v; }
-        case 4u: {
+        case BINARY_ADD: { return u + v; }
+        case BINARY_SUB: { return u - v; }
+        case BINARY_MUL: { return u * v; }
+        case BINARY_DIV: { return u / v; }
+        case BINARY_MUL_STEP: {
             if is_nan(v) {
                 return v;
             }
@@ -130,32 +130,32 @@ fn apply_binary(op: u32, u: f32, v: f32) -> f32 {
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if i >= params[0] {
+    if i >= bp.n {
         return;
     }
-    let rank = params[2];
+    let rank = bp.rank;
     // Peel the output multi-index from the innermost axis out, accumulating both offsets.
     var rem = i;
     var ia = 0u;
     var ib = 0u;
     for (var d = rank; d > 0u; d--) {
-        let size = params[3u + d - 1u];
+        let size = bp.tail[d - 1u];
         let k = rem % size;
         rem = rem / size;
-        ia += k * params[3u + rank + d - 1u];
-        ib += k * params[3u + 2u * rank + d - 1u];
+        ia += k * bp.tail[rank + d - 1u];
+        ib += k * bp.tail[2u * rank + d - 1u];
     }
-    out2[i] = apply_binary(params[1], a[ia], b[ib]);
+    out2[i] = apply_binary(bp.op, a[ia], b[ib]);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if i >= params[0] {
+    if i >= fp.n {
         return;
     }
-    filled[i] = bitcast<f32>(params[1]);
+    filled[i] = fp.value;
 }

@@ -11,9 +11,9 @@
 // atomics, so each adds through a compare-and-swap loop on the output word's bit pattern
 // (the sum's order, hence its rounding, varies from run to run).
 //
-// params (array<u32>): [n] (the length of idx)
+// Parameters: IndexParams (n, the length of idx), declared in the prelude.
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(0) var<storage, read> ip: IndexParams;
 
 @group(0) @binding(1) var<storage, read> x: array<u32>;
 @group(0) @binding(2) var<storage, read> idx: array<u32>;
@@ -22,25 +22,23 @@
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read_write> scattered: array<atomic<u32>>;
 
-const WG: u32 = 256u;
-
 fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if i >= params[0] {
+    if i >= ip.n {
         return;
     }
     gathered[i] = x[idx[i]];
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn scatter_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if i >= params[0] {
+    if i >= ip.n {
         return;
     }
     let j = idx[i];

@@ -3,24 +3,24 @@
 // input's strides in permuted order; a broadcast uses stride 0 on the repeated axes.
 //
 // Layout: x and out flat f32. One invocation per output element (pure data movement).
-// params: [n, rank, out_shape[rank], strides[rank]]
+// Parameters: CopyParams, tail = out_shape[rank], strides[rank] (the prelude declares it).
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(0) var<storage, read> cp: CopyParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn strided_copy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
-    if i >= params[0] {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if i >= cp.n {
         return;
     }
-    let rank = params[1];
+    let rank = cp.rank;
     var rem = i;
     var src = 0u;
     for (var d = rank; d > 0u; d--) {
-        let size = params[2u + d - 1u];
-        src += (rem % size) * params[2u + rank + d - 1u];
+        let size = cp.tail[d - 1u];
+        src += (rem % size) * cp.tail[rank + d - 1u];
         rem = rem / size;
     }
     out[i] = x[src];

@@ -18,13 +18,12 @@
 // operands check the reduction bound: one zero would cancel a stray finite value from past
 // the end of a row, but 0 · ∞ is NaN.
 //
-// params (array<u32>):
-//   [n_tile_base, m_tile_base, z_base, m, n, k, transpose_a, transpose_b, rank,
-//    out_batch[rank], a_batch_strides[rank], b_batch_strides[rank]]
-// The three bases offset workgroup_id, for grids split into several dispatches past the
-// 65,535 workgroups a dimension allows.
+// Parameters: MatmulParams (declared in the prelude) with its tail [out_batch[rank],
+// a_batch_strides[rank], b_batch_strides[rank]]. The three bases x_base, y_base, z_base
+// offset workgroup_id, for grids split into several dispatches past the 65,535 workgroups a
+// dimension allows.
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(0) var<storage, read> mp: MatmulParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
@@ -34,29 +33,29 @@
 
 @compute @workgroup_size(16, 16)
 fn batched_matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let m = params[3];
-    let n = params[4];
-    let k = params[5];
-    let transpose_a = params[6] != 0u;
-    let transpose_b = params[7] != 0u;
-    let rank = params[8];
+    let m = mp.m;
+    let n = mp.n;
+    let k = mp.k;
+    let transpose_a = mp.transpose_a != 0u;
+    let transpose_b = mp.transpose_b != 0u;
+    let rank = mp.rank;
 
     // The batch index's multi-index over out_batch, weighted by each operand's strides.
-    let z = wid.z + params[2];
+    let z = wid.z + mp.z_base;
     var rem = z;
     var a_off = 0u;
     var b_off = 0u;
     for (var d = rank; d > 0u; d--) {
-        let size = params[9u + d - 1u];
+        let size = mp.tail[d - 1u];
         let idx = rem % size;
         rem = rem / size;
-        a_off += idx * params[9u + rank + d - 1u];
-        b_off += idx * params[9u + 2u * rank + d - 1u];
+        a_off += idx * mp.tail[rank + d - 1u];
+        b_off += idx * mp.tail[2u * rank + d - 1u];
     }
     let c_off = z * m * n;
 
-    let row0 = (wid.y + params[1]) * BM;
-    let col0 = (wid.x + params[0]) * BN;
+    let row0 = (wid.y + mp.y_base) * BM;
+    let col0 = (wid.x + mp.x_base) * BN;
     let tx = lid.x;
     let ty = lid.y;
     let tid = ty * 16u + tx;

@@ -11,11 +11,10 @@
 // its own element; bound by memory traffic), the 1-D index folded over gid.y past 65,535
 // workgroups.
 //
-// params (array<u32>, floats as bits):
-//   sgd_step:  [n, lr, μ, λ, first (0 or 1)]
-//   adam_step: [n, lr, β₁, β₂, ε, λ, bias1, bias2]
+// Parameters: SgdParams and AdamParams, declared in the prelude.
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(0) var<storage, read> sgd: SgdParams;
+@group(0) @binding(0) var<storage, read> adam: AdamParams;
 @group(0) @binding(1) var<storage, read_write> theta: array<f32>;
 @group(0) @binding(2) var<storage, read_write> momentum_buf: array<f32>;
 @group(0) @binding(3) var<storage, read> sgd_grad: array<f32>;
@@ -24,26 +23,20 @@
 @group(0) @binding(3) var<storage, read_write> v: array<f32>;
 @group(0) @binding(4) var<storage, read> adam_grad: array<f32>;
 
-const WG: u32 = 256u;
-
 fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
 
-fn param_f32(k: u32) -> f32 {
-    return bitcast<f32>(params[k]);
-}
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn sgd_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if i >= params[0] {
+    if i >= sgd.n {
         return;
     }
-    let lr = param_f32(1u);
-    let mu = param_f32(2u);
-    let wd = param_f32(3u);
-    let first = params[4] != 0u;
+    let lr = sgd.lr;
+    let mu = sgd.momentum;
+    let wd = sgd.weight_decay;
+    let first = sgd.first != 0u;
     let t = theta[i];
     let g = sgd_grad[i] + wd * t;
     var b = g;
@@ -54,19 +47,19 @@ fn sgd_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     theta[i] = t - lr * b;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn adam_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if i >= params[0] {
+    if i >= adam.n {
         return;
     }
-    let lr = param_f32(1u);
-    let b1 = param_f32(2u);
-    let b2 = param_f32(3u);
-    let eps = param_f32(4u);
-    let wd = param_f32(5u);
-    let bias1 = param_f32(6u);
-    let bias2 = param_f32(7u);
+    let lr = adam.lr;
+    let b1 = adam.beta1;
+    let b2 = adam.beta2;
+    let eps = adam.eps;
+    let wd = adam.weight_decay;
+    let bias1 = adam.bias1;
+    let bias2 = adam.bias2;
     let g = adam_grad[i];
     let mi = b1 * m[i] + (1.0 - b1) * g;
     let vi = b2 * v[i] + (1.0 - b2) * g * g;

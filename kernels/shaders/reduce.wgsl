@@ -23,18 +23,17 @@
 // up the levels like adding 1 to a binary number). Workgroups fold past 65,535 over
 // gid.y: the flat workgroup index is wid.x + wid.y · nwg.x.
 //
-// params (array<u32>):
-//   [n_out, T, R, n_kept, n_red, kept_sizes[n_kept], kept_strides[n_kept],
-//    red_sizes[n_red], red_strides[n_red]]
+// Parameters: ReduceParams (n_out, threads = T, count = R, n_kept, n_red), its tail
+// [kept_sizes[n_kept], kept_strides[n_kept], red_sizes[n_red], red_strides[n_red]], declared
+// in the prelude.
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(0) var<storage, read> rp: ReduceParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> sums: array<f32>;
 
 @group(0) @binding(1) var<storage, read> xbits: array<u32>;
 @group(0) @binding(2) var<storage, read_write> argmax: array<u32>;
 
-const WG: u32 = 256u;
 /// "No element seen yet": the index an empty reduction reports (usize::MAX on the CPU).
 const NONE: u32 = 0xffffffffu;
 
@@ -50,19 +49,19 @@ struct Slot {
 }
 
 fn slot(wid: vec3<u32>, nwg: vec3<u32>, t: u32) -> Slot {
-    let threads = params[1];
+    let threads = rp.threads;
     let group = wid.x + wid.y * nwg.x;
     return Slot(group * (WG / threads) + t / threads, t % threads, threads);
 }
 
 /// Offset in x of output o's first reduced element.
 fn base_offset(o: u32) -> u32 {
-    let n_kept = params[3];
+    let n_kept = rp.n_kept;
     var rem = o;
     var off = 0u;
     for (var d = n_kept; d > 0u; d--) {
-        let size = params[5u + d - 1u];
-        off += (rem % size) * params[5u + n_kept + d - 1u];
+        let size = rp.tail[d - 1u];
+        off += (rem % size) * rp.tail[n_kept + d - 1u];
         rem = rem / size;
     }
     return off;
@@ -70,28 +69,27 @@ fn base_offset(o: u32) -> u32 {
 
 /// Offset in x of the r-th reduced element, relative to base_offset.
 fn reduced_offset(r: u32) -> u32 {
-    let n_kept = params[3];
-    let n_red = params[4];
-    let first = 5u + 2u * n_kept;
+    let n_red = rp.n_red;
+    let first = 2u * rp.n_kept;
     var rem = r;
     var off = 0u;
     for (var d = n_red; d > 0u; d--) {
-        let size = params[first + d - 1u];
-        off += (rem % size) * params[first + n_red + d - 1u];
+        let size = rp.tail[first + d - 1u];
+        off += (rem % size) * rp.tail[first + n_red + d - 1u];
         rem = rem / size;
     }
     return off;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn sum_to(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
 ) {
     let s = slot(wid, nwg, t);
-    let n_out = params[0];
-    let count = params[2];
+    let n_out = rp.n_out;
+    let count = rp.count;
     // Invocations past the last output still take part in the barriers, contributing 0.
     var levels: array<f32, 32>;
     var blocks = 0u;
@@ -169,15 +167,15 @@ fn beats(a_bits: u32, a_index: u32, b_bits: u32, b_index: u32) -> bool {
     return b > a || (b == a && b_index < a_index);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn argmax_to(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
 ) {
     let s = slot(wid, nwg, t);
-    let n_out = params[0];
-    let count = params[2];
+    let n_out = rp.n_out;
+    let count = rp.count;
     var bits = 0u;
     var index = NONE;
     if s.o < n_out {

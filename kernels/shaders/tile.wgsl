@@ -7,14 +7,14 @@
 // accumulates the 4×4 outputs at rows ty + 16·i and columns tx + 16·j, so the 16 invocations
 // of a row read 16 consecutive words of tile_b.
 
-const BM: u32 = 64u; // rows of C per workgroup
-const BN: u32 = 64u; // columns of C per workgroup
-const BK: u32 = 16u; // reduction depth per shared-memory tile
-const THREADS: u32 = 256u; // 16 × 16
+// BM (rows of C per workgroup), BN (its columns), BK (the reduction depth per shared-memory
+// tile) and THREADS (16 × 16) come from the prelude, generated from the Rust constants
+// TILE_M, TILE_N, TILE_K and TILE_THREADS of kernels/src/gpu/params.rs. The 4×4 blocking
+// below is written for 64×64 tiles of 16×16 invocations.
 
 // tile_a[t·BM + i] = A[row0 + i, red0 + t]; tile_b[t·BN + j] = B[red0 + t, col0 + j].
-var<workgroup> tile_a: array<f32, 1024>;
-var<workgroup> tile_b: array<f32, 1024>;
+var<workgroup> tile_a: array<f32, BM * BK>;
+var<workgroup> tile_b: array<f32, BK * BN>;
 
 // acc[i][j] += Σ_t tile_a[t, ty + 16i] · tile_b[t, tx + 16j]: one BK-deep step of the product.
 fn multiply_tiles(acc: ptr<function, array<vec4<f32>, 4>>, tx: u32, ty: u32) {

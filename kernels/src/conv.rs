@@ -54,8 +54,12 @@ impl ConvGeometry {
         }
     }
 
-    /// Whether every size and parameter fits the `u32` words GPU shaders compute with.
-    pub fn fits_u32(&self) -> bool {
+    /// The bound below which the GPU shaders take every size and parameter: they compute
+    /// addresses in `u32` and tap positions in `i32`, with sums of a few such values.
+    pub const GPU_LIMIT: usize = 1 << 28;
+
+    /// Whether every size and parameter is below [`ConvGeometry::GPU_LIMIT`].
+    pub fn fits_gpu(&self) -> bool {
         [
             self.batch,
             self.in_channels,
@@ -75,7 +79,7 @@ impl ConvGeometry {
             self.groups,
         ]
         .iter()
-        .all(|&v| u32::try_from(v).is_ok())
+        .all(|&v| v < Self::GPU_LIMIT)
     }
 
     /// Elements of one image's column matrix (Cg·R·S rows of P·Q): the im2col buffer the CPU

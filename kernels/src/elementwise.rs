@@ -47,6 +47,70 @@ pub enum UnaryOp {
 }
 
 impl UnaryOp {
+    /// Every op's name, in the order that numbers them for the shaders: code i is the op
+    /// named `NAMES[i]`, declared in WGSL as `UNARY_<name>` (`gpu::params::prelude`).
+    pub const NAMES: [&'static str; 18] = [
+        "NEG",
+        "EXP",
+        "LOG",
+        "SQRT",
+        "ABS",
+        "SIGN",
+        "RELU",
+        "STEP",
+        "LEAKY_MASK",
+        "SIGMOID",
+        "TANH",
+        "SOFTPLUS",
+        "POWF",
+        "ADD_SCALAR",
+        "MUL_SCALAR",
+        "CLAMP",
+        "INSIDE_MASK",
+        "INF_TO_ZERO",
+    ];
+
+    /// The op's name in [`UnaryOp::NAMES`].
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "NEG",
+            UnaryOp::Exp => "EXP",
+            UnaryOp::Log => "LOG",
+            UnaryOp::Sqrt => "SQRT",
+            UnaryOp::Abs => "ABS",
+            UnaryOp::Sign => "SIGN",
+            UnaryOp::Relu => "RELU",
+            UnaryOp::Step => "STEP",
+            UnaryOp::LeakyMask(_) => "LEAKY_MASK",
+            UnaryOp::Sigmoid => "SIGMOID",
+            UnaryOp::Tanh => "TANH",
+            UnaryOp::Softplus => "SOFTPLUS",
+            UnaryOp::Powf(_) => "POWF",
+            UnaryOp::AddScalar(_) => "ADD_SCALAR",
+            UnaryOp::MulScalar(_) => "MUL_SCALAR",
+            UnaryOp::Clamp(..) => "CLAMP",
+            UnaryOp::InsideMask(..) => "INSIDE_MASK",
+            UnaryOp::InfToZero => "INF_TO_ZERO",
+        }
+    }
+
+    /// The op's code for the shaders, and its two scalar parameters.
+    pub fn code(self) -> (u32, f64, f64) {
+        let code = Self::NAMES
+            .iter()
+            .position(|&n| n == self.name())
+            .expect("every op is named in NAMES") as u32;
+        let (c0, c1) = match self {
+            UnaryOp::LeakyMask(c)
+            | UnaryOp::Powf(c)
+            | UnaryOp::AddScalar(c)
+            | UnaryOp::MulScalar(c) => (c, 0.0),
+            UnaryOp::Clamp(lo, hi) | UnaryOp::InsideMask(lo, hi) => (lo, hi),
+            _ => (0.0, 0.0),
+        };
+        (code, c0, c1)
+    }
+
     #[inline]
     pub fn apply<T: Real>(self, x: T) -> T {
         // The piecewise maps below test x against thresholds; a NaN fails every test, so it
@@ -140,6 +204,28 @@ pub enum BinaryOp {
 }
 
 impl BinaryOp {
+    /// Every op's name in the shaders' numbering, declared in WGSL as `BINARY_<name>`.
+    pub const NAMES: [&'static str; 5] = ["ADD", "SUB", "MUL", "DIV", "MUL_STEP"];
+
+    /// The op's name in [`BinaryOp::NAMES`].
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "ADD",
+            BinaryOp::Sub => "SUB",
+            BinaryOp::Mul => "MUL",
+            BinaryOp::Div => "DIV",
+            BinaryOp::MulStep => "MUL_STEP",
+        }
+    }
+
+    /// The op's code for the shaders.
+    pub fn code(self) -> u32 {
+        Self::NAMES
+            .iter()
+            .position(|&n| n == self.name())
+            .expect("every op is named in NAMES") as u32
+    }
+
     #[inline]
     pub fn apply<T: Real>(self, a: T, b: T) -> T {
         match self {
@@ -331,6 +417,44 @@ mod tests {
         let b = [10.0f64, 20.0]; // [2]
         let out = binary(BinaryOp::Add, &a, &[3, 1], &b, &[2], &[3, 2]);
         assert_eq!(out, vec![11.0, 21.0, 12.0, 22.0, 13.0, 23.0]);
+    }
+
+    /// The shaders number ops by NAMES: every op has one name there, and no two share one.
+    #[test]
+    fn every_op_has_its_own_shader_code() {
+        let unary = [
+            UnaryOp::Neg,
+            UnaryOp::Exp,
+            UnaryOp::Log,
+            UnaryOp::Sqrt,
+            UnaryOp::Abs,
+            UnaryOp::Sign,
+            UnaryOp::Relu,
+            UnaryOp::Step,
+            UnaryOp::LeakyMask(0.1),
+            UnaryOp::Sigmoid,
+            UnaryOp::Tanh,
+            UnaryOp::Softplus,
+            UnaryOp::Powf(2.0),
+            UnaryOp::AddScalar(1.0),
+            UnaryOp::MulScalar(1.0),
+            UnaryOp::Clamp(0.0, 1.0),
+            UnaryOp::InsideMask(0.0, 1.0),
+            UnaryOp::InfToZero,
+        ];
+        let mut codes: Vec<u32> = unary.iter().map(|op| op.code().0).collect();
+        codes.sort_unstable();
+        assert_eq!(codes, (0..UnaryOp::NAMES.len() as u32).collect::<Vec<_>>());
+        let binary = [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Div,
+            BinaryOp::MulStep,
+        ];
+        let mut codes: Vec<u32> = binary.iter().map(|op| op.code()).collect();
+        codes.sort_unstable();
+        assert_eq!(codes, (0..BinaryOp::NAMES.len() as u32).collect::<Vec<_>>());
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! GPU elementwise and layout kernels against their CPU twins, on random shapes.
+#![cfg(feature = "gpu")]
 
 mod gpu_common;
 

@@ -1,6 +1,7 @@
 //! GPU matrix product, convolutions and max-pool argmax against their CPU twins, on random
 //! small shapes (lavapipe runs these tiled kernels one invocation at a time, so sizes stay
 //! small), plus fixed shapes that cross the 64×64×16 tiles and degenerate m = 1 or n = 1.
+#![cfg(feature = "gpu")]
 
 mod gpu_common;
 

@@ -1,5 +1,6 @@
 //! GPU reductions, gathers/scatters and optimizer steps against their CPU twins, on random
 //! small shapes (lavapipe runs these on the CPU, some fifty times slower than native code).
+#![cfg(feature = "gpu")]
 
 mod gpu_common;
 

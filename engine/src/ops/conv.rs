@@ -188,11 +188,11 @@ fn check_sizes(op: &'static str, geom: &ConvGeometry, x: &Tensor) -> Result<()> 
     ] {
         checked_alloc(op, &shape, x.dtype(), x.device())?;
     }
-    if x.device() == crate::Device::Gpu && !g.fits_u32() {
+    if x.device() == crate::Device::Gpu && !g.fits_gpu() {
         return Err(Error::argument(
             op,
             format!(
-                "on the GPU every size, stride, padding and dilation must fit in 32 bits: {g:?}"
+                "on the GPU every size, stride, padding and dilation must be below 2^28: {g:?}"
             ),
         ));
     }

@@ -77,10 +77,10 @@ fn pool_geometry(
         dilation: (1, 1),
         groups: c,
     };
-    if x.device() == crate::Device::Gpu && !g.fits_u32() {
+    if x.device() == crate::Device::Gpu && !g.fits_gpu() {
         return Err(Error::argument(
             op,
-            format!("on the GPU the kernel, stride and padding must fit in 32 bits: {g:?}"),
+            format!("on the GPU the kernel, stride and padding must be below 2^28: {g:?}"),
         ));
     }
     Ok(g)

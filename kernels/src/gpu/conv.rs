@@ -11,21 +11,20 @@
 //! | backward_input  | Cg | N·H·W   | Kg·R·S    | wᵀ | dy gathered back |
 //! | backward_weight | Kg | Cg·R·S  | N·P·Q     | dy | x unfolded, ᵀ    |
 
-use super::matmul::{dispatch_tiled, TILE_M, TILE_N};
+use super::matmul::dispatch_tiled;
+use super::params::{ConvParams, PoolParams, SplitParams, TILE_K, TILE_M, TILE_N};
 use super::{context, grid_1d, u32_of, GpuBuffer, Shader};
 use crate::conv::ConvGeometry;
 
 static SHADER: Shader = Shader {
     name: "conv",
+    structs: &[ConvParams::WGSL, SplitParams::WGSL, PoolParams::WGSL],
     // The shared tile product first, then this family's loads and stores.
-    source: concat!(
+    files: &[
         include_str!("../../shaders/tile.wgsl"),
-        include_str!("../../shaders/conv.wgsl")
-    ),
+        include_str!("../../shaders/conv.wgsl"),
+    ],
 };
-
-/// Reduction depth of one shared-memory tile (`BK` in the shader).
-const TILE_K: usize = 16;
 /// The weight gradient splits its reduction until about this many workgroups run...
 const TARGET_WORKGROUPS: usize = 128;
 /// ...as long as each chunk keeps at least this many terms.
@@ -43,31 +42,31 @@ fn check(g: &ConvGeometry) {
     );
 }
 
-/// The shader's geometry block after the three tile bases: `[N, C, H, W, K, R, S, P, Q, sh,
-/// sw, ph, pw, dh, dw, G, splits, split_len]`.
+/// The shader's parameter block: the geometry and how the weight gradient's reduction is
+/// split (the tile bases are set per dispatch by `dispatch_tiled`).
 fn params(g: &ConvGeometry, splits: usize, split_len: usize) -> Vec<u32> {
-    [
-        g.batch,
-        g.in_channels,
-        g.in_h,
-        g.in_w,
-        g.out_channels,
-        g.kernel_h,
-        g.kernel_w,
-        g.out_h,
-        g.out_w,
-        g.stride.0,
-        g.stride.1,
-        g.padding.0,
-        g.padding.1,
-        g.dilation.0,
-        g.dilation.1,
-        g.groups,
-        splits,
-        split_len,
-    ]
-    .map(u32_of)
-    .to_vec()
+    ConvParams {
+        batch: u32_of(g.batch),
+        c: u32_of(g.in_channels),
+        h: u32_of(g.in_h),
+        w: u32_of(g.in_w),
+        k: u32_of(g.out_channels),
+        r: u32_of(g.kernel_h),
+        s: u32_of(g.kernel_w),
+        p: u32_of(g.out_h),
+        q: u32_of(g.out_w),
+        stride_h: u32_of(g.stride.0),
+        stride_w: u32_of(g.stride.1),
+        pad_h: u32_of(g.padding.0),
+        pad_w: u32_of(g.padding.1),
+        dil_h: u32_of(g.dilation.0),
+        dil_w: u32_of(g.dilation.1),
+        groups: u32_of(g.groups),
+        splits: u32_of(splits),
+        split_len: u32_of(split_len),
+        ..ConvParams::default()
+    }
+    .words()
 }
 
 /// Workgroups covering an `m × n` product in each of `layers` groups (or group chunks).
@@ -197,7 +196,11 @@ pub fn conv2d_backward_weight(g: &ConvGeometry, x: &GpuBuffer, dy: &GpuBuffer) -
     gpu.dispatch(
         &SHADER,
         "sum_splits",
-        &[u32_of(w_len), u32_of(splits)],
+        &SplitParams {
+            len: u32_of(w_len),
+            splits: u32_of(splits),
+        }
+        .words(),
         &[&partial, &dw],
         grid_1d(w_len),
     );
@@ -215,26 +218,25 @@ pub fn max_pool2d_argmax(g: &ConvGeometry, x: &GpuBuffer) -> GpuBuffer {
     if outputs == 0 {
         return idx;
     }
-    let params = [
-        outputs,
-        g.in_h,
-        g.in_w,
-        g.out_h,
-        g.out_w,
-        g.kernel_h,
-        g.kernel_w,
-        g.stride.0,
-        g.stride.1,
-        g.padding.0,
-        g.padding.1,
-        g.dilation.0,
-        g.dilation.1,
-    ]
-    .map(u32_of);
+    let params = PoolParams {
+        outputs: u32_of(outputs),
+        h: u32_of(g.in_h),
+        w: u32_of(g.in_w),
+        out_h: u32_of(g.out_h),
+        out_w: u32_of(g.out_w),
+        kernel_h: u32_of(g.kernel_h),
+        kernel_w: u32_of(g.kernel_w),
+        stride_h: u32_of(g.stride.0),
+        stride_w: u32_of(g.stride.1),
+        pad_h: u32_of(g.padding.0),
+        pad_w: u32_of(g.padding.1),
+        dil_h: u32_of(g.dilation.0),
+        dil_w: u32_of(g.dilation.1),
+    };
     gpu.dispatch(
         &SHADER,
         "max_pool2d_argmax",
-        &params,
+        &params.words(),
         &[x, &idx],
         grid_1d(outputs),
     );

@@ -1,48 +1,17 @@
 //! GPU twins of [`crate::elementwise`]: the same `UnaryOp`/`BinaryOp` formulas, in
-//! `shaders/elementwise.wgsl`.
+//! `shaders/elementwise.wgsl`, selected by the codes of [`UnaryOp::NAMES`] and
+//! [`BinaryOp::NAMES`].
 
-use super::{context, f32_bits, grid_1d, u32_of, GpuBuffer, Shader};
+use super::params::{BinaryParams, FillParams, ParamsWithTail, UnaryParams};
+use super::{context, grid_1d, u32_of, GpuBuffer, Shader};
 use crate::elementwise::{broadcast_strides, BinaryOp, UnaryOp};
 use crate::numel;
 
 static SHADER: Shader = Shader {
     name: "elementwise",
-    source: include_str!("../../shaders/elementwise.wgsl"),
+    structs: &[UnaryParams::WGSL, BinaryParams::WGSL, FillParams::WGSL],
+    files: &[include_str!("../../shaders/elementwise.wgsl")],
 };
-
-/// The shader's code for `op` and its two parameters.
-fn unary_code(op: UnaryOp) -> (u32, f64, f64) {
-    match op {
-        UnaryOp::Neg => (0, 0.0, 0.0),
-        UnaryOp::Exp => (1, 0.0, 0.0),
-        UnaryOp::Log => (2, 0.0, 0.0),
-        UnaryOp::Sqrt => (3, 0.0, 0.0),
-        UnaryOp::Abs => (4, 0.0, 0.0),
-        UnaryOp::Sign => (5, 0.0, 0.0),
-        UnaryOp::Relu => (6, 0.0, 0.0),
-        UnaryOp::Step => (7, 0.0, 0.0),
-        UnaryOp::LeakyMask(slope) => (8, slope, 0.0),
-        UnaryOp::Sigmoid => (9, 0.0, 0.0),
-        UnaryOp::Tanh => (10, 0.0, 0.0),
-        UnaryOp::Softplus => (11, 0.0, 0.0),
-        UnaryOp::Powf(p) => (12, p, 0.0),
-        UnaryOp::AddScalar(c) => (13, c, 0.0),
-        UnaryOp::MulScalar(c) => (14, c, 0.0),
-        UnaryOp::Clamp(lo, hi) => (15, lo, hi),
-        UnaryOp::InsideMask(lo, hi) => (16, lo, hi),
-        UnaryOp::InfToZero => (17, 0.0, 0.0),
-    }
-}
-
-fn binary_code(op: BinaryOp) -> u32 {
-    match op {
-        BinaryOp::Add => 0,
-        BinaryOp::Sub => 1,
-        BinaryOp::Mul => 2,
-        BinaryOp::Div => 3,
-        BinaryOp::MulStep => 4,
-    }
-}
 
 /// `op` applied to every element of `x`.
 pub fn unary(op: UnaryOp, x: &GpuBuffer) -> GpuBuffer {
@@ -51,11 +20,17 @@ pub fn unary(op: UnaryOp, x: &GpuBuffer) -> GpuBuffer {
     if x.is_empty() {
         return out;
     }
-    let (code, c0, c1) = unary_code(op);
+    let (code, c0, c1) = op.code();
+    let params = UnaryParams {
+        n: u32_of(x.len()),
+        op: code,
+        c0: c0 as f32,
+        c1: c1 as f32,
+    };
     gpu.dispatch(
         &SHADER,
         "unary",
-        &[u32_of(x.len()), code, f32_bits(c0), f32_bits(c1)],
+        &params.words(),
         &[x, &out],
         grid_1d(x.len()),
     );
@@ -78,19 +53,25 @@ pub fn binary(
         // Nothing to compute, and the sizes of an empty shape need not fit the shader's u32.
         return out;
     }
-    let mut params = vec![u32_of(n), binary_code(op), u32_of(out_shape.len())];
-    params.extend(out_shape.iter().map(|&d| u32_of(d)));
-    params.extend(
-        broadcast_strides(a_shape, out_shape)
-            .into_iter()
-            .map(u32_of),
+    let params = BinaryParams {
+        n: u32_of(n),
+        op: op.code(),
+        rank: u32_of(out_shape.len()),
+    };
+    let tail: Vec<u32> = out_shape
+        .iter()
+        .copied()
+        .chain(broadcast_strides(a_shape, out_shape))
+        .chain(broadcast_strides(b_shape, out_shape))
+        .map(u32_of)
+        .collect();
+    gpu.dispatch(
+        &SHADER,
+        "binary",
+        &params.with_tail(&tail),
+        &[a, b, &out],
+        grid_1d(n),
     );
-    params.extend(
-        broadcast_strides(b_shape, out_shape)
-            .into_iter()
-            .map(u32_of),
-    );
-    gpu.dispatch(&SHADER, "binary", &params, &[a, b, &out], grid_1d(n));
     out
 }
 
@@ -101,12 +82,10 @@ pub fn fill(len: usize, value: f64) -> GpuBuffer {
     if len == 0 {
         return out;
     }
-    gpu.dispatch(
-        &SHADER,
-        "fill",
-        &[u32_of(len), f32_bits(value)],
-        &[&out],
-        grid_1d(len),
-    );
+    let params = FillParams {
+        n: u32_of(len),
+        value: value as f32,
+    };
+    gpu.dispatch(&SHADER, "fill", &params.words(), &[&out], grid_1d(len));
     out
 }

@@ -1,12 +1,18 @@
 //! GPU twins of [`crate::index`]: the flat gather and its adjoint, the scatter-add
 //! (`shaders/index.wgsl`).
 
+use super::params::IndexParams;
 use super::{context, grid_1d, u32_of, GpuBuffer, Shader};
 
 static SHADER: Shader = Shader {
     name: "index",
-    source: include_str!("../../shaders/index.wgsl"),
+    structs: &[IndexParams::WGSL],
+    files: &[include_str!("../../shaders/index.wgsl")],
 };
+
+fn params(n: usize) -> Vec<u32> {
+    IndexParams { n: u32_of(n) }.words()
+}
 
 /// `out[i] = x[idx[i]]`, with `idx` a buffer of `u32` indices into `x`. The words are moved
 /// unchanged, so `x` may hold `f32` values or `u32` indices.
@@ -17,7 +23,7 @@ pub fn gather(x: &GpuBuffer, idx: &GpuBuffer) -> GpuBuffer {
     if n == 0 {
         return out;
     }
-    gpu.dispatch(&SHADER, "gather", &[u32_of(n)], &[x, idx, &out], grid_1d(n));
+    gpu.dispatch(&SHADER, "gather", &params(n), &[x, idx, &out], grid_1d(n));
     out
 }
 
@@ -35,7 +41,7 @@ pub fn scatter_add(g: &GpuBuffer, idx: &GpuBuffer, out_len: usize) -> GpuBuffer 
     gpu.dispatch(
         &SHADER,
         "scatter_add",
-        &[u32_of(n)],
+        &params(n),
         &[g, idx, &out],
         grid_1d(n),
     );

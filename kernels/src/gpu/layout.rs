@@ -1,12 +1,14 @@
 //! GPU twins of [`crate::layout`]: permutation and broadcast as one strided copy
 //! (`shaders/layout.wgsl`).
 
+use super::params::{CopyParams, ParamsWithTail};
 use super::{context, grid_1d, u32_of, GpuBuffer, Shader};
 use crate::{contiguous_strides, elementwise::broadcast_strides, numel};
 
 static SHADER: Shader = Shader {
     name: "layout",
-    source: include_str!("../../shaders/layout.wgsl"),
+    structs: &[CopyParams::WGSL],
+    files: &[include_str!("../../shaders/layout.wgsl")],
 };
 
 fn strided_copy(x: &GpuBuffer, out_shape: &[usize], strides: &[usize]) -> GpuBuffer {
@@ -17,10 +19,22 @@ fn strided_copy(x: &GpuBuffer, out_shape: &[usize], strides: &[usize]) -> GpuBuf
         // Nothing to copy, and the sizes of an empty shape need not fit the shader's u32.
         return out;
     }
-    let mut params = vec![u32_of(n), u32_of(out_shape.len())];
-    params.extend(out_shape.iter().map(|&d| u32_of(d)));
-    params.extend(strides.iter().map(|&s| u32_of(s)));
-    gpu.dispatch(&SHADER, "strided_copy", &params, &[x, &out], grid_1d(n));
+    let params = CopyParams {
+        n: u32_of(n),
+        rank: u32_of(out_shape.len()),
+    };
+    let tail: Vec<u32> = out_shape
+        .iter()
+        .chain(strides)
+        .map(|&v| u32_of(v))
+        .collect();
+    gpu.dispatch(
+        &SHADER,
+        "strided_copy",
+        &params.with_tail(&tail),
+        &[x, &out],
+        grid_1d(n),
+    );
     out
 }
 

@@ -8,30 +8,29 @@
 //! products instead of one, which is what lifts a matrix product off memory bandwidth.
 //! The convolutions in [`super::conv`] reuse the same tiles and `dispatch_tiled`.
 
+use super::params::{MatmulParams, ParamsWithTail, TILE_M, TILE_N};
 use super::{context, u32_of, Gpu, GpuBuffer, Shader};
 use crate::elementwise::broadcast_strides;
 use crate::numel;
 
 static SHADER: Shader = Shader {
     name: "matmul",
+    structs: &[MatmulParams::WGSL],
     // The shared tile product first, then this family's loads and stores.
-    source: concat!(
+    files: &[
         include_str!("../../shaders/tile.wgsl"),
-        include_str!("../../shaders/matmul.wgsl")
-    ),
+        include_str!("../../shaders/matmul.wgsl"),
+    ],
 };
 
-/// Rows of the output tile one workgroup computes (`BM` in the shaders).
-pub(super) const TILE_M: usize = 64;
-/// Columns of the output tile one workgroup computes (`BN` in the shaders).
-pub(super) const TILE_N: usize = 64;
 /// Workgroups a dispatch may have along one dimension.
 const MAX_GROUPS: usize = 65_535;
 
 /// Dispatches `entry` over a grid of `grid` workgroups, `[column tiles, row tiles, z]`, in as
-/// many dispatches as wgpu's 65,535-per-dimension limit requires. Each dispatch's parameters
-/// are `[x_base, y_base, z_base]` followed by `params`: the shader adds the bases to
-/// `workgroup_id` to recover its place in the whole grid.
+/// many dispatches as wgpu's 65,535-per-dimension limit requires. The first three words of
+/// `params` are the tile bases (`x_base`, `y_base`, `z_base` of [`MatmulParams`] and
+/// `ConvParams`), set here for each dispatch: the shader adds them to `workgroup_id` to
+/// recover its place in the whole grid.
 pub(super) fn dispatch_tiled(
     gpu: &Gpu,
     shader: &Shader,
@@ -40,8 +39,7 @@ pub(super) fn dispatch_tiled(
     buffers: &[&GpuBuffer],
     grid: [usize; 3],
 ) {
-    let mut words = vec![0; 3];
-    words.extend_from_slice(params);
+    let mut words = params.to_vec();
     for z in (0..grid[2]).step_by(MAX_GROUPS) {
         for y in (0..grid[1]).step_by(MAX_GROUPS) {
             for x in (0..grid[0]).step_by(MAX_GROUPS) {
@@ -113,22 +111,26 @@ pub fn batched_matmul(
             .into_iter()
             .map(move |s| u32_of(s * matrix))
     };
-    let mut params = vec![
-        u32_of(m),
-        u32_of(n),
-        u32_of(k),
-        transpose_a as u32,
-        transpose_b as u32,
-        u32_of(out_batch.len()),
-    ];
-    params.extend(out_batch.iter().map(|&d| u32_of(d)));
-    params.extend(scaled(a_batch, m * k));
-    params.extend(scaled(b_batch, k * n));
+    let params = MatmulParams {
+        m: u32_of(m),
+        n: u32_of(n),
+        k: u32_of(k),
+        transpose_a: transpose_a as u32,
+        transpose_b: transpose_b as u32,
+        rank: u32_of(out_batch.len()),
+        ..MatmulParams::default()
+    };
+    let tail: Vec<u32> = out_batch
+        .iter()
+        .map(|&d| u32_of(d))
+        .chain(scaled(a_batch, m * k))
+        .chain(scaled(b_batch, k * n))
+        .collect();
     dispatch_tiled(
         gpu,
         &SHADER,
         "batched_matmul",
-        &params,
+        &params.with_tail(&tail),
         &[a, b, &out],
         [n.div_ceil(TILE_N), m.div_ceil(TILE_M), batches],
     );

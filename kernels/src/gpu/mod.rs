@@ -25,6 +25,7 @@ pub mod index;
 pub mod layout;
 pub mod matmul;
 pub mod optim;
+pub mod params;
 pub mod reduce;
 
 use std::collections::HashMap;
@@ -58,10 +59,22 @@ pub fn buffer_allocations() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
 }
 
-/// A compute shader's source, compiled once per process on first use.
+/// A compute shader, compiled once per process on first use. Its source is the generated
+/// prelude ([`params::prelude`]: the shared constants and the parameter structs in `structs`)
+/// followed by `files`.
 pub struct Shader {
     pub name: &'static str,
-    pub source: &'static str,
+    /// The WGSL declarations of the parameter blocks it reads (`UnaryParams::WGSL`, …).
+    pub structs: &'static [&'static str],
+    /// Its WGSL files, in order.
+    pub files: &'static [&'static str],
+}
+
+impl Shader {
+    /// The whole WGSL source.
+    pub fn source(&self) -> String {
+        params::prelude(self.structs) + &self.files.concat()
+    }
 }
 
 /// The adapter, its device and queue, and the caches that make dispatches cheap.
@@ -388,7 +401,7 @@ impl Gpu {
                 self.device
                     .create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(shader.name),
-                        source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+                        source: wgpu::ShaderSource::Wgsl(shader.source().into()),
                     })
             })
             .clone();
@@ -490,11 +503,6 @@ impl Gpu {
             .unwrap_or_else(|e| e.into_inner())
             .clear();
     }
-}
-
-/// Bits of an `f32` parameter, for the `array<u32>` parameter block (`bitcast<f32>` in WGSL).
-pub fn f32_bits(v: f64) -> u32 {
-    (v as f32).to_bits()
 }
 
 /// Shapes and indices travel as `u32`: larger values cannot be addressed by a shader.

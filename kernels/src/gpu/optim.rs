@@ -6,16 +6,14 @@
 //! and in the same order of operations; results agree up to the GPU's rounding (it may fuse a
 //! multiply-add where the CPU rounds twice).
 
-use super::{context, f32_bits, grid_1d, u32_of, GpuBuffer, Shader};
+use super::params::{AdamParams, SgdParams};
+use super::{context, grid_1d, u32_of, GpuBuffer, Shader};
 
 static SHADER: Shader = Shader {
     name: "optim",
-    source: include_str!("../../shaders/optim.wgsl"),
+    structs: &[SgdParams::WGSL, AdamParams::WGSL],
+    files: &[include_str!("../../shaders/optim.wgsl")],
 };
-
-fn bits(v: f32) -> u32 {
-    f32_bits(v as f64)
-}
 
 /// One SGD step with momentum and coupled weight decay (PyTorch's SGD), in place:
 ///
@@ -40,13 +38,14 @@ pub fn sgd_step(
     gpu.dispatch(
         &SHADER,
         "sgd_step",
-        &[
-            u32_of(n),
-            bits(lr),
-            bits(momentum),
-            bits(weight_decay),
-            u32::from(first),
-        ],
+        &SgdParams {
+            n: u32_of(n),
+            lr,
+            momentum,
+            weight_decay,
+            first: u32::from(first),
+        }
+        .words(),
         &[param, momentum_buf, grad],
         grid_1d(n),
     );
@@ -82,16 +81,17 @@ pub fn adam_step(
     gpu.dispatch(
         &SHADER,
         "adam_step",
-        &[
-            u32_of(n),
-            bits(lr),
-            bits(beta1),
-            bits(beta2),
-            bits(eps),
-            bits(weight_decay),
-            bits(bias1),
-            bits(bias2),
-        ],
+        &AdamParams {
+            n: u32_of(n),
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            bias1,
+            bias2,
+        }
+        .words(),
         &[param, m, v, grad],
         grid_1d(n),
     );

@@ -5,17 +5,19 @@
 //! long, several outputs per workgroup when it is short, a strided pass per invocation and a
 //! shared-memory tree across them.
 
+use super::params::{ParamsWithTail, ReduceParams};
 use super::{context, grid_1d, u32_of, GpuBuffer, Shader, WORKGROUP};
 use crate::{contiguous_strides, merge_axes, numel};
 
 static SHADER: Shader = Shader {
     name: "reduce",
-    source: include_str!("../../shaders/reduce.wgsl"),
+    structs: &[ReduceParams::WGSL],
+    files: &[include_str!("../../shaders/reduce.wgsl")],
 };
 
-/// The shader's parameter block for reducing `in_shape` to `out_shape`, and the workgroups
-/// to dispatch:
-/// `[n_out, T, R, n_kept, n_red, kept_sizes, kept_strides, red_sizes, red_strides]`.
+/// The shader's parameter block for reducing `in_shape` to `out_shape` ([`ReduceParams`] and
+/// its tail `[kept_sizes, kept_strides, red_sizes, red_strides]`), and the workgroups to
+/// dispatch.
 ///
 /// An axis is reduced where `out_shape` is 1 and `in_shape` is not. Both groups of axes are
 /// merged where contiguous in x ([`merge_axes`]), which leaves fewer divisions per element in
@@ -51,19 +53,20 @@ fn plan(in_shape: &[usize], out_shape: &[usize]) -> (Vec<u32>, [u32; 3]) {
     let count = numel(&red_shape);
     // T invocations per output: enough for one element each, at most a workgroup.
     let threads = count.next_power_of_two().min(WORKGROUP as usize);
-    let mut params = vec![
-        u32_of(n_out),
-        u32_of(threads),
-        u32_of(count),
-        u32_of(kept.len()),
-        u32_of(red.len()),
-    ];
+    let params = ReduceParams {
+        n_out: u32_of(n_out),
+        threads: u32_of(threads),
+        count: u32_of(count),
+        n_kept: u32_of(kept.len()),
+        n_red: u32_of(red.len()),
+    };
+    let mut tail = Vec::new();
     for axes in [&kept, &red] {
-        params.extend(axes.iter().map(|&(size, _)| u32_of(size)));
-        params.extend(axes.iter().map(|&(_, [stride, _])| u32_of(stride)));
+        tail.extend(axes.iter().map(|&(size, _)| u32_of(size)));
+        tail.extend(axes.iter().map(|&(_, [stride, _])| u32_of(stride)));
     }
     // T divides 256, so n_out·T invocations fill exactly ⌈n_out / (256/T)⌉ workgroups.
-    (params, grid_1d(n_out * threads))
+    (params.with_tail(&tail), grid_1d(n_out * threads))
 }
 
 /// Σ over the axes where `out_shape` is 1 and `in_shape` is not, as [`crate::reduce::sum_to`]
