@@ -13,12 +13,22 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// An op's derivative rule: given the op's inputs and the gradient of the loss with respect to
-/// its output, the gradients with respect to each input (`None` where an input gets none).
-/// Rules must be written with engine ops so they can be recorded and differentiated again.
-pub trait BackwardOp: Send + Sync {
+/// An op's derivative rule: given the op's inputs, its output and the gradient of the loss
+/// with respect to that output, the gradients with respect to each input (`None` where an
+/// input gets none). Rules are written with engine ops so that they can be recorded and
+/// differentiated again; the output they receive is the op's own output tensor, part of the
+/// graph, so a rule that reads it (σ' = σ(1 − σ)) stays right at every order.
+///
+/// This is the engine's internal form; user-defined primitives implement
+/// [`crate::CustomOp`], which the engine wraps in one of these.
+pub(crate) trait BackwardOp: Send + Sync {
     fn name(&self) -> &'static str;
-    fn backward(&self, inputs: &[Tensor], output_grad: &Tensor) -> Result<Vec<Option<Tensor>>>;
+    fn backward(
+        &self,
+        inputs: &[Tensor],
+        output: &Tensor,
+        output_grad: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>>;
 }
 
 static LIVE_NODES: AtomicUsize = AtomicUsize::new(0);
@@ -185,7 +195,7 @@ fn sweep(
         }) else {
             continue;
         };
-        let input_grads = node.op.backward(&node.inputs, &g)?;
+        let input_grads = node.op.backward(&node.inputs, t, &g)?;
         if input_grads.len() != node.inputs.len() {
             return Err(Error::autograd(
                 node.op.name(),

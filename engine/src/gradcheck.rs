@@ -357,6 +357,40 @@ pub fn check_order_on(
     Ok(outcome)
 }
 
+/// Checks the derivatives of orders 1 to `max_order` of any function of f64 tensors at
+/// `inputs` against finite differences, with PyTorch's tolerances; one outcome per order, each
+/// [`CheckOutcome::passed`] or saying where it failed. This is the entry point for user code
+/// and custom ops (`ferrograd gradcheck` runs the same check on every built-in op); `seed`
+/// draws the random directions of the higher orders.
+///
+/// ```
+/// use ferrograd_engine::gradcheck::check_derivatives;
+/// use ferrograd_engine::{DType, Tensor};
+/// # fn main() -> ferrograd_engine::Result<()> {
+/// let x = Tensor::from_f64s(&[0.3, -1.2], &[2], DType::F64)?;
+/// let outcomes = check_derivatives(|t| t[0].tanh()?.mul(&t[0]), &[x], 3, 0)?;
+/// assert!(outcomes.iter().all(|o| o.passed()));
+/// # Ok(()) }
+/// ```
+pub fn check_derivatives(
+    f: impl Fn(&[Tensor]) -> Result<Tensor> + Send + Sync + 'static,
+    inputs: &[Tensor],
+    max_order: usize,
+    seed: u64,
+) -> Result<Vec<CheckOutcome>> {
+    if max_order == 0 {
+        return Err(Error::argument(
+            "check_derivatives",
+            "max_order must be at least 1",
+        ));
+    }
+    let f: CheckFn = Arc::new(f);
+    let mut rng = Rng::new(seed);
+    (1..=max_order)
+        .map(|order| check_order(f.clone(), inputs, order, Tolerances::default(), &mut rng))
+        .collect()
+}
+
 /// Second-order check: [`gradcheck`] of the backward pass run with `create_graph`.
 pub fn gradgradcheck(
     f: CheckFn,
@@ -422,39 +456,42 @@ pub fn run_case_on(
 mod tests {
     use super::*;
 
-    /// A deliberately wrong derivative must be caught: the checker can fail.
+    /// A deliberately wrong derivative must be caught: the checker can fail. The op is
+    /// defined through the public custom-op API, as a user's would be.
     #[test]
     fn gradcheck_catches_a_wrong_derivative() {
         struct WrongSquare;
-        impl crate::autograd::BackwardOp for WrongSquare {
+        impl crate::CustomOp for WrongSquare {
             fn name(&self) -> &'static str {
                 "wrong_square"
             }
-            fn backward(&self, inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+            fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+                Ok(inputs[0].to_vec())
+            }
+            fn cpu_forward<T: crate::Element>(&self, x: &[&[T]], out: &mut [T]) -> Result<()> {
+                out.iter_mut().zip(x[0]).for_each(|(o, &v)| *o = v * v);
+                Ok(())
+            }
+            fn backward(
+                &self,
+                x: &[Tensor],
+                _: &Tensor,
+                g: &Tensor,
+            ) -> Result<Vec<Option<Tensor>>> {
                 // d(x²)/dx is 2x; claim 3x.
-                Ok(vec![Some(g.mul(&inputs[0].mul_scalar(3.0)?)?)])
+                Ok(vec![Some(g.mul(&x[0].mul_scalar(3.0)?)?)])
             }
         }
-        let wrong = |xs: &[Tensor]| -> Result<Tensor> {
-            let v = xs[0].to_vec_f64().iter().map(|x| x * x).collect::<Vec<_>>();
-            Ok(Tensor::from_op(
-                crate::Storage::F64(v),
-                xs[0].shape().to_vec(),
-                WrongSquare,
-                vec![xs[0].clone()],
-            ))
-        };
         let x = Tensor::from_f64s(&[0.3, -1.2, 2.0], &[3], DType::F64).unwrap();
-        let out = gradcheck(
-            &wrong,
+        let wrong = check_derivatives(
+            |t| Tensor::custom(WrongSquare, &[&t[0]]),
             std::slice::from_ref(&x),
-            Tolerances::default(),
-            &mut Rng::new(0),
+            1,
+            0,
         )
         .unwrap();
-        assert!(!out.passed(), "a wrong rule passed: {out:?}");
-        let right = |xs: &[Tensor]| xs[0].mul(&xs[0]);
-        let out = gradcheck(&right, &[x], Tolerances::default(), &mut Rng::new(0)).unwrap();
-        assert!(out.passed(), "{out:?}");
+        assert!(!wrong[0].passed(), "a wrong rule passed: {wrong:?}");
+        let right = check_derivatives(|t| t[0].mul(&t[0]), &[x], 2, 0).unwrap();
+        assert!(right.iter().all(CheckOutcome::passed), "{right:?}");
     }
 }

@@ -18,6 +18,7 @@
 pub mod autograd;
 mod backend;
 pub mod checks;
+mod custom;
 pub mod error;
 pub mod gradcheck;
 mod indices;
@@ -28,9 +29,11 @@ pub mod storage;
 pub mod tensor;
 
 pub use autograd::{
-    grad, grad_with, is_grad_enabled, live_nodes, no_grad, BackwardOp, GradModeGuard, GradOptions,
+    grad, grad_with, is_grad_enabled, live_nodes, no_grad, GradModeGuard, GradOptions,
 };
+pub use custom::{CustomOp, WgslKernel};
 pub use error::{Error, ErrorKind, Result};
+pub use ferrograd_kernels::Real;
 pub use ops::conv::{Conv2dParams, ConvTranspose2dParams};
 pub use ops::nn::{batch_norm, BatchNormState};
 pub use ops::optim::{adam_step, sgd_step, AdamStep};

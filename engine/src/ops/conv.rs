@@ -120,7 +120,12 @@ impl BackwardOp for ConvOp {
             Kind::WeightGrad => "conv2d_weight_grad",
         }
     }
-    fn backward(&self, inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    fn backward(
+        &self,
+        inputs: &[Tensor],
+        _output: &Tensor,
+        g: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
         let (p, q) = (&inputs[0], &inputs[1]);
         let geom = &self.geom;
         let want = |t: &Tensor| t.requires_grad();

@@ -39,7 +39,12 @@ impl BackwardOp for Unary {
         }
     }
 
-    fn backward(&self, inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    fn backward(
+        &self,
+        inputs: &[Tensor],
+        _output: &Tensor,
+        g: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
         let x = &inputs[0];
         let dx = match self.0 {
             // d(−x) = −1
@@ -105,7 +110,12 @@ impl BackwardOp for Binary {
     }
 
     /// Each input's gradient is summed back over the axes it was broadcast along.
-    fn backward(&self, inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    fn backward(
+        &self,
+        inputs: &[Tensor],
+        _output: &Tensor,
+        g: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
         let (a, b) = (&inputs[0], &inputs[1]);
         let (da, db) = match self.0 {
             BinaryOp::Add => (g.clone(), Some(g.clone())),

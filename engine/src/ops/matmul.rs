@@ -30,7 +30,12 @@ impl BackwardOp for Matmul {
     /// | Aᵀ        | op(B)·Gᵀ     |   | Bᵀ        | Gᵀ·op(A)     |
     ///
     /// each summed over broadcast batch axes.
-    fn backward(&self, inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    fn backward(
+        &self,
+        inputs: &[Tensor],
+        _output: &Tensor,
+        g: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
         let (a, b) = (&inputs[0], &inputs[1]);
         let (ta, tb) = (self.transpose_a, self.transpose_b);
         let da = if !a.requires_grad() {

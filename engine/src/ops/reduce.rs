@@ -18,7 +18,12 @@ impl BackwardOp for SumTo {
         "sum"
     }
     /// ∂(Σ x)/∂x = 1 at every summed position: the gradient is broadcast back.
-    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    fn backward(
+        &self,
+        _inputs: &[Tensor],
+        _output: &Tensor,
+        g: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
         Ok(vec![Some(g.broadcast_to(&self.in_shape)?)])
     }
 }

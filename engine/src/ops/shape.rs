@@ -27,7 +27,12 @@ impl BackwardOp for Identity {
     fn name(&self) -> &'static str {
         self.name
     }
-    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    fn backward(
+        &self,
+        _inputs: &[Tensor],
+        _output: &Tensor,
+        g: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
         Ok(vec![Some(g.clone())])
     }
 }
@@ -51,7 +56,12 @@ impl BackwardOp for Reshape {
     fn name(&self) -> &'static str {
         "reshape"
     }
-    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    fn backward(
+        &self,
+        _inputs: &[Tensor],
+        _output: &Tensor,
+        g: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
         Ok(vec![Some(g.reshape(&self.in_shape)?)])
     }
 }
@@ -64,7 +74,12 @@ impl BackwardOp for Permute {
         "permute"
     }
     /// The inverse permutation puts every axis back.
-    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    fn backward(
+        &self,
+        _inputs: &[Tensor],
+        _output: &Tensor,
+        g: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
         let mut inverse = vec![0; self.perm.len()];
         for (i, &p) in self.perm.iter().enumerate() {
             inverse[p] = i;
@@ -80,7 +95,12 @@ impl BackwardOp for ToDevice {
     fn name(&self) -> &'static str {
         "to_device"
     }
-    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    fn backward(
+        &self,
+        _inputs: &[Tensor],
+        _output: &Tensor,
+        g: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
         Ok(vec![Some(g.to(self.from)?)])
     }
 }
@@ -92,7 +112,12 @@ impl BackwardOp for BroadcastTo {
     fn name(&self) -> &'static str {
         "broadcast_to"
     }
-    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    fn backward(
+        &self,
+        _inputs: &[Tensor],
+        _output: &Tensor,
+        g: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
         Ok(vec![Some(g.sum_to(&self.in_shape)?)])
     }
 }
@@ -109,7 +134,12 @@ impl BackwardOp for GatherFlat {
     fn name(&self) -> &'static str {
         "gather"
     }
-    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    fn backward(
+        &self,
+        _inputs: &[Tensor],
+        _output: &Tensor,
+        g: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
         Ok(vec![Some(g.scatter_add_flat_trusted(
             self.idx.clone(),
             &self.in_shape,
@@ -128,7 +158,12 @@ impl BackwardOp for ScatterAddFlat {
     fn name(&self) -> &'static str {
         "scatter_add"
     }
-    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    fn backward(
+        &self,
+        _inputs: &[Tensor],
+        _output: &Tensor,
+        g: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
         Ok(vec![Some(g.gather_flat_trusted(
             self.idx.clone(),
             &self.in_shape,
@@ -584,7 +619,12 @@ impl BackwardOp for Cast {
     fn name(&self) -> &'static str {
         "to_dtype"
     }
-    fn backward(&self, _inputs: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    fn backward(
+        &self,
+        _inputs: &[Tensor],
+        _output: &Tensor,
+        g: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
         Ok(vec![Some(g.to_dtype(self.to)?)])
     }
 }

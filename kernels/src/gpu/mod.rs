@@ -422,6 +422,62 @@ impl Gpu {
         pipeline
     }
 
+    /// A shader from outside this crate (a user's custom op), checked: its source compiled and
+    /// `entry` made into a pipeline inside an error scope, so a mistake is an `Err` with the
+    /// compiler's message instead of a panic. Compiled once per (name, source); the returned
+    /// shader lives for the process.
+    pub fn custom_shader(
+        &self,
+        name: &'static str,
+        source: &str,
+        entry: &'static str,
+    ) -> Result<&'static Shader, String> {
+        static CUSTOM: OnceLock<Mutex<HashMap<(String, String), &'static Shader>>> =
+            OnceLock::new();
+        let key = (name.to_string(), source.to_string());
+        let cache = CUSTOM.get_or_init(Mutex::default);
+        if let Some(&shader) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(shader);
+        }
+        // Each distinct source is leaked once: shaders live as long as the process anyway.
+        let files: &'static [&'static str] =
+            Box::leak(Box::new([&*Box::leak(source.to_string().into_boxed_str())]));
+        // A name of its own per source, since modules are cached by name.
+        let unique: &'static str = Box::leak(
+            format!(
+                "{name} (custom #{})",
+                cache.lock().unwrap_or_else(|e| e.into_inner()).len()
+            )
+            .into_boxed_str(),
+        );
+        let shader: &'static Shader = Box::leak(Box::new(Shader {
+            name: unique,
+            structs: &[],
+            files,
+        }));
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let _ = self.pipeline(shader, entry);
+        if let Some(error) = pollster::block_on(scope.pop()) {
+            // Forget the broken module so a corrected source under the same name compiles.
+            self.modules
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(unique);
+            self.pipelines
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&(unique, entry));
+            return Err(format!(
+                "the WGSL of '{name}' (entry '{entry}') does not compile: {error}"
+            ));
+        }
+        cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, shader);
+        Ok(shader)
+    }
+
     /// Records one dispatch of `shader`'s `entry` over `groups` workgroups, with `params` at
     /// binding 0 and `buffers` at bindings 1, 2, ….
     pub fn dispatch(
