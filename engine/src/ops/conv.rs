@@ -415,7 +415,7 @@ impl Tensor {
 
 /// Drawn convolution hyper-parameters, small enough for third-order f64 checks.
 #[derive(Clone, Copy, Debug)]
-pub struct ConvDraw {
+pub(crate) struct ConvDraw {
     pub batch: usize,
     pub groups: usize,
     pub in_per_group: usize,
@@ -428,7 +428,7 @@ pub struct ConvDraw {
 }
 
 impl ConvDraw {
-    pub fn random(r: &mut crate::Rng) -> ConvDraw {
+    pub(crate) fn random(r: &mut crate::Rng) -> ConvDraw {
         let kernel = (1 + r.below(3), 1 + r.below(3));
         let dilation = 1 + r.below(2);
         // The dilated kernel's span; inputs at least one larger so every geometry is valid.
@@ -447,7 +447,7 @@ impl ConvDraw {
     }
 
     /// conv2d case: inputs x, w, bias.
-    pub fn conv2d_case(self, r: &mut crate::Rng) -> CheckCase {
+    pub(crate) fn conv2d_case(self, r: &mut crate::Rng) -> CheckCase {
         let p = Conv2dParams {
             stride: (self.stride, self.stride),
             padding: (self.padding, self.padding),
@@ -473,7 +473,7 @@ impl ConvDraw {
     }
 
     /// conv_transpose2d case with a valid output_padding: inputs x, w, bias.
-    pub fn conv_transpose2d_case(self, r: &mut crate::Rng) -> CheckCase {
+    pub(crate) fn conv_transpose2d_case(self, r: &mut crate::Rng) -> CheckCase {
         let limit = self.stride.max(self.dilation);
         let output_padding = r.below(limit);
         // Padding up to half the dilated kernel's span keeps the output non-empty for any
@@ -516,3 +516,7 @@ pub(crate) fn checks() -> Vec<OpCheck> {
         }),
     ]
 }
+
+#[cfg(test)]
+#[path = "conv_combinations.rs"]
+mod conv_combinations;

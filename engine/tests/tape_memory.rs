@@ -1,7 +1,7 @@
 //! A training loop holds steady memory: each step's tape is freed when the step ends.
 //! (Its own test binary, so no other test's tensors move the process-wide node count.)
 
-use ferrograd::engine::{live_nodes, no_grad, Conv2dParams, DType, Rng, Tensor};
+use ferrograd_engine::{live_nodes, no_grad, Conv2dParams, DType, Rng, Tensor};
 
 #[test]
 fn tape_is_freed_after_every_step_and_deep_chains_do_not_overflow() {

@@ -1,10 +1,11 @@
+//! (Unit tests of `conv.rs`, beside it because they read its private `ConvDraw`.)
 //! Convolutions across their hyper-parameters: every combination of stride, padding, dilation
 //! and groups (and output_padding for the transposed form) at order 1, random draws at order 2,
 //! and the adjoint identity ⟨conv2d(x, w), y⟩ = ⟨x, conv_transpose2d(y, w)⟩.
 
-use ferrograd::engine::gradcheck::{check_order, Tolerances};
-use ferrograd::engine::ops::conv::ConvDraw;
-use ferrograd::engine::{Conv2dParams, ConvTranspose2dParams, DType, Rng, Tensor};
+use super::ConvDraw;
+use crate::gradcheck::{check_order, Tolerances};
+use crate::{Conv2dParams, ConvTranspose2dParams, DType, Rng, Tensor};
 use proptest::prelude::*;
 
 fn draw(
@@ -28,7 +29,7 @@ fn draw(
     }
 }
 
-fn assert_passes(case: ferrograd::engine::checks::CheckCase, order: usize, rng: &mut Rng) {
+fn assert_passes(case: crate::checks::CheckCase, order: usize, rng: &mut Rng) {
     let outcome = check_order(
         case.f.clone(),
         &case.inputs,

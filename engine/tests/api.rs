@@ -1,6 +1,6 @@
 //! The autodiff API as a PyTorch user expects it, and its errors.
 
-use ferrograd::engine::{grad, grad_with, no_grad, DType, ErrorKind, GradOptions, Rng, Tensor};
+use ferrograd_engine::{grad, grad_with, no_grad, DType, ErrorKind, GradOptions, Rng, Tensor};
 
 fn t(values: &[f64], shape: &[usize]) -> Tensor {
     Tensor::from_f64s(values, shape, DType::F64).unwrap()
@@ -172,7 +172,7 @@ fn third_derivative_through_a_small_cnn_matches_finite_differences_of_the_second
 
 #[test]
 fn batch_norm_running_statistics_follow_pytorch() {
-    use ferrograd::engine::{batch_norm, BatchNormState};
+    use ferrograd_engine::{batch_norm, BatchNormState};
     // x: [4, 1], values 1, 2, 3, 6: batch mean 3, biased var 3.5, unbiased var 14/3.
     let x = t(&[1.0, 2.0, 3.0, 6.0], &[4, 1]);
     let (gamma, beta) = (t(&[2.0], &[1]), t(&[0.5], &[1]));

@@ -2,8 +2,8 @@
 //! (1 and 2 for all, 3 for conv, pooling, matmul and the smooth functions), on shapes and values
 //! drawn from seeds that proptest chooses. Each op is its own test so a failure names it.
 
-use ferrograd::engine::checks;
-use ferrograd::engine::gradcheck::run_case;
+use ferrograd_engine::checks;
+use ferrograd_engine::gradcheck::run_case;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
