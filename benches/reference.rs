@@ -1,4 +1,4 @@
-//! The reference workloads of DESIGN.md, one JSON object per line.
+//! The reference workloads of docs/ARCHITECTURE.md, one JSON object per line.
 //!
 //! `cargo bench` runs them all; `cargo bench -- --quick` runs fewer repetitions (under three
 //! minutes on two cores). Each figure is the median of repeated runs after warm-up.
