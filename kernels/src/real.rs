@@ -29,7 +29,8 @@ pub trait Real:
     const ONE: Self;
     /// −∞, the start of a running max (the max of an empty set).
     const NEG_INFINITY: Self;
-    /// Converts from `f64`, rounding to nearest for `f32`; how constants and hyper-parameters enter a kernel.
+    /// Converts from `f64`, rounding to nearest for `f32`: how constants and hyper-parameters
+    /// enter a kernel.
     fn from_f64(v: f64) -> Self;
     /// Widens (or copies) to `f64`, exactly.
     fn to_f64(self) -> f64;

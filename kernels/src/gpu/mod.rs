@@ -2,9 +2,9 @@
 //! (Vulkan, Metal, DX12; Mesa's lavapipe in CI).
 //!
 //! Everything here works on [`GpuBuffer`]s of 32-bit words (`f32` values or `u32` indices)
-//! that stay on the device. Bytes cross to the host only through [`Gpu::read_f32`] / [`Gpu::read_u32`],
-//! and each crossing is counted ([`readback_count`]) so a test can prove a training step reads
-//! back nothing but its loss.
+//! that stay on the device. Bytes cross to the host only through [`Gpu::read_f32`] /
+//! [`Gpu::read_u32`], and each crossing is counted ([`readback_count`]) so a test can prove a
+//! training step reads back nothing but its loss.
 //!
 //! Three pieces of plumbing keep a training loop from allocating or stalling per op:
 //! - a **buffer pool** keyed by size: a dropped [`GpuBuffer`] returns its `wgpu::Buffer` to the
