@@ -44,7 +44,8 @@ pub fn sgd_step<T: Real>(
 }
 
 /// Hyper-parameters of one Adam step; `bias1` = 1 − β₁ᵗ and `bias2` = 1 − β₂ᵗ for step t
-/// (counting from 1), computed once per step rather than per value.
+/// (counting from 1), computed once per step rather than per value. With m̂ = m / bias1 and
+/// v̂ = v / bias2 the step is θ ← θ − lr·(m̂ / (√v̂ + ε) + λθ) ([`adam_step`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamStep {
     /// The learning rate lr.

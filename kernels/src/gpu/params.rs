@@ -208,9 +208,10 @@ shader_params! {
         pub dil_w: u32,
         /// Channel groups G: output channels `g·K/G..` see only input channels `g·C/G..`.
         pub groups: u32,
-        /// Chunks the weight gradient's reduction over (n, p, q) is split into (1 otherwise).
+        /// Chunks the weight gradient's reduction over (n, p, q) is split into (1: unsplit).
         pub splits: u32,
-        /// Reduction indices per chunk (a multiple of `TILE_K`).
+        /// Reduction indices per chunk: a multiple of `TILE_K` when split, N·P·Q when not
+        /// (unused by the other two convolutions).
         pub split_len: u32,
     }
 }
