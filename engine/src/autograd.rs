@@ -85,6 +85,7 @@ pub struct GradModeGuard {
 }
 
 impl GradModeGuard {
+    /// Sets recording on this thread to `enabled` until the guard drops.
     pub fn new(enabled: bool) -> GradModeGuard {
         let previous = GRAD_ENABLED.with(|g| g.replace(enabled));
         GradModeGuard { previous }
@@ -305,7 +306,7 @@ pub struct GradOptions<'a> {
 }
 
 /// Gradients of `outputs` with respect to `inputs`, weighted by `grad_outputs` (ones for scalar
-/// outputs when `None`): Σ_o grad_outputs[o] · ∂outputs[o]/∂inputs[i].
+/// outputs when `None`): `Σ_o grad_outputs[o] · ∂outputs[o]/∂inputs[i]`.
 ///
 /// `inputs` may be any tensors of the graph, not only leaves (an inner activation map, for
 /// instance). With `create_graph` the returned gradients are recorded and can be

@@ -17,12 +17,17 @@ pub type CheckFn = Arc<dyn Fn(&[Tensor]) -> Result<Tensor> + Send + Sync>;
 /// One op's entry: its name, the highest derivative order the suite checks, and a sampler.
 #[derive(Clone, Copy)]
 pub struct OpCheck {
+    /// The op's name, as in its errors and in `ferrograd gradcheck`'s report.
     pub op: &'static str,
+    /// The highest derivative order checked, 1 being the gradient (order k > 1 as in
+    /// [`crate::gradcheck`]).
     pub max_order: usize,
+    /// Draws one case from the generator.
     pub sample: fn(&mut Rng) -> CheckCase,
 }
 
 impl OpCheck {
+    /// An entry, usable in a `const` list.
     pub const fn new(
         op: &'static str,
         max_order: usize,
@@ -39,12 +44,16 @@ impl OpCheck {
 /// A drawn case: f, its f64 inputs, and a label saying which shapes and parameters were drawn.
 #[derive(Clone)]
 pub struct CheckCase {
+    /// The drawn shapes and parameters, printed when the case fails.
     pub label: String,
+    /// The points the derivatives are checked at (f64, so central differences are accurate).
     pub inputs: Vec<Tensor>,
+    /// The function checked; it applies the op to `inputs`.
     pub f: CheckFn,
 }
 
 impl CheckCase {
+    /// A case checking `f` at `inputs`.
     pub fn new(
         label: String,
         inputs: Vec<Tensor>,

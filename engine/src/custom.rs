@@ -89,7 +89,9 @@ pub trait CustomOp: Send + Sync + 'static {
 /// with the compiler's message.
 #[derive(Clone, Debug)]
 pub struct WgslKernel {
+    /// The WGSL source; compiled once per distinct source.
     pub source: String,
+    /// The name of its `@compute` entry point.
     pub entry: &'static str,
     /// Extra words after n at binding 0 (an `f32` goes as `value.to_bits()`).
     pub params: Vec<u32>,

@@ -23,12 +23,16 @@ pub enum ErrorKind {
 /// shapes involved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
+    /// The name of the op that refused, e.g. `"matmul"`.
     pub op: &'static str,
+    /// The class of mistake, for callers that branch on it.
     pub kind: ErrorKind,
+    /// What was wrong, with the shapes or values involved.
     pub message: String,
 }
 
 impl Error {
+    /// An error of any kind.
     pub fn new(op: &'static str, kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             op,
@@ -36,12 +40,15 @@ impl Error {
             message: message.into(),
         }
     }
+    /// An [`ErrorKind::Shape`] error.
     pub fn shape(op: &'static str, message: impl Into<String>) -> Self {
         Self::new(op, ErrorKind::Shape, message)
     }
+    /// An [`ErrorKind::Argument`] error.
     pub fn argument(op: &'static str, message: impl Into<String>) -> Self {
         Self::new(op, ErrorKind::Argument, message)
     }
+    /// An [`ErrorKind::Autograd`] error.
     pub fn autograd(op: &'static str, message: impl Into<String>) -> Self {
         Self::new(op, ErrorKind::Autograd, message)
     }
@@ -55,4 +62,5 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The result of an engine op: `Err` carries an [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

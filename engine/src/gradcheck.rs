@@ -22,8 +22,12 @@ use std::sync::Arc;
 /// Step and tolerances; the defaults are PyTorch's.
 #[derive(Clone, Copy, Debug)]
 pub struct Tolerances {
+    /// The central-difference step ε: small enough that the O(ε²) truncation error is
+    /// negligible, large enough that f64 cancellation (~1e-16/ε) is too.
     pub eps: f64,
+    /// Absolute tolerance: a value passes when |analytical − numerical| ≤ atol + rtol·|numerical|.
     pub atol: f64,
+    /// Relative tolerance, in the same test.
     pub rtol: f64,
 }
 
@@ -52,6 +56,7 @@ pub struct CheckOutcome {
 }
 
 impl CheckOutcome {
+    /// Whether every compared value was within tolerance (no `failure`).
     pub fn passed(&self) -> bool {
         self.failure.is_none()
     }
@@ -277,6 +282,7 @@ pub struct GpuTolerances {
     /// roundings (unit roundoff 6e-8), with the absolute part scaled to the result, since
     /// values that cancel to near zero keep the rounding error of their largest terms.
     pub rtol: f64,
+    /// The absolute part, relative to max(1, max|cpu|); see `rtol`.
     pub atol: f64,
 }
 

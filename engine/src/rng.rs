@@ -11,6 +11,8 @@ pub struct Rng {
 }
 
 impl Rng {
+    /// A generator whose state is four SplitMix64 outputs from `seed`; equal seeds give equal
+    /// streams on every machine.
     pub fn new(seed: u64) -> Self {
         let mut z = seed;
         let mut next = || {
@@ -27,6 +29,8 @@ impl Rng {
         }
     }
 
+    /// The next 64 random bits: xoshiro256**'s output `rotl(s₁·5, 7)·9`, then its state
+    /// update (a linear map over GF(2), period 2²⁵⁶ − 1).
     pub fn next_u64(&mut self) -> u64 {
         let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
         let t = self.s[1] << 17;

@@ -7,7 +7,10 @@ use std::fmt;
 /// Element type of a tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// 32-bit IEEE 754 (24-bit significand, unit roundoff 6e-8): models, and the GPU.
     F32,
+    /// 64-bit IEEE 754 (53-bit significand, unit roundoff 1.1e-16): gradient checks, where
+    /// finite differences need the extra digits.
     F64,
 }
 
@@ -135,7 +138,9 @@ impl TransferCounts {
 /// The ops never match on it: each primitive is dispatched once, in `backend/`.
 #[derive(Debug)]
 pub enum Storage {
+    /// `f32` values in host memory.
     F32(Vec<f32>),
+    /// `f64` values in host memory.
     F64(Vec<f64>),
     /// `f32` values in GPU memory; reading them is a counted device-to-host copy.
     #[cfg(feature = "gpu")]
@@ -168,6 +173,7 @@ impl Drop for Storage {
 }
 
 impl Storage {
+    /// The element type (always `F32` on the GPU).
     pub fn dtype(&self) -> DType {
         match self {
             Storage::F32(_) => DType::F32,
@@ -176,6 +182,7 @@ impl Storage {
             Storage::Gpu(_) => DType::F32,
         }
     }
+    /// Where the values live.
     pub fn device(&self) -> Device {
         match self {
             #[cfg(feature = "gpu")]
@@ -183,6 +190,7 @@ impl Storage {
             _ => Device::Cpu,
         }
     }
+    /// Number of values.
     pub fn len(&self) -> usize {
         match self {
             Storage::F32(v) => v.len(),
@@ -191,6 +199,7 @@ impl Storage {
             Storage::Gpu(b) => b.len(),
         }
     }
+    /// Whether it holds no values.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -233,6 +242,7 @@ impl Storage {
             DType::F64 => Storage::F64(it.collect()),
         }
     }
+    /// The values as f64 (exact: every f32 is an f64; a read-back from the GPU).
     pub fn to_f64_vec(&self) -> Vec<f64> {
         match self {
             Storage::F32(v) => v.iter().map(|&x| x as f64).collect(),
@@ -298,9 +308,13 @@ impl Storage {
 
 /// Element types a tensor can be built from.
 pub trait Element: ferrograd_kernels::Real {
+    /// The [`DType`] of this element type.
     const DTYPE: DType;
+    /// Host storage owning `values`, without a copy.
     fn into_storage(values: Vec<Self>) -> Storage;
+    /// The values, if `storage` is host memory of this type; `None` otherwise.
     fn slice(storage: &Storage) -> Option<&[Self]>;
+    /// The values, mutably, if `storage` is host memory of this type; `None` otherwise.
     fn slice_mut(storage: &mut Storage) -> Option<&mut [Self]>;
 }
 

@@ -126,10 +126,12 @@ impl Tensor {
         ))
     }
 
+    /// Zeros of `shape`, in host memory.
     pub fn zeros(shape: &[usize], dtype: DType) -> Result<Tensor> {
         Tensor::full(shape, 0.0, dtype)
     }
 
+    /// Ones of `shape`, in host memory.
     pub fn ones(shape: &[usize], dtype: DType) -> Result<Tensor> {
         Tensor::full(shape, 1.0, dtype)
     }
@@ -215,18 +217,23 @@ impl Tensor {
 
     // ---- inspection ---------------------------------------------------------------------
 
+    /// The size of each axis, outermost first (`[]` for a scalar).
     pub fn shape(&self) -> &[usize] {
         &self.0.shape
     }
+    /// Number of axes.
     pub fn rank(&self) -> usize {
         self.0.shape.len()
     }
+    /// Number of elements, the product of the sizes (1 for a scalar, 0 if any size is 0).
     pub fn numel(&self) -> usize {
         self.0.shape.iter().product()
     }
+    /// The element type.
     pub fn dtype(&self) -> DType {
         self.storage().dtype()
     }
+    /// Where the values live; ops need all their inputs on one device.
     pub fn device(&self) -> Device {
         self.storage().device()
     }
@@ -284,6 +291,8 @@ impl Tensor {
 
     // ---- autodiff state -----------------------------------------------------------------
 
+    /// Whether gradients flow to this tensor: a leaf marked by [`Tensor::set_requires_grad`],
+    /// or a tensor computed, with recording on, from at least one such tensor.
     pub fn requires_grad(&self) -> bool {
         self.0.requires_grad.load(Ordering::Relaxed)
     }

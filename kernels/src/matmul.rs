@@ -6,8 +6,11 @@ use crate::Real;
 /// A matrix operand: a slice with a row stride and a column stride, so a transpose is free.
 #[derive(Clone, Copy)]
 pub struct MatRef<'a, T> {
+    /// The elements; entry (i, j) is `data[i * row_stride + j * col_stride]`.
     pub data: &'a [T],
+    /// Elements between the starts of consecutive rows.
     pub row_stride: usize,
+    /// Elements between consecutive entries of a row.
     pub col_stride: usize,
 }
 
@@ -33,8 +36,11 @@ impl<'a, T> MatRef<'a, T> {
 /// The sizes of a product: `a` is m x k, `b` is k x n, `c` is m x n.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GemmShape {
+    /// Rows of `a` and `c`.
     pub m: usize,
+    /// Columns of `b` and `c`.
     pub n: usize,
+    /// The contracted dimension: columns of `a`, rows of `b`.
     pub k: usize,
 }
 

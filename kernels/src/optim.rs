@@ -44,15 +44,23 @@ pub fn sgd_step<T: Real>(
 }
 
 /// Hyper-parameters of one Adam step; `bias1` = 1 − β₁ᵗ and `bias2` = 1 − β₂ᵗ for step t
-/// (counting from 1), computed once per step rather than per value.
+/// (counting from 1), computed once per step rather than per value. With m̂ = m / bias1 and
+/// v̂ = v / bias2 the step is θ ← θ − lr·(m̂ / (√v̂ + ε) + λθ) ([`adam_step`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamStep {
+    /// The learning rate lr.
     pub lr: f64,
+    /// β₁, the decay of the first-moment (mean) estimate m.
     pub beta1: f64,
+    /// β₂, the decay of the second-moment (uncentred variance) estimate v.
     pub beta2: f64,
+    /// ε, added to √v̂ so the step stays bounded where v ≈ 0.
     pub eps: f64,
+    /// λ, the decoupled (AdamW) weight decay: the step also subtracts lr·λθ.
     pub weight_decay: f64,
+    /// 1 − β₁ᵗ, the correction for m starting at 0: m̂ = m / bias1.
     pub bias1: f64,
+    /// 1 − β₂ᵗ, the correction for v starting at 0: v̂ = v / bias2.
     pub bias2: f64,
 }
 

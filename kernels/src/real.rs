@@ -23,21 +23,38 @@ pub trait Real:
     + MulAssign
     + Sum
 {
+    /// 0, the additive identity: the start of sums and the value of zero-filled buffers.
     const ZERO: Self;
+    /// 1, the multiplicative identity.
     const ONE: Self;
+    /// −∞, the start of a running max (the max of an empty set).
     const NEG_INFINITY: Self;
+    /// Converts from `f64`, rounding to nearest for `f32`: how constants and hyper-parameters
+    /// enter a kernel.
     fn from_f64(v: f64) -> Self;
+    /// Widens (or copies) to `f64`, exactly.
     fn to_f64(self) -> f64;
+    /// eˣ.
     fn exp(self) -> Self;
+    /// The natural logarithm ln x (NaN for x < 0, −∞ at 0).
     fn ln(self) -> Self;
+    /// ln(1 + x), accurate for small |x| where `(1 + x).ln()` loses the digits of x.
     fn ln_1p(self) -> Self;
+    /// √x (NaN for x < 0).
     fn sqrt(self) -> Self;
+    /// tanh x = (eˣ − e⁻ˣ) / (eˣ + e⁻ˣ).
     fn tanh(self) -> Self;
+    /// |x|.
     fn abs(self) -> Self;
+    /// xᵖ.
     fn powf(self, p: Self) -> Self;
+    /// The larger of the two; if one is NaN, the other (IEEE 754 `maxNum`, as `f64::max`).
     fn max(self, other: Self) -> Self;
+    /// The smaller of the two; if one is NaN, the other (IEEE 754 `minNum`, as `f64::min`).
     fn min(self, other: Self) -> Self;
+    /// Neither infinite nor NaN.
     fn is_finite(self) -> bool;
+    /// NaN, the one value not equal to itself.
     fn is_nan(self) -> bool;
 }
 

@@ -24,9 +24,15 @@ use ferrograd_kernels::conv::ConvGeometry;
 /// Hyper-parameters of [`Tensor::conv2d`]; `Default` is stride 1, no padding, no dilation, one group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dParams {
+    /// Step between output positions (rows, columns); the output is about input / stride.
     pub stride: (usize, usize),
+    /// Zero rows (top and bottom) and columns (left and right) around the input.
     pub padding: (usize, usize),
+    /// Spacing between kernel taps (rows, columns): tap (r, s) of output (p, q) reads input
+    /// (p·stride + r·dilation − padding, …); 1 is a dense kernel.
     pub dilation: (usize, usize),
+    /// Channel groups G: input and output channels split into G blocks, block g of the output
+    /// seeing only block g of the input (G = C is a depthwise convolution).
     pub groups: usize,
 }
 
@@ -42,18 +48,22 @@ impl Default for Conv2dParams {
 }
 
 impl Conv2dParams {
+    /// The same stride `s` along both axes.
     pub fn stride(mut self, s: usize) -> Self {
         self.stride = (s, s);
         self
     }
+    /// The same padding `p` on all four sides.
     pub fn padding(mut self, p: usize) -> Self {
         self.padding = (p, p);
         self
     }
+    /// The same dilation `d` along both axes.
     pub fn dilation(mut self, d: usize) -> Self {
         self.dilation = (d, d);
         self
     }
+    /// `g` channel groups.
     pub fn groups(mut self, g: usize) -> Self {
         self.groups = g;
         self
@@ -63,12 +73,16 @@ impl Conv2dParams {
 /// Hyper-parameters of [`Tensor::conv_transpose2d`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvTranspose2dParams {
+    /// The stride of the convolution this is the adjoint of: the output is about input · stride.
     pub stride: (usize, usize),
+    /// The padding of that convolution: rows and columns removed from each side of the output.
     pub padding: (usize, usize),
     /// Extra rows/columns on the bottom/right of the output, to pick among the input sizes a
     /// strided convolution maps to the same output size. Must be below stride or dilation.
     pub output_padding: (usize, usize),
+    /// Spacing between kernel taps, as in [`Conv2dParams::dilation`].
     pub dilation: (usize, usize),
+    /// Channel groups, as in [`Conv2dParams::groups`].
     pub groups: usize,
 }
 
@@ -85,22 +99,27 @@ impl Default for ConvTranspose2dParams {
 }
 
 impl ConvTranspose2dParams {
+    /// The same stride `s` along both axes.
     pub fn stride(mut self, s: usize) -> Self {
         self.stride = (s, s);
         self
     }
+    /// The same padding `p` on all four sides.
     pub fn padding(mut self, p: usize) -> Self {
         self.padding = (p, p);
         self
     }
+    /// The same output padding `p` along both axes.
     pub fn output_padding(mut self, p: usize) -> Self {
         self.output_padding = (p, p);
         self
     }
+    /// The same dilation `d` along both axes.
     pub fn dilation(mut self, d: usize) -> Self {
         self.dilation = (d, d);
         self
     }
+    /// `g` channel groups.
     pub fn groups(mut self, g: usize) -> Self {
         self.groups = g;
         self
@@ -265,8 +284,11 @@ fn add_bias(op: &'static str, y: Tensor, bias: Option<&Tensor>, channels: usize)
 }
 
 impl Tensor {
-    /// Cross-correlation as in PyTorch's `conv2d`: x [N, C, H, W], weight [K, C/groups, R, S],
-    /// optional bias [K] → [N, K, P, Q] with P = ⌊(H + 2·pad − dil·(R − 1) − 1)/stride⌋ + 1.
+    /// Cross-correlation as in PyTorch's `conv2d`: x `[N, C, H, W]`, weight `[K, C/groups, R, S]`,
+    /// optional bias `[K]` → `[N, K, P, Q]` with P = ⌊(H + 2·pad − dil·(R − 1) − 1)/stride⌋ + 1.
+    ///
+    /// `y[n, k, p, q] = b[k] + Σ_(c,r,s) w[k, c, r, s] · x[n, g·C/G + c, p·sh + r·dh − ph,
+    /// q·sw + s·dw − pw]` over the channels c of k's group g, taps outside the input reading 0.
     pub fn conv2d(
         &self,
         weight: &Tensor,
@@ -312,8 +334,8 @@ impl Tensor {
         add_bias(OP, apply(Kind::Forward, &geom, self, weight)?, bias, k)
     }
 
-    /// Transposed convolution as in PyTorch's `conv_transpose2d`: x [N, C, H, W], weight
-    /// [C, K/groups, R, S], optional bias [K] → [N, K, H', W'] with
+    /// Transposed convolution as in PyTorch's `conv_transpose2d`: x `[N, C, H, W]`, weight
+    /// `[C, K/groups, R, S]`, optional bias `[K]` → `[N, K, H', W']` with
     /// H' = (H − 1)·stride − 2·pad + dil·(R − 1) + output_padding + 1. It is the adjoint
     /// (input gradient) of the convolution with the same weight and parameters.
     pub fn conv_transpose2d(

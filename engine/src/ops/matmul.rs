@@ -63,7 +63,7 @@ impl Tensor {
     }
 
     /// op(self) · op(other), where op transposes the last two axes when its flag is set, without
-    /// copying: `x.matmul_t(&w, false, true)` is x·wᵀ for a PyTorch-layout [out, in] weight.
+    /// copying: `x.matmul_t(&w, false, true)` is x·wᵀ for a PyTorch-layout `[out, in]` weight.
     pub fn matmul_t(&self, other: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
         let (a, b) = (self.shape(), other.shape());
         let describe = || {

@@ -2,9 +2,9 @@
 //! (Vulkan, Metal, DX12; Mesa's lavapipe in CI).
 //!
 //! Everything here works on [`GpuBuffer`]s of 32-bit words (`f32` values or `u32` indices)
-//! that stay on the device. Bytes cross to the host only through [`read_f32`] / [`read_u32`],
-//! and each crossing is counted ([`readback_count`]) so a test can prove a training step reads
-//! back nothing but its loss.
+//! that stay on the device. Bytes cross to the host only through [`Gpu::read_f32`] /
+//! [`Gpu::read_u32`], and each crossing is counted ([`readback_count`]) so a test can prove a
+//! training step reads back nothing but its loss.
 //!
 //! Three pieces of plumbing keep a training loop from allocating or stalling per op:
 //! - a **buffer pool** keyed by size: a dropped [`GpuBuffer`] returns its `wgpu::Buffer` to the
@@ -63,6 +63,8 @@ pub fn buffer_allocations() -> u64 {
 /// prelude ([`params::prelude`]: the shared constants and the parameter structs in `structs`)
 /// followed by `files`.
 pub struct Shader {
+    /// Its key in the module and pipeline caches, and its label in wgpu's messages; unique
+    /// per shader.
     pub name: &'static str,
     /// The WGSL declarations of the parameter blocks it reads (`UnaryParams::WGSL`, …).
     pub structs: &'static [&'static str],
@@ -111,6 +113,7 @@ impl GpuBuffer {
     pub fn len(&self) -> usize {
         self.len
     }
+    /// Whether it holds no words.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

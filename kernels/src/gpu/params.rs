@@ -44,6 +44,8 @@ macro_rules! shader_params {
 
 /// A parameter block followed by its per-axis tail.
 pub trait ParamsWithTail {
+    /// The block's words, then `tail` (one 0 word if `tail` is empty, since a binding must
+    /// hold at least one element of the runtime-sized array).
     fn with_tail(&self, tail: &[u32]) -> Vec<u32>;
 }
 
@@ -65,21 +67,28 @@ macro_rules! impl_tail {
 }
 
 shader_params! {
-    /// `unary`: out[i] = op(x[i]) with the op's two scalar parameters.
+    /// `unary`: `out[i] = op(x[i])` with the op's two scalar parameters.
     pub struct UnaryParams {
+        /// Number of elements.
         pub n: u32,
+        /// The op's code, its position in `UnaryOp::NAMES` (`UNARY_*` in WGSL).
         pub op: u32,
+        /// First scalar parameter (the slope, exponent, addend, factor or lower bound).
         pub c0: f32,
+        /// Second scalar parameter (the upper bound of `CLAMP` and `INSIDE_MASK`).
         pub c1: f32,
     }
 }
 
 shader_params! {
-    /// `binary`: `tail` = out_shape[rank], a_strides[rank], b_strides[rank] (0 on a
-    /// broadcast axis).
+    /// `binary`: `out[i] = op(a[i], b[i])` with NumPy broadcasting; `tail` =
+    /// `out_shape[rank], a_strides[rank], b_strides[rank]` (0 on a broadcast axis).
     pub struct BinaryParams {
+        /// Number of output elements.
         pub n: u32,
+        /// The op's code, its position in `BinaryOp::NAMES` (`BINARY_*` in WGSL).
         pub op: u32,
+        /// Number of output axes, the length of each of the three tail arrays.
         pub rank: u32,
     }; tail
 }
@@ -87,15 +96,20 @@ shader_params! {
 shader_params! {
     /// `fill`: `n` copies of `value`.
     pub struct FillParams {
+        /// Number of elements written.
         pub n: u32,
+        /// The value written.
         pub value: f32,
     }
 }
 
 shader_params! {
-    /// `strided_copy`: `tail` = out_shape[rank], strides[rank].
+    /// `strided_copy`: a strided view made contiguous; `tail` = `out_shape[rank], strides[rank]`
+    /// (the view's strides into the source).
     pub struct CopyParams {
+        /// Number of elements copied.
         pub n: u32,
+        /// Number of axes, the length of each of the two tail arrays.
         pub rank: u32,
     }; tail
 }
@@ -103,36 +117,51 @@ shader_params! {
 shader_params! {
     /// `gather` and `scatter_add`: the number of indices.
     pub struct IndexParams {
+        /// Number of indices, one invocation each.
         pub n: u32,
     }
 }
 
 shader_params! {
     /// `sum_to` and `argmax_to`: `n_out` outputs of `count` reduced elements each, `threads`
-    /// invocations per output; `tail` = kept_sizes[n_kept], kept_strides[n_kept],
-    /// red_sizes[n_red], red_strides[n_red].
+    /// invocations per output; `tail` = `kept_sizes[n_kept], kept_strides[n_kept],
+    /// red_sizes[n_red], red_strides[n_red]`.
     pub struct ReduceParams {
+        /// Number of outputs.
         pub n_out: u32,
+        /// Invocations per output, T = min(`WORKGROUP`, next power of two ≥ `count`).
         pub threads: u32,
+        /// Elements folded into each output, R.
         pub count: u32,
+        /// Number of kept (merged) axes.
         pub n_kept: u32,
+        /// Number of reduced (merged) axes.
         pub n_red: u32,
     }; tail
 }
 
 shader_params! {
     /// `batched_matmul`: the tile bases of this dispatch (grids past 65,535 workgroups a
-    /// dimension are split), the product's sizes, and `tail` = out_batch[rank],
-    /// a_batch_strides[rank], b_batch_strides[rank] (in words, 0 on a broadcast axis).
+    /// dimension are split), the product's sizes, and `tail` = `out_batch[rank],
+    /// a_batch_strides[rank], b_batch_strides[rank]` (in words, 0 on a broadcast axis).
     pub struct MatmulParams {
+        /// Added to `workgroup_id.x`: the first column tile of this dispatch.
         pub x_base: u32,
+        /// Added to `workgroup_id.y`: the first row tile of this dispatch.
         pub y_base: u32,
+        /// Added to `workgroup_id.z`: the first batch index of this dispatch.
         pub z_base: u32,
+        /// Rows of op(A) and C.
         pub m: u32,
+        /// Columns of op(B) and C.
         pub n: u32,
+        /// The contracted dimension: columns of op(A), rows of op(B).
         pub k: u32,
+        /// 1 if A is stored `[k, m]` and op(A) = Aᵀ, 0 if stored `[m, k]`.
         pub transpose_a: u32,
+        /// 1 if B is stored `[n, k]` and op(B) = Bᵀ, 0 if stored `[k, n]`.
         pub transpose_b: u32,
+        /// Number of batch axes, the length of each of the three tail arrays.
         pub rank: u32,
     }; tail
 }
@@ -141,26 +170,48 @@ shader_params! {
     /// The three convolutions: tile bases, the geometry (x: [batch, c, h, w], w: [k, c/groups,
     /// r, s], y: [batch, k, p, q]), and how the weight gradient's reduction is split.
     pub struct ConvParams {
+        /// Added to `workgroup_id.x`: the first column tile of this dispatch.
         pub x_base: u32,
+        /// Added to `workgroup_id.y`: the first row tile of this dispatch.
         pub y_base: u32,
+        /// Added to `workgroup_id.z`: the first (group, chunk) index of this dispatch.
         pub z_base: u32,
+        /// Images in the batch, N.
         pub batch: u32,
+        /// Input channels over all groups, C.
         pub c: u32,
+        /// Input height, H.
         pub h: u32,
+        /// Input width, W.
         pub w: u32,
+        /// Output channels over all groups, K.
         pub k: u32,
+        /// Kernel height, R.
         pub r: u32,
+        /// Kernel width, S.
         pub s: u32,
+        /// Output height, P = ⌊(H + 2·pad_h − dil_h·(R − 1) − 1) / stride_h⌋ + 1.
         pub p: u32,
+        /// Output width, Q = ⌊(W + 2·pad_w − dil_w·(S − 1) − 1) / stride_w⌋ + 1.
         pub q: u32,
+        /// Vertical stride: output row p starts at input row p·stride_h − pad_h.
         pub stride_h: u32,
+        /// Horizontal stride.
         pub stride_w: u32,
+        /// Zero rows added above and below the input.
         pub pad_h: u32,
+        /// Zero columns added left and right of the input.
         pub pad_w: u32,
+        /// Vertical dilation: kernel row r reads input row p·stride_h + r·dil_h − pad_h.
         pub dil_h: u32,
+        /// Horizontal dilation.
         pub dil_w: u32,
+        /// Channel groups G: output channels `g·K/G..` see only input channels `g·C/G..`.
         pub groups: u32,
+        /// Chunks the weight gradient's reduction over (n, p, q) is split into (1: unsplit).
         pub splits: u32,
+        /// Reduction indices per chunk: a multiple of `TILE_K` when split, N·P·Q when not
+        /// (unused by the other two convolutions).
         pub split_len: u32,
     }
 }
@@ -168,51 +219,80 @@ shader_params! {
 shader_params! {
     /// `sum_splits`: `len` values in each of `splits` partial copies.
     pub struct SplitParams {
+        /// Values in one partial copy (the weight gradient's length).
         pub len: u32,
+        /// Number of partial copies, added in order.
         pub splits: u32,
     }
 }
 
 shader_params! {
-    /// `max_pool2d_argmax`: `outputs` windows over [.., h, w] planes.
+    /// `max_pool2d_argmax`: `outputs` windows over `[.., h, w]` planes.
     pub struct PoolParams {
+        /// Number of windows (outputs), one invocation each.
         pub outputs: u32,
+        /// Input height.
         pub h: u32,
+        /// Input width.
         pub w: u32,
+        /// Output height, ⌊(h + 2·pad_h − dil_h·(kernel_h − 1) − 1) / stride_h⌋ + 1.
         pub out_h: u32,
+        /// Output width, ⌊(w + 2·pad_w − dil_w·(kernel_w − 1) − 1) / stride_w⌋ + 1.
         pub out_w: u32,
+        /// Window height in taps.
         pub kernel_h: u32,
+        /// Window width in taps.
         pub kernel_w: u32,
+        /// Vertical stride between windows.
         pub stride_h: u32,
+        /// Horizontal stride between windows.
         pub stride_w: u32,
+        /// Padding rows above and below (never the maximum).
         pub pad_h: u32,
+        /// Padding columns left and right (never the maximum).
         pub pad_w: u32,
+        /// Vertical distance between taps.
         pub dil_h: u32,
+        /// Horizontal distance between taps.
         pub dil_w: u32,
     }
 }
 
 shader_params! {
-    /// `sgd_step`.
+    /// `sgd_step`, as [`crate::optim::sgd_step`].
     pub struct SgdParams {
+        /// Number of parameter values.
         pub n: u32,
+        /// The learning rate lr.
         pub lr: f32,
+        /// The momentum μ.
         pub momentum: f32,
+        /// The coupled weight decay λ, added to the gradient as λθ.
         pub weight_decay: f32,
+        /// 1 on the first step, which starts the momentum buffer at b = g.
         pub first: u32,
     }
 }
 
 shader_params! {
-    /// `adam_step`; `bias1` = 1 − β₁ᵗ and `bias2` = 1 − β₂ᵗ.
+    /// `adam_step`, as [`crate::optim::adam_step`] with the fields of
+    /// [`crate::optim::AdamStep`]; `bias1` = 1 − β₁ᵗ and `bias2` = 1 − β₂ᵗ.
     pub struct AdamParams {
+        /// Number of parameter values.
         pub n: u32,
+        /// The learning rate lr.
         pub lr: f32,
+        /// β₁, the first moment's decay.
         pub beta1: f32,
+        /// β₂, the second moment's decay.
         pub beta2: f32,
+        /// ε, added to √v̂.
         pub eps: f32,
+        /// The decoupled (AdamW) weight decay λ.
         pub weight_decay: f32,
+        /// 1 − β₁ᵗ.
         pub bias1: f32,
+        /// 1 − β₂ᵗ.
         pub bias2: f32,
     }
 }
