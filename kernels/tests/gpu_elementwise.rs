@@ -23,7 +23,7 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-const UNARY: [UnaryOp; 17] = [
+const UNARY: [UnaryOp; 24] = [
     UnaryOp::Neg,
     UnaryOp::Exp,
     UnaryOp::Log,
@@ -41,6 +41,13 @@ const UNARY: [UnaryOp; 17] = [
     UnaryOp::MulScalar(-1.5),
     UnaryOp::Clamp(-0.5, 0.5),
     UnaryOp::InsideMask(-0.5, 0.5),
+    UnaryOp::Sin,
+    UnaryOp::Cos,
+    UnaryOp::Log1p,
+    UnaryOp::Expm1,
+    UnaryOp::Rsqrt,
+    UnaryOp::Erf,
+    UnaryOp::NonZero,
 ];
 
 proptest! {
@@ -52,8 +59,8 @@ proptest! {
         let Some(g) = gpu_or_skip() else { return Ok(()) };
         for op in UNARY {
             let mut x = values(numel(&s), seed);
-            // log, sqrt and fractional powers need positive inputs.
-            if positive || matches!(op, UnaryOp::Log | UnaryOp::Sqrt) {
+            // log, sqrt, rsqrt, log1p and fractional powers need positive inputs.
+            if positive || matches!(op, UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Log1p) {
                 x.iter_mut().for_each(|v| *v = v.abs() + 0.1);
             }
             let got = g.read_f32(&gpu_ew::unary(op, &g.upload_f32(&x)));
@@ -78,7 +85,16 @@ proptest! {
             .iter()
             .map(|&v| if v < 0.0 { v - 0.5 } else { v + 0.5 })
             .collect();
-        for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::MulStep] {
+        for op in [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Div,
+            BinaryOp::MulStep,
+            BinaryOp::Max,
+            BinaryOp::Min,
+            BinaryOp::GtWeight,
+        ] {
             let got = g.read_f32(&gpu_ew::binary(op, &g.upload_f32(&a), &sa, &g.upload_f32(&b), &sb, &out));
             assert_close(&format!("{op:?} {sa:?} {sb:?}"), &got, &cpu::binary(op, &a, &sa, &b, &sb, &out));
         }
