@@ -225,11 +225,11 @@ impl Tensor {
 
     /// Π over `axes`; 1 over an empty axis, as in PyTorch.
     ///
-    /// Each axis is reduced by a pairwise tree: the product of the first ⌊n/2⌋ entries (by
-    /// [`Tensor::narrow`]) times that of the rest, recursively. It is made only of narrow and
-    /// mul, so its derivatives of every order come from theirs, and it is right with zeros in
-    /// the input (∂Π/∂xᵢ = Π_{j≠i} xⱼ, never Π/xᵢ). The tree also keeps rounding error at
-    /// O(log n) products deep.
+    /// Each axis is reduced by a pairwise tree: halves of the axis (by [`Tensor::narrow`])
+    /// multiplied elementwise, level by level. It is made only of narrow, concat and mul, so
+    /// its derivatives of every order come from theirs, and it is right with zeros in the
+    /// input (∂Π/∂xᵢ = Π_{j≠i} xⱼ, never Π/xᵢ). The tree also keeps each product O(log n)
+    /// multiplications deep.
     pub fn prod(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         let (resolved, _) = self.reduced_shape("prod", axes)?;
         let mut p = self.clone();
@@ -248,23 +248,31 @@ impl Tensor {
         self.prod(&all, false)
     }
 
-    /// Π along resolved axis `a`, kept with size 1.
+    /// Π along resolved axis `a`, kept with size 1: level by level, the first ⌊n/2⌋ entries
+    /// times the next ⌊n/2⌋ (an odd last entry carried to the next level by concat), so an
+    /// axis of n takes O(log n) ops.
     fn prod_axis(&self, a: usize) -> Result<Tensor> {
-        let n = self.shape()[a];
-        match n {
+        let mut n = self.shape()[a];
+        if n == 0 {
             // Σ over nothing is 0 (in the graph, of the right shape); 0·0 + 1 = 1.
-            0 => self
+            return self
                 .sum(&[a as isize], true)?
                 .mul_scalar(0.0)?
-                .add_scalar(1.0),
-            1 => Ok(self.clone()),
-            _ => {
-                let h = n / 2;
-                let left = self.narrow(a as isize, 0, h)?.prod_axis(a)?;
-                let right = self.narrow(a as isize, h, n - h)?.prod_axis(a)?;
-                left.mul(&right)
-            }
+                .add_scalar(1.0);
         }
+        let axis = a as isize;
+        let mut p = self.identity("prod");
+        while n > 1 {
+            let h = n / 2;
+            let pairs = p.narrow(axis, 0, h)?.mul(&p.narrow(axis, h, h)?)?;
+            p = if n % 2 == 1 {
+                Tensor::concat(&[pairs, p.narrow(axis, 2 * h, 1)?], a)?
+            } else {
+                pairs
+            };
+            n = n.div_ceil(2);
+        }
+        Ok(p)
     }
 
     /// The index along `axis` of each maximum over that axis (the first on ties; a NaN is a
