@@ -413,6 +413,7 @@ fn argmax_argmin_min_and_unbiased_var() {
     let empty = Tensor::zeros(&[2, 0], DType::F64).unwrap();
     assert_eq!(empty.argmax(1).unwrap_err().kind, ErrorKind::Shape);
     assert!(empty.min(&[1], false).is_err());
+    assert_eq!(empty.min_all().unwrap_err().op, "min");
     assert!(x.min(&[], false).is_err());
     let v = t64(&[1.0, 2.0, 3.0, 4.0], &[4]);
     let unbiased = v.var_with(&[0], true, false).unwrap().item().unwrap();

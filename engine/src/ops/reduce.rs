@@ -220,6 +220,15 @@ impl Tensor {
 
     /// Min of every element, as a scalar (an error for an empty tensor).
     pub fn min_all(&self) -> Result<Tensor> {
+        if self.numel() == 0 {
+            return Err(Error::shape(
+                "min",
+                format!(
+                    "shape {:?} is empty: the min of nothing is undefined",
+                    self.shape()
+                ),
+            ));
+        }
         self.neg()?.max_all()?.neg()
     }
 
