@@ -150,6 +150,18 @@ fn third_order_coverage() {
         "elu",
         "exp",
         "log_softmax",
+        "sin",
+        "cos",
+        "log1p",
+        "expm1",
+        "rsqrt",
+        "erf",
+        "gelu",
+        "gelu_tanh",
+        "silu",
+        "prod",
+        "var",
+        "std",
     ] {
         let c = registry.iter().find(|c| c.op == op).expect("registered");
         assert!(c.max_order >= 3, "{op} must be checked at order 3");

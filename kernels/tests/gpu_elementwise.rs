@@ -122,6 +122,27 @@ proptest! {
     }
 }
 
+/// erf keeps its relative precision near 0, where a rational form of 1 − erfc cancels.
+#[test]
+fn erf_is_relatively_precise_near_zero() {
+    let Some(g) = gpu_or_skip() else { return };
+    let x = [1e-6f32, -3e-4, 0.01, 0.3, -0.49, 0.51, 2.0, -4.0, 10.0];
+    let got = g.read_f32(&gpu_ew::unary(UnaryOp::Erf, &g.upload_f32(&x)));
+    for (&v, &e) in x.iter().zip(&got) {
+        let want = cpu::unary(UnaryOp::Erf, &[v as f64])[0];
+        // Relative below 0.5 (the series), absolute (A&S's bound plus rounding) above.
+        let tol = if v.abs() < 0.5 {
+            1e-6 * want.abs()
+        } else {
+            2e-7
+        };
+        assert!(
+            (e as f64 - want).abs() <= tol,
+            "erf({v}) = {e} on the GPU, {want} exactly"
+        );
+    }
+}
+
 #[test]
 fn fill_and_zeros() {
     let Some(g) = gpu_or_skip() else { return };
