@@ -99,3 +99,31 @@ fn device_names_parse_and_junk_is_refused() {
     let err = Device::parse("tpu").unwrap_err();
     assert!(err.message.contains("cpu, gpu or best"), "{err}");
 }
+
+/// argmax/argmin read back from the GPU's arg-max kernel agree with the CPU, and where_
+/// keeps ∞ in the branch not taken out of the result there too.
+#[test]
+fn arg_extrema_and_where_on_the_gpu() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let v = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, 5.0, 3.0, 5.0, 8.0];
+    let cpu = Tensor::from_f64s(&v, &[3, 4], DType::F32).unwrap();
+    let x = cpu.to(gpu).unwrap();
+    for axis in [0, 1, -1] {
+        assert_eq!(x.argmax(axis).unwrap(), cpu.argmax(axis).unwrap());
+        assert_eq!(x.argmin(axis).unwrap(), cpu.argmin(axis).unwrap());
+    }
+    assert_eq!(x.argmax(1).unwrap(), vec![2, 1, 3]);
+    let c = Tensor::from_f64s(&[1.0, 0.0, 2.0], &[3], DType::F32)
+        .unwrap()
+        .to(gpu)
+        .unwrap();
+    let a = Tensor::from_f64s(&[1.0, f32::INFINITY as f64, 3.0], &[3], DType::F32)
+        .unwrap()
+        .to(gpu)
+        .unwrap();
+    let b = Tensor::from_f64s(&[f64::NAN, 7.0, 0.0], &[3], DType::F32)
+        .unwrap()
+        .to(gpu)
+        .unwrap();
+    assert_eq!(c.where_(&a, &b).unwrap().to_vec_f64(), vec![1.0, 7.0, 3.0]);
+}

@@ -246,6 +246,8 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
                     let _ = x.clamp(a, b);
                     let _ = x.leaky_relu(b);
                     let _ = x.div_scalar(b);
+                    let _ = (x.sin(), x.cos(), x.log1p(), x.expm1(), x.rsqrt(), x.erf());
+                    let _ = (x.gelu(), x.gelu_tanh(), x.silu());
                     x.elu(a)?.mul_scalar(b)
                 }),
             )
@@ -270,7 +272,11 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
                     1 => x.sub(&y),
                     2 => x.mul(&y),
                     3 => x.div(&y),
-                    _ => x.relu_backward(&y),
+                    _ => {
+                        let _ = (x.maximum(&y), x.minimum(&y), x.where_(&y, &x));
+                        let _ = y.where_(&x, &y);
+                        x.relu_backward(&y)
+                    }
                 }),
             )
         }
@@ -288,7 +294,14 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
                     1 => x.mean(&axes, keep),
                     2 => x.max(&axes, keep),
                     3 => x.logsumexp(&axes, keep),
-                    _ => x.var(&axes, keep),
+                    _ => {
+                        let _ = (x.min(&axes, keep), x.prod(&axes, keep));
+                        let _ = (x.var_with(&axes, true, keep), x.std(&axes, keep, keep));
+                        if let Some(&a) = axes.first() {
+                            let _ = (x.argmax(a), x.argmin(a));
+                        }
+                        x.var(&axes, keep)
+                    }
                 }),
             )
         }
@@ -296,6 +309,7 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
             call!("{:?}.sum_all / mean_all / max_all", x.shape()),
             Box::new(move || {
                 let _ = x.max_all();
+                let _ = (x.min_all(), x.prod_all());
                 x.mean_all()?;
                 x.sum_all()
             }),

@@ -337,3 +337,99 @@ fn f32_sums_of_many_cancelling_values_match_f64() {
         }
     }
 }
+
+// ---- the math ops' edge cases --------------------------------------------------------------
+
+/// ∂Π/∂xᵢ is the product of the others, also where x has zeros (a rule of Π/xᵢ gives NaN).
+#[test]
+fn prod_is_right_with_zeros() {
+    let x = t64(&[2.0, 0.0, 3.0, 0.0, 0.0, 5.0], &[2, 3]).requires_grad_();
+    let p = x.prod(&[1], false).unwrap();
+    assert_eq!(p.to_vec_f64(), vec![0.0, 0.0]);
+    let g = grad(&[&p.sum_all().unwrap()], &[&x], None, false).unwrap();
+    assert_eq!(g[0].to_vec_f64(), vec![0.0, 6.0, 0.0, 0.0, 0.0, 0.0]);
+    let y = t64(&[2.0, 0.0, 3.0, 4.0, 7.0], &[5]).requires_grad_();
+    let g = grad(&[&y.prod_all().unwrap()], &[&y], None, false).unwrap();
+    assert_eq!(g[0].to_vec_f64(), vec![0.0, 168.0, 0.0, 0.0, 0.0]);
+    // Over an empty axis: 1, as in PyTorch.
+    let e = Tensor::zeros(&[0, 2], DType::F64).unwrap();
+    assert_eq!(e.prod(&[0], false).unwrap().to_vec_f64(), vec![1.0, 1.0]);
+}
+
+/// Ties split the gradient ½/½ between the operands, as PyTorch does.
+#[test]
+fn maximum_and_minimum_split_ties() {
+    let a = t64(&[1.0, 2.0, 3.0], &[3]).requires_grad_();
+    let b = t64(&[2.0, 2.0, 1.0], &[3]).requires_grad_();
+    let mx = a.maximum(&b).unwrap();
+    assert_eq!(mx.to_vec_f64(), vec![2.0, 2.0, 3.0]);
+    let g = grad(&[&mx.sum_all().unwrap()], &[&a, &b], None, false).unwrap();
+    assert_eq!(g[0].to_vec_f64(), vec![0.0, 0.5, 1.0]);
+    assert_eq!(g[1].to_vec_f64(), vec![1.0, 0.5, 0.0]);
+    let mn = a.minimum(&b).unwrap();
+    assert_eq!(mn.to_vec_f64(), vec![1.0, 2.0, 1.0]);
+    let g = grad(&[&mn.sum_all().unwrap()], &[&a, &b], None, false).unwrap();
+    assert_eq!(g[0].to_vec_f64(), vec![1.0, 0.5, 0.0]);
+    assert_eq!(g[1].to_vec_f64(), vec![0.0, 0.5, 1.0]);
+    assert!(a.maximum(&t64(&[1.0, 2.0], &[2])).is_err());
+}
+
+/// The branch not taken reaches neither the value nor the gradient, even when it is ∞ or NaN.
+#[test]
+fn where_does_not_leak_the_branch_not_taken() {
+    let c = t64(&[1.0, 0.0, -3.0, 0.0], &[4]);
+    let a = t64(&[1.0, f64::INFINITY, 3.0, f64::NAN], &[4]).requires_grad_();
+    let b = t64(&[f64::NAN, 20.0, f64::NEG_INFINITY, 40.0], &[4]).requires_grad_();
+    let w = c.where_(&a, &b).unwrap();
+    assert_eq!(w.to_vec_f64(), vec![1.0, 20.0, 3.0, 40.0]);
+    // log of the chosen values; its gradient would be NaN if the ∞/NaN entries leaked.
+    let loss = w.log().unwrap().sum_all().unwrap();
+    let g = grad(&[&loss], &[&a, &b], None, false).unwrap();
+    assert_eq!(g[0].to_vec_f64(), vec![1.0, 0.0, 1.0 / 3.0, 0.0]);
+    assert_eq!(g[1].to_vec_f64(), vec![0.0, 1.0 / 20.0, 0.0, 1.0 / 40.0]);
+    // Broadcasting over the three operands; a gradient summed back to b's shape.
+    let c = t64(&[1.0, 0.0], &[2, 1]);
+    let a = t64(&[1.0, 2.0, 3.0], &[3]).requires_grad_();
+    let b = t64(&[9.0], &[]).requires_grad_();
+    let w = c.where_(&a, &b).unwrap();
+    assert_eq!(w.shape(), &[2, 3]);
+    assert_eq!(w.to_vec_f64(), vec![1.0, 2.0, 3.0, 9.0, 9.0, 9.0]);
+    let g = grad(&[&w.sum_all().unwrap()], &[&a, &b], None, false).unwrap();
+    assert_eq!(g[0].to_vec_f64(), vec![1.0, 1.0, 1.0]);
+    assert_eq!(g[1].to_vec_f64(), vec![3.0]);
+    assert!(t64(&[1.0, 0.0], &[2]).where_(&a, &b).is_err());
+}
+
+#[test]
+fn argmax_argmin_min_and_unbiased_var() {
+    let x = t64(&[3.0, 1.0, 4.0, 1.0, 5.0, 9.0], &[2, 3]);
+    assert_eq!(x.argmax(1).unwrap(), vec![2, 2]);
+    assert_eq!(x.argmin(-1).unwrap(), vec![1, 0]);
+    assert_eq!(x.argmax(0).unwrap(), vec![0, 1, 1]);
+    assert_eq!(x.argmin(0).unwrap(), vec![1, 0, 0]);
+    assert_eq!(x.min(&[1], false).unwrap().to_vec_f64(), vec![1.0, 1.0]);
+    assert_eq!(x.min_all().unwrap().item().unwrap(), 1.0);
+    assert!(x.argmax(2).is_err());
+    let empty = Tensor::zeros(&[2, 0], DType::F64).unwrap();
+    assert_eq!(empty.argmax(1).unwrap_err().kind, ErrorKind::Shape);
+    assert!(empty.min(&[1], false).is_err());
+    assert_eq!(empty.min_all().unwrap_err().op, "min");
+    assert!(x.min(&[], false).is_err());
+    let v = t64(&[1.0, 2.0, 3.0, 4.0], &[4]);
+    let unbiased = v.var_with(&[0], true, false).unwrap().item().unwrap();
+    assert!((unbiased - 5.0 / 3.0).abs() < 1e-15);
+    assert_eq!(
+        v.var_with(&[0], false, false).unwrap().item().unwrap(),
+        1.25
+    );
+    assert_eq!(v.var(&[0], false).unwrap().item().unwrap(), 1.25);
+    let s = v.std(&[0], true, false).unwrap().item().unwrap();
+    assert!((s - (5.0f64 / 3.0).sqrt()).abs() < 1e-15);
+    // One element, unbiased: 0/0.
+    assert!(t64(&[1.0], &[1])
+        .var_with(&[0], true, false)
+        .unwrap()
+        .item()
+        .unwrap()
+        .is_nan());
+}

@@ -75,6 +75,47 @@ fn real_pow(v: f32, p: f32) -> f32 {
     return r;
 }
 
+fn log1p_any(v: f32) -> f32 {
+    // log(1 + v) to full relative precision for small v: log(u)·v/(u − 1) with u = 1 + v
+    // corrects the rounding of u (Goldberg's trick).
+    let u = 1.0 + v;
+    if u == 1.0 || is_inf(u) {
+        return select(log(u), v, u == 1.0);
+    }
+    return log(u) * v / (u - 1.0);
+}
+
+fn expm1_any(v: f32) -> f32 {
+    // eᵛ − 1 to full relative precision for small v: (u − 1)·v/log(u) with u = eᵛ (Kahan).
+    let u = exp(v);
+    if u == 1.0 {
+        return v;
+    }
+    let um1 = u - 1.0;
+    if um1 == -1.0 || is_inf(u) {
+        return um1;
+    }
+    return um1 * v / log(u);
+}
+
+fn erf_approx(v: f32) -> f32 {
+    let z = abs(v);
+    if z < 0.5 {
+        // Maclaurin series to x¹¹ (next term below 3e-8 relative): full relative precision
+        // near 0, where 1 − (the rational form below) would cancel.
+        let q = v * v;
+        let s = 1.0 + q * (-1.0 / 3.0 + q * (0.1 + q * (-1.0 / 42.0 + q * (1.0 / 216.0
+            + q * (-1.0 / 1320.0)))));
+        return 1.1283791670955126 * v * s;
+    }
+    // Abramowitz & Stegun 7.1.26: absolute error below 1.5e-7, about f32's rounding.
+    let t = 1.0 / (1.0 + 0.3275911 * z);
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741
+        + t * (-1.453152027 + t * 1.061405429))));
+    let r = 1.0 - poly * exp(-z * z);
+    return select(r, -r, v < 0.0);
+}
+
 fn apply_unary(op: u32, v: f32, c0: f32, c1: f32) -> f32 {
     // The piecewise maps (sign, relu, step, leaky mask, clamp, inside mask) give NaN for NaN,
     // as every other map does by arithmetic.
@@ -101,6 +142,18 @@ fn apply_unary(op: u32, v: f32, c0: f32, c1: f32) -> f32 {
         case UNARY_CLAMP: { return min(max(v, c0), c1); }
         case UNARY_INSIDE_MASK: { return select(0.0, 1.0, v > c0 && v < c1); }
         case UNARY_INF_TO_ZERO: { return select(v, 0.0, is_inf(v)); }
+        case UNARY_SIN: { return sin(v); }
+        case UNARY_COS: { return cos(v); }
+        case UNARY_LOG1P: { return log1p_any(v); }
+        case UNARY_EXPM1: { return expm1_any(v); }
+        case UNARY_RSQRT: { return 1.0 / sqrt(v); }
+        case UNARY_ERF: {
+            if is_nan(v) {
+                return v;
+            }
+            return erf_approx(v);
+        }
+        case UNARY_NON_ZERO: { return select(1.0, 0.0, v == 0.0 && !is_nan(v)); }
         default: { return v; }
     }
 }
@@ -125,6 +178,26 @@ fn apply_binary(op: u32, u: f32, v: f32) -> f32 {
                 return v;
             }
             return select(0.0, u, v > 0.0);
+        }
+        case BINARY_MAX: {
+            if is_nan(u) || is_nan(v) {
+                return u + v;
+            }
+            return select(v, u, u >= v);
+        }
+        case BINARY_MIN: {
+            if is_nan(u) || is_nan(v) {
+                return u + v;
+            }
+            return select(v, u, u <= v);
+        }
+        case BINARY_GT_WEIGHT: {
+            let nu = is_nan(u);
+            let nv = is_nan(v);
+            if nu || nv {
+                return select(select(1.0, 0.5, nv), 0.0, !nu);
+            }
+            return select(select(0.5, 0.0, u < v), 1.0, u > v);
         }
         default: { return u; }
     }

@@ -44,12 +44,25 @@ pub enum UnaryOp {
     /// x, except ±∞ becomes 0: the shift logsumexp subtracts, so that a row of −∞ sums to −∞
     /// instead of NaN (−∞ − (−∞)).
     InfToZero,
+    Sin,
+    Cos,
+    /// log(1 + x), accurate for small x.
+    Log1p,
+    /// eˣ − 1, accurate for small x.
+    Expm1,
+    /// 1/√x.
+    Rsqrt,
+    /// erf(x) = (2/√π)∫₀ˣ e^(−t²) dt.
+    Erf,
+    /// 1 where x ≠ 0, else 0; NaN counts as nonzero (1), as a truth value: the mask of
+    /// `where`.
+    NonZero,
 }
 
 impl UnaryOp {
     /// Every op's name, in the order that numbers them for the shaders: code i is the op
     /// named `NAMES[i]`, declared in WGSL as `UNARY_<name>` (`gpu::params::prelude`).
-    pub const NAMES: [&'static str; 18] = [
+    pub const NAMES: [&'static str; 25] = [
         "NEG",
         "EXP",
         "LOG",
@@ -68,6 +81,13 @@ impl UnaryOp {
         "CLAMP",
         "INSIDE_MASK",
         "INF_TO_ZERO",
+        "SIN",
+        "COS",
+        "LOG1P",
+        "EXPM1",
+        "RSQRT",
+        "ERF",
+        "NON_ZERO",
     ];
 
     /// The op's name in [`UnaryOp::NAMES`].
@@ -91,6 +111,13 @@ impl UnaryOp {
             UnaryOp::Clamp(..) => "CLAMP",
             UnaryOp::InsideMask(..) => "INSIDE_MASK",
             UnaryOp::InfToZero => "INF_TO_ZERO",
+            UnaryOp::Sin => "SIN",
+            UnaryOp::Cos => "COS",
+            UnaryOp::Log1p => "LOG1P",
+            UnaryOp::Expm1 => "EXPM1",
+            UnaryOp::Rsqrt => "RSQRT",
+            UnaryOp::Erf => "ERF",
+            UnaryOp::NonZero => "NON_ZERO",
         }
     }
 
@@ -186,6 +213,19 @@ impl UnaryOp {
                     T::ZERO
                 }
             }
+            UnaryOp::Sin => x.sin(),
+            UnaryOp::Cos => x.cos(),
+            UnaryOp::Log1p => x.ln_1p(),
+            UnaryOp::Expm1 => x.exp_m1(),
+            UnaryOp::Rsqrt => T::ONE / x.sqrt(),
+            UnaryOp::Erf => x.erf(),
+            UnaryOp::NonZero => {
+                if x == T::ZERO {
+                    T::ZERO
+                } else {
+                    T::ONE
+                }
+            }
         }
     }
 }
@@ -201,11 +241,28 @@ pub enum BinaryOp {
     /// so that it reads both once and writes once. Where b ≤ 0 the result is 0 whatever a is
     /// (an infinite gradient is not turned into NaN by 0·∞); where b is NaN it is NaN.
     MulStep,
+    /// max(a, b); NaN if either is NaN (as PyTorch's `maximum`).
+    Max,
+    /// min(a, b); NaN if either is NaN (as PyTorch's `minimum`).
+    Min,
+    /// 1 where a > b, ½ where a = b, 0 where a < b: the share of max(a, b)'s gradient that goes
+    /// to a (ties split evenly, as PyTorch does). A NaN operand takes it all (it is what max
+    /// picks): 1 if only a is NaN, 0 if only b is, ½ if both.
+    GtWeight,
 }
 
 impl BinaryOp {
     /// Every op's name in the shaders' numbering, declared in WGSL as `BINARY_<name>`.
-    pub const NAMES: [&'static str; 5] = ["ADD", "SUB", "MUL", "DIV", "MUL_STEP"];
+    pub const NAMES: [&'static str; 8] = [
+        "ADD",
+        "SUB",
+        "MUL",
+        "DIV",
+        "MUL_STEP",
+        "MAX",
+        "MIN",
+        "GT_WEIGHT",
+    ];
 
     /// The op's name in [`BinaryOp::NAMES`].
     pub fn name(self) -> &'static str {
@@ -215,6 +272,9 @@ impl BinaryOp {
             BinaryOp::Mul => "MUL",
             BinaryOp::Div => "DIV",
             BinaryOp::MulStep => "MUL_STEP",
+            BinaryOp::Max => "MAX",
+            BinaryOp::Min => "MIN",
+            BinaryOp::GtWeight => "GT_WEIGHT",
         }
     }
 
@@ -240,6 +300,35 @@ impl BinaryOp {
                     b
                 } else {
                     T::ZERO
+                }
+            }
+            BinaryOp::Max => {
+                if a.is_nan() || b.is_nan() {
+                    a + b
+                } else if a >= b {
+                    a
+                } else {
+                    b
+                }
+            }
+            BinaryOp::Min => {
+                if a.is_nan() || b.is_nan() {
+                    a + b
+                } else if a <= b {
+                    a
+                } else {
+                    b
+                }
+            }
+            BinaryOp::GtWeight => {
+                let half = T::from_f64(0.5);
+                match (a.is_nan(), b.is_nan()) {
+                    (true, true) => half,
+                    (true, false) => T::ONE,
+                    (false, true) => T::ZERO,
+                    _ if a > b => T::ONE,
+                    _ if a < b => T::ZERO,
+                    _ => half,
                 }
             }
         }
@@ -441,6 +530,13 @@ mod tests {
             UnaryOp::Clamp(0.0, 1.0),
             UnaryOp::InsideMask(0.0, 1.0),
             UnaryOp::InfToZero,
+            UnaryOp::Sin,
+            UnaryOp::Cos,
+            UnaryOp::Log1p,
+            UnaryOp::Expm1,
+            UnaryOp::Rsqrt,
+            UnaryOp::Erf,
+            UnaryOp::NonZero,
         ];
         let mut codes: Vec<u32> = unary.iter().map(|op| op.code().0).collect();
         codes.sort_unstable();
@@ -451,10 +547,32 @@ mod tests {
             BinaryOp::Mul,
             BinaryOp::Div,
             BinaryOp::MulStep,
+            BinaryOp::Max,
+            BinaryOp::Min,
+            BinaryOp::GtWeight,
         ];
         let mut codes: Vec<u32> = binary.iter().map(|op| op.code()).collect();
         codes.sort_unstable();
         assert_eq!(codes, (0..BinaryOp::NAMES.len() as u32).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn new_maps_agree_with_known_values() {
+        assert!((UnaryOp::Erf.apply(0.5f64) - 0.520_499_877_813_046_5).abs() < 1e-15);
+        assert!((UnaryOp::Erf.apply(-0.5f32) + 0.520_499_9).abs() < 1e-6);
+        assert_eq!(UnaryOp::Expm1.apply(1e-300f64), 1e-300);
+        assert_eq!(UnaryOp::Log1p.apply(1e-300f64), 1e-300);
+        assert_eq!(UnaryOp::Rsqrt.apply(4.0f64), 0.5);
+        assert_eq!(UnaryOp::NonZero.apply(f64::NAN), 1.0);
+        assert_eq!(UnaryOp::NonZero.apply(-0.0f64), 0.0);
+        assert!(BinaryOp::Max.apply(1.0f64, f64::NAN).is_nan());
+        assert!(BinaryOp::Min.apply(f64::NAN, 1.0f64).is_nan());
+        assert_eq!(BinaryOp::Max.apply(1.0f64, 2.0), 2.0);
+        assert_eq!(BinaryOp::Min.apply(1.0f64, 2.0), 1.0);
+        assert_eq!(BinaryOp::GtWeight.apply(2.0f64, 2.0), 0.5);
+        assert_eq!(BinaryOp::GtWeight.apply(3.0f64, 2.0), 1.0);
+        assert_eq!(BinaryOp::GtWeight.apply(f64::NAN, 2.0), 1.0);
+        assert_eq!(BinaryOp::GtWeight.apply(2.0, f64::NAN), 0.0);
     }
 
     #[test]

@@ -44,6 +44,14 @@ pub trait Real:
     fn sqrt(self) -> Self;
     /// tanh x = (eˣ − e⁻ˣ) / (eˣ + e⁻ˣ).
     fn tanh(self) -> Self;
+    /// sin x (radians).
+    fn sin(self) -> Self;
+    /// cos x (radians).
+    fn cos(self) -> Self;
+    /// eˣ − 1, accurate for small x.
+    fn exp_m1(self) -> Self;
+    /// The error function (2/√π)∫₀ˣ e^(−t²) dt, from `libm` (std has none).
+    fn erf(self) -> Self;
     /// |x|.
     fn abs(self) -> Self;
     /// xᵖ.
@@ -59,7 +67,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty) => {
+    ($t:ty, $erf:path) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -93,6 +101,22 @@ macro_rules! impl_real {
                 <$t>::tanh(self)
             }
             #[inline]
+            fn sin(self) -> Self {
+                <$t>::sin(self)
+            }
+            #[inline]
+            fn cos(self) -> Self {
+                <$t>::cos(self)
+            }
+            #[inline]
+            fn exp_m1(self) -> Self {
+                <$t>::exp_m1(self)
+            }
+            #[inline]
+            fn erf(self) -> Self {
+                $erf(self)
+            }
+            #[inline]
             fn abs(self) -> Self {
                 <$t>::abs(self)
             }
@@ -119,5 +143,5 @@ macro_rules! impl_real {
         }
     };
 }
-impl_real!(f32);
-impl_real!(f64);
+impl_real!(f32, libm::erff);
+impl_real!(f64, libm::erf);

@@ -23,7 +23,7 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-const UNARY: [UnaryOp; 17] = [
+const UNARY: [UnaryOp; 24] = [
     UnaryOp::Neg,
     UnaryOp::Exp,
     UnaryOp::Log,
@@ -41,6 +41,13 @@ const UNARY: [UnaryOp; 17] = [
     UnaryOp::MulScalar(-1.5),
     UnaryOp::Clamp(-0.5, 0.5),
     UnaryOp::InsideMask(-0.5, 0.5),
+    UnaryOp::Sin,
+    UnaryOp::Cos,
+    UnaryOp::Log1p,
+    UnaryOp::Expm1,
+    UnaryOp::Rsqrt,
+    UnaryOp::Erf,
+    UnaryOp::NonZero,
 ];
 
 proptest! {
@@ -52,8 +59,8 @@ proptest! {
         let Some(g) = gpu_or_skip() else { return Ok(()) };
         for op in UNARY {
             let mut x = values(numel(&s), seed);
-            // log, sqrt and fractional powers need positive inputs.
-            if positive || matches!(op, UnaryOp::Log | UnaryOp::Sqrt) {
+            // log, sqrt, rsqrt, log1p and fractional powers need positive inputs.
+            if positive || matches!(op, UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Log1p) {
                 x.iter_mut().for_each(|v| *v = v.abs() + 0.1);
             }
             let got = g.read_f32(&gpu_ew::unary(op, &g.upload_f32(&x)));
@@ -78,7 +85,16 @@ proptest! {
             .iter()
             .map(|&v| if v < 0.0 { v - 0.5 } else { v + 0.5 })
             .collect();
-        for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::MulStep] {
+        for op in [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Div,
+            BinaryOp::MulStep,
+            BinaryOp::Max,
+            BinaryOp::Min,
+            BinaryOp::GtWeight,
+        ] {
             let got = g.read_f32(&gpu_ew::binary(op, &g.upload_f32(&a), &sa, &g.upload_f32(&b), &sb, &out));
             assert_close(&format!("{op:?} {sa:?} {sb:?}"), &got, &cpu::binary(op, &a, &sa, &b, &sb, &out));
         }
@@ -102,6 +118,27 @@ proptest! {
             "broadcast_to",
             &g.read_f32(&gpu_layout::broadcast_to(&g.upload_f32(&xs), &small, &target)),
             &layout::broadcast_to(&xs, &small, &target),
+        );
+    }
+}
+
+/// erf keeps its relative precision near 0, where a rational form of 1 − erfc cancels.
+#[test]
+fn erf_is_relatively_precise_near_zero() {
+    let Some(g) = gpu_or_skip() else { return };
+    let x = [1e-6f32, -3e-4, 0.01, 0.3, -0.49, 0.51, 2.0, -4.0, 10.0];
+    let got = g.read_f32(&gpu_ew::unary(UnaryOp::Erf, &g.upload_f32(&x)));
+    for (&v, &e) in x.iter().zip(&got) {
+        let want = cpu::unary(UnaryOp::Erf, &[v as f64])[0];
+        // Relative below 0.5 (the series), absolute (A&S's bound plus rounding) above.
+        let tol = if v.abs() < 0.5 {
+            1e-6 * want.abs()
+        } else {
+            2e-7
+        };
+        assert!(
+            (e as f64 - want).abs() <= tol,
+            "erf({v}) = {e} on the GPU, {want} exactly"
         );
     }
 }
