@@ -1,7 +1,7 @@
 //! Pictures of class activation maps: bilinear upsampling to the input's size, a perceptual
 //! colormap, an overlay on the input, and one labelled grid per run.
 
-use ferrograd_models::plot::{draw_text, fill_rect, save_png, text_width, PlotError};
+use ferrograd_plot::{draw_text, fill_rect, save_png, text_width, Error as PlotError};
 use image::{Rgb, RgbImage};
 use std::path::Path;
 

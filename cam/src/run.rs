@@ -8,7 +8,7 @@ use ferrograd_engine::{no_grad, DType, Error, Result, Tensor};
 use ferrograd_models::classifier::{argmax_rows, Classifier, LAYER_NAMES};
 use ferrograd_models::data::{Split, CLASS_NAMES};
 use ferrograd_models::generative::Model;
-use ferrograd_models::nn::Ctx;
+use ferrograd_nn::nn::Ctx;
 use std::path::Path;
 use std::time::Instant;
 
@@ -345,7 +345,7 @@ fn short_name(class: usize) -> &'static str {
 
 fn write_json(path: &Path, json: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(json).expect("JSON values serialize");
-    ferrograd_models::checkpoint::write_atomically(path, text.as_bytes())
+    ferrograd_nn::checkpoint::write_atomically(path, text.as_bytes())
         .map_err(|e| Error::argument("cam", format!("{}: {e}", path.display())))
 }
 

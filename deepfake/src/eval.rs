@@ -12,7 +12,7 @@ use crate::model::{FaceSwap, Side};
 use crate::quality::{mae, psnr, ssim};
 use crate::train::{DeepfakeConfig, DeepfakeError, Pair};
 use ferrograd_engine::Rng;
-use ferrograd_models::checkpoint;
+use ferrograd_nn::checkpoint;
 use std::path::Path;
 
 /// A trained model with the settings it was trained with.

@@ -114,7 +114,7 @@ pub fn load_face(path: &Path) -> Result<Vec<f32>, FaceError> {
                 path,
                 format!(
                     "corrupt or unsupported image: {}",
-                    ferrograd_models::plot::describe_image_error(&e)
+                    ferrograd_plot::describe_image_error(&e)
                 ),
             )
         })?

@@ -8,8 +8,8 @@ use crate::augment::{affine_only, Augment};
 use crate::faces::batch_tensor;
 use crate::model::strided_convs;
 use ferrograd_engine::{no_grad, Result, Rng, Tensor};
-use ferrograd_models::nn::{self, Ctx, Linear, Module, Sequential};
-use ferrograd_models::optim::{Adam, Optimizer};
+use ferrograd_nn::nn::{self, Ctx, Linear, Module, Sequential};
+use ferrograd_nn::optim::{Adam, Optimizer};
 
 /// Four Conv(k3, s2, p1)-LeakyReLU blocks 3x100x100 → 64x7x7, global average pooling, and a
 /// linear layer to two logits (A, B).

@@ -10,7 +10,7 @@
 //! ```
 //! use ferrograd_deepfake::model::{FaceSwap, Side, SwapConfig};
 //! use ferrograd_engine::{DType, Rng, Tensor};
-//! use ferrograd_models::nn::Ctx;
+//! use ferrograd_nn::nn::Ctx;
 //! # fn main() -> ferrograd_engine::Result<()> {
 //! let mut rng = Rng::new(0);
 //! let mut model = FaceSwap::new(SwapConfig { latent: 32, ..SwapConfig::default() }, &mut rng)?;

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use ferrograd_models::plot::{draw_text, fill_rect, save_png, text_width, PlotError};
+use ferrograd_plot::{draw_text, fill_rect, save_png, text_width, Error as PlotError};
 use image::{Rgb, RgbImage};
 
 use crate::faces::{FACE_LEN, FACE_SIZE};

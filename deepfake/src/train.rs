@@ -12,10 +12,10 @@ use crate::faces::{batch_tensor, load_identity, Identity, LoadOptions};
 use crate::model::{FaceSwap, PriorKind, Side, StepLosses, SwapConfig};
 use crate::picture::save_face_grid;
 use ferrograd_engine::{Device, Result as EngineResult, Rng, Tensor};
-use ferrograd_models::checkpoint;
-use ferrograd_models::nn::Ctx;
-use ferrograd_models::plot::save_line_plot;
 use ferrograd_models::settings::{self, Count, Real, SettingError};
+use ferrograd_nn::checkpoint;
+use ferrograd_nn::nn::Ctx;
+use ferrograd_plot::save_line_plot;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -266,9 +266,9 @@ macro_rules! from_error {
 }
 from_error!(
     ferrograd_engine::Error,
-    checkpoint::CheckpointError,
+    checkpoint::Error,
     crate::faces::FaceError,
-    ferrograd_models::plot::PlotError
+    ferrograd_plot::Error
 );
 
 /// Both identities' faces, loaded and split.

@@ -215,13 +215,8 @@ impl Real {
     }
 }
 
-/// A whole number written with digits only: "-1", "+3", "1.5", " 7" and "" are not.
-pub fn parse_whole(text: &str) -> Option<usize> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
-}
+/// A whole number written with digits only (shared with the optimizers' checkpoint metadata).
+pub use ferrograd_nn::checkpoint::parse_whole;
 
 /// A seed: any 64-bit whole number, digits only.
 pub fn parse_seed(key: &'static str, flag: &'static str, text: &str) -> Result<u64, SettingError> {

@@ -10,14 +10,14 @@
 //! Randomness comes from streams derived from (seed, epoch), never carried over from step to
 //! step, so a run resumed from a checkpoint continues exactly as an uninterrupted run would.
 
-use crate::checkpoint;
 use crate::classifier::{Classifier, ClassifierActivation};
 use crate::data::{FashionMnist, Split};
 use crate::generative::{Aae, Autoencoder, Gan, GeneratorLoss, Losses, Model, Prior, Vae};
-use crate::nn::Ctx;
-use crate::plot;
 use crate::settings::{self, Count, Real, SettingError};
 use ferrograd_engine::{Device, Rng, Tensor};
+use ferrograd_nn::checkpoint;
+use ferrograd_nn::nn::Ctx;
+use ferrograd_plot as plot;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -356,8 +356,8 @@ macro_rules! into_train_error {
 into_train_error!(
     ferrograd_engine::Error,
     crate::data::DataError,
-    checkpoint::CheckpointError,
-    plot::PlotError,
+    checkpoint::Error,
+    plot::Error,
     std::io::Error,
     serde_json::Error
 );

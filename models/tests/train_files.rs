@@ -8,9 +8,9 @@ mod common;
 
 use common::synthetic;
 use ferrograd_engine::{Device, Tensor};
-use ferrograd_models::checkpoint;
 use ferrograd_models::data::FashionMnist;
 use ferrograd_models::train::{self, LrSchedule, ModelKind, TrainConfig, TrainError};
+use ferrograd_nn::checkpoint;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;

@@ -5,9 +5,9 @@
 mod common;
 
 use common::synthetic;
-use ferrograd_models::checkpoint;
 use ferrograd_models::data::FashionMnist;
 use ferrograd_models::train::{self, LrSchedule, ModelKind, TrainConfig};
+use ferrograd_nn::checkpoint;
 use std::path::Path;
 
 /// 96 training and 32 test images.

@@ -301,7 +301,7 @@ fn tables(part: &PartRun) -> String {
 pub fn write(out: &Path, run: &CourseRun) -> Result<(), String> {
     let write_atomically = |name: &str, text: &str| -> Result<(), String> {
         let path = out.join(name);
-        ferrograd_models::checkpoint::write_atomically(&path, text.as_bytes())
+        ferrograd_nn::checkpoint::write_atomically(&path, text.as_bytes())
             .map_err(|e| format!("{}: cannot write: {e}", path.display()))
     };
     let versions = json!({

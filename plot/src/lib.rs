@@ -1,9 +1,17 @@
-//! Pictures: image grids and loss curves as PNG files.
+//! # ferrograd-plot
+//!
+//! Pictures for ferrograd: image grids, loss curves and confusion matrices as PNG files, and
+//! the pixel tools and bitmap font the course's other pictures (class activation maps, face
+//! grids) are drawn with.
 //!
 //! There is no plotting or font crate here, on purpose: everything is drawn pixel by pixel into
 //! an [`image::RgbImage`] (rectangles, Bresenham lines, and a tiny built-in 5x7 bitmap font), then
-//! encoded as PNG and saved atomically like the checkpoints, so a half-written picture never
-//! replaces a good one.
+//! encoded as PNG and saved atomically like the checkpoints (through
+//! [`ferrograd_nn::checkpoint::write_atomically`], the workspace's one atomic write, which is
+//! why this crate depends on `ferrograd-nn`), so a half-written picture never replaces a good one.
+//!
+//! What it does not do: touch tensors or models (it draws plain `f32`/`f64` slices), decode
+//! pictures, or draw anything but RGB PNGs.
 
 use std::fmt;
 use std::io::Cursor;
@@ -11,31 +19,31 @@ use std::path::{Path, PathBuf};
 
 use image::{ImageFormat, Rgb, RgbImage};
 
-use crate::checkpoint::write_atomically;
+use ferrograd_nn::checkpoint::write_atomically;
 
 /// What went wrong when saving a picture, naming the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlotError {
+pub struct Error {
     pub path: PathBuf,
     pub message: String,
 }
 
-impl PlotError {
+impl Error {
     fn new(path: &Path, message: impl Into<String>) -> Self {
-        PlotError {
+        Error {
             path: path.to_path_buf(),
             message: message.into(),
         }
     }
 }
 
-impl fmt::Display for PlotError {
+impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.path.display(), self.message)
     }
 }
 
-impl std::error::Error for PlotError {}
+impl std::error::Error for Error {}
 
 // ---- image grids ----------------------------------------------------------------------------
 
@@ -58,15 +66,15 @@ pub fn save_image_grid(
     width: usize,
     columns: usize,
     scale: usize,
-) -> Result<(), PlotError> {
+) -> Result<(), Error> {
     if channels != 1 && channels != 3 {
-        return Err(PlotError::new(
+        return Err(Error::new(
             path,
             format!("images must have 1 (grey) or 3 (RGB) channels, not {channels}"),
         ));
     }
     if height == 0 || width == 0 || columns == 0 || scale == 0 {
-        return Err(PlotError::new(
+        return Err(Error::new(
             path,
             format!(
                 "height ({height}), width ({width}), columns ({columns}) and scale ({scale}) \
@@ -76,7 +84,7 @@ pub fn save_image_grid(
     }
     let per_image = channels * height * width;
     if images.is_empty() || !images.len().is_multiple_of(per_image) {
-        return Err(PlotError::new(
+        return Err(Error::new(
             path,
             format!(
                 "{} values are not a whole, non-zero number of {channels}x{height}x{width} \
@@ -94,7 +102,7 @@ pub fn save_image_grid(
     let grid_height = rows * cell_height + (rows - 1) * GRID_GAP;
     // Drawing works in i32 pixel coordinates: far more than any real grid needs.
     if i32::try_from(grid_width).is_err() || i32::try_from(grid_height).is_err() {
-        return Err(PlotError::new(
+        return Err(Error::new(
             path,
             format!("a {grid_width}x{grid_height} grid is too large for an image"),
         ));
@@ -175,7 +183,7 @@ pub fn save_line_plot(
     title: &str,
     x_label: &str,
     series: &[(&str, &[f64])],
-) -> Result<(), PlotError> {
+) -> Result<(), Error> {
     let mut picture = RgbImage::from_pixel(PLOT_WIDTH, PLOT_HEIGHT, WHITE);
 
     let finite = series
@@ -629,10 +637,10 @@ pub fn save_confusion_matrix(
     counts: &[usize],
     names: &[&str],
     title: &str,
-) -> Result<(), PlotError> {
+) -> Result<(), Error> {
     let k = names.len();
     if k == 0 || counts.len() != k * k {
-        return Err(PlotError::new(
+        return Err(Error::new(
             path,
             format!(
                 "{} counts for {k} classes: need k² = {}",
@@ -775,18 +783,18 @@ fn plain(text: &str) -> String {
 }
 
 /// Encodes `picture` as PNG in memory, then writes it atomically (see
-/// [`crate::checkpoint::write_atomically`]): a crash mid-save leaves the previous picture, not
+/// [`ferrograd_nn::checkpoint::write_atomically`]): a crash mid-save leaves the previous picture, not
 /// half a file.
-pub fn save_png(path: &Path, picture: &RgbImage) -> Result<(), PlotError> {
+pub fn save_png(path: &Path, picture: &RgbImage) -> Result<(), Error> {
     let mut png = Cursor::new(Vec::new());
     picture.write_to(&mut png, ImageFormat::Png).map_err(|e| {
-        PlotError::new(
+        Error::new(
             path,
             format!("cannot encode PNG: {}", describe_image_error(&e)),
         )
     })?;
     write_atomically(path, png.get_ref())
-        .map_err(|e| PlotError::new(path, format!("cannot write picture: {e}")))
+        .map_err(|e| Error::new(path, format!("cannot write picture: {e}")))
 }
 
 #[cfg(test)]
