@@ -29,7 +29,8 @@ pub struct Error {
 }
 
 impl Error {
-    fn new(path: &Path, message: impl Into<String>) -> Self {
+    /// An error about the picture at `path`.
+    pub fn new(path: &Path, message: impl Into<String>) -> Self {
         Error {
             path: path.to_path_buf(),
             message: message.into(),
@@ -113,36 +114,58 @@ pub fn save_image_grid(
     for (index, image) in images.chunks_exact(per_image).enumerate() {
         let left = (index % columns) * (cell_width + GRID_GAP);
         let top = (index / columns) * (cell_height + GRID_GAP);
-        for y in 0..height {
-            for x in 0..width {
-                // NCHW: each channel is a whole plane, so a pixel's channels are `plane` apart.
-                let channel = |c: usize| to_byte(image[c * plane + y * width + x]);
-                let colour = if channels == 1 {
-                    let grey = channel(0);
-                    Rgb([grey, grey, grey])
-                } else {
-                    Rgb([channel(0), channel(1), channel(2)])
-                };
-                fill_rect(
-                    &mut picture,
-                    (left + x * scale) as i32,
-                    (top + y * scale) as i32,
-                    scale as i32,
-                    scale as i32,
-                    colour,
-                );
+        let (left, top) = (left as i32, top as i32);
+        draw_magnified(&mut picture, left, top, (height, width), scale, |y, x| {
+            if channels == 1 {
+                let grey = to_byte(image[y * width + x]);
+                Rgb([grey, grey, grey])
+            } else {
+                chw_pixel(image, plane, y * width + x)
             }
-        }
+        });
     }
     save_png(path, &picture)
 }
 
-/// A value in [0, 1] as a byte; out-of-range values are clamped and NaN counts as 0.
-fn to_byte(value: f32) -> u8 {
+/// A value in [0, 1] as a byte, rounded; out-of-range values are clamped and NaN counts as 0.
+pub fn to_byte(value: f32) -> u8 {
     if value.is_nan() {
         return 0;
     }
     (value.clamp(0.0, 1.0) * 255.0).round() as u8
+}
+
+/// The colour of pixel `index` of a CHW RGB image whose channel planes are `plane` values long
+/// (NCHW: each channel is a whole plane, so a pixel's channels are `plane` apart).
+pub fn chw_pixel(image: &[f32], plane: usize, index: usize) -> Rgb<u8> {
+    let channel = |c: usize| to_byte(image[c * plane + index]);
+    Rgb([channel(0), channel(1), channel(2)])
+}
+
+/// Draws a `height`x`width` image with its top-left corner at (left, top), each pixel a
+/// `scale`x`scale` square (nearest-neighbour magnification) of colour `colour_at(y, x)`.
+pub fn draw_magnified(
+    picture: &mut RgbImage,
+    left: i32,
+    top: i32,
+    (height, width): (usize, usize),
+    scale: usize,
+    colour_at: impl Fn(usize, usize) -> Rgb<u8>,
+) {
+    let s = scale as i32;
+    for y in 0..height {
+        for x in 0..width {
+            let colour = colour_at(y, x);
+            fill_rect(
+                picture,
+                left + x as i32 * s,
+                top + y as i32 * s,
+                s,
+                s,
+                colour,
+            );
+        }
+    }
 }
 
 // ---- line plots -----------------------------------------------------------------------------
@@ -156,9 +179,11 @@ const AREA_RIGHT: i32 = 690;
 const AREA_TOP: i32 = 50;
 const AREA_BOTTOM: i32 = 380;
 
-const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
+/// The background of every picture.
+pub const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
 const BLACK: Rgb<u8> = Rgb([0, 0, 0]);
-const TEXT_COLOUR: Rgb<u8> = Rgb([30, 30, 30]);
+/// The colour of every picture's text.
+pub const TEXT_COLOUR: Rgb<u8> = Rgb([30, 30, 30]);
 const GRID_LINE_COLOUR: Rgb<u8> = Rgb([225, 225, 225]);
 const FRAME_COLOUR: Rgb<u8> = Rgb([150, 150, 150]);
 
@@ -505,13 +530,27 @@ fn draw_line(
 /// descenders of g, j, p, q, y and the comma.
 const GLYPH_WIDTH: i32 = 5;
 const GLYPH_ROWS: usize = 8;
-/// A glyph's width plus the one blank column between letters.
-const GLYPH_ADVANCE: i32 = GLYPH_WIDTH + 1;
+/// The height in pixels of a line of text at scale 1 (the glyphs' rows, descenders included).
+pub const GLYPH_HEIGHT: i32 = GLYPH_ROWS as i32;
+/// A glyph's width plus the one blank column between letters: a character's width at scale 1.
+pub const GLYPH_ADVANCE: i32 = GLYPH_WIDTH + 1;
 
 /// The width in pixels of `text` drawn at `scale`.
 pub fn text_width(text: &str, scale: i32) -> i32 {
     let count = text.chars().count() as i32;
     (count * GLYPH_ADVANCE - 1).max(0) * scale
+}
+
+/// `text` cut to fit `width` pixels at `scale`, ending in ".." when cut.
+pub fn fit_text(text: &str, width: usize, scale: usize) -> String {
+    if text_width(text, scale as i32) as usize <= width {
+        return text.to_string();
+    }
+    let mut cut = text.to_string();
+    while !cut.is_empty() && text_width(&format!("{cut}.."), scale as i32) as usize > width {
+        cut.pop();
+    }
+    format!("{cut}..")
 }
 
 /// Draws `text` with its top-left corner at (left, top), each font pixel a `scale`x`scale` square.
