@@ -103,8 +103,7 @@ impl CamSettings {
     /// ranges, and that an exact-method row would see at least one image.
     pub fn validate_metrics(&self, images: usize, exact_images: usize) -> Result<()> {
         self.validate()?;
-        let range =
-            |e: ferrograd_models::settings::SettingError| Error::argument("cam", e.to_string());
+        let range = |e: ferrograd_models::Error| Error::argument("cam", e.to_string());
         ranges::METRICS_IMAGES.check(images).map_err(range)?;
         ranges::EXACT_IMAGES.check(exact_images).map_err(range)?;
         if exact_images == 0 && self.methods.contains(&Method::GradCamPlusPlusExact) {

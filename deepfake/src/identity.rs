@@ -51,7 +51,7 @@ pub mod ranges {
 impl IdentitySettings {
     /// Holds the settings to [`ranges`]: an untrained judge (0 steps) would score every swap
     /// by chance. The error names the flag.
-    pub fn validate(&self) -> std::result::Result<(), ferrograd_models::settings::SettingError> {
+    pub fn validate(&self) -> std::result::Result<(), ferrograd_models::Error> {
         ranges::CLASSIFIER_STEPS.check(self.steps)?;
         ranges::PER_IDENTITY.check(self.per_identity)?;
         Ok(())

@@ -7,7 +7,8 @@ use ferrograd_deepfake::faces::{batch_tensor, default_faces_dir, load_face, FACE
 use ferrograd_deepfake::identity::IdentitySettings;
 use ferrograd_deepfake::model::{PriorKind, Side, SwapConfig};
 use ferrograd_deepfake::picture::{save_face_grid, save_face_strip};
-use ferrograd_deepfake::train::{self, ranges, DeepfakeConfig, DeepfakeError, Pair, StepReport};
+use ferrograd_deepfake::train::{self, ranges, DeepfakeConfig, Pair, StepReport};
+use ferrograd_deepfake::Error as DeepfakeError;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
