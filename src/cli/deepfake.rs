@@ -2,6 +2,7 @@
 
 use super::train::pick_device;
 use super::train::with_range;
+use super::Error;
 use ferrograd_deepfake::eval::{self, EvalReport};
 use ferrograd_deepfake::faces::{batch_tensor, default_faces_dir, load_face, FACE_SIZE};
 use ferrograd_deepfake::identity::IdentitySettings;
@@ -153,7 +154,7 @@ pub struct EvalArgs {
     pub device: String,
 }
 
-pub fn run(command: &DeepfakeCommand) -> Result<ExitCode, Box<dyn std::error::Error>> {
+pub fn run(command: &DeepfakeCommand) -> Result<ExitCode, Error> {
     ferrograd_kernels::flush_subnormals();
     match command {
         DeepfakeCommand::Train(args) => run_train(args),
@@ -204,7 +205,7 @@ pub fn config(args: &TrainArgs) -> DeepfakeConfig {
     }
 }
 
-fn run_train(args: &TrainArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn run_train(args: &TrainArgs) -> Result<ExitCode, Error> {
     // Every flag in its range before any work.
     config(args).validate()?;
     let device = pick_device(&args.device)?;
@@ -265,7 +266,7 @@ fn face_batch(path: &Path) -> Result<(ferrograd_engine::Tensor, Vec<f32>), Deepf
     Ok((batch_tensor(&[face.as_slice()])?, face))
 }
 
-fn run_swap(args: &SwapArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn run_swap(args: &SwapArgs) -> Result<ExitCode, Error> {
     let device = pick_device(&args.device)?;
     let loaded = eval::load(&args.checkpoint)?;
     loaded.model.move_to(device)?;
@@ -289,7 +290,7 @@ fn run_swap(args: &SwapArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_mix(args: &MixArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn run_mix(args: &MixArgs) -> Result<ExitCode, Error> {
     ranges::MIX_STEPS.check(args.steps)?;
     let device = pick_device(&args.device)?;
     let loaded = eval::load(&args.checkpoint)?;
@@ -339,7 +340,7 @@ fn run_mix(args: &MixArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_eval(args: &EvalArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn run_eval(args: &EvalArgs) -> Result<ExitCode, Error> {
     let settings = IdentitySettings {
         steps: args.classifier_steps,
         ..IdentitySettings::default()
