@@ -7,7 +7,7 @@
 use ferrograd::engine::{
     grad, no_grad, Conv2dParams, ConvTranspose2dParams, DType, Device, Result, Rng, Tensor,
 };
-use ferrograd_models::optim::Adam;
+use ferrograd_nn::optim::Adam;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -293,7 +293,7 @@ fn cam_methods(reps: Reps) -> Result<()> {
 fn deepfake_step(reps: Reps) -> Result<()> {
     use ferrograd_deepfake::augment::{augment_pair, Augment};
     use ferrograd_deepfake::model::{FaceSwap, SwapConfig};
-    use ferrograd_models::nn::Ctx;
+    use ferrograd_nn::nn::Ctx;
     const PER_IDENTITY: usize = 16;
     let mut rng = Rng::new(11);
     let mut model = FaceSwap::new(SwapConfig::default(), &mut rng)?;

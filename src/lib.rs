@@ -7,8 +7,12 @@
 //!
 //! - [`kernels`]: raw compute on flat buffers.
 //! - [`engine`]: tensors, the tape, derivative rules, gradient checks.
+//! - [`nn`]: layers, initializers, optimizers, losses, safetensors checkpoints.
+//! - [`plot`]: PNG image grids, line plots and the bitmap font they are drawn with.
 
 pub use ferrograd_engine as engine;
 pub use ferrograd_kernels as kernels;
+pub use ferrograd_nn as nn;
+pub use ferrograd_plot as plot;
 
 pub use ferrograd_engine::{grad, no_grad, DType, Error, Result, Rng, Tensor};

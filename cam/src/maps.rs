@@ -7,7 +7,7 @@
 use crate::exact::{diagonal_derivatives_at, Diagonal};
 use ferrograd_engine::{grad, no_grad, Error, Result, Tensor};
 use ferrograd_models::classifier::{Classifier, LAYER_NAMES};
-use ferrograd_models::nn::Ctx;
+use ferrograd_nn::nn::Ctx;
 
 /// Which map to compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

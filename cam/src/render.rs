@@ -1,7 +1,10 @@
 //! Pictures of class activation maps: bilinear upsampling to the input's size, a perceptual
 //! colormap, an overlay on the input, and one labelled grid per run.
 
-use ferrograd_models::plot::{draw_text, fill_rect, save_png, text_width, PlotError};
+use ferrograd_plot::{
+    draw_magnified, draw_text, fill_rect, save_png, text_width, Error as PlotError, GLYPH_ADVANCE,
+    GLYPH_HEIGHT, TEXT_COLOUR, WHITE,
+};
 use image::{Rgb, RgbImage};
 use std::path::Path;
 
@@ -171,14 +174,8 @@ const GAP: usize = 2;
 const MARGIN: i32 = 8;
 /// One line of scale-1 text: 8 glyph rows and 2 rows of space.
 const LINE_HEIGHT: i32 = 10;
-/// Glyph height at scale 1 (the font's rows, descenders included).
-const GLYPH_HEIGHT: i32 = 8;
-/// Width of one character at scale 1 including the blank column after it.
-const CHAR_ADVANCE: i32 = 6;
 /// Height of the colour bar under the grid.
 const BAR_HEIGHT: i32 = 12;
-const BACKGROUND: Rgb<u8> = Rgb([255, 255, 255]);
-const TEXT_COLOUR: Rgb<u8> = Rgb([30, 30, 30]);
 const EMPTY_COLOUR: Rgb<u8> = Rgb([64, 64, 64]);
 
 /// Where everything goes, in pixels, worked out before drawing (None if it overflows i32).
@@ -253,7 +250,7 @@ impl Layout {
 /// (a title spilling over its neighbours would be unreadable).
 fn title_lines(title: &str, width: i32) -> Vec<String> {
     let fit = |line: &str| -> String {
-        let chars = ((width + 1) / CHAR_ADVANCE).max(0) as usize;
+        let chars = ((width + 1) / GLYPH_ADVANCE).max(0) as usize;
         line.chars().take(chars).collect()
     };
     if text_width(title, 1) <= width {
@@ -268,14 +265,6 @@ fn title_lines(title: &str, width: i32) -> Vec<String> {
     match split {
         Some((a, b)) => vec![fit(a), fit(b)],
         None => vec![fit(title)],
-    }
-}
-
-/// A `PlotError` for `path` (its constructor is private to the plot module).
-fn plot_error(path: &Path, message: String) -> PlotError {
-    PlotError {
-        path: path.to_path_buf(),
-        message,
     }
 }
 
@@ -300,7 +289,7 @@ pub fn save_cam_grid(
     colormap: Colormap,
     opacity: f64,
 ) -> Result<(), PlotError> {
-    let error = |message: String| plot_error(path, message);
+    let error = |message: String| PlotError::new(path, message);
     if rows.is_empty() || column_titles.is_empty() || size == 0 || scale == 0 {
         return Err(error(format!(
             "{} rows, {} columns, size {size} and scale {scale} must all be at least 1",
@@ -369,7 +358,7 @@ pub fn save_cam_grid(
             ))
         })?;
 
-    let mut picture = RgbImage::from_pixel(layout.width as u32, layout.height as u32, BACKGROUND);
+    let mut picture = RgbImage::from_pixel(layout.width as u32, layout.height as u32, WHITE);
     // Column titles, centred over their cells; shorter titles sit on the grid like longer ones.
     for (c, title) in titles.iter().enumerate() {
         let (x, _) = layout.cell_origin(0, c);
@@ -450,20 +439,9 @@ fn draw_cell(
             Cell::Empty => EMPTY_COLOUR,
         }
     };
-    let s = scale as i32;
-    for y in 0..size {
-        for x in 0..size {
-            let colour = colour_at(y * size + x);
-            fill_rect(
-                picture,
-                left + x as i32 * s,
-                top + y as i32 * s,
-                s,
-                s,
-                colour,
-            );
-        }
-    }
+    draw_magnified(picture, left, top, (size, size), scale, |y, x| {
+        colour_at(y * size + x)
+    });
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use ferrograd_engine::{no_grad, DType, Error, Result, Tensor};
 use ferrograd_models::classifier::{argmax_rows, Classifier, LAYER_NAMES};
 use ferrograd_models::data::{Split, CLASS_NAMES};
 use ferrograd_models::generative::Model;
-use ferrograd_models::nn::Ctx;
+use ferrograd_nn::nn::Ctx;
 use std::path::Path;
 use std::time::Instant;
 
@@ -103,8 +103,7 @@ impl CamSettings {
     /// ranges, and that an exact-method row would see at least one image.
     pub fn validate_metrics(&self, images: usize, exact_images: usize) -> Result<()> {
         self.validate()?;
-        let range =
-            |e: ferrograd_models::settings::SettingError| Error::argument("cam", e.to_string());
+        let range = |e: ferrograd_models::Error| Error::argument("cam", e.to_string());
         ranges::METRICS_IMAGES.check(images).map_err(range)?;
         ranges::EXACT_IMAGES.check(exact_images).map_err(range)?;
         if exact_images == 0 && self.methods.contains(&Method::GradCamPlusPlusExact) {
@@ -345,7 +344,7 @@ fn short_name(class: usize) -> &'static str {
 
 fn write_json(path: &Path, json: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(json).expect("JSON values serialize");
-    ferrograd_models::checkpoint::write_atomically(path, text.as_bytes())
+    ferrograd_nn::checkpoint::write_atomically(path, text.as_bytes())
         .map_err(|e| Error::argument("cam", format!("{}: {e}", path.display())))
 }
 

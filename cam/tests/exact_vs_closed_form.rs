@@ -6,7 +6,7 @@
 use ferrograd_cam::{Method, Score, Target};
 use ferrograd_engine::{grad, no_grad, DType, Rng, Tensor};
 use ferrograd_models::classifier::{Classifier, ClassifierActivation};
-use ferrograd_models::nn::Ctx;
+use ferrograd_nn::nn::Ctx;
 
 /// Narrow blocks keep the exact method's one-copy-per-element batches small.
 const CHANNELS: [usize; 3] = [3, 4, 5];

@@ -10,9 +10,10 @@ use crate::faces::batch_tensor;
 use crate::identity::{IdentityClassifier, IdentitySettings};
 use crate::model::{FaceSwap, Side};
 use crate::quality::{mae, psnr, ssim};
-use crate::train::{DeepfakeConfig, DeepfakeError, Pair};
+use crate::train::{DeepfakeConfig, Pair};
+use crate::Error;
 use ferrograd_engine::Rng;
-use ferrograd_models::checkpoint;
+use ferrograd_nn::checkpoint;
 use std::path::Path;
 
 /// A trained model with the settings it was trained with.
@@ -26,7 +27,7 @@ pub struct Loaded {
 /// Loads a checkpoint written by [`crate::train::train`], every value checked: the settings as
 /// the flags are ([`DeepfakeConfig::from_metadata`]), the tensors against the model those
 /// settings describe (names, shapes, all finite), the step count against the planned steps.
-pub fn load(path: &Path) -> Result<Loaded, DeepfakeError> {
+pub fn load(path: &Path) -> Result<Loaded, Error> {
     let ckpt = checkpoint::load(path)?;
     let config = DeepfakeConfig::from_metadata(&ckpt.metadata, path)?;
     let mut model = FaceSwap::new(config.model.clone(), &mut Rng::new(config.seed))?;
@@ -46,20 +47,22 @@ pub fn restore(
     model: &mut FaceSwap,
     ckpt: &checkpoint::Checkpoint,
     config: &DeepfakeConfig,
-) -> Result<(), DeepfakeError> {
+) -> Result<(), Error> {
     let path = &ckpt.path;
     ckpt.check_tensors(&model.state().0)?;
     model
         .load_state(&ckpt.tensors, &ckpt.metadata)
-        .map_err(|e| DeepfakeError(format!("{}: {e}", path.display())))?;
+        .map_err(|e| Error::metadata(path, e.to_string()))?;
     let steps = model.steps();
     if !(1..=config.steps as u64).contains(&steps) {
-        return Err(DeepfakeError(format!(
-            "{}: metadata 'optim_ae.step' = '{steps}' is not a step count from 1 to {} (the \
-             steps the run planned)",
-            path.display(),
-            config.steps
-        )));
+        return Err(Error::metadata(
+            path,
+            format!(
+                "metadata 'optim_ae.step' = '{steps}' is not a step count from 1 to {} (the \
+                 steps the run planned)",
+                config.steps
+            ),
+        ));
     }
     Ok(())
 }
@@ -115,11 +118,11 @@ impl EvalReport {
 
 impl EvalReport {
     /// Writes [`EvalReport::to_json`] to `path` atomically.
-    pub fn save(&self, path: &Path, cfg: &DeepfakeConfig, steps: u64) -> Result<(), DeepfakeError> {
+    pub fn save(&self, path: &Path, cfg: &DeepfakeConfig, steps: u64) -> Result<(), Error> {
         let text = serde_json::to_string_pretty(&self.to_json(cfg, steps))
             .expect("JSON of numbers and strings");
         checkpoint::write_atomically(path, text.as_bytes())
-            .map_err(|e| DeepfakeError(format!("{}: cannot write: {e}", path.display())))
+            .map_err(|e| Error::file(path, format!("cannot write: {e}")))
     }
 }
 
@@ -127,11 +130,7 @@ impl EvalReport {
 const CHUNK: usize = 32;
 
 /// D_to(E(x)) of every face, in chunks, as separate images.
-fn transfer_all(
-    model: &FaceSwap,
-    faces: &[Vec<f32>],
-    to: Side,
-) -> Result<Vec<Vec<f32>>, DeepfakeError> {
+fn transfer_all(model: &FaceSwap, faces: &[Vec<f32>], to: Side) -> Result<Vec<Vec<f32>>, Error> {
     let mut out = Vec::with_capacity(faces.len());
     for chunk in faces.chunks(CHUNK) {
         let refs: Vec<&[f32]> = chunk.iter().map(|f| f.as_slice()).collect();
@@ -147,7 +146,7 @@ fn side_figures(
     faces: &[Vec<f32>],
     own: Side,
     judge: &IdentityClassifier,
-) -> Result<SideFigures, DeepfakeError> {
+) -> Result<SideFigures, Error> {
     use crate::faces::FACE_SIZE;
     let n = faces.len() as f64;
     let recon = transfer_all(model, faces, own)?;
@@ -171,7 +170,7 @@ pub fn evaluate(
     pair: &Pair,
     settings: &IdentitySettings,
     on_classifier_step: impl FnMut(usize, f64),
-) -> Result<EvalReport, DeepfakeError> {
+) -> Result<EvalReport, Error> {
     let judge =
         IdentityClassifier::train(&pair.a.train, &pair.b.train, settings, on_classifier_step)?;
     let classifier_accuracy = judge.accuracy(&pair.a.held_out, &pair.b.held_out)?;

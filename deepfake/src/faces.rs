@@ -5,10 +5,11 @@
 //! as CHW planar f32 in [0, 1] (the layout the engine's conv layers take), split into training
 //! and held-out faces by a seeded shuffle so that every run sees the same split.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use ferrograd_engine::{Error, Rng, Tensor};
+use ferrograd_engine::{Rng, Tensor};
+
+use crate::Error;
 use image::imageops::{self, FilterType};
 use image::{ImageFormat, RgbImage};
 
@@ -50,30 +51,6 @@ pub const FACES_ENV: &str = "FERROGRAD_FACES";
 /// Identities named in an "identity not found" error, at most.
 const NAMES_SHOWN: usize = 10;
 
-/// What went wrong with a face file or folder, naming it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FaceError {
-    pub path: PathBuf,
-    pub message: String,
-}
-
-impl FaceError {
-    fn new(path: &Path, message: impl Into<String>) -> Self {
-        FaceError {
-            path: path.to_path_buf(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for FaceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.message)
-    }
-}
-
-impl std::error::Error for FaceError {}
-
 /// The faces folder: `$FERROGRAD_FACES` if set, else `../shared/data/lfw` (relative to the
 /// current folder, where a checkout next to the shared data finds it).
 pub fn default_faces_dir() -> PathBuf {
@@ -90,36 +67,35 @@ pub fn default_faces_dir() -> PathBuf {
 /// (bilinear) filter: `image` widens it by the shrink factor, so it averages every source pixel
 /// (no aliasing, even from a large photo), and unlike Catmull-Rom or Lanczos it has no negative
 /// lobes, so it adds no ringing halos at hair and background edges for the models to copy.
-pub fn load_face(path: &Path) -> Result<Vec<f32>, FaceError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| FaceError::new(path, format!("cannot open: {e}")))?;
+pub fn load_face(path: &Path) -> Result<Vec<f32>, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::face(path, format!("cannot open: {e}")))?;
     let format = match image::guess_format(&bytes) {
         Ok(format @ (ImageFormat::Jpeg | ImageFormat::Png)) => format,
         _ => {
-            return Err(FaceError::new(
+            return Err(Error::face(
                 path,
                 "not an image: the contents are neither JPEG nor PNG",
             ))
         }
     };
     if format == ImageFormat::Jpeg && !jpeg_is_complete(&bytes) {
-        return Err(FaceError::new(
+        return Err(Error::face(
             path,
             "corrupt JPEG: the file is cut short (no end-of-image marker after the image data)",
         ));
     }
     let picture = image::load_from_memory_with_format(&bytes, format)
         .map_err(|e| {
-            FaceError::new(
+            Error::face(
                 path,
                 format!(
                     "corrupt or unsupported image: {}",
-                    ferrograd_models::plot::describe_image_error(&e)
+                    ferrograd_plot::describe_image_error(&e)
                 ),
             )
         })?
         .to_rgb8();
-    face_from_picture(&picture).map_err(|message| FaceError::new(path, message))
+    face_from_picture(&picture).map_err(|message| Error::face(path, message))
 }
 
 /// Whether a JPEG ends: the decoder fills a cut-short file with grey and reports success, so a
@@ -212,7 +188,7 @@ pub struct Identity {
     /// Faces never trained on (at least one), in file-name order.
     pub held_out: Vec<Vec<f32>>,
     /// Pictures that could not be read and were skipped (only with `skip_bad`).
-    pub skipped: Vec<FaceError>,
+    pub skipped: Vec<Error>,
 }
 
 /// Loads the faces of `<root>/<name>/` and splits them into training and held-out faces.
@@ -222,7 +198,7 @@ pub struct Identity {
 /// first `max(1, round(fraction · n))` of what remains (never all of them). So the split depends
 /// only on the files and the seed, and a `limit`ed run holds out a subset of what a full run
 /// holds out: a quick run never trains on a full run's held-out faces.
-pub fn load_identity(root: &Path, name: &str, opts: &LoadOptions) -> Result<Identity, FaceError> {
+pub fn load_identity(root: &Path, name: &str, opts: &LoadOptions) -> Result<Identity, Error> {
     check_root(root)?;
     let folder = root.join(name);
     // One plain folder name: "../x" or "a/b" would reach outside the faces folder.
@@ -231,13 +207,10 @@ pub fn load_identity(root: &Path, name: &str, opts: &LoadOptions) -> Result<Iden
         [std::path::Component::Normal(_)]
     );
     if !plain || !folder.is_dir() {
-        return Err(FaceError::new(
-            &folder,
-            missing_identity_message(root, name),
-        ));
+        return Err(Error::face(&folder, missing_identity_message(root, name)));
     }
     if !(0.0..1.0).contains(&opts.held_out_fraction) {
-        return Err(FaceError::new(
+        return Err(Error::face(
             &folder,
             format!(
                 "the held-out fraction must be in [0, 1), not {}",
@@ -246,7 +219,7 @@ pub fn load_identity(root: &Path, name: &str, opts: &LoadOptions) -> Result<Iden
         ));
     }
     if opts.limit.is_some_and(|limit| limit < 2) {
-        return Err(FaceError::new(
+        return Err(Error::face(
             &folder,
             "a limit below 2 leaves no face for training or none held out",
         ));
@@ -255,7 +228,7 @@ pub fn load_identity(root: &Path, name: &str, opts: &LoadOptions) -> Result<Iden
     // Training and held-out faces each need one picture at least.
     let needed = opts.min_images.max(2);
     if files.len() < needed {
-        return Err(FaceError::new(
+        return Err(Error::face(
             &folder,
             format!(
                 "found {} images (*.jpg, *.jpeg, *.png), need at least {needed}",
@@ -286,7 +259,7 @@ pub fn load_identity(root: &Path, name: &str, opts: &LoadOptions) -> Result<Iden
     // Skipping may leave too few; with a limit the caller asked for few, so only 2 are needed.
     let needed = if opts.limit.is_some() { 2 } else { needed };
     if faces.len() < needed {
-        return Err(FaceError::new(
+        return Err(Error::face(
             &folder,
             format!(
                 "only {} of {} images could be read ({} skipped), need at least {needed}",
@@ -318,11 +291,11 @@ fn held_out_count(n: usize, fraction: f64) -> usize {
 
 /// Decodes every file, on all cores: each thread takes every k-th file. Results keep the order
 /// of `paths`.
-fn decode_all(paths: &[&Path]) -> Vec<Result<Vec<f32>, FaceError>> {
+fn decode_all(paths: &[&Path]) -> Vec<Result<Vec<f32>, Error>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(paths.len().max(1));
-    let mut results: Vec<Option<Result<Vec<f32>, FaceError>>> = vec![None; paths.len()];
+    let mut results: Vec<Option<Result<Vec<f32>, Error>>> = vec![None; paths.len()];
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
@@ -351,13 +324,13 @@ fn decode_all(paths: &[&Path]) -> Vec<Result<Vec<f32>, FaceError>> {
 }
 
 /// The identities under `root` with their picture counts, sorted by name.
-pub fn list_identities(root: &Path) -> Result<Vec<(String, usize)>, FaceError> {
+pub fn list_identities(root: &Path) -> Result<Vec<(String, usize)>, Error> {
     check_root(root)?;
     let entries =
-        std::fs::read_dir(root).map_err(|e| FaceError::new(root, format!("cannot list: {e}")))?;
+        std::fs::read_dir(root).map_err(|e| Error::face(root, format!("cannot list: {e}")))?;
     let mut identities = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| FaceError::new(root, format!("cannot list: {e}")))?;
+        let entry = entry.map_err(|e| Error::face(root, format!("cannot list: {e}")))?;
         let path = entry.path();
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
@@ -372,7 +345,7 @@ pub fn list_identities(root: &Path) -> Result<Vec<(String, usize)>, FaceError> {
 }
 
 /// Refuses a faces folder that is not there, saying how to get one.
-fn check_root(root: &Path) -> Result<(), FaceError> {
+fn check_root(root: &Path) -> Result<(), Error> {
     if root.is_dir() {
         return Ok(());
     }
@@ -381,7 +354,7 @@ fn check_root(root: &Path) -> Result<(), FaceError> {
     } else {
         "no such folder"
     };
-    Err(FaceError::new(
+    Err(Error::face(
         root,
         format!(
             "{what}; name the faces folder with --faces or the {FACES_ENV} environment \
@@ -418,13 +391,13 @@ fn missing_identity_message(root: &Path, name: &str) -> String {
 }
 
 /// The `*.jpg`, `*.jpeg` and `*.png` files (any case) directly in `folder`, sorted by name.
-fn image_files(folder: &Path) -> Result<Vec<PathBuf>, FaceError> {
-    let entries = std::fs::read_dir(folder)
-        .map_err(|e| FaceError::new(folder, format!("cannot list: {e}")))?;
+fn image_files(folder: &Path) -> Result<Vec<PathBuf>, Error> {
+    let entries =
+        std::fs::read_dir(folder).map_err(|e| Error::face(folder, format!("cannot list: {e}")))?;
     let mut files = Vec::new();
     for entry in entries {
         let path = entry
-            .map_err(|e| FaceError::new(folder, format!("cannot list: {e}")))?
+            .map_err(|e| Error::face(folder, format!("cannot list: {e}")))?
             .path();
         let is_image = path
             .extension()
@@ -441,12 +414,15 @@ fn image_files(folder: &Path) -> Result<Vec<PathBuf>, FaceError> {
 /// Stacks faces into one [N, 3, FACE_SIZE, FACE_SIZE] f32 tensor, the models' input.
 pub fn batch_tensor(faces: &[&[f32]]) -> ferrograd_engine::Result<Tensor> {
     if faces.is_empty() {
-        return Err(Error::argument("batch_tensor", "no faces to stack"));
+        return Err(ferrograd_engine::Error::argument(
+            "batch_tensor",
+            "no faces to stack",
+        ));
     }
     let mut values = Vec::with_capacity(faces.len() * FACE_LEN);
     for (i, face) in faces.iter().enumerate() {
         if face.len() != FACE_LEN {
-            return Err(Error::shape(
+            return Err(ferrograd_engine::Error::shape(
                 "batch_tensor",
                 format!(
                     "face {i} has {} values, a 3x{FACE_SIZE}x{FACE_SIZE} face has {FACE_LEN}",

@@ -8,8 +8,8 @@ use crate::augment::{affine_only, Augment};
 use crate::faces::batch_tensor;
 use crate::model::strided_convs;
 use ferrograd_engine::{no_grad, Result, Rng, Tensor};
-use ferrograd_models::nn::{self, Ctx, Linear, Module, Sequential};
-use ferrograd_models::optim::{Adam, Optimizer};
+use ferrograd_nn::nn::{self, Ctx, Linear, Module, Sequential};
+use ferrograd_nn::optim::{Adam, Optimizer};
 
 /// Four Conv(k3, s2, p1)-LeakyReLU blocks 3x100x100 → 64x7x7, global average pooling, and a
 /// linear layer to two logits (A, B).
@@ -51,7 +51,7 @@ pub mod ranges {
 impl IdentitySettings {
     /// Holds the settings to [`ranges`]: an untrained judge (0 steps) would score every swap
     /// by chance. The error names the flag.
-    pub fn validate(&self) -> std::result::Result<(), ferrograd_models::settings::SettingError> {
+    pub fn validate(&self) -> std::result::Result<(), ferrograd_models::Error> {
         ranges::CLASSIFIER_STEPS.check(self.steps)?;
         ranges::PER_IDENTITY.check(self.per_identity)?;
         Ok(())

@@ -5,12 +5,13 @@
 //! - [`augment`]: the random rotation, scale, shift, flip and warp face-swap tools train on;
 //! - [`model`]: encoder, two decoders, the latent prior (adversarial or variational), swap and mix;
 //! - [`train`], [`eval`]: the training loop with previews and checkpoints, and the figures;
-//! - [`identity`]: the A-vs-B classifier behind the identity score; [`quality`]: MAE, PSNR, SSIM.
+//! - [`identity`]: the A-vs-B classifier behind the identity score; [`quality`]: MAE, PSNR, SSIM;
+//! - [`Error`]: the crate's one error type, naming the file or flag at fault.
 //!
 //! ```
 //! use ferrograd_deepfake::model::{FaceSwap, Side, SwapConfig};
 //! use ferrograd_engine::{DType, Rng, Tensor};
-//! use ferrograd_models::nn::Ctx;
+//! use ferrograd_nn::nn::Ctx;
 //! # fn main() -> ferrograd_engine::Result<()> {
 //! let mut rng = Rng::new(0);
 //! let mut model = FaceSwap::new(SwapConfig { latent: 32, ..SwapConfig::default() }, &mut rng)?;
@@ -26,6 +27,7 @@
 //! ```
 
 pub mod augment;
+pub mod error;
 pub mod eval;
 pub mod faces;
 pub mod identity;
@@ -33,3 +35,5 @@ pub mod model;
 pub mod picture;
 pub mod quality;
 pub mod train;
+
+pub use error::{Error, Result};

@@ -16,12 +16,12 @@ use crate::faces::FACE_SIZE;
 use ferrograd_engine::{
     no_grad, Conv2dParams, ConvTranspose2dParams, DType, Device, Error, Result, Rng, Tensor,
 };
-use ferrograd_models::loss;
-use ferrograd_models::nn::{
+use ferrograd_nn::loss;
+use ferrograd_nn::nn::{
     self, Activation, Conv2d, ConvTranspose2d, Ctx, Flatten, Init, Linear, Module, Reshape,
     Sequential,
 };
-use ferrograd_models::optim::{Adam, Optimizer};
+use ferrograd_nn::optim::{Adam, Optimizer};
 use std::collections::BTreeMap;
 
 /// Channels after each of the encoder's four stride-2 convolutions (100 → 50 → 25 → 13 → 7).

@@ -1,24 +1,23 @@
 //! Pictures of faces: labelled grids (rows of originals, reconstructions and swaps, say) and
 //! labelled strips (an interpolation from one face to another), saved as PNG.
 //!
-//! Drawn with `models::plot`'s pixel tools and its 5x7 font, and saved atomically like every
+//! Drawn with `ferrograd_plot`'s pixel tools and its 5x7 font, and saved atomically like every
 //! other picture, so a crash mid-save leaves the previous file whole.
 
 use std::path::Path;
 
-use ferrograd_models::plot::{draw_text, fill_rect, save_png, text_width, PlotError};
-use image::{Rgb, RgbImage};
+use ferrograd_plot::{
+    chw_pixel, draw_magnified, draw_text, fit_text, save_png, text_width, Error as PlotError,
+    GLYPH_HEIGHT, TEXT_COLOUR, WHITE,
+};
+use image::RgbImage;
 
 use crate::faces::{FACE_LEN, FACE_SIZE};
 
-const BACKGROUND: Rgb<u8> = Rgb([255, 255, 255]);
-const TEXT_COLOUR: Rgb<u8> = Rgb([30, 30, 30]);
 /// White space around the picture and between titles and faces, in pixels.
 const MARGIN: usize = 6;
 /// White space between faces, in pixels.
 const GAP: usize = 4;
-/// The font's glyphs are 8 rows tall, descenders included.
-const GLYPH_HEIGHT: usize = 8;
 /// Larger magnifications give no more detail, only bigger files.
 const MAX_SCALE: usize = 16;
 /// Either side of a picture at most, in pixels.
@@ -36,10 +35,7 @@ pub fn save_face_grid(
     row_titles: &[&str],
     scale: usize,
 ) -> Result<(), PlotError> {
-    let fail = |message: String| PlotError {
-        path: path.to_path_buf(),
-        message,
-    };
+    let fail = |message: String| PlotError::new(path, message);
     if !(1..=MAX_SCALE).contains(&scale) {
         return Err(fail(format!("scale must be 1 to {MAX_SCALE}, not {scale}")));
     }
@@ -83,13 +79,13 @@ pub fn save_face_grid(
     let cell = FACE_SIZE * scale;
     let column_titles: Vec<String> = column_titles
         .iter()
-        .map(|title| fit(title, cell, text_scale))
+        .map(|title| fit_text(title, cell, text_scale))
         .collect();
     let row_titles: Vec<String> = row_titles
         .iter()
-        .map(|title| fit(title, 2 * cell, text_scale))
+        .map(|title| fit_text(title, 2 * cell, text_scale))
         .collect();
-    let title_height = GLYPH_HEIGHT * text_scale;
+    let title_height = GLYPH_HEIGHT as usize * text_scale;
     let row_title_width = row_titles
         .iter()
         .map(|title| text_width(title, text_scale as i32) as usize)
@@ -116,7 +112,7 @@ pub fn save_face_grid(
         )));
     }
 
-    let mut picture = RgbImage::from_pixel(width as u32, height as u32, BACKGROUND);
+    let mut picture = RgbImage::from_pixel(width as u32, height as u32, WHITE);
     for (c, title) in column_titles.iter().enumerate() {
         let centre = left + c * (cell + GAP) + cell / 2;
         let x = centre as i32 - text_width(title, text_scale as i32) / 2;
@@ -158,54 +154,24 @@ pub fn save_face_strip(
     scale: usize,
 ) -> Result<(), PlotError> {
     if !labels.is_empty() && labels.len() != faces.len() {
-        return Err(PlotError {
-            path: path.to_path_buf(),
-            message: format!(
+        return Err(PlotError::new(
+            path,
+            format!(
                 "{} labels for {} faces (give one per face, or none)",
                 labels.len(),
                 faces.len()
             ),
-        });
+        ));
     }
     let titles: Vec<&str> = labels.iter().map(String::as_str).collect();
     save_face_grid(path, &[faces.to_vec()], &titles, &[], scale)
 }
 
-/// `text` cut to fit `width` pixels at `scale`, ending in ".." when cut.
-fn fit(text: &str, width: usize, scale: usize) -> String {
-    if text_width(text, scale as i32) as usize <= width {
-        return text.to_string();
-    }
-    let mut cut = text.to_string();
-    while !cut.is_empty() && text_width(&format!("{cut}.."), scale as i32) as usize > width {
-        cut.pop();
-    }
-    format!("{cut}..")
-}
-
 /// Draws a CHW face with its top-left corner at (left, top), each pixel `scale` x `scale`.
 fn draw_face(picture: &mut RgbImage, face: &[f32], left: usize, top: usize, scale: usize) {
-    let plane = FACE_SIZE * FACE_SIZE;
-    for y in 0..FACE_SIZE {
-        for x in 0..FACE_SIZE {
-            let channel = |c: usize| to_byte(face[c * plane + y * FACE_SIZE + x]);
-            let colour = Rgb([channel(0), channel(1), channel(2)]);
-            fill_rect(
-                picture,
-                (left + x * scale) as i32,
-                (top + y * scale) as i32,
-                scale as i32,
-                scale as i32,
-                colour,
-            );
-        }
-    }
-}
-
-/// A value in [0, 1] as a byte, rounded; out-of-range values are clamped and NaN is 0.
-fn to_byte(value: f32) -> u8 {
-    if value.is_nan() {
-        return 0;
-    }
-    (value.clamp(0.0, 1.0) * 255.0).round() as u8
+    let (left, top) = (left as i32, top as i32);
+    let size = (FACE_SIZE, FACE_SIZE);
+    draw_magnified(picture, left, top, size, scale, |y, x| {
+        chw_pixel(face, FACE_SIZE * FACE_SIZE, y * FACE_SIZE + x)
+    });
 }

@@ -12,12 +12,13 @@ use crate::faces::{batch_tensor, load_identity, Identity, LoadOptions};
 use crate::model::{FaceSwap, PriorKind, Side, StepLosses, SwapConfig};
 use crate::picture::save_face_grid;
 use ferrograd_engine::{Device, Result as EngineResult, Rng, Tensor};
-use ferrograd_models::checkpoint;
-use ferrograd_models::nn::Ctx;
-use ferrograd_models::plot::save_line_plot;
-use ferrograd_models::settings::{self, Count, Real, SettingError};
+use ferrograd_models::settings::{self, Count, Real};
+
+use crate::Error;
+use ferrograd_nn::checkpoint;
+use ferrograd_nn::nn::Ctx;
+use ferrograd_plot::save_line_plot;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -107,36 +108,42 @@ impl DeepfakeConfig {
     pub fn from_metadata(
         meta: &BTreeMap<String, String>,
         origin: &Path,
-    ) -> Result<DeepfakeConfig, DeepfakeError> {
-        let file = origin.display();
+    ) -> Result<DeepfakeConfig, Error> {
         let Some(model) = meta.get("model") else {
-            return Err(DeepfakeError(format!(
-                "{file}: not a face-swap checkpoint of `ferrograd deepfake train`: its metadata \
-                 has no 'model' key, nor the other settings ferrograd stores ({})",
-                checkpoint::origin_note(meta)
-            )));
+            return Err(Error::metadata(
+                origin,
+                format!(
+                    "not a face-swap checkpoint of `ferrograd deepfake train`: its metadata has \
+                     no 'model' key, nor the other settings ferrograd stores ({})",
+                    checkpoint::origin_note(meta)
+                ),
+            ));
         };
         if model != "deepfake" {
-            return Err(DeepfakeError(format!(
-                "{file}: a '{model}' checkpoint, not a face-swap one"
-            )));
+            return Err(Error::metadata(
+                origin,
+                format!("a '{model}' checkpoint, not a face-swap one"),
+            ));
         }
         let get = |k: &str| {
             meta.get(k).map(String::as_str).ok_or_else(|| {
-                DeepfakeError(format!(
-                    "{file}: metadata lacks '{k}', one of the settings `ferrograd deepfake \
-                     train` stores"
-                ))
+                Error::metadata(
+                    origin,
+                    format!(
+                        "metadata lacks '{k}', one of the settings `ferrograd deepfake train` \
+                         stores"
+                    ),
+                )
             })
         };
         let malformed = |k: &str, v: &str, what: &str| {
-            DeepfakeError(format!("{file}: metadata '{k}' = '{v}' is not {what}"))
+            Error::metadata(origin, format!("metadata '{k}' = '{v}' is not {what}"))
         };
-        let whole = |k: &str| -> Result<usize, DeepfakeError> {
+        let whole = |k: &str| -> Result<usize, Error> {
             let v = get(k)?;
             settings::parse_whole(v).ok_or_else(|| malformed(k, v, "a whole number"))
         };
-        let real = |k: &str| -> Result<f64, DeepfakeError> {
+        let real = |k: &str| -> Result<f64, Error> {
             let v = get(k)?;
             v.parse::<f64>().map_err(|_| malformed(k, v, "a number"))
         };
@@ -151,7 +158,7 @@ impl DeepfakeConfig {
             ),
         };
         let seed = settings::parse_seed("seed", "--seed", get("seed")?)
-            .map_err(|e| DeepfakeError(e.in_file(origin)))?;
+            .map_err(|e| Error::from(e.in_file(origin)))?;
         let cfg = DeepfakeConfig {
             faces: PathBuf::from(get("faces")?),
             a: get("a")?.to_string(),
@@ -172,19 +179,18 @@ impl DeepfakeConfig {
             skip_bad: false,
             device: Device::Cpu,
         };
-        cfg.validate()
-            .map_err(|e| DeepfakeError(e.in_file(origin)))?;
+        cfg.validate().map_err(|e| Error::from(e.in_file(origin)))?;
         Ok(cfg)
     }
 
     /// Holds every setting to its range in [`ranges`], and the two identities to be two: the
     /// one check behind both the command line (before any work) and a loaded checkpoint's
     /// metadata. The error names the flag.
-    pub fn validate(&self) -> Result<(), SettingError> {
+    pub fn validate(&self) -> Result<(), ferrograd_models::Error> {
         use ranges::*;
         for (key, flag, name) in [("a", "--a", &self.a), ("b", "--b", &self.b)] {
             if name.is_empty() {
-                return Err(SettingError::new(
+                return Err(ferrograd_models::Error::setting(
                     key,
                     flag,
                     "''",
@@ -193,7 +199,7 @@ impl DeepfakeConfig {
             }
         }
         if self.a == self.b {
-            return Err(SettingError::new(
+            return Err(ferrograd_models::Error::setting(
                 "b",
                 "--b",
                 &self.b,
@@ -243,34 +249,6 @@ fn flag_of(key: &str) -> String {
     }
 }
 
-/// A face-swap error, saying what is wrong and with which file or flag.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeepfakeError(pub String);
-
-impl fmt::Display for DeepfakeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for DeepfakeError {}
-
-macro_rules! from_error {
-    ($($t:ty),*) => {$(
-        impl From<$t> for DeepfakeError {
-            fn from(e: $t) -> Self {
-                DeepfakeError(e.to_string())
-            }
-        }
-    )*};
-}
-from_error!(
-    ferrograd_engine::Error,
-    checkpoint::CheckpointError,
-    crate::faces::FaceError,
-    ferrograd_models::plot::PlotError
-);
-
 /// Both identities' faces, loaded and split.
 pub struct Pair {
     pub a: Identity,
@@ -278,7 +256,7 @@ pub struct Pair {
 }
 
 impl Pair {
-    pub fn load(cfg: &DeepfakeConfig) -> Result<Pair, DeepfakeError> {
+    pub fn load(cfg: &DeepfakeConfig) -> Result<Pair, Error> {
         let options = cfg.load_options();
         Ok(Pair {
             a: load_identity(&cfg.faces, &cfg.a, &options)?,
@@ -356,8 +334,8 @@ pub fn train(
     out: &Path,
     resume: bool,
     on_step: &mut dyn FnMut(&StepReport),
-) -> Result<TrainSummary, DeepfakeError> {
-    cfg.validate().map_err(|e| DeepfakeError(e.to_string()))?;
+) -> Result<TrainSummary, Error> {
+    cfg.validate()?;
     let pair = Pair::load(cfg)?;
     train_on(cfg, &pair, out, resume, on_step)
 }
@@ -384,19 +362,16 @@ pub fn train_on(
     out: &Path,
     resume: bool,
     on_step: &mut dyn FnMut(&StepReport),
-) -> Result<TrainSummary, DeepfakeError> {
-    cfg.validate().map_err(|e| DeepfakeError(e.to_string()))?;
-    std::fs::create_dir_all(out).map_err(|e| {
-        DeepfakeError(format!(
-            "cannot create output folder {}: {e}",
-            out.display()
-        ))
+) -> Result<TrainSummary, Error> {
+    cfg.validate()?;
+    std::fs::create_dir_all(out).map_err(|e| Error::Invalid {
+        message: format!("cannot create output folder {}: {e}", out.display()),
     })?;
     checkpoint::remove_stale_temporaries(out).map_err(|e| {
-        DeepfakeError(format!(
-            "{}: cannot look for leftover temporary files: {e}",
-            out.display()
-        ))
+        Error::file(
+            out,
+            format!("cannot look for leftover temporary files: {e}"),
+        )
     })?;
     let mut model = FaceSwap::new(cfg.model.clone(), &mut Rng::new(cfg.seed))?;
     model.move_to(cfg.device)?;
@@ -419,22 +394,26 @@ pub fn train_on(
         if let Some(diff) =
             settings::differences(&comparable.to_metadata(), &cfg.to_metadata(), &flag_of)
         {
-            return Err(DeepfakeError(format!(
+            return Err(Error::Invalid {
+                message: format!(
                 "{} was made with other settings: {diff}. Resume with the same flags, or choose \
                  another --out",
                 ckpt_path.display()
-            )));
+            ),
+            });
         }
         crate::eval::restore(&mut model, &ckpt, &saved)?;
         let done = model.steps() as usize;
         if done >= cfg.steps {
-            return Err(DeepfakeError(format!(
-                "--steps {}: {} already holds step {done}, so there is nothing left to train; \
+            return Err(Error::Invalid {
+                message: format!(
+                    "--steps {}: {} already holds step {done}, so there is nothing left to train; \
                  ask for more (--steps {} or more) to continue",
-                cfg.steps,
-                ckpt_path.display(),
-                done + 1
-            )));
+                    cfg.steps,
+                    ckpt_path.display(),
+                    done + 1
+                ),
+            });
         }
         saved_step = Some(done);
         history = read_history(out, done);
@@ -462,12 +441,14 @@ pub fn train_on(
         let losses =
             model.train_step((&batch_a.0, &batch_a.1), (&batch_b.0, &batch_b.1), &mut ctx)?;
         if !losses.total.is_finite() {
-            return Err(DeepfakeError(format!(
-                "training diverged at step {} ({}); {}. Try a lower --lr.",
-                step + 1,
-                describe_losses(&losses),
-                kept(saved_step)
-            )));
+            return Err(Error::Diverged {
+                message: format!(
+                    "training diverged at step {} ({}); {}. Try a lower --lr.",
+                    step + 1,
+                    describe_losses(&losses),
+                    kept(saved_step)
+                ),
+            });
         }
         interval.add(&losses);
         let done = step + 1;
@@ -491,10 +472,12 @@ pub fn train_on(
             // An optimizer moment that overflowed to inf leaves the loss finite and the
             // weights frozen: stop like a NaN loss, before anything is written.
             if let Some(what) = ferrograd_models::train::non_finite_state(&tensors) {
-                return Err(DeepfakeError(format!(
-                    "training diverged: at step {done}, {what}; {}. Try a lower --lr.",
-                    kept(saved_step)
-                )));
+                return Err(Error::Diverged {
+                    message: format!(
+                        "training diverged: at step {done}, {what}; {}. Try a lower --lr.",
+                        kept(saved_step)
+                    ),
+                });
             }
             // The history first, then the checkpoint it describes (see the doc comment).
             save_history_json(cfg, &history, out)?;
@@ -524,7 +507,7 @@ const PREVIEW_FACES: usize = 4;
 
 /// Rows: the first held-out faces of A then of B. Columns: the face, its reconstruction by its
 /// own decoder, and its swap through the other one.
-pub fn save_preview(model: &FaceSwap, pair: &Pair, path: &Path) -> Result<(), DeepfakeError> {
+pub fn save_preview(model: &FaceSwap, pair: &Pair, path: &Path) -> Result<(), Error> {
     let mut rows: Vec<Vec<Vec<f32>>> = Vec::new();
     let mut titles = Vec::new();
     for side in [Side::A, Side::B] {
@@ -600,7 +583,7 @@ fn save_history_json(
     cfg: &DeepfakeConfig,
     history: &[BTreeMap<String, f64>],
     out: &Path,
-) -> Result<(), DeepfakeError> {
+) -> Result<(), Error> {
     let json = serde_json::json!({
         "model": "deepfake",
         "config": cfg.to_metadata(),
@@ -610,7 +593,7 @@ fn save_history_json(
     let text = serde_json::to_string_pretty(&json).expect("JSON of numbers and strings");
     let path = out.join("metrics.json");
     checkpoint::write_atomically(&path, text.as_bytes())
-        .map_err(|e| DeepfakeError(format!("{}: cannot write: {e}", path.display())))
+        .map_err(|e| Error::file(&path, format!("cannot write: {e}")))
 }
 
 /// Draws `loss_curves.png` from the loss history.
@@ -618,7 +601,7 @@ fn save_loss_curves(
     cfg: &DeepfakeConfig,
     history: &[BTreeMap<String, f64>],
     out: &Path,
-) -> Result<(), DeepfakeError> {
+) -> Result<(), Error> {
     let column = |key: &str| -> Vec<f64> {
         history
             .iter()

@@ -2,7 +2,7 @@
 
 use ferrograd_deepfake::model::{FaceSwap, PriorKind, Side, SwapConfig};
 use ferrograd_engine::{DType, Rng, Tensor};
-use ferrograd_models::nn::Ctx;
+use ferrograd_nn::nn::Ctx;
 use std::collections::BTreeMap;
 
 fn faces(n: usize, seed: u64) -> Tensor {

@@ -155,7 +155,7 @@ fn bad_input_is_an_error_and_writes_nothing() {
     let face = flat([1, 2, 3]);
     let short = [0.5f32; 10];
     let expect_error = |result: Result<(), _>, needle: &str| {
-        let err: ferrograd_models::plot::PlotError = result.unwrap_err();
+        let err: ferrograd_plot::Error = result.unwrap_err();
         assert_eq!(err.path, path);
         assert!(err.message.contains(needle), "{needle:?} not in: {err}");
         assert!(!Path::new(&path).exists());

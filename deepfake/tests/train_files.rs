@@ -10,7 +10,7 @@ use common::lfw;
 use ferrograd_deepfake::eval;
 use ferrograd_deepfake::train::{self, checkpoint_path, DeepfakeConfig, Pair, StepReport};
 use ferrograd_engine::Tensor;
-use ferrograd_models::checkpoint;
+use ferrograd_nn::checkpoint;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};

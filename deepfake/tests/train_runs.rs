@@ -107,7 +107,7 @@ fn a_checkpoint_of_another_model_is_refused_by_name() {
     let path = dir.path().join("x.safetensors");
     let mut meta = std::collections::BTreeMap::new();
     meta.insert("model".to_string(), "classifier".to_string());
-    ferrograd_models::checkpoint::save(&path, &[], &meta).unwrap();
+    ferrograd_nn::checkpoint::save(&path, &[], &meta).unwrap();
     let err = eval::load(&path).err().unwrap().to_string();
     assert!(err.contains("x.safetensors"), "{err}");
 }

@@ -8,12 +8,12 @@
 //! maps apply as originally defined: the class-c map at the last block is Σ_k w_k^c A^k.
 
 use crate::generative::{weights_of, Losses, Model};
-use crate::loss;
-use crate::nn::{
+use ferrograd_engine::{no_grad, Conv2dParams, ConvTranspose2dParams, Result, Rng, Tensor};
+use ferrograd_nn::loss;
+use ferrograd_nn::nn::{
     self, Activation, BatchNorm2d, Conv2d, ConvTranspose2d, Ctx, Init, Linear, Module, Sequential,
 };
-use crate::optim::{Adam, Optimizer};
-use ferrograd_engine::{no_grad, Conv2dParams, ConvTranspose2dParams, Result, Rng, Tensor};
+use ferrograd_nn::optim::{Adam, Optimizer};
 
 /// Channels of the three convolutional blocks.
 pub const CHANNELS: [usize; 3] = [32, 64, 128];

@@ -6,15 +6,15 @@
 //! vector → 7x7x64 → 28x28 logits (the sigmoid is applied where probabilities are needed, so
 //! losses can use the stable logit forms).
 
-use crate::loss;
-use crate::nn::{
-    self, Activation, Conv2d, ConvTranspose2d, Ctx, Flatten, Init, Linear, Module, Reshape,
-    Sequential,
-};
-use crate::optim::{Adam, Optimizer};
 use ferrograd_engine::{
     no_grad, Conv2dParams, ConvTranspose2dParams, DType, Device, Error, Result, Rng, Tensor,
 };
+use ferrograd_nn::loss;
+use ferrograd_nn::nn::{
+    self, Activation, Conv2d, ConvTranspose2d, Ctx, Flatten, Init, Linear, Module, Reshape,
+    Sequential,
+};
+use ferrograd_nn::optim::{Adam, Optimizer};
 use std::collections::BTreeMap;
 
 /// Pixels of a Fashion-MNIST image.

@@ -73,7 +73,7 @@ impl FmnistCnn {
     /// tensor on the model's device; reading it (`item`) is the step's one read-back.
     pub fn train_step(
         &self,
-        opt: &mut dyn crate::optim::Optimizer,
+        opt: &mut dyn ferrograd_nn::optim::Optimizer,
         x: &Tensor,
         labels: &[usize],
     ) -> Result<Tensor> {

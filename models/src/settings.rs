@@ -8,59 +8,7 @@
 //! for --latent on the command line; …" when a file says so. The help of each flag prints its range from the
 //! same constant ([`Count::describe`], [`Real::describe`]).
 
-use std::fmt;
-use std::path::Path;
-
-/// A setting that is out of its range, with the flag and key that name it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingError {
-    /// The checkpoint metadata key (`latent`).
-    pub key: &'static str,
-    /// The command-line flag (`--latent`).
-    pub flag: &'static str,
-    /// The refused value, as written.
-    pub value: String,
-    /// What the value must be ("must be from 1 to 4096").
-    pub rule: String,
-}
-
-impl SettingError {
-    pub fn new(
-        key: &'static str,
-        flag: &'static str,
-        value: impl fmt::Display,
-        rule: impl Into<String>,
-    ) -> SettingError {
-        SettingError {
-            key,
-            flag,
-            value: value.to_string(),
-            rule: rule.into(),
-        }
-    }
-
-    /// The error as a checkpoint's: the file, the metadata key and its value, and the flag whose
-    /// range the value broke.
-    pub fn in_file(&self, path: &Path) -> String {
-        format!(
-            "{}: metadata '{}' = '{}': {}, as for {} on the command line; the file is damaged \
-             or was not written by this version of ferrograd",
-            path.display(),
-            self.key,
-            self.value,
-            self.rule,
-            self.flag
-        )
-    }
-}
-
-impl fmt::Display for SettingError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.flag, self.value, self.rule)
-    }
-}
-
-impl std::error::Error for SettingError {}
+use crate::Error;
 
 /// A whole-number setting: sizes, counts, steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,11 +39,11 @@ impl Count {
         }
     }
 
-    pub fn check(&self, value: usize) -> Result<usize, SettingError> {
+    pub fn check(&self, value: usize) -> Result<usize, Error> {
         if (self.min..=self.max).contains(&value) {
             Ok(value)
         } else {
-            Err(SettingError::new(
+            Err(Error::setting(
                 self.key,
                 self.flag,
                 value,
@@ -105,9 +53,9 @@ impl Count {
     }
 
     /// Parses a metadata value strictly (digits only: no sign, no fraction) and checks it.
-    pub fn parse(&self, text: &str) -> Result<usize, SettingError> {
+    pub fn parse(&self, text: &str) -> Result<usize, Error> {
         let value = parse_whole(text).ok_or_else(|| {
-            SettingError::new(
+            Error::setting(
                 self.key,
                 self.flag,
                 text,
@@ -178,7 +126,7 @@ impl Real {
         }
     }
 
-    pub fn check(&self, value: f64) -> Result<f64, SettingError> {
+    pub fn check(&self, value: f64) -> Result<f64, Error> {
         let low_ok = if self.above_min {
             value > self.min
         } else {
@@ -192,7 +140,7 @@ impl Real {
         if value.is_finite() && low_ok && high_ok {
             Ok(value)
         } else {
-            Err(SettingError::new(
+            Err(Error::setting(
                 self.key,
                 self.flag,
                 value,
@@ -202,9 +150,9 @@ impl Real {
     }
 
     /// Parses a metadata value (a decimal number) and checks it.
-    pub fn parse(&self, text: &str) -> Result<f64, SettingError> {
+    pub fn parse(&self, text: &str) -> Result<f64, Error> {
         let value: f64 = text.trim().parse().map_err(|_| {
-            SettingError::new(
+            Error::setting(
                 self.key,
                 self.flag,
                 text,
@@ -215,18 +163,13 @@ impl Real {
     }
 }
 
-/// A whole number written with digits only: "-1", "+3", "1.5", " 7" and "" are not.
-pub fn parse_whole(text: &str) -> Option<usize> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
-}
+/// A whole number written with digits only (shared with the optimizers' checkpoint metadata).
+pub use ferrograd_nn::checkpoint::parse_whole;
 
 /// A seed: any 64-bit whole number, digits only.
-pub fn parse_seed(key: &'static str, flag: &'static str, text: &str) -> Result<u64, SettingError> {
+pub fn parse_seed(key: &'static str, flag: &'static str, text: &str) -> Result<u64, Error> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(SettingError::new(
+        return Err(Error::setting(
             key,
             flag,
             text,
@@ -234,7 +177,7 @@ pub fn parse_seed(key: &'static str, flag: &'static str, text: &str) -> Result<u
         ));
     }
     text.parse()
-        .map_err(|_| SettingError::new(key, flag, text, "is not a whole number from 0 to 2^64 - 1"))
+        .map_err(|_| Error::setting(key, flag, text, "is not a whole number from 0 to 2^64 - 1"))
 }
 
 /// Each setting that differs between a checkpoint's metadata (`saved`) and this run's
@@ -276,6 +219,7 @@ fn group(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     const LATENT: Count = Count::new("latent", "--latent", 1, 4096);
     const LR: Real = Real::above("lr", "--lr", 0.0, 10.0);
@@ -306,8 +250,10 @@ mod tests {
             "99999999999999999999999",
         ] {
             let e = LATENT.parse(bad).unwrap_err();
-            assert_eq!(e.key, "latent");
-            let text = e.in_file(Path::new("run/checkpoint.safetensors"));
+            assert!(matches!(e, Error::Setting { key: "latent", .. }));
+            let text = e
+                .in_file(Path::new("run/checkpoint.safetensors"))
+                .to_string();
             assert!(
                 text.contains("run/checkpoint.safetensors")
                     && text.contains("'latent'")
@@ -330,7 +276,7 @@ mod tests {
         for bad in [0.0, -1.0, 11.0, f64::NAN, f64::INFINITY] {
             let e = LR.check(bad).unwrap_err();
             assert!(e.to_string().starts_with("--lr "), "{e}");
-            assert!(e.rule.contains("more than 0 and at most 10"), "{e}");
+            assert!(e.to_string().contains("more than 0 and at most 10"), "{e}");
         }
         assert!(LR.parse("nan").is_err());
         let held = Real::open("held_out_fraction", "--held-out", 0.0, 1.0);

@@ -10,16 +10,16 @@
 //! Randomness comes from streams derived from (seed, epoch), never carried over from step to
 //! step, so a run resumed from a checkpoint continues exactly as an uninterrupted run would.
 
-use crate::checkpoint;
 use crate::classifier::{Classifier, ClassifierActivation};
 use crate::data::{FashionMnist, Split};
 use crate::generative::{Aae, Autoencoder, Gan, GeneratorLoss, Losses, Model, Prior, Vae};
-use crate::nn::Ctx;
-use crate::plot;
-use crate::settings::{self, Count, Real, SettingError};
+use crate::settings::{self, Count, Real};
+use crate::Error;
 use ferrograd_engine::{Device, Rng, Tensor};
+use ferrograd_nn::checkpoint;
+use ferrograd_nn::nn::Ctx;
+use ferrograd_plot as plot;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -43,16 +43,16 @@ impl ModelKind {
             ModelKind::Classifier => "classifier",
         }
     }
-    pub fn parse(s: &str) -> Result<ModelKind, TrainError> {
+    pub fn parse(s: &str) -> Result<ModelKind, Error> {
         match s {
             "ae" => Ok(ModelKind::Ae),
             "vae" => Ok(ModelKind::Vae),
             "gan" => Ok(ModelKind::Gan),
             "aae" => Ok(ModelKind::Aae),
             "classifier" => Ok(ModelKind::Classifier),
-            _ => Err(TrainError(format!(
-                "unknown model '{s}': expected ae, vae, gan, aae or classifier"
-            ))),
+            _ => Err(Error::Invalid {
+                message: format!("unknown model '{s}': expected ae, vae, gan, aae or classifier"),
+            }),
         }
     }
 }
@@ -195,34 +195,37 @@ impl TrainConfig {
     pub fn from_metadata(
         meta: &BTreeMap<String, String>,
         origin: &Path,
-    ) -> Result<TrainConfig, TrainError> {
-        let file = origin.display();
+    ) -> Result<TrainConfig, Error> {
         if !meta.contains_key("model") {
-            return Err(TrainError(format!(
-                "{file}: not a checkpoint written by `ferrograd train`: its metadata has no \
-                 'model' key, nor the other settings ferrograd stores ({})",
-                checkpoint::origin_note(meta)
-            )));
+            return Err(Error::metadata(
+                origin,
+                format!(
+                    "not a checkpoint written by `ferrograd train`: its metadata has no 'model' \
+                     key, nor the other settings ferrograd stores ({})",
+                    checkpoint::origin_note(meta)
+                ),
+            ));
         }
         let get = |k: &str| {
             meta.get(k).map(String::as_str).ok_or_else(|| {
-                TrainError(format!(
-                    "{file}: metadata lacks '{k}', one of the settings `ferrograd train` stores"
-                ))
+                Error::metadata(
+                    origin,
+                    format!("metadata lacks '{k}', one of the settings `ferrograd train` stores"),
+                )
             })
         };
         let malformed = |k: &str, v: &str, what: &str| {
-            TrainError(format!("{file}: metadata '{k}' = '{v}' is not {what}"))
+            Error::metadata(origin, format!("metadata '{k}' = '{v}' is not {what}"))
         };
-        let whole = |k: &str| -> Result<usize, TrainError> {
+        let whole = |k: &str| -> Result<usize, Error> {
             let v = get(k)?;
             settings::parse_whole(v).ok_or_else(|| malformed(k, v, "a whole number"))
         };
-        let real = |k: &str| -> Result<f64, TrainError> {
+        let real = |k: &str| -> Result<f64, Error> {
             let v = get(k)?;
             v.parse::<f64>().map_err(|_| malformed(k, v, "a number"))
         };
-        let limit = |k: &str| -> Result<Option<usize>, TrainError> {
+        let limit = |k: &str| -> Result<Option<usize>, Error> {
             match get(k)? {
                 "all" => Ok(None),
                 v => settings::parse_whole(v)
@@ -243,9 +246,9 @@ impl TrainConfig {
             v => return Err(malformed("generator_loss", v, "minimax or non-saturating")),
         };
         let kind =
-            ModelKind::parse(get("model")?).map_err(|e| TrainError(format!("{file}: {e}")))?;
-        let seed = settings::parse_seed("seed", "--seed", get("seed")?)
-            .map_err(|e| TrainError(e.in_file(origin)))?;
+            ModelKind::parse(get("model")?).map_err(|e| Error::metadata(origin, e.to_string()))?;
+        let seed =
+            settings::parse_seed("seed", "--seed", get("seed")?).map_err(|e| e.in_file(origin))?;
         let cfg = TrainConfig {
             kind,
             epochs: whole("epochs")?,
@@ -275,13 +278,13 @@ impl TrainConfig {
             test_limit: limit("test_limit")?,
             device: Device::Cpu,
         };
-        cfg.validate().map_err(|e| TrainError(e.in_file(origin)))?;
+        cfg.validate().map_err(|e| e.in_file(origin))?;
         Ok(cfg)
     }
 
     /// Holds every setting to its range in [`ranges`]: the one check behind both the command
     /// line (before any work) and a loaded checkpoint's metadata. The error names the flag.
-    pub fn validate(&self) -> Result<(), SettingError> {
+    pub fn validate(&self) -> Result<(), Error> {
         use ranges::*;
         EPOCHS.check(self.epochs)?;
         BATCH.check(self.batch)?;
@@ -333,35 +336,6 @@ fn flag_of(key: &str) -> String {
     }
 }
 
-/// A failed run or evaluation, with a message that says what to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrainError(pub String);
-
-impl fmt::Display for TrainError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for TrainError {}
-
-macro_rules! into_train_error {
-    ($($t:ty),*) => {$(
-        impl From<$t> for TrainError {
-            fn from(e: $t) -> Self {
-                TrainError(e.to_string())
-            }
-        }
-    )*};
-}
-into_train_error!(
-    ferrograd_engine::Error,
-    crate::data::DataError,
-    checkpoint::CheckpointError,
-    plot::PlotError,
-    std::io::Error,
-    serde_json::Error
-);
-
 /// A fresh model for `cfg`, its weights drawn from `cfg.seed`.
 pub fn build_model(cfg: &TrainConfig) -> ferrograd_engine::Result<Box<dyn Model>> {
     let mut rng = Rng::new(cfg.seed);
@@ -387,30 +361,32 @@ fn build_classifier(cfg: &TrainConfig) -> ferrograd_engine::Result<Classifier> {
 /// to the planned epochs.
 fn open_checkpoint(
     checkpoint_file: &Path,
-) -> Result<(checkpoint::Checkpoint, TrainConfig, usize), TrainError> {
+) -> Result<(checkpoint::Checkpoint, TrainConfig, usize), Error> {
     let ckpt = checkpoint::load(checkpoint_file)?;
     let config = TrainConfig::from_metadata(&ckpt.metadata, checkpoint_file)?;
     let text = ckpt.meta("epoch")?;
     let epoch = settings::parse_whole(text)
         .filter(|e| (1..=config.epochs).contains(e))
         .ok_or_else(|| {
-            TrainError(format!(
-                "{}: metadata 'epoch' = '{text}' is not a whole number from 1 to {} (the epochs \
-                 the run planned)",
-                checkpoint_file.display(),
-                config.epochs
-            ))
+            Error::metadata(
+                checkpoint_file,
+                format!(
+                    "metadata 'epoch' = '{text}' is not a whole number from 1 to {} (the epochs \
+                     the run planned)",
+                    config.epochs
+                ),
+            )
         })?;
     Ok((ckpt, config, epoch))
 }
 
 /// Loads `ckpt` into `model` (built from the checkpoint's own settings) after checking that the
 /// file holds exactly that model's tensors, with their shapes, all finite.
-fn restore_into(model: &mut dyn Model, ckpt: &checkpoint::Checkpoint) -> Result<(), TrainError> {
+fn restore_into(model: &mut dyn Model, ckpt: &checkpoint::Checkpoint) -> Result<(), Error> {
     ckpt.check_tensors(&model.state().0)?;
     model
         .load_state(&ckpt.tensors, &ckpt.metadata)
-        .map_err(|e| TrainError(format!("{}: {e}", ckpt.path.display())))
+        .map_err(|e| Error::metadata(&ckpt.path, e.to_string()))
 }
 
 /// A random stream for one purpose in one epoch, the same on every run with this seed.
@@ -498,7 +474,7 @@ pub fn evaluate_split(
     model: &dyn Model,
     split: &Split,
     seed: u64,
-) -> Result<BTreeMap<String, f64>, TrainError> {
+) -> Result<BTreeMap<String, f64>, Error> {
     let mut rng = Rng::new(seed);
     let mut avg = Averages::default();
     let indices: Vec<usize> = (0..split.len).collect();
@@ -515,9 +491,11 @@ fn checkpoint_path(out: &Path) -> PathBuf {
 }
 
 /// Writes `text` to `path` atomically ([`checkpoint::write_atomically`]), the error naming it.
-fn write_text(path: &Path, text: &str) -> Result<(), TrainError> {
-    checkpoint::write_atomically(path, text.as_bytes())
-        .map_err(|e| TrainError(format!("{}: cannot write: {e}", path.display())))
+fn write_text(path: &Path, text: &str) -> Result<(), Error> {
+    checkpoint::write_atomically(path, text.as_bytes()).map_err(|e| Error::File {
+        path: path.to_path_buf(),
+        message: format!("cannot write: {e}"),
+    })
 }
 
 /// The picture grids of the current model.
@@ -527,7 +505,7 @@ fn save_pictures(
     out: &Path,
     seed: u64,
     epoch: usize,
-) -> Result<(), TrainError> {
+) -> Result<(), Error> {
     let images = |t: ferrograd_engine::Tensor| t.to_vec_f32();
     // Up to 16 test images in two rows, each row above its reconstructions.
     let shown = test.len.min(16) / 2 * 2;
@@ -583,10 +561,7 @@ fn save_pictures(
 const PIXELS_PER_IMAGE: usize = 28 * 28;
 
 /// counts[true·10 + predicted] over a split, for models that classify.
-pub fn confusion_matrix(
-    model: &dyn Model,
-    split: &Split,
-) -> Result<Option<Vec<usize>>, TrainError> {
+pub fn confusion_matrix(model: &dyn Model, split: &Split) -> Result<Option<Vec<usize>>, Error> {
     let mut counts = vec![0usize; 100];
     let indices: Vec<usize> = (0..split.len).collect();
     for chunk in indices.chunks(500) {
@@ -602,24 +577,22 @@ pub fn confusion_matrix(
 }
 
 /// Writes metrics.json for the epochs so far.
-fn save_metrics(cfg: &TrainConfig, records: &[EpochRecord], out: &Path) -> Result<(), TrainError> {
+fn save_metrics(cfg: &TrainConfig, records: &[EpochRecord], out: &Path) -> Result<(), Error> {
     let json = serde_json::json!({
         "model": cfg.kind.name(),
         "config": cfg.to_metadata(),
         "epochs": records.iter().map(EpochRecord::to_json).collect::<Vec<_>>(),
     });
-    write_text(
-        &out.join("metrics.json"),
-        &serde_json::to_string_pretty(&json)?,
-    )
+    let path = out.join("metrics.json");
+    let text = serde_json::to_string_pretty(&json).map_err(|e| Error::File {
+        path: path.clone(),
+        message: format!("cannot write: {e}"),
+    })?;
+    write_text(&path, &text)
 }
 
 /// Draws loss_curves.png for the epochs so far.
-fn save_loss_curves(
-    cfg: &TrainConfig,
-    records: &[EpochRecord],
-    out: &Path,
-) -> Result<(), TrainError> {
+fn save_loss_curves(cfg: &TrainConfig, records: &[EpochRecord], out: &Path) -> Result<(), Error> {
     let train: Vec<f64> = records
         .iter()
         .map(|r| r.train.get("loss").copied().unwrap_or(f64::NAN))
@@ -712,21 +685,18 @@ pub fn train(
     out: &Path,
     resume: bool,
     on_step: &mut dyn FnMut(&StepInfo),
-) -> Result<TrainSummary, TrainError> {
-    cfg.validate()
-        .map_err(|e| TrainError(format!("invalid setting: {e}")))?;
-    std::fs::create_dir_all(out).map_err(|e| {
-        TrainError(format!(
-            "cannot create output folder {}: {e}",
-            out.display()
-        ))
+) -> Result<TrainSummary, Error> {
+    cfg.validate().map_err(|e| Error::Invalid {
+        message: format!("invalid setting: {e}"),
     })?;
-    let removed_temporaries = checkpoint::remove_stale_temporaries(out).map_err(|e| {
-        TrainError(format!(
-            "{}: cannot look for leftover temporary files: {e}",
-            out.display()
-        ))
+    std::fs::create_dir_all(out).map_err(|e| Error::Invalid {
+        message: format!("cannot create output folder {}: {e}", out.display()),
     })?;
+    let removed_temporaries =
+        checkpoint::remove_stale_temporaries(out).map_err(|e| Error::File {
+            path: out.to_path_buf(),
+            message: format!("cannot look for leftover temporary files: {e}"),
+        })?;
     let train_split = cfg
         .train_limit
         .map_or_else(|| data.train.clone(), |n| data.train.subset(n));
@@ -734,12 +704,13 @@ pub fn train(
         .test_limit
         .map_or_else(|| data.test.clone(), |n| data.test.subset(n));
     if train_split.len == 0 || test_split.len == 0 {
-        return Err(TrainError(format!(
-            "{}: the training or test split is empty ({} / {} images): nothing to train on",
-            data.dir.display(),
-            train_split.len,
-            test_split.len
-        )));
+        return Err(Error::Data {
+            path: Some(data.dir.clone()),
+            message: format!(
+                "the training or test split is empty ({} / {} images): nothing to train on",
+                train_split.len, test_split.len
+            ),
+        });
     }
     let mut model = build_model(cfg)?;
     model.move_to(cfg.device)?;
@@ -760,20 +731,24 @@ pub fn train(
         if let Some(diff) =
             settings::differences(&comparable.to_metadata(), &cfg.to_metadata(), &flag_of)
         {
-            return Err(TrainError(format!(
+            return Err(Error::Invalid {
+                message: format!(
                 "{} was made with other settings: {diff}. Resume with the same flags, or choose \
                  another --out",
                 ckpt_path.display()
-            )));
+            ),
+            });
         }
         if epoch >= cfg.epochs {
-            return Err(TrainError(format!(
+            return Err(Error::Invalid {
+                message: format!(
                 "--epochs {}: {} already holds epoch {epoch}, so there is nothing left to train; \
                  ask for more (--epochs {} or more) to continue",
                 cfg.epochs,
                 ckpt_path.display(),
                 epoch + 1
-            )));
+            ),
+            });
         }
         restore_into(&mut *model, &ckpt)?;
         start = epoch;
@@ -812,13 +787,13 @@ pub fn train(
                 .find(|(k, _)| *k == "loss")
                 .map_or(f64::NAN, |(_, v)| *v);
             if !loss.is_finite() {
-                return Err(TrainError(format!(
+                return Err(Error::Diverged { message: format!(
                     "training diverged: loss {loss} at epoch {}, step {} ({}); {}. Try a lower --lr.",
                     epoch + 1,
                     step + 1,
                     describe_losses(&losses),
                     kept(saved_epoch)
-                )));
+                )});
             }
             avg.add(&losses, n);
             seen += n;
@@ -842,12 +817,14 @@ pub fn train(
         // A second moment that overflowed to inf leaves the loss finite (the step becomes 0)
         // and the run going nowhere: stop like a NaN loss, before anything is written.
         if let Some(what) = non_finite_state(&tensors) {
-            return Err(TrainError(format!(
-                "training diverged: at the end of epoch {}, {what}; {}. Try a lower --lr or \
+            return Err(Error::Diverged {
+                message: format!(
+                    "training diverged: at the end of epoch {}, {what}; {}. Try a lower --lr or \
                  --lambda.",
-                epoch + 1,
-                kept(saved_epoch)
-            )));
+                    epoch + 1,
+                    kept(saved_epoch)
+                ),
+            });
         }
         records.push(EpochRecord {
             epoch: epoch + 1,
@@ -886,7 +863,7 @@ pub fn evaluate(
     checkpoint_file: &Path,
     data: &FashionMnist,
     device: Device,
-) -> Result<EvalReport, TrainError> {
+) -> Result<EvalReport, Error> {
     let (ckpt, config, epoch) = open_checkpoint(checkpoint_file)?;
     let mut model = build_model(&config)?;
     restore_into(&mut *model, &ckpt)?;
@@ -900,16 +877,17 @@ pub fn evaluate(
 }
 
 /// A classifier saved by `train classifier`, with its settings and epoch, for explaining it.
-pub fn load_classifier(
-    checkpoint_file: &Path,
-) -> Result<(Classifier, TrainConfig, usize), TrainError> {
+pub fn load_classifier(checkpoint_file: &Path) -> Result<(Classifier, TrainConfig, usize), Error> {
     let (ckpt, config, epoch) = open_checkpoint(checkpoint_file)?;
     if config.kind != ModelKind::Classifier {
-        return Err(TrainError(format!(
-            "{} holds a {} model, not a classifier: train one with `ferrograd train classifier`",
-            checkpoint_file.display(),
-            config.kind.name()
-        )));
+        return Err(Error::Invalid {
+            message: format!(
+                "{} holds a {} model, not a classifier: train one with `ferrograd train \
+                 classifier`",
+                checkpoint_file.display(),
+                config.kind.name()
+            ),
+        });
     }
     let mut model = build_classifier(&config)?;
     restore_into(&mut model, &ckpt)?;

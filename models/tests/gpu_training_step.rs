@@ -4,8 +4,8 @@
 
 use ferrograd_engine::{DType, Device, Rng, Tensor};
 use ferrograd_kernels::gpu;
-use ferrograd_models::optim::Adam;
 use ferrograd_models::reference::FmnistCnn;
+use ferrograd_nn::optim::Adam;
 
 fn gpu_or_skip() -> Option<Device> {
     match Device::gpu() {

@@ -8,9 +8,10 @@ mod common;
 
 use common::synthetic;
 use ferrograd_engine::{Device, Tensor};
-use ferrograd_models::checkpoint;
 use ferrograd_models::data::FashionMnist;
-use ferrograd_models::train::{self, LrSchedule, ModelKind, TrainConfig, TrainError};
+use ferrograd_models::train::{self, LrSchedule, ModelKind, TrainConfig};
+use ferrograd_models::Error;
+use ferrograd_nn::checkpoint;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
@@ -34,7 +35,7 @@ fn config(kind: ModelKind, epochs: usize) -> TrainConfig {
     }
 }
 
-fn run(cfg: &TrainConfig, out: &Path, resume: bool) -> Result<train::TrainSummary, TrainError> {
+fn run(cfg: &TrainConfig, out: &Path, resume: bool) -> Result<train::TrainSummary, Error> {
     train::train(cfg, &data(), out, resume, &mut |_| {})
 }
 
@@ -79,7 +80,7 @@ fn trained_ae() -> tempfile::TempDir {
 fn eval_error(path: &Path) -> String {
     match train::evaluate(path, &data(), Device::Cpu) {
         Ok(_) => panic!("{} was accepted", path.display()),
-        Err(e) => e.0,
+        Err(e) => e.to_string(),
     }
 }
 
@@ -124,7 +125,7 @@ fn a_resume_from_a_damaged_step_count_is_refused_not_restarted() {
     let err = run(&config(ModelKind::Ae, 3), dir.path(), true)
         .err()
         .unwrap()
-        .0;
+        .to_string();
     assert!(err.contains("'optim.step' = '-1'"), "{err}");
 }
 
@@ -200,7 +201,7 @@ fn a_resume_mismatch_names_each_differing_flag_with_both_values() {
         lr: 2e-3,
         ..config(ModelKind::Ae, 3)
     };
-    let err = run(&other, dir.path(), true).err().unwrap().0;
+    let err = run(&other, dir.path(), true).err().unwrap().to_string();
     assert!(err.contains("--latent 4 in the checkpoint, 5 now"), "{err}");
     assert!(
         err.contains("--lr 0.001 in the checkpoint, 0.002 now"),
@@ -221,7 +222,7 @@ fn a_dangling_link_or_a_loop_as_the_checkpoint_is_an_error_not_a_fresh_start() {
         let err = run(&config(ModelKind::Ae, 1), dir.path(), true)
             .err()
             .unwrap()
-            .0;
+            .to_string();
         assert!(
             err.contains("checkpoint.safetensors") && err.contains("symbolic link"),
             "{err}"
@@ -240,7 +241,7 @@ fn nothing_to_do_is_refused() {
     let err = run(&config(ModelKind::Ae, 2), dir.path(), true)
         .err()
         .unwrap()
-        .0;
+        .to_string();
     assert!(
         err.contains("--epochs 2") && err.contains("--epochs 3 or more"),
         "{err}"
@@ -257,7 +258,7 @@ fn nothing_to_do_is_refused() {
         },
     ] {
         let out = tempfile::tempdir().unwrap();
-        let err = run(&cfg, out.path(), false).err().unwrap().0;
+        let err = run(&cfg, out.path(), false).err().unwrap().to_string();
         assert!(err.contains("invalid setting: --"), "{err}");
         assert!(!ckpt_path(out.path()).exists());
     }
@@ -265,7 +266,7 @@ fn nothing_to_do_is_refused() {
 
 /// Trains `cfg` into `out`, making the write of `victim` fail in epoch `at` (1-based): a folder
 /// where the atomic write puts its temporary file, as a full disk would fail it.
-fn run_failing_at(cfg: &TrainConfig, out: &Path, victim: &str, at: usize) -> TrainError {
+fn run_failing_at(cfg: &TrainConfig, out: &Path, victim: &str, at: usize) -> Error {
     let blocker = out.join(format!("{victim}.tmp-{}", std::process::id()));
     let mut on_step = |s: &train::StepInfo| {
         if s.epoch == at && s.step == 1 {
@@ -288,14 +289,14 @@ fn a_crash_between_the_record_and_the_checkpoint_loses_no_epoch() {
     // The record of epoch 3 fails to be written: the checkpoint must not move past it.
     let a = tempfile::tempdir().unwrap();
     let err = run_failing_at(&cfg, a.path(), "metrics.json", 3);
-    assert!(err.0.contains("metrics.json"), "{err}");
+    assert!(err.to_string().contains("metrics.json"), "{err}");
     assert_eq!(saved_epoch(a.path()), "2");
     assert_eq!(recorded_epochs(a.path()), [1, 2]);
 
     // The checkpoint of epoch 3 fails after its record was written: the record is ahead.
     let b = tempfile::tempdir().unwrap();
     let err = run_failing_at(&cfg, b.path(), "checkpoint.safetensors", 3);
-    assert!(err.0.contains("checkpoint.safetensors"), "{err}");
+    assert!(err.to_string().contains("checkpoint.safetensors"), "{err}");
     assert_eq!(saved_epoch(b.path()), "2");
     assert_eq!(recorded_epochs(b.path()), [1, 2, 3]);
 
@@ -379,7 +380,7 @@ fn an_overflowed_optimizer_state_stops_the_run_before_it_writes() {
     let err = train::train(&cfg, &overflowing(), dir.path(), false, &mut |_| {})
         .err()
         .expect("the run stops")
-        .0;
+        .to_string();
     assert!(
         err.contains("exp_avg_sq") && err.contains("inf") && err.contains("epoch 1"),
         "{err}"
@@ -405,7 +406,7 @@ fn an_overflowed_optimizer_state_stops_the_run_before_it_writes() {
     let err = train::train(&cfg, &overflowing(), kept.path(), true, &mut |_| {})
         .err()
         .expect("the run stops")
-        .0;
+        .to_string();
     assert!(
         err.contains("the checkpoint of epoch 1") && err.contains("is kept"),
         "{err}"

@@ -2,6 +2,7 @@
 
 use super::train::pick_device;
 use super::train::with_range;
+use super::Error;
 use ferrograd_cam::render::Colormap;
 use ferrograd_cam::run::{self, ranges, CamSettings};
 use ferrograd_cam::{Method, Score};
@@ -75,16 +76,16 @@ pub struct CamArgs {
     pub device: String,
 }
 
-fn settings(args: &CamArgs) -> Result<CamSettings, String> {
+fn settings(args: &CamArgs) -> Result<CamSettings, Error> {
     let layers = args
         .layers
         .iter()
         .map(|name| {
             LAYER_NAMES.iter().position(|l| l == name).ok_or_else(|| {
-                format!(
+                Error::usage(format!(
                     "--layers: unknown layer '{name}'; the classifier has {}",
                     LAYER_NAMES.join(", ")
-                )
+                ))
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -93,7 +94,7 @@ fn settings(args: &CamArgs) -> Result<CamSettings, String> {
         .iter()
         .map(|name| {
             Method::parse(name).ok_or_else(|| {
-                format!("--method: unknown method '{name}'; choose from cam, gradcam, gradcam++, gradcam++exact")
+                Error::usage(format!("--method: unknown method '{name}'; choose from cam, gradcam, gradcam++, gradcam++exact"))
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -125,7 +126,7 @@ fn bar() -> ProgressBar {
     bar
 }
 
-pub fn run(args: &CamArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+pub fn run(args: &CamArgs) -> Result<ExitCode, Error> {
     // Every flag checked before any work.
     let settings = settings(args)?;
     settings.validate()?;

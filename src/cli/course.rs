@@ -11,6 +11,7 @@
 
 use super::gradcheck;
 use super::report::{self, CourseRun, Figure, PartRun, Status, StepRun};
+use super::Error;
 use super::{Cli, Command};
 use clap::Parser;
 use ferrograd_engine::Device;
@@ -384,7 +385,7 @@ fn minutes(seconds: f64) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
-pub fn run(args: &CourseArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+pub fn run(args: &CourseArgs) -> Result<ExitCode, Error> {
     let device = super::train::pick_device(&args.device)?;
     ferrograd_kernels::flush_subnormals();
     let started = Instant::now();
@@ -392,12 +393,16 @@ pub fn run(args: &CourseArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut parts = plan(args, device);
     if !args.parts.is_empty() {
         if let Some(bad) = args.parts.iter().find(|p| !(1..=4).contains(*p)) {
-            return Err(format!("--parts: no part {bad}; the parts are 1, 2, 3 and 4").into());
+            return Err(Error::usage(format!(
+                "--parts: no part {bad}; the parts are 1, 2, 3 and 4"
+            )));
         }
         parts.retain(|p| args.parts.contains(&p.number));
     }
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::CreateFolder {
+        path: args.out.clone(),
+        message: e.to_string(),
+    })?;
 
     // Parts whose data is missing are skipped up front, so the estimate counts only what runs.
     let skips: Vec<Option<String>> = parts.iter().map(|p| missing_data(p.needs, args)).collect();
@@ -514,26 +519,30 @@ pub fn run(args: &CourseArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
 
 /// Runs one command line in this process. The gradient check returns its table (the report
 /// shows it); the others write files that [`collect`] reads.
-fn run_step(argv: &[String]) -> Result<String, String> {
+fn run_step(argv: &[String]) -> Result<String, Error> {
     let cli =
         Cli::try_parse_from(std::iter::once("ferrograd".to_string()).chain(argv.iter().cloned()))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Error::usage(e.to_string()))?;
     if let Command::Gradcheck(args) = &cli.command {
         let start = Instant::now();
         let rows = gradcheck::check_all(args)?;
-        let device = Device::parse(&args.device).map_err(|e| e.to_string())?;
+        let device = Device::parse(&args.device)?;
         let table = gradcheck::table(&rows, device, start.elapsed().as_secs_f64());
         print!("{table}");
         return if rows.iter().all(|r| r.failure.is_none()) {
             Ok(table)
         } else {
-            Err("some derivatives failed their check (see the table)".into())
+            Err(Error::StepFailed {
+                message: "some derivatives failed their check (see the table)".into(),
+            })
         };
     }
     match super::run(&cli.command) {
         Ok(code) if code == ExitCode::SUCCESS => Ok(String::new()),
-        Ok(_) => Err("the command reported failure".into()),
-        Err(e) => Err(e.to_string()),
+        Ok(_) => Err(Error::StepFailed {
+            message: "the command reported failure".into(),
+        }),
+        Err(e) => Err(e),
     }
 }
 

@@ -2,12 +2,14 @@
 
 use super::train::pick_device;
 use super::train::with_range;
+use super::Error;
 use ferrograd_deepfake::eval::{self, EvalReport};
 use ferrograd_deepfake::faces::{batch_tensor, default_faces_dir, load_face, FACE_SIZE};
 use ferrograd_deepfake::identity::IdentitySettings;
 use ferrograd_deepfake::model::{PriorKind, Side, SwapConfig};
 use ferrograd_deepfake::picture::{save_face_grid, save_face_strip};
-use ferrograd_deepfake::train::{self, ranges, DeepfakeConfig, DeepfakeError, Pair, StepReport};
+use ferrograd_deepfake::train::{self, ranges, DeepfakeConfig, Pair, StepReport};
+use ferrograd_deepfake::Error as DeepfakeError;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -152,7 +154,7 @@ pub struct EvalArgs {
     pub device: String,
 }
 
-pub fn run(command: &DeepfakeCommand) -> Result<ExitCode, Box<dyn std::error::Error>> {
+pub fn run(command: &DeepfakeCommand) -> Result<ExitCode, Error> {
     ferrograd_kernels::flush_subnormals();
     match command {
         DeepfakeCommand::Train(args) => run_train(args),
@@ -203,7 +205,7 @@ pub fn config(args: &TrainArgs) -> DeepfakeConfig {
     }
 }
 
-fn run_train(args: &TrainArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn run_train(args: &TrainArgs) -> Result<ExitCode, Error> {
     // Every flag in its range before any work.
     config(args).validate()?;
     let device = pick_device(&args.device)?;
@@ -264,7 +266,7 @@ fn face_batch(path: &Path) -> Result<(ferrograd_engine::Tensor, Vec<f32>), Deepf
     Ok((batch_tensor(&[face.as_slice()])?, face))
 }
 
-fn run_swap(args: &SwapArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn run_swap(args: &SwapArgs) -> Result<ExitCode, Error> {
     let device = pick_device(&args.device)?;
     let loaded = eval::load(&args.checkpoint)?;
     loaded.model.move_to(device)?;
@@ -288,7 +290,7 @@ fn run_swap(args: &SwapArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_mix(args: &MixArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn run_mix(args: &MixArgs) -> Result<ExitCode, Error> {
     ranges::MIX_STEPS.check(args.steps)?;
     let device = pick_device(&args.device)?;
     let loaded = eval::load(&args.checkpoint)?;
@@ -338,7 +340,7 @@ fn run_mix(args: &MixArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_eval(args: &EvalArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn run_eval(args: &EvalArgs) -> Result<ExitCode, Error> {
     let settings = IdentitySettings {
         steps: args.classifier_steps,
         ..IdentitySettings::default()

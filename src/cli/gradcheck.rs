@@ -1,5 +1,6 @@
 //! `ferrograd gradcheck`: one row per op and derivative order.
 
+use super::Error;
 use ferrograd_engine::checks::{self, OpCheck};
 use ferrograd_engine::gradcheck::{run_case, run_case_on};
 use ferrograd_engine::Device;
@@ -46,20 +47,18 @@ pub struct Row {
 }
 
 /// Runs the selected checks; the rows in registry order.
-pub fn check_all(args: &Args) -> Result<Vec<Row>, String> {
+pub fn check_all(args: &Args) -> Result<Vec<Row>, Error> {
     let cases = usize::try_from(args.cases).unwrap_or(usize::MAX);
-    ranges::CASES.check(cases).map_err(|e| e.to_string())?;
-    ranges::MAX_ORDER
-        .check(args.max_order)
-        .map_err(|e| e.to_string())?;
-    let device = Device::parse(&args.device).map_err(|e| e.to_string())?;
+    ranges::CASES.check(cases)?;
+    ranges::MAX_ORDER.check(args.max_order)?;
+    let device = Device::parse(&args.device)?;
     let registry = checks::all();
     let known: Vec<&str> = registry.iter().map(|c| c.op).collect();
     if let Some(bad) = args.op.iter().find(|o| !known.contains(&o.as_str())) {
-        return Err(format!(
+        return Err(Error::usage(format!(
             "unknown op '{bad}'; the ops are: {}",
             known.join(", ")
-        ));
+        )));
     }
     let selected: Vec<&OpCheck> = registry
         .iter()
@@ -103,7 +102,7 @@ pub fn check_all(args: &Args) -> Result<Vec<Row>, String> {
     Ok(rows)
 }
 
-pub fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
+pub fn run(args: &Args) -> Result<ExitCode, Error> {
     let start = Instant::now();
     let rows = check_all(args)?;
     let device = Device::parse(&args.device)?;

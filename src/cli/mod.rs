@@ -3,12 +3,15 @@
 pub mod cam;
 pub mod course;
 pub mod deepfake;
+pub mod error;
 pub mod gradcheck;
 pub mod report;
 pub mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+
+pub use error::Error;
 
 #[derive(Parser)]
 #[command(
@@ -41,7 +44,7 @@ pub enum Command {
 
 /// Runs one command (the course runs its steps through here too, so each step is exactly the
 /// command line its report shows).
-pub fn run(command: &Command) -> Result<ExitCode, Box<dyn std::error::Error>> {
+pub fn run(command: &Command) -> Result<ExitCode, Error> {
     match command {
         Command::Gradcheck(args) => gradcheck::run(args),
         Command::Train(args) => train::run_train(args),

@@ -1,6 +1,7 @@
 //! The course's report: one self-contained HTML page (pictures embedded as data URIs) and a
 //! JSON file with every figure.
 
+use super::Error;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -298,11 +299,15 @@ fn tables(part: &PartRun) -> String {
 }
 
 /// Writes `out/index.html` and `out/summary.json` (each through a temporary file and a rename).
-pub fn write(out: &Path, run: &CourseRun) -> Result<(), String> {
-    let write_atomically = |name: &str, text: &str| -> Result<(), String> {
+pub fn write(out: &Path, run: &CourseRun) -> Result<(), Error> {
+    let write_atomically = |name: &str, text: &str| -> Result<(), Error> {
         let path = out.join(name);
-        ferrograd_models::checkpoint::write_atomically(&path, text.as_bytes())
-            .map_err(|e| format!("{}: cannot write: {e}", path.display()))
+        ferrograd_nn::checkpoint::write_atomically(&path, text.as_bytes()).map_err(|e| {
+            Error::File {
+                path,
+                message: format!("cannot write: {e}"),
+            }
+        })
     };
     let versions = json!({
         "ferrograd": run.version,
@@ -328,7 +333,10 @@ pub fn write(out: &Path, run: &CourseRun) -> Result<(), String> {
             "pictures": p.figures.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     });
-    let json_text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
+    let json_text = serde_json::to_string_pretty(&summary).map_err(|e| Error::File {
+        path: out.join("summary.json"),
+        message: e.to_string(),
+    })?;
 
     let mut h = String::new();
     h.push_str(r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ferrograd: the course</title>

@@ -1,5 +1,6 @@
 //! `ferrograd train ae|vae|gan|aae` and `ferrograd eval CHECKPOINT`.
 
+use super::Error;
 use ferrograd_engine::Device;
 use ferrograd_models::classifier::ClassifierActivation;
 use ferrograd_models::data::FashionMnist;
@@ -108,8 +109,9 @@ pub fn with_range(text: &str, range: String) -> String {
 }
 
 /// The device a command runs on, from `--device` (or `FERROGRAD_DEVICE`), said on stderr.
-pub fn pick_device(name: &str) -> Result<Device, String> {
-    let device = Device::parse(name).map_err(|e| format!("--device {name}: {}", e.message))?;
+pub fn pick_device(name: &str) -> Result<Device, Error> {
+    let device =
+        Device::parse(name).map_err(|e| Error::usage(format!("--device {name}: {}", e.message)))?;
     eprintln!("device: {}", device.describe());
     Ok(device)
 }
@@ -155,7 +157,7 @@ pub fn config(args: &TrainArgs) -> TrainConfig {
     }
 }
 
-pub fn run_train(args: &TrainArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+pub fn run_train(args: &TrainArgs) -> Result<ExitCode, Error> {
     // Every flag in its range before any work.
     config(args).validate()?;
     let device = pick_device(&args.device)?;
@@ -248,7 +250,7 @@ pub struct EvalArgs {
     pub device: String,
 }
 
-pub fn run_eval(args: &EvalArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+pub fn run_eval(args: &EvalArgs) -> Result<ExitCode, Error> {
     let device = pick_device(&args.device)?;
     ferrograd_kernels::flush_subnormals();
     let data = FashionMnist::load(args.data.as_deref())?;

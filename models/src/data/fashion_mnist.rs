@@ -5,7 +5,7 @@
 //! This module finds the four files, loads them into [`Split`]s of f32 pixels in [0, 1], checks
 //! that they are what they claim to be, and deals out shuffled mini-batches as engine tensors.
 
-use super::{idx::read_idx, DataError};
+use super::{idx::read_idx, Error};
 use ferrograd_engine::{Rng, Tensor};
 use rayon::prelude::*;
 use std::ffi::OsString;
@@ -88,20 +88,20 @@ impl FashionMnist {
     ///
     /// Only the presence of the files is checked here; [`FashionMnist::load_from`] checks their
     /// contents.
-    pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, DataError> {
+    pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, Error> {
         locate_in(&candidates(explicit, std::env::var_os(ENV_VAR)))
     }
 
     /// [`FashionMnist::locate`]s the data, then loads it.
-    pub fn load(explicit: Option<&Path>) -> Result<FashionMnist, DataError> {
+    pub fn load(explicit: Option<&Path>) -> Result<FashionMnist, Error> {
         FashionMnist::load_from(&FashionMnist::locate(explicit)?)
     }
 
     /// Loads from exactly this folder (no search).
     ///
     /// Each file may be plain or gzip-compressed. The two splits are read in parallel.
-    pub fn load_from(dir: &Path) -> Result<FashionMnist, DataError> {
-        let files = find_files(dir).map_err(|message| DataError::at(dir, message))?;
+    pub fn load_from(dir: &Path) -> Result<FashionMnist, Error> {
+        let files = find_files(dir).map_err(|message| Error::data(dir, message))?;
         let (train, test) = rayon::join(
             || load_split(&files.train_images, &files.train_labels),
             || load_split(&files.test_images, &files.test_labels),
@@ -145,7 +145,7 @@ fn candidates(explicit: Option<&Path>, env: Option<OsString>) -> Vec<Candidate> 
 
 /// The first of `candidates` that holds all four files; otherwise an error saying what is wrong
 /// with each of them and how to get the data.
-fn locate_in(candidates: &[Candidate]) -> Result<PathBuf, DataError> {
+fn locate_in(candidates: &[Candidate]) -> Result<PathBuf, Error> {
     let mut report = String::from("Fashion-MNIST was not found. Looked in, in order:\n");
     for candidate in candidates {
         match find_files(&candidate.dir) {
@@ -166,7 +166,7 @@ fn locate_in(candidates: &[Candidate]) -> Result<PathBuf, DataError> {
          then pass --data DIR (or set {ENV_VAR}=DIR).",
         gz_names.join(", ")
     ));
-    Err(DataError {
+    Err(Error::Data {
         path: None,
         message: report,
     })
@@ -210,14 +210,14 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
 
 /// Reads one split and checks that it is Fashion-MNIST-shaped: images [N, 28, 28], N labels, each
 /// below 10.
-fn load_split(images_path: &Path, labels_path: &Path) -> Result<Split, DataError> {
+fn load_split(images_path: &Path, labels_path: &Path) -> Result<Split, Error> {
     let (images, labels) = rayon::join(|| read_idx(images_path), || read_idx(labels_path));
     let (images, labels) = (images?, labels?);
 
     let len = match images.dims[..] {
         [len, SIDE, SIDE] => len,
         _ => {
-            return Err(DataError::at(
+            return Err(Error::data(
                 images_path,
                 format!(
                     "expected images of 28x28 pixels, dims [N, 28, 28], found dims {:?}",
@@ -227,7 +227,7 @@ fn load_split(images_path: &Path, labels_path: &Path) -> Result<Split, DataError
         }
     };
     let [label_count] = labels.dims[..] else {
-        return Err(DataError::at(
+        return Err(Error::data(
             labels_path,
             format!(
                 "expected one label per image, dims [N], found dims {:?}",
@@ -236,7 +236,7 @@ fn load_split(images_path: &Path, labels_path: &Path) -> Result<Split, DataError
         ));
     };
     if label_count != len {
-        return Err(DataError::at(
+        return Err(Error::data(
             labels_path,
             format!(
                 "holds {label_count} labels, but {} holds {len} images",
@@ -249,7 +249,7 @@ fn load_split(images_path: &Path, labels_path: &Path) -> Result<Split, DataError
         .iter()
         .position(|&label| usize::from(label) >= CLASS_NAMES.len())
     {
-        return Err(DataError::at(
+        return Err(Error::data(
             labels_path,
             format!(
                 "label {} at index {index} is not a class: labels must be 0 to 9",
@@ -287,9 +287,9 @@ impl Split {
     ///
     /// The 1 is the channel axis that convolutions expect (greyscale: one channel). An index
     /// not below `self.len` is an error naming it.
-    pub fn batch_at(&self, indices: &[usize]) -> Result<(Tensor, Vec<usize>), DataError> {
+    pub fn batch_at(&self, indices: &[usize]) -> Result<(Tensor, Vec<usize>), Error> {
         if let Some(&bad) = indices.iter().find(|&&i| i >= self.len) {
-            return Err(DataError {
+            return Err(Error::Data {
                 path: None,
                 message: format!(
                     "batch_at: index {bad} is out of range for a split of {} examples",
@@ -318,9 +318,9 @@ impl Split {
     /// Every example appears exactly once per epoch. The same `rng` state gives the same order,
     /// so a seeded run is repeatable.
     /// A batch size of 0 is an error.
-    pub fn batches(&self, batch: usize, rng: &mut Rng) -> Result<Batches<'_>, DataError> {
+    pub fn batches(&self, batch: usize, rng: &mut Rng) -> Result<Batches<'_>, Error> {
         if batch == 0 {
-            return Err(DataError {
+            return Err(Error::Data {
                 path: None,
                 message: "batches: the batch size must be at least 1".into(),
             });
@@ -513,7 +513,7 @@ mod tests {
             candidate(empty.path()),
         ])
         .unwrap_err();
-        assert_eq!(error.path, None);
+        assert_eq!(error.path(), None);
         let message = error.to_string();
         for dir in [&absent, &also_absent, &empty.path().to_path_buf()] {
             assert!(message.contains(&dir.display().to_string()), "{message}");
@@ -554,8 +554,8 @@ mod tests {
 
         // Loading from exactly that folder says the same, naming the folder.
         let error = FashionMnist::load_from(tmp.path()).unwrap_err();
-        assert_eq!(error.path.as_deref(), Some(tmp.path()));
-        assert!(error.message.starts_with("missing t10k-images"), "{error}");
+        assert_eq!(error.path(), Some(tmp.path()));
+        assert!(error.to_string().contains("missing t10k-images"), "{error}");
     }
 
     #[test]
@@ -579,10 +579,10 @@ mod tests {
         );
         let error = FashionMnist::load_from(tmp.path()).unwrap_err();
         assert_eq!(
-            error.path.as_deref(),
+            error.path(),
             Some(tmp.path().join("t10k-labels-idx1-ubyte").as_path())
         );
-        assert!(error.message.contains("label 10 at index 3"), "{error}");
+        assert!(error.to_string().contains("label 10 at index 3"), "{error}");
     }
 
     #[test]
@@ -608,7 +608,7 @@ mod tests {
             &[0; 7 * 28 * 27],
         );
         let error = FashionMnist::load_from(tmp.path()).unwrap_err();
-        assert!(error.message.contains("[7, 28, 27]"), "{error}");
+        assert!(error.to_string().contains("[7, 28, 27]"), "{error}");
         assert!(
             error.to_string().contains("t10k-images-idx3-ubyte"),
             "{error}"
@@ -618,7 +618,7 @@ mod tests {
         write_idx(tmp.path(), "t10k-labels-idx1-ubyte", &[7, 1], &[0; 7]);
         let error = FashionMnist::load_from(tmp.path()).unwrap_err();
         assert!(
-            error.message.contains("dims [N], found dims [7, 1]"),
+            error.to_string().contains("dims [N], found dims [7, 1]"),
             "{error}"
         );
     }
@@ -631,7 +631,7 @@ mod tests {
         let packed = std::fs::read(&path).unwrap();
         std::fs::write(&path, &packed[..packed.len() / 2]).unwrap();
         let error = FashionMnist::load_from(tmp.path()).unwrap_err();
-        assert_eq!(error.path.as_deref(), Some(path.as_path()));
+        assert_eq!(error.path(), Some(path.as_path()));
     }
 
     #[test]
@@ -670,7 +670,10 @@ mod tests {
             len: 1,
         };
         let error = split.batch_at(&[1]).unwrap_err();
-        assert!(error.message.contains("index 1 is out of range"), "{error}");
+        assert!(
+            error.to_string().contains("index 1 is out of range"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -10,10 +10,10 @@
 //!
 //! There is no checksum and no end marker, so the only way to notice a damaged or wrong file is
 //! to check that every part of the header makes sense and that the data is exactly as long as the
-//! sizes say. That is what [`read_idx`] does, turning each problem into a [`DataError`] that names
+//! sizes say. That is what [`read_idx`] does, turning each problem into a [`Error::Data`] that names
 //! the file instead of panicking or quietly returning garbage.
 
-use super::DataError;
+use super::Error;
 use byteorder::{BigEndian, ByteOrder, LittleEndian};
 use flate2::read::MultiGzDecoder;
 use std::io::Read;
@@ -46,11 +46,11 @@ const EXPECTED_MAGIC: &str = "an IDX file of unsigned bytes starts with 0x000008
 ///
 /// A file named `.gz` whose contents start with IDX's two zero bytes is read as plain IDX: some
 /// browsers unpack gzip files while downloading them but keep the `.gz` name.
-pub fn read_idx(path: &Path) -> Result<IdxArray, DataError> {
-    let raw = std::fs::read(path).map_err(|e| DataError::at(path, format!("cannot read: {e}")))?;
+pub fn read_idx(path: &Path) -> Result<IdxArray, Error> {
+    let raw = std::fs::read(path).map_err(|e| Error::data(path, format!("cannot read: {e}")))?;
     let bytes = if is_gzip(path, &raw) {
         gunzip(&raw).map_err(|e| {
-            DataError::at(
+            Error::data(
                 path,
                 format!("cannot decompress (corrupt or incomplete gzip data): {e}"),
             )
@@ -58,7 +58,7 @@ pub fn read_idx(path: &Path) -> Result<IdxArray, DataError> {
     } else {
         raw
     };
-    parse_idx(bytes).map_err(|message| DataError::at(path, message))
+    parse_idx(bytes).map_err(|message| Error::data(path, message))
 }
 
 /// Whether `raw` (the contents of `path`) should go through the gzip decoder.
@@ -229,7 +229,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), name, bytes);
         let error = read_idx(&path).unwrap_err();
-        assert_eq!(error.path.as_deref(), Some(path.as_path()));
+        assert_eq!(error.path(), Some(path.as_path()));
         error.to_string()
     }
 
@@ -398,7 +398,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nothing-here");
         let error = read_idx(&path).unwrap_err();
-        assert_eq!(error.path.as_deref(), Some(path.as_path()));
-        assert!(error.message.contains("cannot read"), "{error}");
+        assert_eq!(error.path(), Some(path.as_path()));
+        assert!(error.to_string().contains("cannot read"), "{error}");
     }
 }

@@ -5,7 +5,7 @@
 #![cfg(unix)] // FIFOs, device nodes, sockets and symbolic links
 
 use ferrograd_engine::Tensor;
-use ferrograd_models::checkpoint::{self, probe, remove_stale_temporaries, write_atomically};
+use ferrograd_nn::checkpoint::{self, probe, remove_stale_temporaries, write_atomically};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;

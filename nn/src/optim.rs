@@ -164,7 +164,7 @@ fn meta_steps(op: &'static str, metadata: &BTreeMap<String, String>, key: &str) 
     let text = metadata.get(key).ok_or_else(|| {
         Error::argument(op, format!("checkpoint metadata has no step count '{key}'"))
     })?;
-    crate::settings::parse_whole(text)
+    crate::checkpoint::parse_whole(text)
         .filter(|&n| n <= i32::MAX as usize)
         .map(|n| n as u64)
         .ok_or_else(|| {

@@ -18,27 +18,35 @@ use safetensors::{Dtype, SafeTensors};
 
 /// What went wrong with a checkpoint, naming the file (and the tensor, when one is at fault).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckpointError {
+pub struct Error {
     pub path: PathBuf,
     pub message: String,
 }
 
-impl CheckpointError {
+impl Error {
     fn new(path: &Path, message: impl Into<String>) -> Self {
-        CheckpointError {
+        Error {
             path: path.to_path_buf(),
             message: message.into(),
         }
     }
 }
 
-impl fmt::Display for CheckpointError {
+impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.path.display(), self.message)
     }
 }
 
-impl std::error::Error for CheckpointError {}
+impl std::error::Error for Error {}
+
+/// A whole number written with digits only: "-1", "+3", "1.5", " 7" and "" are not.
+pub fn parse_whole(text: &str) -> Option<usize> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
 
 /// A loaded checkpoint: tensors by name, and string metadata.
 #[derive(Debug)]
@@ -58,13 +66,13 @@ pub fn save(
     path: &Path,
     tensors: &[(String, Tensor)],
     metadata: &BTreeMap<String, String>,
-) -> Result<(), CheckpointError> {
+) -> Result<(), Error> {
     // The safetensors header is a JSON object keyed by name: a second tensor with the same name
     // would silently replace the first, so refuse it here.
     let mut seen = BTreeSet::new();
     for (name, _) in tensors {
         if !seen.insert(name.as_str()) {
-            return Err(CheckpointError::new(
+            return Err(Error::new(
                 path,
                 format!("tensor `{name}` is given twice; names must be unique"),
             ));
@@ -73,7 +81,7 @@ pub fn save(
 
     let bytes = encode(tensors, metadata);
     write_atomically(path, &bytes)
-        .map_err(|e| CheckpointError::new(path, format!("cannot write checkpoint: {e}")))
+        .map_err(|e| Error::new(path, format!("cannot write checkpoint: {e}")))
 }
 
 /// The bytes of a safetensors file holding `tensors` and `metadata`, the same bytes for the same
@@ -150,13 +158,12 @@ fn little_endian_bytes(tensor: &Tensor) -> (Dtype, Vec<u8>) {
 
 /// Reads a safetensors file (F32 and F64 tensors; other dtypes are an error naming the tensor
 /// and its dtype).
-pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
-    let bytes = fs::read(path)
-        .map_err(|e| CheckpointError::new(path, format!("cannot read checkpoint: {e}")))?;
+pub fn load(path: &Path) -> Result<Checkpoint, Error> {
+    let bytes =
+        fs::read(path).map_err(|e| Error::new(path, format!("cannot read checkpoint: {e}")))?;
     // The parser checks the header length, the JSON, and that every tensor's bytes lie inside
     // the file, so a truncated or foreign file is an error here rather than a panic later.
-    let not_safetensors =
-        |e| CheckpointError::new(path, format!("not a valid safetensors file: {e}"));
+    let not_safetensors = |e| Error::new(path, format!("not a valid safetensors file: {e}"));
     let file = SafeTensors::deserialize(&bytes).map_err(not_safetensors)?;
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(not_safetensors)?;
 
@@ -180,13 +187,13 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
                 Tensor::from_vec(values, view.shape())
             }
             other => {
-                return Err(CheckpointError::new(
+                return Err(Error::new(
                     path,
                     format!("tensor `{name}` has dtype {other}; only F32 and F64 can be loaded"),
                 ))
             }
         }
-        .map_err(|e| CheckpointError::new(path, format!("tensor `{name}`: {e}")))?;
+        .map_err(|e| Error::new(path, format!("tensor `{name}`: {e}")))?;
         tensors.insert(name, tensor);
     }
 
@@ -206,7 +213,7 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
 impl Checkpoint {
     /// The tensor called `name`, which must have `shape`: errors name the file, the tensor, and
     /// (on mismatch) both shapes; a missing name lists the names the file has (up to ~10).
-    pub fn get(&self, name: &str, shape: &[usize]) -> Result<&Tensor, CheckpointError> {
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<&Tensor, Error> {
         let Some(tensor) = self.tensors.get(name) else {
             return Err(self.error(format!(
                 "no tensor `{name}`; the file has {}",
@@ -223,7 +230,7 @@ impl Checkpoint {
     }
 
     /// The metadata value for `key`; a missing key is an error naming it.
-    pub fn meta(&self, key: &str) -> Result<&str, CheckpointError> {
+    pub fn meta(&self, key: &str) -> Result<&str, Error> {
         match self.metadata.get(key) {
             Some(value) => Ok(value),
             None => {
@@ -236,8 +243,8 @@ impl Checkpoint {
         }
     }
 
-    fn error(&self, message: String) -> CheckpointError {
-        CheckpointError::new(&self.path, message)
+    fn error(&self, message: String) -> Error {
+        Error::new(&self.path, message)
     }
 
     /// The first few tensor names, enough to spot a typo or a renamed layer without flooding
@@ -470,15 +477,15 @@ pub fn remove_stale_temporaries(folder: &Path) -> io::Result<Vec<PathBuf>> {
 /// (a fresh run), `Ok(true)` for a regular file or a link to one. Anything else is an error
 /// naming what is there, so that a link that leads nowhere, a loop of links or a folder in the
 /// checkpoint's place never passes for "no checkpoint yet" and silently starts over.
-pub fn probe(path: &Path) -> Result<bool, CheckpointError> {
+pub fn probe(path: &Path) -> Result<bool, Error> {
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(CheckpointError::new(path, format!("cannot inspect: {e}"))),
+        Err(e) => return Err(Error::new(path, format!("cannot inspect: {e}"))),
         Ok(_) => {}
     }
     match fs::metadata(path) {
         Ok(meta) if meta.is_file() => Ok(true),
-        Ok(meta) => Err(CheckpointError::new(
+        Ok(meta) => Err(Error::new(
             path,
             format!(
                 "is {}, not a checkpoint file: move it away to start afresh",
@@ -489,7 +496,7 @@ pub fn probe(path: &Path) -> Result<bool, CheckpointError> {
             let to = fs::read_link(path)
                 .map(|t| t.display().to_string())
                 .unwrap_or_else(|_| "?".into());
-            Err(CheckpointError::new(
+            Err(Error::new(
                 path,
                 format!(
                     "is a symbolic link to {to}, which does not exist: there is no checkpoint \
@@ -497,14 +504,14 @@ pub fn probe(path: &Path) -> Result<bool, CheckpointError> {
                 ),
             ))
         }
-        Err(e) if is_link_loop(&e) => Err(CheckpointError::new(
+        Err(e) if is_link_loop(&e) => Err(Error::new(
             path,
             format!(
                 "is a loop of symbolic links ({e}): there is no checkpoint to resume from; \
                  remove the link to start afresh"
             ),
         )),
-        Err(e) => Err(CheckpointError::new(
+        Err(e) => Err(Error::new(
             path,
             format!("cannot be opened to resume from: {e}"),
         )),
@@ -543,7 +550,7 @@ impl Checkpoint {
     /// state: weights, buffers, optimizer state), each with its shape, and that every value is
     /// finite. A checkpoint that fails any of these would load into a model it does not
     /// describe, or resume a run with NaN or infinite weights.
-    pub fn check_tensors(&self, expected: &[(String, Tensor)]) -> Result<(), CheckpointError> {
+    pub fn check_tensors(&self, expected: &[(String, Tensor)]) -> Result<(), Error> {
         for (name, model_tensor) in expected {
             let Some(saved) = self.tensors.get(name) else {
                 return Err(self.error(format!(

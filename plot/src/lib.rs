@@ -1,9 +1,17 @@
-//! Pictures: image grids and loss curves as PNG files.
+//! # ferrograd-plot
+//!
+//! Pictures for ferrograd: image grids, loss curves and confusion matrices as PNG files, and
+//! the pixel tools and bitmap font the course's other pictures (class activation maps, face
+//! grids) are drawn with.
 //!
 //! There is no plotting or font crate here, on purpose: everything is drawn pixel by pixel into
 //! an [`image::RgbImage`] (rectangles, Bresenham lines, and a tiny built-in 5x7 bitmap font), then
-//! encoded as PNG and saved atomically like the checkpoints, so a half-written picture never
-//! replaces a good one.
+//! encoded as PNG and saved atomically like the checkpoints (through
+//! [`ferrograd_nn::checkpoint::write_atomically`], the workspace's one atomic write, which is
+//! why this crate depends on `ferrograd-nn`), so a half-written picture never replaces a good one.
+//!
+//! What it does not do: touch tensors or models (it draws plain `f32`/`f64` slices), decode
+//! pictures, or draw anything but RGB PNGs.
 
 use std::fmt;
 use std::io::Cursor;
@@ -11,31 +19,32 @@ use std::path::{Path, PathBuf};
 
 use image::{ImageFormat, Rgb, RgbImage};
 
-use crate::checkpoint::write_atomically;
+use ferrograd_nn::checkpoint::write_atomically;
 
 /// What went wrong when saving a picture, naming the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlotError {
+pub struct Error {
     pub path: PathBuf,
     pub message: String,
 }
 
-impl PlotError {
-    fn new(path: &Path, message: impl Into<String>) -> Self {
-        PlotError {
+impl Error {
+    /// An error about the picture at `path`.
+    pub fn new(path: &Path, message: impl Into<String>) -> Self {
+        Error {
             path: path.to_path_buf(),
             message: message.into(),
         }
     }
 }
 
-impl fmt::Display for PlotError {
+impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.path.display(), self.message)
     }
 }
 
-impl std::error::Error for PlotError {}
+impl std::error::Error for Error {}
 
 // ---- image grids ----------------------------------------------------------------------------
 
@@ -58,15 +67,15 @@ pub fn save_image_grid(
     width: usize,
     columns: usize,
     scale: usize,
-) -> Result<(), PlotError> {
+) -> Result<(), Error> {
     if channels != 1 && channels != 3 {
-        return Err(PlotError::new(
+        return Err(Error::new(
             path,
             format!("images must have 1 (grey) or 3 (RGB) channels, not {channels}"),
         ));
     }
     if height == 0 || width == 0 || columns == 0 || scale == 0 {
-        return Err(PlotError::new(
+        return Err(Error::new(
             path,
             format!(
                 "height ({height}), width ({width}), columns ({columns}) and scale ({scale}) \
@@ -76,7 +85,7 @@ pub fn save_image_grid(
     }
     let per_image = channels * height * width;
     if images.is_empty() || !images.len().is_multiple_of(per_image) {
-        return Err(PlotError::new(
+        return Err(Error::new(
             path,
             format!(
                 "{} values are not a whole, non-zero number of {channels}x{height}x{width} \
@@ -94,7 +103,7 @@ pub fn save_image_grid(
     let grid_height = rows * cell_height + (rows - 1) * GRID_GAP;
     // Drawing works in i32 pixel coordinates: far more than any real grid needs.
     if i32::try_from(grid_width).is_err() || i32::try_from(grid_height).is_err() {
-        return Err(PlotError::new(
+        return Err(Error::new(
             path,
             format!("a {grid_width}x{grid_height} grid is too large for an image"),
         ));
@@ -105,36 +114,58 @@ pub fn save_image_grid(
     for (index, image) in images.chunks_exact(per_image).enumerate() {
         let left = (index % columns) * (cell_width + GRID_GAP);
         let top = (index / columns) * (cell_height + GRID_GAP);
-        for y in 0..height {
-            for x in 0..width {
-                // NCHW: each channel is a whole plane, so a pixel's channels are `plane` apart.
-                let channel = |c: usize| to_byte(image[c * plane + y * width + x]);
-                let colour = if channels == 1 {
-                    let grey = channel(0);
-                    Rgb([grey, grey, grey])
-                } else {
-                    Rgb([channel(0), channel(1), channel(2)])
-                };
-                fill_rect(
-                    &mut picture,
-                    (left + x * scale) as i32,
-                    (top + y * scale) as i32,
-                    scale as i32,
-                    scale as i32,
-                    colour,
-                );
+        let (left, top) = (left as i32, top as i32);
+        draw_magnified(&mut picture, left, top, (height, width), scale, |y, x| {
+            if channels == 1 {
+                let grey = to_byte(image[y * width + x]);
+                Rgb([grey, grey, grey])
+            } else {
+                chw_pixel(image, plane, y * width + x)
             }
-        }
+        });
     }
     save_png(path, &picture)
 }
 
-/// A value in [0, 1] as a byte; out-of-range values are clamped and NaN counts as 0.
-fn to_byte(value: f32) -> u8 {
+/// A value in [0, 1] as a byte, rounded; out-of-range values are clamped and NaN counts as 0.
+pub fn to_byte(value: f32) -> u8 {
     if value.is_nan() {
         return 0;
     }
     (value.clamp(0.0, 1.0) * 255.0).round() as u8
+}
+
+/// The colour of pixel `index` of a CHW RGB image whose channel planes are `plane` values long
+/// (NCHW: each channel is a whole plane, so a pixel's channels are `plane` apart).
+pub fn chw_pixel(image: &[f32], plane: usize, index: usize) -> Rgb<u8> {
+    let channel = |c: usize| to_byte(image[c * plane + index]);
+    Rgb([channel(0), channel(1), channel(2)])
+}
+
+/// Draws a `height`x`width` image with its top-left corner at (left, top), each pixel a
+/// `scale`x`scale` square (nearest-neighbour magnification) of colour `colour_at(y, x)`.
+pub fn draw_magnified(
+    picture: &mut RgbImage,
+    left: i32,
+    top: i32,
+    (height, width): (usize, usize),
+    scale: usize,
+    colour_at: impl Fn(usize, usize) -> Rgb<u8>,
+) {
+    let s = scale as i32;
+    for y in 0..height {
+        for x in 0..width {
+            let colour = colour_at(y, x);
+            fill_rect(
+                picture,
+                left + x as i32 * s,
+                top + y as i32 * s,
+                s,
+                s,
+                colour,
+            );
+        }
+    }
 }
 
 // ---- line plots -----------------------------------------------------------------------------
@@ -148,9 +179,11 @@ const AREA_RIGHT: i32 = 690;
 const AREA_TOP: i32 = 50;
 const AREA_BOTTOM: i32 = 380;
 
-const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
+/// The background of every picture.
+pub const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
 const BLACK: Rgb<u8> = Rgb([0, 0, 0]);
-const TEXT_COLOUR: Rgb<u8> = Rgb([30, 30, 30]);
+/// The colour of every picture's text.
+pub const TEXT_COLOUR: Rgb<u8> = Rgb([30, 30, 30]);
 const GRID_LINE_COLOUR: Rgb<u8> = Rgb([225, 225, 225]);
 const FRAME_COLOUR: Rgb<u8> = Rgb([150, 150, 150]);
 
@@ -175,7 +208,7 @@ pub fn save_line_plot(
     title: &str,
     x_label: &str,
     series: &[(&str, &[f64])],
-) -> Result<(), PlotError> {
+) -> Result<(), Error> {
     let mut picture = RgbImage::from_pixel(PLOT_WIDTH, PLOT_HEIGHT, WHITE);
 
     let finite = series
@@ -497,13 +530,27 @@ fn draw_line(
 /// descenders of g, j, p, q, y and the comma.
 const GLYPH_WIDTH: i32 = 5;
 const GLYPH_ROWS: usize = 8;
-/// A glyph's width plus the one blank column between letters.
-const GLYPH_ADVANCE: i32 = GLYPH_WIDTH + 1;
+/// The height in pixels of a line of text at scale 1 (the glyphs' rows, descenders included).
+pub const GLYPH_HEIGHT: i32 = GLYPH_ROWS as i32;
+/// A glyph's width plus the one blank column between letters: a character's width at scale 1.
+pub const GLYPH_ADVANCE: i32 = GLYPH_WIDTH + 1;
 
 /// The width in pixels of `text` drawn at `scale`.
 pub fn text_width(text: &str, scale: i32) -> i32 {
     let count = text.chars().count() as i32;
     (count * GLYPH_ADVANCE - 1).max(0) * scale
+}
+
+/// `text` cut to fit `width` pixels at `scale`, ending in ".." when cut.
+pub fn fit_text(text: &str, width: usize, scale: usize) -> String {
+    if text_width(text, scale as i32) as usize <= width {
+        return text.to_string();
+    }
+    let mut cut = text.to_string();
+    while !cut.is_empty() && text_width(&format!("{cut}.."), scale as i32) as usize > width {
+        cut.pop();
+    }
+    format!("{cut}..")
 }
 
 /// Draws `text` with its top-left corner at (left, top), each font pixel a `scale`x`scale` square.
@@ -629,10 +676,10 @@ pub fn save_confusion_matrix(
     counts: &[usize],
     names: &[&str],
     title: &str,
-) -> Result<(), PlotError> {
+) -> Result<(), Error> {
     let k = names.len();
     if k == 0 || counts.len() != k * k {
-        return Err(PlotError::new(
+        return Err(Error::new(
             path,
             format!(
                 "{} counts for {k} classes: need k² = {}",
@@ -775,18 +822,18 @@ fn plain(text: &str) -> String {
 }
 
 /// Encodes `picture` as PNG in memory, then writes it atomically (see
-/// [`crate::checkpoint::write_atomically`]): a crash mid-save leaves the previous picture, not
+/// [`ferrograd_nn::checkpoint::write_atomically`]): a crash mid-save leaves the previous picture, not
 /// half a file.
-pub fn save_png(path: &Path, picture: &RgbImage) -> Result<(), PlotError> {
+pub fn save_png(path: &Path, picture: &RgbImage) -> Result<(), Error> {
     let mut png = Cursor::new(Vec::new());
     picture.write_to(&mut png, ImageFormat::Png).map_err(|e| {
-        PlotError::new(
+        Error::new(
             path,
             format!("cannot encode PNG: {}", describe_image_error(&e)),
         )
     })?;
     write_atomically(path, png.get_ref())
-        .map_err(|e| PlotError::new(path, format!("cannot write picture: {e}")))
+        .map_err(|e| Error::new(path, format!("cannot write picture: {e}")))
 }
 
 #[cfg(test)]
