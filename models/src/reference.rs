@@ -1,4 +1,4 @@
-//! The `fmnist_cnn` network of DESIGN.md's reference workloads, shared by `cargo bench` and
+//! The `fmnist_cnn` network of the reference workloads (docs/ARCHITECTURE.md), shared by `cargo bench` and
 //! the tests that hold its training step to one read-back on the GPU.
 
 use ferrograd_engine::{Conv2dParams, DType, Device, Result, Rng, Tensor};
