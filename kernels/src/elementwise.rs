@@ -14,11 +14,15 @@ use rayon::prelude::*;
 /// element type when applied.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryOp {
+    /// −x.
     Neg,
+    /// eˣ.
     Exp,
     /// Natural logarithm.
     Log,
+    /// √x (NaN for x < 0).
     Sqrt,
+    /// |x|.
     Abs,
     /// sign(x) ∈ {-1, 0, 1} (NaN for NaN).
     Sign,
@@ -30,12 +34,15 @@ pub enum UnaryOp {
     LeakyMask(f64),
     /// σ(x) = 1 / (1 + e^(−x)).
     Sigmoid,
+    /// tanh x.
     Tanh,
     /// log(1 + eˣ), computed as max(x, 0) + log1p(e^(−|x|)) so it never overflows.
     Softplus,
     /// xᵖ.
     Powf(f64),
+    /// x + c.
     AddScalar(f64),
+    /// c·x.
     MulScalar(f64),
     /// min(max(x, lo), hi) (NaN for NaN).
     Clamp(f64, f64),
@@ -44,7 +51,9 @@ pub enum UnaryOp {
     /// x, except ±∞ becomes 0: the shift logsumexp subtracts, so that a row of −∞ sums to −∞
     /// instead of NaN (−∞ − (−∞)).
     InfToZero,
+    /// sin x.
     Sin,
+    /// cos x.
     Cos,
     /// log(1 + x), accurate for small x.
     Log1p,
@@ -138,6 +147,7 @@ impl UnaryOp {
         (code, c0, c1)
     }
 
+    /// The op on one value, in the element type (the CPU kernel; the WGSL arm mirrors it).
     #[inline]
     pub fn apply<T: Real>(self, x: T) -> T {
         // The piecewise maps below test x against thresholds; a NaN fails every test, so it
@@ -233,9 +243,13 @@ impl UnaryOp {
 /// A pointwise function of two values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryOp {
+    /// a + b.
     Add,
+    /// a − b.
     Sub,
+    /// a·b.
     Mul,
+    /// a / b.
     Div,
     /// a · 1[b > 0]: ReLU's derivative rule (a is the incoming gradient, b the input), fused
     /// so that it reads both once and writes once. Where b ≤ 0 the result is 0 whatever a is
@@ -286,6 +300,7 @@ impl BinaryOp {
             .expect("every op is named in NAMES") as u32
     }
 
+    /// The op on one pair of values, in the element type.
     #[inline]
     pub fn apply<T: Real>(self, a: T, b: T) -> T {
         match self {

@@ -19,7 +19,9 @@ use safetensors::{Dtype, SafeTensors};
 /// What went wrong with a checkpoint, naming the file (and the tensor, when one is at fault).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
+    /// The file the error is about.
     pub path: PathBuf,
+    /// What is wrong with it, as a sentence.
     pub message: String,
 }
 
@@ -51,7 +53,9 @@ pub fn parse_whole(text: &str) -> Option<usize> {
 /// A loaded checkpoint: tensors by name, and string metadata.
 #[derive(Debug)]
 pub struct Checkpoint {
+    /// Every tensor of the file, by its name.
     pub tensors: BTreeMap<String, Tensor>,
+    /// The file's string metadata (settings, step counts, versions).
     pub metadata: BTreeMap<String, String>,
     /// The file it came from, so that later errors can name it.
     pub path: PathBuf,

@@ -24,7 +24,9 @@ use ferrograd_nn::checkpoint::write_atomically;
 /// What went wrong when saving a picture, naming the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
+    /// The file the error is about.
     pub path: PathBuf,
+    /// What is wrong with it, as a sentence.
     pub message: String,
 }
 

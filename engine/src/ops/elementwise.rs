@@ -312,18 +312,23 @@ impl Tensor {
     pub fn div(&self, other: &Tensor) -> Result<Tensor> {
         self.binary(other, BinaryOp::Div, "div")
     }
+    /// −x.
     pub fn neg(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Neg)
     }
+    /// x + c.
     pub fn add_scalar(&self, c: f64) -> Result<Tensor> {
         self.unary(UnaryOp::AddScalar(c))
     }
+    /// x − c.
     pub fn sub_scalar(&self, c: f64) -> Result<Tensor> {
         self.unary(UnaryOp::AddScalar(-c))
     }
+    /// c·x.
     pub fn mul_scalar(&self, c: f64) -> Result<Tensor> {
         self.unary(UnaryOp::MulScalar(c))
     }
+    /// x / c (an error for c = 0).
     pub fn div_scalar(&self, c: f64) -> Result<Tensor> {
         if c == 0.0 {
             return Err(Error::argument("div_scalar", "division by zero"));
@@ -334,6 +339,7 @@ impl Tensor {
     pub fn powf(&self, p: f64) -> Result<Tensor> {
         self.unary(UnaryOp::Powf(p))
     }
+    /// eˣ.
     pub fn exp(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Exp)
     }
@@ -341,9 +347,11 @@ impl Tensor {
     pub fn log(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Log)
     }
+    /// √x (NaN for x < 0).
     pub fn sqrt(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Sqrt)
     }
+    /// |x|; its derivative is sign(x), 0 at 0.
     pub fn abs(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Abs)
     }
@@ -381,6 +389,7 @@ impl Tensor {
     pub fn sigmoid(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Sigmoid)
     }
+    /// tanh x.
     pub fn tanh(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Tanh)
     }
