@@ -11,17 +11,21 @@ use ferrograd_engine::{
 /// What a forward pass needs besides its input: training or evaluation (dropout, batch-norm
 /// statistics) and the generator for dropout masks.
 pub struct Ctx {
+    /// Whether this pass trains: dropout drops and batch norm uses the batch's statistics.
     pub training: bool,
+    /// The generator of dropout masks.
     pub rng: Rng,
 }
 
 impl Ctx {
+    /// A training context whose dropout masks are drawn from `seed`.
     pub fn train(seed: u64) -> Ctx {
         Ctx {
             training: true,
             rng: Rng::new(seed),
         }
     }
+    /// An evaluation context: no dropout, batch norm on its running statistics.
     pub fn eval() -> Ctx {
         Ctx {
             training: false,
@@ -32,6 +36,7 @@ impl Ctx {
 
 /// A layer or a network of layers.
 pub trait Module: Send + Sync {
+    /// The layer's output for input `x`, recorded on the tape when gradients are enabled.
     fn forward(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor>;
     /// Trainable parameters, named with `prefix` (e.g. `"encoder.0."`).
     fn named_params(&self, prefix: &str, out: &mut Vec<(String, Tensor)>);
@@ -124,14 +129,18 @@ fn push_weight_and_bias(
 
 /// y = x·Wᵀ + b with W: [out, in] (PyTorch's layout), b: [out].
 pub struct Linear {
+    /// W: [out, in].
     pub weight: Tensor,
+    /// b: [out], if the layer has a bias.
     pub bias: Option<Tensor>,
 }
 
 impl Linear {
+    /// A layer with a bias, initialised as PyTorch's `nn.Linear` (U(±1/√in) for W and b).
     pub fn new(inputs: usize, outputs: usize, rng: &mut Rng) -> Result<Linear> {
         Linear::with_init(inputs, outputs, true, Init::PytorchDefault, rng)
     }
+    /// A layer with the given bias choice and initialiser.
     pub fn with_init(
         inputs: usize,
         outputs: usize,
@@ -163,12 +172,16 @@ impl Module for Linear {
 
 /// 2-D convolution; weight [out, in/groups, k, k].
 pub struct Conv2d {
+    /// W: [out, in/groups, k, k].
     pub weight: Tensor,
+    /// b: [out], if the layer has a bias.
     pub bias: Option<Tensor>,
+    /// Stride, padding, dilation and groups.
     pub params: Conv2dParams,
 }
 
 impl Conv2d {
+    /// A layer with a bias, initialised as PyTorch's `nn.Conv2d`.
     pub fn new(
         inputs: usize,
         outputs: usize,
@@ -186,6 +199,7 @@ impl Conv2d {
             rng,
         )
     }
+    /// A layer with the given bias choice and initialiser.
     pub fn with_init(
         inputs: usize,
         outputs: usize,
@@ -227,12 +241,16 @@ impl Module for Conv2d {
 
 /// 2-D transposed convolution; weight [in, out/groups, k, k] (PyTorch's layout).
 pub struct ConvTranspose2d {
+    /// W: [in, out/groups, k, k] (PyTorch's layout for the transposed convolution).
     pub weight: Tensor,
+    /// b: [out], if the layer has a bias.
     pub bias: Option<Tensor>,
+    /// Stride, padding, output padding, dilation and groups.
     pub params: ConvTranspose2dParams,
 }
 
 impl ConvTranspose2d {
+    /// A layer with a bias, initialised as PyTorch's `nn.ConvTranspose2d`.
     pub fn new(
         inputs: usize,
         outputs: usize,
@@ -250,6 +268,7 @@ impl ConvTranspose2d {
             rng,
         )
     }
+    /// A layer with the given bias choice and initialiser.
     pub fn with_init(
         inputs: usize,
         outputs: usize,
@@ -293,17 +312,23 @@ impl Module for ConvTranspose2d {
 /// Batch normalisation over [N, C, H, W] (or [N, C]), PyTorch's BatchNorm2d/1d: γ = 1, β = 0,
 /// momentum 0.1, ε = 1e-5.
 pub struct BatchNorm2d {
+    /// γ: [C], the per-channel scale (trained).
     pub weight: Tensor,
+    /// β: [C], the per-channel shift (trained).
     pub bias: Tensor,
+    /// The running mean of each channel, used in evaluation (saved, not trained).
     pub running_mean: Tensor,
+    /// The running (unbiased) variance of each channel, used in evaluation (saved, not trained).
     pub running_var: Tensor,
     /// Weight of each new batch in the running statistics (f64 bits; settable through a shared
     /// reference so recalibration can average exactly).
     momentum: std::sync::atomic::AtomicU64,
+    /// ε, added to the variance before the square root.
     pub eps: f64,
 }
 
 impl BatchNorm2d {
+    /// A layer over `channels` channels with PyTorch's defaults.
     pub fn new(channels: usize) -> Result<BatchNorm2d> {
         Ok(BatchNorm2d {
             weight: Tensor::ones(&[channels], DType::F32)?.requires_grad_(),
@@ -314,9 +339,11 @@ impl BatchNorm2d {
             eps: 1e-5,
         })
     }
+    /// The weight of each new batch in the running statistics.
     pub fn momentum(&self) -> f64 {
         f64::from_bits(self.momentum.load(std::sync::atomic::Ordering::Relaxed))
     }
+    /// Sets that weight (1/k for the k-th batch of a recalibration gives the exact average).
     pub fn set_momentum(&self, momentum: f64) {
         self.momentum
             .store(momentum.to_bits(), std::sync::atomic::Ordering::Relaxed);
@@ -365,11 +392,17 @@ impl Module for Dropout {
 /// Pointwise activations as layers.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
+    /// max(x, 0).
     Relu,
+    /// x for x > 0, else slope·x.
     LeakyRelu(f64),
+    /// x for x > 0, else α(eˣ − 1).
     Elu(f64),
+    /// σ(x) = 1 / (1 + e⁻ˣ).
     Sigmoid,
+    /// tanh x.
     Tanh,
+    /// log(1 + eˣ).
     Softplus,
 }
 
@@ -413,10 +446,12 @@ impl Module for Reshape {
 /// PyTorch's nn.Sequential.
 #[derive(Default)]
 pub struct Sequential {
+    /// The layers, in the order they are applied.
     pub layers: Vec<Box<dyn Module>>,
 }
 
 impl Sequential {
+    /// An empty network.
     pub fn new() -> Sequential {
         Sequential::default()
     }
