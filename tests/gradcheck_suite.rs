@@ -100,6 +100,8 @@ op_tests!(
     concat,
     stack,
     index_select,
+    gather,
+    scatter_add,
     matmul,
     conv2d,
     conv_transpose2d,

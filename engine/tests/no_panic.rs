@@ -394,9 +394,19 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
         31 => {
             let axis = d.axis();
             let picks: Vec<usize> = (0..d.pick(&[0, 1, 3])).map(|_| d.size()).collect();
+            let (index, src) = (d.tensor(device), d.tensor(device));
             (
-                call!("{:?}.index_select({axis}, {picks:?})", x.shape()),
-                Box::new(move || x.index_select(axis, &picks)),
+                call!(
+                    "{:?}.index_select({axis}, {picks:?}) / gather / scatter_add with index {:?} {:?}",
+                    x.shape(),
+                    index.shape(),
+                    index.to_vec_f64()
+                ),
+                Box::new(move || {
+                    let _ = x.gather(axis, &index);
+                    let _ = x.scatter_add(axis, &index, &src);
+                    x.index_select(axis, &picks)
+                }),
             )
         }
         32..=34 => {

@@ -567,6 +567,58 @@ impl Tensor {
         self.gather_flat(Arc::new(idx), &shape)
     }
 
+    /// torch.gather along `axis`: out has `index`'s shape and
+    /// out[i₀, …, i_axis, …] = self[i₀, …, index[i₀, …, i_axis, …], …].
+    ///
+    /// `index` has the rank of `self`, sizes at most `self`'s off `axis` (any size along it),
+    /// and holds integers in [0, self.shape[axis]) as f32 or f64 values (the engine has no
+    /// integer dtype); it may live on either device and is never differentiated. Built on the
+    /// flat gather, so the derivative is the adjoint scatter-add:
+    /// ∂L/∂self[…, j, …] = Σ over positions p with index[p] = j of ∂L/∂out[p].
+    pub fn gather(&self, axis: isize, index: &Tensor) -> Result<Tensor> {
+        const OP: &str = "gather";
+        let a = self.axis(OP, axis)?;
+        check_index_shape(OP, a, index, &[("input", self.shape(), true)])?;
+        let idx = axis_indices(OP, a, index, self.shape())?;
+        checked_alloc(OP, index.shape(), self.dtype(), self.device())?;
+        Ok(self.gather_flat_trusted(Indices::host(Arc::new(idx)), index.shape(), None))
+    }
+
+    /// torch.scatter_add along `axis`: a copy of `self` with each value of `src` added at the
+    /// position `index` names: out = self; out[i₀, …, index[i₀, …, i_axis, …], …] +=
+    /// src[i₀, …, i_axis, …] for every position of `index` (repeated positions accumulate).
+    ///
+    /// `index` (integers held as f32/f64, as for [`Tensor::gather`]) has the rank of `self`
+    /// and `src`, sizes at most `src`'s on every axis and at most `self`'s off `axis`; only
+    /// the leading `index.shape()` box of `src` is used. Linear in `self` and `src`:
+    /// ∂L/∂self = ∂L/∂out and ∂L/∂src = (∂L/∂out).gather(axis, index) on that box, zero off it.
+    pub fn scatter_add(&self, axis: isize, index: &Tensor, src: &Tensor) -> Result<Tensor> {
+        const OP: &str = "scatter_add";
+        let a = self.axis(OP, axis)?;
+        self.same_dtype(OP, src)?;
+        self.same_device(OP, src)?;
+        check_index_shape(
+            OP,
+            a,
+            index,
+            &[("input", self.shape(), true), ("src", src.shape(), false)],
+        )?;
+        if index.numel() == 0 {
+            // Nothing to add (and `src`'s box may be empty with sizes too large to stride).
+            return Ok(self.identity(OP));
+        }
+        let idx = axis_indices(OP, a, index, self.shape())?;
+        let part = if src.shape() == index.shape() {
+            src.clone()
+        } else {
+            let ranges: Vec<(usize, usize)> = index.shape().iter().map(|&d| (0, d)).collect();
+            src.slice(&ranges)?
+        };
+        let placed =
+            part.scatter_add_flat_trusted(Indices::host(Arc::new(idx)), self.shape(), None);
+        self.add(&placed)
+    }
+
     /// Casts to another element type; the gradient is cast back. GPU tensors are f32 only.
     pub fn to_dtype(&self, dtype: crate::DType) -> Result<Tensor> {
         if dtype == self.dtype() {
@@ -610,6 +662,84 @@ impl Tensor {
             vec![self.clone()],
         ))
     }
+}
+
+/// Checks an index tensor of gather/scatter_add against the tensors it indexes: the same
+/// rank, and each size at most theirs (off `axis` only, where `off_axis_only`).
+fn check_index_shape(
+    op: &'static str,
+    axis: usize,
+    index: &Tensor,
+    against: &[(&str, &[usize], bool)],
+) -> Result<()> {
+    for &(name, shape, off_axis_only) in against {
+        let fits = index.rank() == shape.len()
+            && index
+                .shape()
+                .iter()
+                .zip(shape)
+                .enumerate()
+                .all(|(d, (i, s))| (off_axis_only && d == axis) || i <= s);
+        if !fits {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "index of shape {:?} does not fit {name} of shape {shape:?} (axis {axis}: \
+                     the same rank, and sizes at most {name}'s{})",
+                    index.shape(),
+                    if off_axis_only { " off the axis" } else { "" }
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The flat position in a buffer of `shape` for every position of `index` (row-major), with
+/// the coordinate on `axis` replaced by the index value there; errors name the first value
+/// that is not an integer in [0, shape[axis]).
+fn axis_indices(
+    op: &'static str,
+    axis: usize,
+    index: &Tensor,
+    shape: &[usize],
+) -> Result<Vec<usize>> {
+    let values = index.to_vec_f64();
+    if values.is_empty() {
+        // Sizes of empty tensors may be too large to stride.
+        return Ok(Vec::new());
+    }
+    let strides = contiguous_strides(shape);
+    let ishape = index.shape();
+    let size = shape[axis];
+    let mut pos = vec![0usize; ishape.len()];
+    let mut out = Vec::with_capacity(values.len());
+    for &v in &values {
+        if !(v >= 0.0 && v < size as f64 && v.fract() == 0.0) {
+            return Err(Error::argument(
+                op,
+                format!(
+                    "index value {v} at {pos:?} is not an integer in [0, {size}) for axis {axis} \
+                     of shape {shape:?}"
+                ),
+            ));
+        }
+        out.push(
+            pos.iter()
+                .zip(&strides)
+                .enumerate()
+                .map(|(d, (&p, &st))| if d == axis { v as usize * st } else { p * st })
+                .sum(),
+        );
+        for d in (0..ishape.len()).rev() {
+            pos[d] += 1;
+            if pos[d] < ishape[d] {
+                break;
+            }
+            pos[d] = 0;
+        }
+    }
+    Ok(out)
 }
 
 struct Cast {
@@ -732,7 +862,64 @@ pub(crate) fn checks() -> Vec<OpCheck> {
                 move |t| t[0].index_select(axis as isize, &picks),
             )
         }),
+        OpCheck::new("gather", 3, |r| {
+            let shape = checks::random_shape(r, 1, 3, 4);
+            let axis = r.below(shape.len());
+            let (ishape, index) = random_index(&shape, axis, r);
+            let x = any(&shape, r);
+            let signed = axis as isize
+                - if r.uniform() < 0.5 {
+                    shape.len() as isize
+                } else {
+                    0
+                };
+            CheckCase::new(
+                format!(
+                    "gather {shape:?} axis {signed} index {ishape:?} {:?}",
+                    index.to_vec_f64()
+                ),
+                vec![x],
+                move |t| t[0].gather(signed, &index),
+            )
+        }),
+        OpCheck::new("scatter_add", 3, |r| {
+            let shape = checks::random_shape(r, 1, 3, 4);
+            let axis = r.below(shape.len());
+            let (ishape, index) = random_index(&shape, axis, r);
+            // src may be larger than the index on every axis; only the index's box is used.
+            let sshape: Vec<usize> = ishape.iter().map(|&d| d + r.below(2)).collect();
+            let (x, src) = (any(&shape, r), any(&sshape, r));
+            CheckCase::new(
+                format!(
+                    "scatter_add {shape:?} axis {axis} index {ishape:?} {:?} src {sshape:?}",
+                    index.to_vec_f64()
+                ),
+                vec![x, src],
+                move |t| t[0].scatter_add(axis as isize, &index, &t[1]),
+            )
+        }),
     ]
+}
+
+/// An index tensor for gather/scatter_add into `shape` along `axis`: sizes at most `shape`'s
+/// off the axis, 1–4 along it, values (repeats likely) in range.
+fn random_index(shape: &[usize], axis: usize, r: &mut crate::Rng) -> (Vec<usize>, Tensor) {
+    let ishape: Vec<usize> = shape
+        .iter()
+        .enumerate()
+        .map(|(d, &s)| {
+            if d == axis {
+                1 + r.below(4)
+            } else {
+                1 + r.below(s)
+            }
+        })
+        .collect();
+    let values: Vec<f64> = (0..numel(&ishape))
+        .map(|_| r.below(shape[axis]) as f64)
+        .collect();
+    let index = Tensor::from_f64s(&values, &ishape, crate::DType::F64).expect("length matches");
+    (ishape, index)
 }
 
 #[cfg(test)]
@@ -754,6 +941,63 @@ mod tests {
             c.to_vec_f64(),
             vec![1.0, 2.0, 10.0, 20.0, 3.0, 4.0, 30.0, 40.0]
         );
+    }
+
+    #[test]
+    fn gather_and_scatter_add_follow_torch() {
+        let x = Tensor::from_f64s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3], DType::F64).unwrap();
+        let idx = Tensor::from_f64s(&[2.0, 0.0, 1.0, 1.0], &[2, 2], DType::F32).unwrap();
+        // torch.gather(x, 1, idx) = [[3, 1], [5, 5]].
+        let g = x.gather(-1, &idx).unwrap();
+        assert_eq!(g.shape(), &[2, 2]);
+        assert_eq!(g.to_vec_f64(), vec![3.0, 1.0, 5.0, 5.0]);
+        // torch.zeros(2, 3).scatter_add(1, idx, ones(2, 2)) = [[1, 0, 1], [0, 2, 0]].
+        let z = Tensor::zeros(&[2, 3], DType::F64).unwrap();
+        let src = Tensor::ones(&[2, 3], DType::F64).unwrap();
+        let s = z.scatter_add(1, &idx, &src).unwrap();
+        assert_eq!(s.to_vec_f64(), vec![1.0, 0.0, 1.0, 0.0, 2.0, 0.0]);
+        // Along axis 0: out[idx[i][j]][j] += src[i][j].
+        let idx0 = Tensor::from_f64s(&[1.0, 0.0, 1.0], &[1, 3], DType::F64).unwrap();
+        let s0 = x.scatter_add(0, &idx0, &src).unwrap();
+        assert_eq!(s0.to_vec_f64(), vec![1.0, 3.0, 3.0, 5.0, 5.0, 7.0]);
+        assert_eq!(
+            x.gather(0, &idx0).unwrap().to_vec_f64(),
+            vec![4.0, 2.0, 6.0]
+        );
+    }
+
+    #[test]
+    fn gather_and_scatter_add_reject_bad_indices() {
+        let x = Tensor::zeros(&[2, 3], DType::F64).unwrap();
+        let bad = Tensor::from_f64s(&[0.0, 3.0], &[1, 2], DType::F64).unwrap();
+        let e = x.gather(1, &bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("gather: index value 3 at [0, 1]") && e.contains("axis 1"),
+            "{e}"
+        );
+        let frac = Tensor::from_f64s(&[0.5], &[1, 1], DType::F64).unwrap();
+        assert!(x.gather(0, &frac).is_err());
+        let neg = Tensor::from_f64s(&[-1.0], &[1, 1], DType::F64).unwrap();
+        assert!(x
+            .scatter_add(0, &neg, &x)
+            .unwrap_err()
+            .to_string()
+            .starts_with("scatter_add"));
+        let wide = Tensor::zeros(&[1, 4], DType::F64).unwrap();
+        assert!(x
+            .gather(0, &wide)
+            .unwrap_err()
+            .to_string()
+            .contains("does not fit input"));
+        let rank1 = Tensor::zeros(&[2], DType::F64).unwrap();
+        assert!(x.gather(0, &rank1).is_err());
+        let small_src = Tensor::zeros(&[1, 1], DType::F64).unwrap();
+        assert!(x
+            .scatter_add(0, &bad.mul_scalar(0.0).unwrap(), &small_src)
+            .unwrap_err()
+            .to_string()
+            .contains("src"));
+        assert!(x.gather(2, &bad).is_err());
     }
 
     #[test]
