@@ -107,6 +107,8 @@ op_tests!(
     conv_transpose2d,
     max_pool2d,
     avg_pool2d,
+    max_pool2d_with,
+    avg_pool2d_with,
     global_avg_pool2d,
     upsample_nearest2d,
     pixel_shuffle,

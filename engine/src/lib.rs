@@ -37,6 +37,7 @@ pub use ferrograd_kernels::Real;
 pub use ops::conv::{Conv2dParams, ConvTranspose2dParams};
 pub use ops::nn::{batch_norm, BatchNormState};
 pub use ops::optim::{adam_step, sgd_step, AdamStep};
+pub use ops::pool::Pool2d;
 pub use rng::Rng;
 pub use storage::{DType, Device, Element, Storage, TransferCounts};
 pub use tensor::Tensor;

@@ -9,7 +9,7 @@
 
 use ferrograd_engine::{
     batch_norm, grad, limits, BatchNormState, Conv2dParams, ConvTranspose2dParams, DType, Device,
-    Result, Rng, Tensor,
+    Pool2d, Result, Rng, Tensor,
 };
 use proptest::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -494,14 +494,26 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
             };
             let (k, s, p) = (d.param(), d.param(), d.param());
             let which = op - 40;
+            let opts = Pool2d::new_hw(d.param(), d.param())
+                .stride_hw(d.param(), d.param())
+                .padding_hw(d.param(), d.param())
+                .dilation_hw(d.param(), d.param())
+                .ceil_mode(d.chance(0.5))
+                .count_include_pad(d.chance(0.5));
             (
                 call!(
-                    "{:?} pool {which}: kernel {k} stride {s} padding {p}",
+                    "{:?} pool {which}: kernel {k} stride {s} padding {p} / {opts:?}",
                     x.shape()
                 ),
                 Box::new(move || match which {
-                    0 => x.max_pool2d(k, s, p),
-                    1 => x.avg_pool2d(k, s, p),
+                    0 => {
+                        let _ = x.max_pool2d_with(&opts);
+                        x.max_pool2d(k, s, p)
+                    }
+                    1 => {
+                        let _ = x.avg_pool2d_with(&opts);
+                        x.avg_pool2d(k, s, p)
+                    }
                     2 => {
                         let _ = x.global_avg_pool2d();
                         x.upsample_nearest2d(k)
