@@ -8,6 +8,29 @@ use crate::rng::Rng;
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
+/// How a loss combines its per-element (or per-row) terms ℓᵢ, as PyTorch's `reduction`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reduction {
+    /// The terms themselves, one per element (per row for cross-entropy).
+    None,
+    /// Σᵢ ℓᵢ.
+    Sum,
+    /// (1/n) Σᵢ ℓᵢ (NaN for no terms, as PyTorch).
+    #[default]
+    Mean,
+}
+
+impl Reduction {
+    /// Applies the reduction to the terms.
+    pub fn apply(self, terms: Tensor) -> Result<Tensor> {
+        match self {
+            Reduction::None => Ok(terms),
+            Reduction::Sum => terms.sum_all(),
+            Reduction::Mean => terms.mean_all(),
+        }
+    }
+}
+
 impl Tensor {
     /// softmax(x)ᵢ = exp(xᵢ − logsumexp(x)) along `axis`.
     pub fn softmax(&self, axis: isize) -> Result<Tensor> {
@@ -21,6 +44,12 @@ impl Tensor {
 
     /// Mean cross-entropy of logits [N, C] against class labels: −(1/N) Σₙ log softmax(xₙ)[yₙ].
     pub fn cross_entropy(&self, labels: &[usize]) -> Result<Tensor> {
+        self.cross_entropy_with(labels, Reduction::Mean)
+    }
+
+    /// Cross-entropy of logits [N, C] against class labels, ℓₙ = −log softmax(xₙ)[yₙ],
+    /// reduced by `reduction` (`None` gives the [N] terms).
+    pub fn cross_entropy_with(&self, labels: &[usize], reduction: Reduction) -> Result<Tensor> {
         let [n, c] = <[usize; 2]>::try_from(self.shape()).map_err(|_| {
             Error::shape(
                 "cross_entropy",
@@ -48,15 +77,26 @@ impl Tensor {
             .enumerate()
             .map(|(row, &l)| row * c + l)
             .collect();
-        self.log_softmax(1)?
-            .gather_flat(Arc::new(picked), &[n])?
-            .mean_all()?
-            .neg()
+        reduction.apply(
+            self.log_softmax(1)?
+                .gather_flat(Arc::new(picked), &[n])?
+                .neg()?,
+        )
     }
 
     /// Mean binary cross-entropy of logits against targets in [0, 1]:
     /// mean(softplus(x) − x·y), equal to −[y log σ(x) + (1 − y) log(1 − σ(x))] but stable.
     pub fn binary_cross_entropy_with_logits(&self, targets: &Tensor) -> Result<Tensor> {
+        self.binary_cross_entropy_with_logits_with(targets, Reduction::Mean)
+    }
+
+    /// Binary cross-entropy of logits against targets, ℓᵢ = softplus(xᵢ) − xᵢ·yᵢ, reduced by
+    /// `reduction` (`None` gives the terms, shaped as the logits).
+    pub fn binary_cross_entropy_with_logits_with(
+        &self,
+        targets: &Tensor,
+        reduction: Reduction,
+    ) -> Result<Tensor> {
         if self.shape() != targets.shape() {
             return Err(Error::shape(
                 "binary_cross_entropy_with_logits",
@@ -67,11 +107,16 @@ impl Tensor {
                 ),
             ));
         }
-        self.softplus()?.sub(&self.mul(targets)?)?.mean_all()
+        reduction.apply(self.softplus()?.sub(&self.mul(targets)?)?)
     }
 
     /// Mean squared error: mean((a − b)²).
     pub fn mse_loss(&self, target: &Tensor) -> Result<Tensor> {
+        self.mse_loss_with(target, Reduction::Mean)
+    }
+
+    /// Squared error, ℓᵢ = (aᵢ − bᵢ)², reduced by `reduction`.
+    pub fn mse_loss_with(&self, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
         if self.shape() != target.shape() {
             return Err(Error::shape(
                 "mse_loss",
@@ -83,11 +128,16 @@ impl Tensor {
             ));
         }
         let d = self.sub(target)?;
-        d.mul(&d)?.mean_all()
+        reduction.apply(d.mul(&d)?)
     }
 
     /// Mean absolute error: mean(|a − b|).
     pub fn l1_loss(&self, target: &Tensor) -> Result<Tensor> {
+        self.l1_loss_with(target, Reduction::Mean)
+    }
+
+    /// Absolute error, ℓᵢ = |aᵢ − bᵢ|, reduced by `reduction`.
+    pub fn l1_loss_with(&self, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
         if self.shape() != target.shape() {
             return Err(Error::shape(
                 "l1_loss",
@@ -98,7 +148,7 @@ impl Tensor {
                 ),
             ));
         }
-        self.sub(target)?.abs()?.mean_all()
+        reduction.apply(self.sub(target)?.abs()?)
     }
 
     /// Zeroes each element with probability p and scales survivors by 1/(1 − p), so the
@@ -241,6 +291,16 @@ fn logits_and_labels(r: &mut Rng) -> (Tensor, Vec<usize>) {
     )
 }
 
+/// A reduction for a loss case: each of the three, the default (mean) most often.
+fn reduction(r: &mut Rng) -> Reduction {
+    [
+        Reduction::None,
+        Reduction::Sum,
+        Reduction::Mean,
+        Reduction::Mean,
+    ][r.below(4)]
+}
+
 pub(crate) fn checks() -> Vec<OpCheck> {
     vec![
         OpCheck::new("softmax", 3, |r| {
@@ -265,10 +325,11 @@ pub(crate) fn checks() -> Vec<OpCheck> {
         }),
         OpCheck::new("cross_entropy", 3, |r| {
             let (x, labels) = logits_and_labels(r);
+            let red = reduction(r);
             CheckCase::new(
-                format!("cross_entropy {:?} labels {labels:?}", x.shape()),
+                format!("cross_entropy {:?} labels {labels:?} {red:?}", x.shape()),
                 vec![x],
-                move |t| t[0].cross_entropy(&labels),
+                move |t| t[0].cross_entropy_with(&labels, red),
             )
         }),
         OpCheck::new("bce_with_logits", 3, |r| {
@@ -279,9 +340,12 @@ pub(crate) fn checks() -> Vec<OpCheck> {
                 .expect("scale")
                 .sub_scalar(0.25)
                 .expect("shift");
-            CheckCase::new(format!("bce_with_logits {shape:?}"), vec![x, y], |t| {
-                t[0].binary_cross_entropy_with_logits(&t[1])
-            })
+            let red = reduction(r);
+            CheckCase::new(
+                format!("bce_with_logits {shape:?} {red:?}"),
+                vec![x, y],
+                move |t| t[0].binary_cross_entropy_with_logits_with(&t[1], red),
+            )
         }),
         OpCheck::new("mse_loss", 3, |r| {
             let shape = checks::random_shape(r, 1, 3, 4);
@@ -289,17 +353,21 @@ pub(crate) fn checks() -> Vec<OpCheck> {
                 checks::random_values(&shape, checks::Domain::Any, r),
                 checks::random_values(&shape, checks::Domain::Any, r),
             );
-            CheckCase::new(format!("mse_loss {shape:?}"), vec![a, b], |t| {
-                t[0].mse_loss(&t[1])
-            })
+            let red = reduction(r);
+            CheckCase::new(
+                format!("mse_loss {shape:?} {red:?}"),
+                vec![a, b],
+                move |t| t[0].mse_loss_with(&t[1], red),
+            )
         }),
         OpCheck::new("l1_loss", 2, |r| {
             let shape = checks::random_shape(r, 1, 3, 4);
             let a = checks::random_values(&shape, checks::Domain::Any, r);
             let d = checks::random_values(&shape, checks::Domain::AwayFromZero, r);
             let b = a.sub(&d).expect("same shape");
-            CheckCase::new(format!("l1_loss {shape:?}"), vec![a, b], |t| {
-                t[0].l1_loss(&t[1])
+            let red = reduction(r);
+            CheckCase::new(format!("l1_loss {shape:?} {red:?}"), vec![a, b], move |t| {
+                t[0].l1_loss_with(&t[1], red)
             })
         }),
         OpCheck::new("batch_norm", 3, |r| {
@@ -328,4 +396,31 @@ pub(crate) fn checks() -> Vec<OpCheck> {
             })
         }),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DType;
+
+    #[test]
+    fn reductions_give_terms_sum_and_mean() {
+        let a = Tensor::from_f64s(&[1.0, -2.0, 3.0, 0.5], &[2, 2], DType::F64).unwrap();
+        let b = Tensor::zeros(&[2, 2], DType::F64).unwrap();
+        let none = a.mse_loss_with(&b, Reduction::None).unwrap();
+        assert_eq!(none.shape(), &[2, 2]);
+        assert_eq!(none.to_vec_f64(), vec![1.0, 4.0, 9.0, 0.25]);
+        let sum = a.l1_loss_with(&b, Reduction::Sum).unwrap().to_vec_f64();
+        assert_eq!(sum, vec![6.5]);
+        assert_eq!(a.l1_loss(&b).unwrap().to_vec_f64(), vec![6.5 / 4.0]);
+        let rows = a.cross_entropy_with(&[0, 1], Reduction::None).unwrap();
+        assert_eq!(rows.shape(), &[2]);
+        let mean = a.cross_entropy(&[0, 1]).unwrap().to_vec_f64()[0];
+        let r = rows.to_vec_f64();
+        assert!((mean - (r[0] + r[1]) / 2.0).abs() < 1e-12);
+        let bce = a
+            .binary_cross_entropy_with_logits_with(&b, Reduction::None)
+            .unwrap();
+        assert_eq!(bce.shape(), &[2, 2]);
+    }
 }
