@@ -35,7 +35,7 @@ pub use custom::{CustomOp, WgslKernel};
 pub use error::{Error, ErrorKind, Result};
 pub use ferrograd_kernels::Real;
 pub use ops::conv::{Conv2dParams, ConvTranspose2dParams};
-pub use ops::nn::{batch_norm, BatchNormState, Reduction};
+pub use ops::nn::{batch_norm, batch_norm_functional, BatchNormState, Reduction};
 pub use ops::optim::{adam_step, sgd_step, AdamStep};
 pub use ops::pool::Pool2d;
 pub use rng::Rng;

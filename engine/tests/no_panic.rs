@@ -8,8 +8,8 @@
 //! large are refused quickly instead of being computed.
 
 use ferrograd_engine::{
-    batch_norm, grad, limits, BatchNormState, Conv2dParams, ConvTranspose2dParams, DType, Device,
-    Pool2d, Result, Rng, Tensor,
+    batch_norm, batch_norm_functional, grad, limits, BatchNormState, Conv2dParams,
+    ConvTranspose2dParams, DType, Device, Pool2d, Result, Rng, Tensor,
 };
 use proptest::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -559,7 +559,10 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
             let (p, training, seed) = (d.value(), d.chance(0.5), d.0.next_u64());
             (
                 call!("{:?}.dropout({p}, {training})", x.shape()),
-                Box::new(move || x.dropout(p, training, &mut Rng::new(seed))),
+                Box::new(move || {
+                    let _ = x.dropout_with_mask(p, &mut Rng::new(seed));
+                    x.dropout(p, training, &mut Rng::new(seed))
+                }),
             )
         }
         48..=50 => {
@@ -586,6 +589,8 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
                     stats.as_ref().map(|s| s.0.shape().to_vec())
                 ),
                 Box::new(move || {
+                    let running = stats.as_ref().map(|(m, v)| (m, v));
+                    let _ = batch_norm_functional(&x, &gamma, &beta, running, training, momentum, eps);
                     let state = stats.as_ref().map(|(m, v)| BatchNormState {
                         running_mean: m,
                         running_var: v,

@@ -163,11 +163,34 @@ impl Tensor {
         if !training || p == 0.0 {
             return Ok(self.identity("dropout"));
         }
+        Ok(self.dropout_with_mask(p, rng)?.0)
+    }
+
+    /// Training-mode dropout that also returns its keep mask: (x·m/(1 − p), m), where m
+    /// holds 1 for kept and 0 for dropped elements (drawn from `rng` exactly as
+    /// [`Tensor::dropout`] draws them), with x's shape, dtype and device and no gradient.
+    /// The derivative is ∂L/∂x = m/(1 − p)·∂L/∂y.
+    pub fn dropout_with_mask(&self, p: f64, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
+        const OP: &str = "dropout";
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::argument(
+                OP,
+                format!("probability {p} must be in [0, 1)"),
+            ));
+        }
+        crate::limits::checked_alloc(OP, self.shape(), self.dtype(), self.device())?;
+        if p == 0.0 {
+            let ones = Tensor::full_on(self.shape(), 1.0, self.dtype(), self.device())?;
+            return Ok((self.identity(OP), ones));
+        }
         let scale = 1.0 / (1.0 - p);
-        let mask: Vec<f64> = (0..self.numel())
-            .map(|_| if rng.uniform() < p { 0.0 } else { scale })
-            .collect();
-        self.mul(&Tensor::from_f64s(&mask, self.shape(), self.dtype())?.to(self.device())?)
+        let keep: Vec<bool> = (0..self.numel()).map(|_| rng.uniform() >= p).collect();
+        let values = |on: f64| -> Result<Tensor> {
+            let v: Vec<f64> = keep.iter().map(|&k| if k { on } else { 0.0 }).collect();
+            Tensor::from_f64s(&v, self.shape(), self.dtype())?.to(self.device())
+        };
+        let y = self.mul(&values(scale)?)?;
+        Ok((y, values(1.0)?))
     }
 }
 
@@ -180,8 +203,9 @@ pub struct BatchNormState<'a> {
 }
 
 /// Batch normalisation over [N, C] or [N, C, H, W]: y = γ·(x − μ)/√(σ² + ε) + β per channel.
-/// Training uses the batch's mean and biased variance (and updates the running statistics with
-/// the unbiased variance, as PyTorch does); inference uses the running statistics.
+/// Training uses the batch's mean and biased variance and, given `state`, updates the running
+/// statistics in place (with the unbiased variance, as PyTorch does); inference uses the
+/// running statistics. [`batch_norm_functional`] is the same without the in-place update.
 pub fn batch_norm(
     x: &Tensor,
     gamma: &Tensor,
@@ -190,6 +214,32 @@ pub fn batch_norm(
     training: bool,
     eps: f64,
 ) -> Result<Tensor> {
+    let running = state.as_ref().map(|s| (s.running_mean, s.running_var));
+    let momentum = state.as_ref().map_or(0.1, |s| s.momentum);
+    let (y, updated) = batch_norm_functional(x, gamma, beta, running, training, momentum, eps)?;
+    if let (Some(s), Some((mean, var))) = (&state, updated) {
+        crate::no_grad(|| -> Result<()> {
+            s.running_mean.assign(&mean)?;
+            s.running_var.assign(&var)
+        })?;
+    }
+    Ok(y)
+}
+
+/// Batch normalisation that never writes to its arguments: y = γ·(x − μ)/√(σ² + ε) + β per
+/// channel over [N, C] or [N, C, H, W], and, when training with `running` = (mean, var)
+/// given, the updated running statistics (1 − m)·running + m·batch (the batch variance
+/// unbiased), returned for the caller to keep or drop. Inference normalises with `running`
+/// (required) and returns no statistics. The new statistics carry no gradient.
+pub fn batch_norm_functional(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running: Option<(&Tensor, &Tensor)>,
+    training: bool,
+    momentum: f64,
+    eps: f64,
+) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
     const OP: &str = "batch_norm";
     let (axes, stat_shape): (Vec<isize>, Vec<usize>) = match x.shape() {
         [_, c] => (vec![0], vec![1, *c]),
@@ -202,12 +252,13 @@ pub fn batch_norm(
         }
     };
     let c = x.shape()[1];
-    let stats = state.as_ref().map(|s| {
-        [
-            ("running_mean", s.running_mean),
-            ("running_var", s.running_var),
-        ]
-    });
+    if !momentum.is_finite() {
+        return Err(Error::argument(
+            OP,
+            format!("momentum {momentum} must be finite"),
+        ));
+    }
+    let stats = running.map(|(m, v)| [("running_mean", m), ("running_var", v)]);
     for (name, t) in [("weight", gamma), ("bias", beta)]
         .into_iter()
         .chain(stats.into_iter().flatten())
@@ -227,10 +278,12 @@ pub fn batch_norm(
     }
     if x.numel() == 0 {
         // An empty batch: nothing to normalise, and no statistics to update.
-        return x
+        let y = x
             .mul(&gamma.reshape(&stat_shape)?)?
-            .add(&beta.reshape(&stat_shape)?);
+            .add(&beta.reshape(&stat_shape)?)?;
+        return Ok((y, None));
     }
+    let mut updated = None;
     let (centred, var) = if training {
         let count: usize = axes.iter().map(|&a| x.shape()[a as usize]).product();
         if count < 2 {
@@ -245,31 +298,29 @@ pub fn batch_norm(
         let mean = x.mean(&axes, true)?;
         let centred = x.sub(&mean)?;
         let var = centred.mul(&centred)?.mean(&axes, true)?;
-        if let Some(s) = &state {
-            crate::no_grad(|| -> Result<()> {
+        if let Some((running_mean, running_var)) = running {
+            updated = Some(crate::no_grad(|| -> Result<(Tensor, Tensor)> {
                 let unbiased = var
                     .mul_scalar(count as f64 / (count - 1) as f64)?
                     .reshape(&[c])?;
-                let m = s.momentum;
-                s.running_mean.assign(
-                    &s.running_mean
+                let m = momentum;
+                Ok((
+                    running_mean
                         .mul_scalar(1.0 - m)?
                         .add(&mean.reshape(&[c])?.mul_scalar(m)?)?,
-                )?;
-                s.running_var.assign(
-                    &s.running_var
+                    running_var
                         .mul_scalar(1.0 - m)?
                         .add(&unbiased.mul_scalar(m)?)?,
-                )
-            })?;
+                ))
+            })?);
         }
         (centred, var)
     } else {
-        let s =
-            state.ok_or_else(|| Error::argument(OP, "inference needs the running statistics"))?;
+        let (running_mean, running_var) =
+            running.ok_or_else(|| Error::argument(OP, "inference needs the running statistics"))?;
         (
-            x.sub(&s.running_mean.reshape(&stat_shape)?)?,
-            s.running_var.reshape(&stat_shape)?,
+            x.sub(&running_mean.reshape(&stat_shape)?)?,
+            running_var.reshape(&stat_shape)?,
         )
     };
     // y = (x − μ)·s + β with the per-channel scale s = γ/√(σ² + ε): folding γ into s first
@@ -277,7 +328,8 @@ pub fn batch_norm(
     let scale = gamma
         .reshape(&stat_shape)?
         .div(&var.add_scalar(eps)?.sqrt()?)?;
-    centred.mul(&scale)?.add(&beta.reshape(&stat_shape)?)
+    let y = centred.mul(&scale)?.add(&beta.reshape(&stat_shape)?)?;
+    Ok((y, updated))
 }
 
 // ---- gradient-check cases ------------------------------------------------------------------
@@ -402,6 +454,62 @@ pub(crate) fn checks() -> Vec<OpCheck> {
 mod tests {
     use super::*;
     use crate::DType;
+
+    #[test]
+    fn functional_batch_norm_returns_the_statistics_and_writes_nothing() {
+        let x = Tensor::from_f64s(&[1.0, 2.0, 3.0, 6.0, 5.0, 10.0], &[3, 2], DType::F64).unwrap();
+        let (gamma, beta) = (
+            Tensor::ones(&[2], DType::F64).unwrap(),
+            Tensor::zeros(&[2], DType::F64).unwrap(),
+        );
+        let (mean, var) = (
+            Tensor::zeros(&[2], DType::F64).unwrap(),
+            Tensor::ones(&[2], DType::F64).unwrap(),
+        );
+        let (y, stats) =
+            batch_norm_functional(&x, &gamma, &beta, Some((&mean, &var)), true, 0.5, 1e-5).unwrap();
+        // The caller's statistics are untouched.
+        assert_eq!(mean.to_vec_f64(), vec![0.0, 0.0]);
+        assert_eq!(var.to_vec_f64(), vec![1.0, 1.0]);
+        // Batch means [3, 6], unbiased variances [4, 16]; momentum 0.5.
+        let (new_mean, new_var) = stats.expect("training with running statistics");
+        assert_eq!(new_mean.to_vec_f64(), vec![1.5, 3.0]);
+        assert_eq!(new_var.to_vec_f64(), vec![2.5, 8.5]);
+        // batch_norm with a state gives the same output and writes the same statistics.
+        let state = BatchNormState {
+            running_mean: &mean,
+            running_var: &var,
+            momentum: 0.5,
+        };
+        let y2 = batch_norm(&x, &gamma, &beta, Some(state), true, 1e-5).unwrap();
+        assert_eq!(y.to_vec_f64(), y2.to_vec_f64());
+        assert_eq!(mean.to_vec_f64(), new_mean.to_vec_f64());
+        assert_eq!(var.to_vec_f64(), new_var.to_vec_f64());
+        // Inference returns no statistics.
+        let (_, none) =
+            batch_norm_functional(&x, &gamma, &beta, Some((&mean, &var)), false, 0.5, 1e-5)
+                .unwrap();
+        assert!(none.is_none());
+    }
+
+    #[test]
+    fn dropout_with_mask_matches_dropout_and_its_mask() {
+        let x = Tensor::from_f64s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3], DType::F64).unwrap();
+        let y = x.dropout(0.5, true, &mut Rng::new(7)).unwrap();
+        let (y2, m) = x.dropout_with_mask(0.5, &mut Rng::new(7)).unwrap();
+        assert_eq!(y.to_vec_f64(), y2.to_vec_f64());
+        assert_eq!(m.shape(), x.shape());
+        for ((&xi, &yi), &mi) in x
+            .to_vec_f64()
+            .iter()
+            .zip(&y.to_vec_f64())
+            .zip(&m.to_vec_f64())
+        {
+            assert!(mi == 0.0 || mi == 1.0);
+            assert_eq!(yi, xi * mi * 2.0);
+        }
+        assert!(x.dropout_with_mask(1.0, &mut Rng::new(7)).is_err());
+    }
 
     #[test]
     fn reductions_give_terms_sum_and_mean() {
