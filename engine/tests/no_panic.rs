@@ -325,7 +325,7 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
             )
         }
         27 => {
-            let (a, b) = (d.size(), d.axis());
+            let (a, b) = (d.axis(), d.axis());
             let perm: Vec<usize> = (0..d.pick(&[0, 1, 2, 3, 4])).map(|_| d.param()).collect();
             (
                 call!(
@@ -375,7 +375,7 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
         }
         30 => {
             let others: Vec<Tensor> = (0..d.pick(&[0, 1, 2])).map(|_| d.tensor(device)).collect();
-            let axis = d.size();
+            let axis = d.axis();
             let shapes: Vec<Vec<usize>> = others.iter().map(|t| t.shape().to_vec()).collect();
             (
                 call!(
@@ -385,7 +385,8 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
                 Box::new(move || {
                     let mut all = vec![x.clone()];
                     all.extend(others);
-                    let _ = Tensor::stack(&all, axis);
+                    let refs: Vec<&Tensor> = all.iter().collect();
+                    let _ = Tensor::stack(&refs, axis);
                     let _ = Tensor::concat(&all[..0], axis);
                     Tensor::concat(&all, axis)
                 }),

@@ -13,6 +13,7 @@ use crate::storage::Device;
 use crate::tensor::Tensor;
 use crate::Storage;
 use ferrograd_kernels::{contiguous_strides, elementwise::broadcast_shapes, numel};
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 /// The identity, as a node of its own: what an op returns when it has nothing to change (a
@@ -226,22 +227,35 @@ impl Tensor {
         ))
     }
 
-    /// Inserts an axis of size 1 at `axis` (0 ≤ axis ≤ rank).
-    pub fn unsqueeze(&self, axis: usize) -> Result<Tensor> {
-        if axis > self.rank() {
+    /// The position of a new axis among rank + 1 (−rank − 1 ≤ axis ≤ rank; negative counts
+    /// from the end, −1 appending), as unsqueeze and stack take it.
+    fn new_axis(&self, op: &'static str, axis: isize) -> Result<usize> {
+        let slots = self.rank() as isize + 1;
+        let a = if axis < 0 { axis + slots } else { axis };
+        if a < 0 || a >= slots {
             return Err(Error::argument(
-                "unsqueeze",
+                op,
                 format!("axis {axis} is out of range for shape {:?}", self.shape()),
             ));
         }
+        Ok(a as usize)
+    }
+
+    /// Inserts an axis of size 1 at `axis` (−rank − 1 ≤ axis ≤ rank; negative counts from the
+    /// end, so −1 appends).
+    pub fn unsqueeze(&self, axis: isize) -> Result<Tensor> {
+        let axis = self.new_axis("unsqueeze", axis)?;
         let mut shape = self.shape().to_vec();
         shape.insert(axis, 1);
         self.reshape(&shape)
     }
 
-    /// Merges axes `start..` into one: [N, C, H, W] → [N, C·H·W] for start 1.
-    pub fn flatten(&self, start: usize) -> Result<Tensor> {
-        if start >= self.rank().max(1) {
+    /// Merges axes `start..` into one: [N, C, H, W] → [N, C·H·W] for start 1 (negative
+    /// counts from the end; a scalar flattens from 0 to [1]).
+    pub fn flatten(&self, start: isize) -> Result<Tensor> {
+        let rank = self.rank().max(1) as isize;
+        let s = if start < 0 { start + rank } else { start };
+        if s < 0 || s >= rank {
             return Err(Error::argument(
                 "flatten",
                 format!(
@@ -250,6 +264,7 @@ impl Tensor {
                 ),
             ));
         }
+        let start = s as usize;
         let mut shape = self.shape()[..start].to_vec();
         shape.push(self.shape()[start..].iter().product());
         self.reshape(&shape)
@@ -468,20 +483,17 @@ impl Tensor {
         )
     }
 
-    /// Joins tensors along an existing axis; all other sizes must agree.
-    pub fn concat(tensors: &[Tensor], axis: usize) -> Result<Tensor> {
-        let first = tensors
+    /// Joins tensors along an existing axis (negative counts from the end); all other sizes
+    /// must agree. Takes `&[Tensor]` or `&[&Tensor]`.
+    pub fn concat<T: Borrow<Tensor>>(tensors: &[T], axis: isize) -> Result<Tensor> {
+        let tensors: Vec<&Tensor> = tensors.iter().map(Borrow::borrow).collect();
+        let first = *tensors
             .first()
             .ok_or_else(|| Error::argument("concat", "no tensors given"))?;
-        if axis >= first.rank() {
-            return Err(Error::argument(
-                "concat",
-                format!("axis {axis} is out of range for shape {:?}", first.shape()),
-            ));
-        }
+        let axis = first.axis("concat", axis)?;
         let mut out_shape = first.shape().to_vec();
         out_shape[axis] = 0;
-        for t in tensors {
+        for &t in &tensors {
             first.same_dtype("concat", t)?;
             let fits = t.rank() == first.rank()
                 && t.shape()
@@ -490,7 +502,7 @@ impl Tensor {
                     .enumerate()
                     .all(|(d, (a, b))| d == axis || a == b);
             if !fits {
-                let shapes: Vec<&[usize]> = tensors.iter().map(Tensor::shape).collect();
+                let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
                 return Err(Error::shape(
                     "concat",
                     format!("shapes {shapes:?} differ off axis {axis}"),
@@ -506,7 +518,7 @@ impl Tensor {
         }
         let mut offset = 0;
         let mut total: Option<Tensor> = None;
-        for t in tensors {
+        for t in &tensors {
             let mut starts = vec![0; t.rank()];
             starts[axis] = offset;
             offset += t.shape()[axis];
@@ -522,15 +534,18 @@ impl Tensor {
         Ok(total.expect("at least one tensor"))
     }
 
-    /// Joins same-shaped tensors along a new axis.
-    pub fn stack(tensors: &[Tensor], axis: usize) -> Result<Tensor> {
-        let first = tensors
+    /// Joins same-shaped tensors along a new axis (−rank − 1 ≤ axis ≤ rank, as for
+    /// [`Tensor::unsqueeze`]). Takes `&[Tensor]` or `&[&Tensor]`.
+    pub fn stack<T: Borrow<Tensor>>(tensors: &[T], axis: isize) -> Result<Tensor> {
+        let tensors: Vec<&Tensor> = tensors.iter().map(Borrow::borrow).collect();
+        let first = *tensors
             .first()
             .ok_or_else(|| Error::argument("stack", "no tensors given"))?;
         if tensors.iter().any(|t| t.shape() != first.shape()) {
-            let shapes: Vec<&[usize]> = tensors.iter().map(Tensor::shape).collect();
+            let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
             return Err(Error::shape("stack", format!("shapes {shapes:?} differ")));
         }
+        let axis = first.new_axis("stack", axis)? as isize;
         let expanded = tensors
             .iter()
             .map(|t| t.unsqueeze(axis))
@@ -838,17 +853,24 @@ pub(crate) fn checks() -> Vec<OpCheck> {
             CheckCase::new(
                 format!("concat {shape:?} and {other:?} on axis {axis}"),
                 vec![a, b],
-                move |t| Tensor::concat(&[t[0].clone(), t[1].clone()], axis),
+                move |t| Tensor::concat(&[&t[0], &t[1]], axis as isize),
             )
         }),
         OpCheck::new("stack", 2, |r| {
             let shape = checks::random_shape(r, 0, 2, 3);
             let axis = r.below(shape.len() + 1);
             let (a, b) = (any(&shape, r), any(&shape, r));
+            // Half the cases count the axis from the end.
+            let neg = if r.uniform() < 0.5 {
+                shape.len() as isize + 1
+            } else {
+                0
+            };
+            let axis = axis as isize - neg;
             CheckCase::new(
                 format!("stack two {shape:?} on axis {axis}"),
                 vec![a, b],
-                move |t| Tensor::stack(&[t[0].clone(), t[1].clone()], axis),
+                move |t| Tensor::stack(&[&t[0], &t[1]], axis),
             )
         }),
         OpCheck::new("index_select", 2, |r| {
@@ -941,6 +963,26 @@ mod tests {
             c.to_vec_f64(),
             vec![1.0, 2.0, 10.0, 20.0, 3.0, 4.0, 30.0, 40.0]
         );
+    }
+
+    #[test]
+    fn negative_axes_count_from_the_end_and_joins_take_references() {
+        let x = Tensor::zeros(&[2, 3, 4], DType::F64).unwrap();
+        assert_eq!(x.unsqueeze(-1).unwrap().shape(), &[2, 3, 4, 1]);
+        assert_eq!(x.unsqueeze(-4).unwrap().shape(), &[1, 2, 3, 4]);
+        assert!(x.unsqueeze(-5).is_err() && x.unsqueeze(3).is_ok() && x.unsqueeze(4).is_err());
+        assert_eq!(x.flatten(-2).unwrap().shape(), &[2, 12]);
+        assert!(x.flatten(-4).is_err());
+        let y = Tensor::ones(&[2, 3, 1], DType::F64).unwrap();
+        assert_eq!(Tensor::concat(&[&x, &y], -1).unwrap().shape(), &[2, 3, 5]);
+        assert_eq!(Tensor::stack(&[&x, &x], -1).unwrap().shape(), &[2, 3, 4, 2]);
+        assert_eq!(
+            Tensor::stack(&[x.clone(), x.neg().unwrap()], 0)
+                .unwrap()
+                .shape(),
+            &[2, 2, 3, 4]
+        );
+        assert!(Tensor::concat(&[&x, &y], 3).is_err());
     }
 
     #[test]
