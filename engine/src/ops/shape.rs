@@ -587,7 +587,8 @@ impl Tensor {
     ///
     /// `index` has the rank of `self`, sizes at most `self`'s off `axis` (any size along it),
     /// and holds integers in [0, self.shape[axis]) as f32 or f64 values (the engine has no
-    /// integer dtype); it may live on either device and is never differentiated. Built on the
+    /// integer dtype; f32 holds every integer up to 2²⁴ exactly); it may live on either device
+    /// (it is read to the host) and is never differentiated. Built on the
     /// flat gather, so the derivative is the adjoint scatter-add:
     /// ∂L/∂self[…, j, …] = Σ over positions p with index[p] = j of ∂L/∂out[p].
     pub fn gather(&self, axis: isize, index: &Tensor) -> Result<Tensor> {
