@@ -140,18 +140,12 @@ fn apply(op: &Value, values: &[Tensor]) -> Result<Tensor> {
             op["b"].as_i64().unwrap_or(0) as isize,
         ),
         "broadcast_to" => a()?.broadcast_to(&usizes(op, "shape")),
-        "unsqueeze" => a()?.unsqueeze(size(op, "axis")),
-        "flatten" => a()?.flatten(size(op, "start")),
+        "unsqueeze" => a()?.unsqueeze(op["axis"].as_i64().unwrap_or(0) as isize),
+        "flatten" => a()?.flatten(op["start"].as_i64().unwrap_or(0) as isize),
         "slice" => a()?.slice(&pairs(op, "ranges")),
         "pad" => a()?.pad(&pairs(op, "pads")),
-        "concat" => Tensor::concat(
-            &args.iter().map(|&t| t.clone()).collect::<Vec<_>>(),
-            size(op, "axis"),
-        ),
-        "stack" => Tensor::stack(
-            &args.iter().map(|&t| t.clone()).collect::<Vec<_>>(),
-            size(op, "axis"),
-        ),
+        "concat" => Tensor::concat(&args, op["axis"].as_i64().unwrap_or(0) as isize),
+        "stack" => Tensor::stack(&args, op["axis"].as_i64().unwrap_or(0) as isize),
         "index_select" => a()?.index_select(
             op["axis"].as_i64().unwrap_or(0) as isize,
             &usizes(op, "indices"),

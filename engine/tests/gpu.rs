@@ -127,3 +127,20 @@ fn arg_extrema_and_where_on_the_gpu() {
         .unwrap();
     assert_eq!(c.where_(&a, &b).unwrap().to_vec_f64(), vec![1.0, 7.0, 3.0]);
 }
+
+#[test]
+fn gather_and_scatter_add_take_an_index_on_either_device() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])
+        .unwrap()
+        .to(gpu)
+        .unwrap();
+    let idx = Tensor::from_vec(vec![2.0f32, 0.0, 1.0, 1.0], &[2, 2]).unwrap();
+    for index in [idx.clone(), idx.to(gpu).unwrap()] {
+        let g = x.gather(1, &index).unwrap();
+        assert_eq!(g.device(), Device::Gpu);
+        assert_eq!(g.to_vec_f32(), vec![3.0, 1.0, 5.0, 5.0]);
+        let s = x.scatter_add(1, &index, &g).unwrap();
+        assert_eq!(s.to_vec_f32(), vec![2.0, 2.0, 6.0, 4.0, 15.0, 6.0]);
+    }
+}

@@ -8,8 +8,8 @@
 //! large are refused quickly instead of being computed.
 
 use ferrograd_engine::{
-    batch_norm, grad, limits, BatchNormState, Conv2dParams, ConvTranspose2dParams, DType, Device,
-    Result, Rng, Tensor,
+    batch_norm, batch_norm_functional, grad, limits, BatchNormState, Conv2dParams,
+    ConvTranspose2dParams, DType, Device, Pool2d, Result, Rng, Tensor,
 };
 use proptest::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -339,7 +339,7 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
             )
         }
         27 => {
-            let (a, b) = (d.size(), d.axis());
+            let (a, b) = (d.axis(), d.axis());
             let perm: Vec<usize> = (0..d.pick(&[0, 1, 2, 3, 4])).map(|_| d.param()).collect();
             (
                 call!(
@@ -389,7 +389,7 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
         }
         30 => {
             let others: Vec<Tensor> = (0..d.pick(&[0, 1, 2])).map(|_| d.tensor(device)).collect();
-            let axis = d.size();
+            let axis = d.axis();
             let shapes: Vec<Vec<usize>> = others.iter().map(|t| t.shape().to_vec()).collect();
             (
                 call!(
@@ -399,7 +399,8 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
                 Box::new(move || {
                     let mut all = vec![x.clone()];
                     all.extend(others);
-                    let _ = Tensor::stack(&all, axis);
+                    let refs: Vec<&Tensor> = all.iter().collect();
+                    let _ = Tensor::stack(&refs, axis);
                     let _ = Tensor::concat(&all[..0], axis);
                     Tensor::concat(&all, axis)
                 }),
@@ -408,9 +409,19 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
         31 => {
             let axis = d.axis();
             let picks: Vec<usize> = (0..d.pick(&[0, 1, 3])).map(|_| d.size()).collect();
+            let (index, src) = (d.tensor(device), d.tensor(device));
             (
-                call!("{:?}.index_select({axis}, {picks:?})", x.shape()),
-                Box::new(move || x.index_select(axis, &picks)),
+                call!(
+                    "{:?}.index_select({axis}, {picks:?}) / gather / scatter_add with index {:?} {:?}",
+                    x.shape(),
+                    index.shape(),
+                    index.to_vec_f64()
+                ),
+                Box::new(move || {
+                    let _ = x.gather(axis, &index);
+                    let _ = x.scatter_add(axis, &index, &src);
+                    x.index_select(axis, &picks)
+                }),
             )
         }
         32..=34 => {
@@ -498,14 +509,26 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
             };
             let (k, s, p) = (d.param(), d.param(), d.param());
             let which = op - 40;
+            let opts = Pool2d::new_hw(d.param(), d.param())
+                .stride_hw(d.param(), d.param())
+                .padding_hw(d.param(), d.param())
+                .dilation_hw(d.param(), d.param())
+                .ceil_mode(d.chance(0.5))
+                .count_include_pad(d.chance(0.5));
             (
                 call!(
-                    "{:?} pool {which}: kernel {k} stride {s} padding {p}",
+                    "{:?} pool {which}: kernel {k} stride {s} padding {p} / {opts:?}",
                     x.shape()
                 ),
                 Box::new(move || match which {
-                    0 => x.max_pool2d(k, s, p),
-                    1 => x.avg_pool2d(k, s, p),
+                    0 => {
+                        let _ = x.max_pool2d_with(&opts);
+                        x.max_pool2d(k, s, p)
+                    }
+                    1 => {
+                        let _ = x.avg_pool2d_with(&opts);
+                        x.avg_pool2d(k, s, p)
+                    }
                     2 => {
                         let _ = x.global_avg_pool2d();
                         x.upsample_nearest2d(k)
@@ -551,7 +574,10 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
             let (p, training, seed) = (d.value(), d.chance(0.5), d.0.next_u64());
             (
                 call!("{:?}.dropout({p}, {training})", x.shape()),
-                Box::new(move || x.dropout(p, training, &mut Rng::new(seed))),
+                Box::new(move || {
+                    let _ = x.dropout_with_mask(p, &mut Rng::new(seed));
+                    x.dropout(p, training, &mut Rng::new(seed))
+                }),
             )
         }
         48..=50 => {
@@ -578,6 +604,8 @@ fn draw_call(d: &mut Draw, device: Device) -> Call {
                     stats.as_ref().map(|s| s.0.shape().to_vec())
                 ),
                 Box::new(move || {
+                    let running = stats.as_ref().map(|(m, v)| (m, v));
+                    let _ = batch_norm_functional(&x, &gamma, &beta, running, training, momentum, eps);
                     let state = stats.as_ref().map(|(m, v)| BatchNormState {
                         running_mean: m,
                         running_var: v,

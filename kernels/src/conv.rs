@@ -403,7 +403,8 @@ pub fn conv2d_backward_weight<T: Real>(g: &ConvGeometry, x: &[T], dy: &[T]) -> V
 
 /// For each max-pool window (same geometry fields as a convolution with one kernel per channel),
 /// the flat index into x of its largest element (the first on ties; a NaN wins and stays);
-/// padding never wins. x: [N, C, H, W].
+/// padding never wins. x: [N, C, H, W]. `out_h`/`out_w` may exceed the convolution's output
+/// size (ceil-mode pooling): taps past the input's end are skipped like padding.
 pub fn max_pool2d_argmax<T: Real>(g: &ConvGeometry, x: &[T]) -> Vec<usize> {
     let (h, w) = (g.in_h, g.in_w);
     let mut idx = vec![0usize; g.batch * g.in_channels * g.out_plane()];
@@ -436,7 +437,10 @@ pub fn max_pool2d_argmax<T: Real>(g: &ConvGeometry, x: &[T]) -> Vec<usize> {
         .map(|q| span(q, g.stride.1, g.padding.1, g.dilation.1, g.kernel_w, w))
         .collect();
     let (kh, kw, (sh, sw), (dh, dw)) = (g.kernel_h, g.kernel_w, g.stride, g.dilation);
-    let unpadded = g.padding == (0, 0);
+    // Windows wholly inside the input: no padding and no ceil-mode overhang past the end.
+    let unpadded = g.padding == (0, 0)
+        && (g.out_h - 1) * sh + dh * (kh - 1) < h
+        && (g.out_w - 1) * sw + dw * (kw - 1) < w;
     let one_plane = |plane: usize, out: &mut [usize]| {
         // Locals, not captures: writes to `out` could alias captured values, which the
         // compiler would then reload on every iteration.
@@ -498,7 +502,7 @@ pub fn max_pool2d_argmax<T: Real>(g: &ConvGeometry, x: &[T]) -> Vec<usize> {
             for (q, iws) in cols.iter().enumerate() {
                 let o = &mut out[p * g.out_w + q];
                 if ihs.is_empty() || iws.is_empty() {
-                    // Only reachable with padding over half the window, which callers reject.
+                    // Only reachable with a window wholly in the padding, which callers reject.
                     *o = base;
                     continue;
                 }

@@ -115,6 +115,50 @@ fn check_matmul(
 
 /// A geometry from [batch, groups, Cg, Kg, H, W, R, S, stride, pad, dilation], or `None`
 /// when the dilated kernel does not fit the padded input.
+/// A max-pool geometry with PyTorch's ceil-mode output size, or `None` when a window does
+/// not fit, the padding is over half the kernel, or a window lies wholly outside the input.
+fn ceil_pool_geometry(
+    h: usize,
+    w: usize,
+    (kh, kw): (usize, usize),
+    stride: (usize, usize),
+    pad: (usize, usize),
+    dil: (usize, usize),
+) -> Option<ConvGeometry> {
+    let out = |len: usize, k: usize, s: usize, p: usize, d: usize| -> Option<usize> {
+        if p > k / 2 {
+            return None;
+        }
+        let span = d * (k - 1) + 1;
+        let num = (len + 2 * p).checked_sub(span)?;
+        let mut o = num.div_ceil(s) + 1;
+        if (o - 1) * s >= len + p {
+            o -= 1;
+        }
+        // Every window must hold a tap inside the input.
+        (0..o)
+            .all(|i| {
+                (0..k).any(|t| (0..len as isize).contains(&((i * s + t * d) as isize - p as isize)))
+            })
+            .then_some(o)
+    };
+    Some(ConvGeometry {
+        batch: 2,
+        in_channels: 2,
+        in_h: h,
+        in_w: w,
+        out_channels: 2,
+        kernel_h: kh,
+        kernel_w: kw,
+        out_h: out(h, kh, stride.0, pad.0, dil.0)?,
+        out_w: out(w, kw, stride.1, pad.1, dil.1)?,
+        stride,
+        padding: pad,
+        dilation: dil,
+        groups: 2,
+    })
+}
+
 fn geometry(p: [usize; 11]) -> Option<ConvGeometry> {
     let [batch, groups, cg, kg, h, w, r, s, stride, pad, dil] = p;
     Some(ConvGeometry {
@@ -255,6 +299,27 @@ proptest! {
         for (rank, &i) in order.iter().enumerate() {
             x[i] = rank as f32 - (keys.len() / 2) as f32;
         }
+        check_argmax(gpu, &g, &x);
+    }
+
+    /// Ceil-mode pooling (PyTorch's output size): the last window may overhang the input's
+    /// end, past the padding; separate heights and widths for every parameter.
+    #[test]
+    fn max_pool_argmax_matches_cpu_in_ceil_mode(
+        h in 1usize..=7,
+        w in 1usize..=7,
+        r in 1usize..=3,
+        s in 1usize..=3,
+        stride in (1usize..=3, 1usize..=3),
+        pad in (0usize..=1, 0usize..=1),
+        dil in (1usize..=2, 1usize..=2),
+        seed in any::<u64>(),
+    ) {
+        let g = ceil_pool_geometry(h, w, (r, s), stride, pad, dil);
+        prop_assume!(g.is_some());
+        let Some(gpu) = gpu_or_skip() else { return Ok(()) };
+        let g = g.unwrap();
+        let x: Vec<f32> = values(g.input_len(), seed);
         check_argmax(gpu, &g, &x);
     }
 

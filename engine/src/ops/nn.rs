@@ -8,6 +8,29 @@ use crate::rng::Rng;
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
+/// How a loss combines its per-element (or per-row) terms ℓᵢ, as PyTorch's `reduction`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reduction {
+    /// The terms themselves, one per element (per row for cross-entropy).
+    None,
+    /// Σᵢ ℓᵢ.
+    Sum,
+    /// (1/n) Σᵢ ℓᵢ (NaN for no terms, as PyTorch).
+    #[default]
+    Mean,
+}
+
+impl Reduction {
+    /// Applies the reduction to the terms.
+    pub fn apply(self, terms: Tensor) -> Result<Tensor> {
+        match self {
+            Reduction::None => Ok(terms),
+            Reduction::Sum => terms.sum_all(),
+            Reduction::Mean => terms.mean_all(),
+        }
+    }
+}
+
 impl Tensor {
     /// softmax(x)ᵢ = exp(xᵢ − logsumexp(x)) along `axis`.
     pub fn softmax(&self, axis: isize) -> Result<Tensor> {
@@ -21,6 +44,12 @@ impl Tensor {
 
     /// Mean cross-entropy of logits [N, C] against class labels: −(1/N) Σₙ log softmax(xₙ)[yₙ].
     pub fn cross_entropy(&self, labels: &[usize]) -> Result<Tensor> {
+        self.cross_entropy_with(labels, Reduction::Mean)
+    }
+
+    /// Cross-entropy of logits [N, C] against class labels, ℓₙ = −log softmax(xₙ)[yₙ],
+    /// reduced by `reduction` (`None` gives the [N] terms).
+    pub fn cross_entropy_with(&self, labels: &[usize], reduction: Reduction) -> Result<Tensor> {
         let [n, c] = <[usize; 2]>::try_from(self.shape()).map_err(|_| {
             Error::shape(
                 "cross_entropy",
@@ -48,15 +77,26 @@ impl Tensor {
             .enumerate()
             .map(|(row, &l)| row * c + l)
             .collect();
-        self.log_softmax(1)?
-            .gather_flat(Arc::new(picked), &[n])?
-            .mean_all()?
-            .neg()
+        reduction.apply(
+            self.log_softmax(1)?
+                .gather_flat(Arc::new(picked), &[n])?
+                .neg()?,
+        )
     }
 
     /// Mean binary cross-entropy of logits against targets in [0, 1]:
     /// mean(softplus(x) − x·y), equal to −[y log σ(x) + (1 − y) log(1 − σ(x))] but stable.
     pub fn binary_cross_entropy_with_logits(&self, targets: &Tensor) -> Result<Tensor> {
+        self.binary_cross_entropy_with_logits_with(targets, Reduction::Mean)
+    }
+
+    /// Binary cross-entropy of logits against targets, ℓᵢ = softplus(xᵢ) − xᵢ·yᵢ, reduced by
+    /// `reduction` (`None` gives the terms, shaped as the logits).
+    pub fn binary_cross_entropy_with_logits_with(
+        &self,
+        targets: &Tensor,
+        reduction: Reduction,
+    ) -> Result<Tensor> {
         if self.shape() != targets.shape() {
             return Err(Error::shape(
                 "binary_cross_entropy_with_logits",
@@ -67,11 +107,16 @@ impl Tensor {
                 ),
             ));
         }
-        self.softplus()?.sub(&self.mul(targets)?)?.mean_all()
+        reduction.apply(self.softplus()?.sub(&self.mul(targets)?)?)
     }
 
     /// Mean squared error: mean((a − b)²).
     pub fn mse_loss(&self, target: &Tensor) -> Result<Tensor> {
+        self.mse_loss_with(target, Reduction::Mean)
+    }
+
+    /// Squared error, ℓᵢ = (aᵢ − bᵢ)², reduced by `reduction`.
+    pub fn mse_loss_with(&self, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
         if self.shape() != target.shape() {
             return Err(Error::shape(
                 "mse_loss",
@@ -83,11 +128,16 @@ impl Tensor {
             ));
         }
         let d = self.sub(target)?;
-        d.mul(&d)?.mean_all()
+        reduction.apply(d.mul(&d)?)
     }
 
     /// Mean absolute error: mean(|a − b|).
     pub fn l1_loss(&self, target: &Tensor) -> Result<Tensor> {
+        self.l1_loss_with(target, Reduction::Mean)
+    }
+
+    /// Absolute error, ℓᵢ = |aᵢ − bᵢ|, reduced by `reduction`.
+    pub fn l1_loss_with(&self, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
         if self.shape() != target.shape() {
             return Err(Error::shape(
                 "l1_loss",
@@ -98,7 +148,7 @@ impl Tensor {
                 ),
             ));
         }
-        self.sub(target)?.abs()?.mean_all()
+        reduction.apply(self.sub(target)?.abs()?)
     }
 
     /// Zeroes each element with probability p and scales survivors by 1/(1 − p), so the
@@ -113,11 +163,34 @@ impl Tensor {
         if !training || p == 0.0 {
             return Ok(self.identity("dropout"));
         }
+        Ok(self.dropout_with_mask(p, rng)?.0)
+    }
+
+    /// Training-mode dropout that also returns its keep mask: (x·m/(1 − p), m), where m
+    /// holds 1 for kept and 0 for dropped elements (drawn from `rng` exactly as
+    /// [`Tensor::dropout`] draws them), with x's shape, dtype and device and no gradient.
+    /// The derivative is ∂L/∂x = m/(1 − p)·∂L/∂y.
+    pub fn dropout_with_mask(&self, p: f64, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
+        const OP: &str = "dropout";
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::argument(
+                OP,
+                format!("probability {p} must be in [0, 1)"),
+            ));
+        }
+        crate::limits::checked_alloc(OP, self.shape(), self.dtype(), self.device())?;
+        if p == 0.0 {
+            let ones = Tensor::full_on(self.shape(), 1.0, self.dtype(), self.device())?;
+            return Ok((self.identity(OP), ones));
+        }
         let scale = 1.0 / (1.0 - p);
-        let mask: Vec<f64> = (0..self.numel())
-            .map(|_| if rng.uniform() < p { 0.0 } else { scale })
-            .collect();
-        self.mul(&Tensor::from_f64s(&mask, self.shape(), self.dtype())?.to(self.device())?)
+        let keep: Vec<bool> = (0..self.numel()).map(|_| rng.uniform() >= p).collect();
+        let values = |on: f64| -> Result<Tensor> {
+            let v: Vec<f64> = keep.iter().map(|&k| if k { on } else { 0.0 }).collect();
+            Tensor::from_f64s(&v, self.shape(), self.dtype())?.to(self.device())
+        };
+        let y = self.mul(&values(scale)?)?;
+        Ok((y, values(1.0)?))
     }
 }
 
@@ -130,8 +203,9 @@ pub struct BatchNormState<'a> {
 }
 
 /// Batch normalisation over [N, C] or [N, C, H, W]: y = γ·(x − μ)/√(σ² + ε) + β per channel.
-/// Training uses the batch's mean and biased variance (and updates the running statistics with
-/// the unbiased variance, as PyTorch does); inference uses the running statistics.
+/// Training uses the batch's mean and biased variance and, given `state`, updates the running
+/// statistics in place (with the unbiased variance, as PyTorch does); inference uses the
+/// running statistics. [`batch_norm_functional`] is the same without the in-place update.
 pub fn batch_norm(
     x: &Tensor,
     gamma: &Tensor,
@@ -140,6 +214,32 @@ pub fn batch_norm(
     training: bool,
     eps: f64,
 ) -> Result<Tensor> {
+    let running = state.as_ref().map(|s| (s.running_mean, s.running_var));
+    let momentum = state.as_ref().map_or(0.1, |s| s.momentum);
+    let (y, updated) = batch_norm_functional(x, gamma, beta, running, training, momentum, eps)?;
+    if let (Some(s), Some((mean, var))) = (&state, updated) {
+        crate::no_grad(|| -> Result<()> {
+            s.running_mean.assign(&mean)?;
+            s.running_var.assign(&var)
+        })?;
+    }
+    Ok(y)
+}
+
+/// Batch normalisation that never writes to its arguments: y = γ·(x − μ)/√(σ² + ε) + β per
+/// channel over [N, C] or [N, C, H, W], and, when training with `running` = (mean, var)
+/// given, the updated running statistics (1 − m)·running + m·batch (the batch variance
+/// unbiased), returned for the caller to keep or drop. Inference normalises with `running`
+/// (required) and returns no statistics. The new statistics carry no gradient.
+pub fn batch_norm_functional(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running: Option<(&Tensor, &Tensor)>,
+    training: bool,
+    momentum: f64,
+    eps: f64,
+) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
     const OP: &str = "batch_norm";
     let (axes, stat_shape): (Vec<isize>, Vec<usize>) = match x.shape() {
         [_, c] => (vec![0], vec![1, *c]),
@@ -152,12 +252,13 @@ pub fn batch_norm(
         }
     };
     let c = x.shape()[1];
-    let stats = state.as_ref().map(|s| {
-        [
-            ("running_mean", s.running_mean),
-            ("running_var", s.running_var),
-        ]
-    });
+    if !momentum.is_finite() {
+        return Err(Error::argument(
+            OP,
+            format!("momentum {momentum} must be finite"),
+        ));
+    }
+    let stats = running.map(|(m, v)| [("running_mean", m), ("running_var", v)]);
     for (name, t) in [("weight", gamma), ("bias", beta)]
         .into_iter()
         .chain(stats.into_iter().flatten())
@@ -177,10 +278,12 @@ pub fn batch_norm(
     }
     if x.numel() == 0 {
         // An empty batch: nothing to normalise, and no statistics to update.
-        return x
+        let y = x
             .mul(&gamma.reshape(&stat_shape)?)?
-            .add(&beta.reshape(&stat_shape)?);
+            .add(&beta.reshape(&stat_shape)?)?;
+        return Ok((y, None));
     }
+    let mut updated = None;
     let (centred, var) = if training {
         let count: usize = axes.iter().map(|&a| x.shape()[a as usize]).product();
         if count < 2 {
@@ -195,31 +298,29 @@ pub fn batch_norm(
         let mean = x.mean(&axes, true)?;
         let centred = x.sub(&mean)?;
         let var = centred.mul(&centred)?.mean(&axes, true)?;
-        if let Some(s) = &state {
-            crate::no_grad(|| -> Result<()> {
+        if let Some((running_mean, running_var)) = running {
+            updated = Some(crate::no_grad(|| -> Result<(Tensor, Tensor)> {
                 let unbiased = var
                     .mul_scalar(count as f64 / (count - 1) as f64)?
                     .reshape(&[c])?;
-                let m = s.momentum;
-                s.running_mean.assign(
-                    &s.running_mean
+                let m = momentum;
+                Ok((
+                    running_mean
                         .mul_scalar(1.0 - m)?
                         .add(&mean.reshape(&[c])?.mul_scalar(m)?)?,
-                )?;
-                s.running_var.assign(
-                    &s.running_var
+                    running_var
                         .mul_scalar(1.0 - m)?
                         .add(&unbiased.mul_scalar(m)?)?,
-                )
-            })?;
+                ))
+            })?);
         }
         (centred, var)
     } else {
-        let s =
-            state.ok_or_else(|| Error::argument(OP, "inference needs the running statistics"))?;
+        let (running_mean, running_var) =
+            running.ok_or_else(|| Error::argument(OP, "inference needs the running statistics"))?;
         (
-            x.sub(&s.running_mean.reshape(&stat_shape)?)?,
-            s.running_var.reshape(&stat_shape)?,
+            x.sub(&running_mean.reshape(&stat_shape)?)?,
+            running_var.reshape(&stat_shape)?,
         )
     };
     // y = (x − μ)·s + β with the per-channel scale s = γ/√(σ² + ε): folding γ into s first
@@ -227,7 +328,8 @@ pub fn batch_norm(
     let scale = gamma
         .reshape(&stat_shape)?
         .div(&var.add_scalar(eps)?.sqrt()?)?;
-    centred.mul(&scale)?.add(&beta.reshape(&stat_shape)?)
+    let y = centred.mul(&scale)?.add(&beta.reshape(&stat_shape)?)?;
+    Ok((y, updated))
 }
 
 // ---- gradient-check cases ------------------------------------------------------------------
@@ -239,6 +341,16 @@ fn logits_and_labels(r: &mut Rng) -> (Tensor, Vec<usize>) {
         checks::random_values(&[n, c], checks::Domain::Any, r),
         labels,
     )
+}
+
+/// A reduction for a loss case: each of the three, the default (mean) most often.
+fn reduction(r: &mut Rng) -> Reduction {
+    [
+        Reduction::None,
+        Reduction::Sum,
+        Reduction::Mean,
+        Reduction::Mean,
+    ][r.below(4)]
 }
 
 pub(crate) fn checks() -> Vec<OpCheck> {
@@ -265,10 +377,11 @@ pub(crate) fn checks() -> Vec<OpCheck> {
         }),
         OpCheck::new("cross_entropy", 3, |r| {
             let (x, labels) = logits_and_labels(r);
+            let red = reduction(r);
             CheckCase::new(
-                format!("cross_entropy {:?} labels {labels:?}", x.shape()),
+                format!("cross_entropy {:?} labels {labels:?} {red:?}", x.shape()),
                 vec![x],
-                move |t| t[0].cross_entropy(&labels),
+                move |t| t[0].cross_entropy_with(&labels, red),
             )
         }),
         OpCheck::new("bce_with_logits", 3, |r| {
@@ -279,9 +392,12 @@ pub(crate) fn checks() -> Vec<OpCheck> {
                 .expect("scale")
                 .sub_scalar(0.25)
                 .expect("shift");
-            CheckCase::new(format!("bce_with_logits {shape:?}"), vec![x, y], |t| {
-                t[0].binary_cross_entropy_with_logits(&t[1])
-            })
+            let red = reduction(r);
+            CheckCase::new(
+                format!("bce_with_logits {shape:?} {red:?}"),
+                vec![x, y],
+                move |t| t[0].binary_cross_entropy_with_logits_with(&t[1], red),
+            )
         }),
         OpCheck::new("mse_loss", 3, |r| {
             let shape = checks::random_shape(r, 1, 3, 4);
@@ -289,17 +405,21 @@ pub(crate) fn checks() -> Vec<OpCheck> {
                 checks::random_values(&shape, checks::Domain::Any, r),
                 checks::random_values(&shape, checks::Domain::Any, r),
             );
-            CheckCase::new(format!("mse_loss {shape:?}"), vec![a, b], |t| {
-                t[0].mse_loss(&t[1])
-            })
+            let red = reduction(r);
+            CheckCase::new(
+                format!("mse_loss {shape:?} {red:?}"),
+                vec![a, b],
+                move |t| t[0].mse_loss_with(&t[1], red),
+            )
         }),
         OpCheck::new("l1_loss", 2, |r| {
             let shape = checks::random_shape(r, 1, 3, 4);
             let a = checks::random_values(&shape, checks::Domain::Any, r);
             let d = checks::random_values(&shape, checks::Domain::AwayFromZero, r);
             let b = a.sub(&d).expect("same shape");
-            CheckCase::new(format!("l1_loss {shape:?}"), vec![a, b], |t| {
-                t[0].l1_loss(&t[1])
+            let red = reduction(r);
+            CheckCase::new(format!("l1_loss {shape:?} {red:?}"), vec![a, b], move |t| {
+                t[0].l1_loss_with(&t[1], red)
             })
         }),
         OpCheck::new("batch_norm", 3, |r| {
@@ -328,4 +448,87 @@ pub(crate) fn checks() -> Vec<OpCheck> {
             })
         }),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DType;
+
+    #[test]
+    fn functional_batch_norm_returns_the_statistics_and_writes_nothing() {
+        let x = Tensor::from_f64s(&[1.0, 2.0, 3.0, 6.0, 5.0, 10.0], &[3, 2], DType::F64).unwrap();
+        let (gamma, beta) = (
+            Tensor::ones(&[2], DType::F64).unwrap(),
+            Tensor::zeros(&[2], DType::F64).unwrap(),
+        );
+        let (mean, var) = (
+            Tensor::zeros(&[2], DType::F64).unwrap(),
+            Tensor::ones(&[2], DType::F64).unwrap(),
+        );
+        let (y, stats) =
+            batch_norm_functional(&x, &gamma, &beta, Some((&mean, &var)), true, 0.5, 1e-5).unwrap();
+        // The caller's statistics are untouched.
+        assert_eq!(mean.to_vec_f64(), vec![0.0, 0.0]);
+        assert_eq!(var.to_vec_f64(), vec![1.0, 1.0]);
+        // Batch means [3, 6], unbiased variances [4, 16]; momentum 0.5.
+        let (new_mean, new_var) = stats.expect("training with running statistics");
+        assert_eq!(new_mean.to_vec_f64(), vec![1.5, 3.0]);
+        assert_eq!(new_var.to_vec_f64(), vec![2.5, 8.5]);
+        // batch_norm with a state gives the same output and writes the same statistics.
+        let state = BatchNormState {
+            running_mean: &mean,
+            running_var: &var,
+            momentum: 0.5,
+        };
+        let y2 = batch_norm(&x, &gamma, &beta, Some(state), true, 1e-5).unwrap();
+        assert_eq!(y.to_vec_f64(), y2.to_vec_f64());
+        assert_eq!(mean.to_vec_f64(), new_mean.to_vec_f64());
+        assert_eq!(var.to_vec_f64(), new_var.to_vec_f64());
+        // Inference returns no statistics.
+        let (_, none) =
+            batch_norm_functional(&x, &gamma, &beta, Some((&mean, &var)), false, 0.5, 1e-5)
+                .unwrap();
+        assert!(none.is_none());
+    }
+
+    #[test]
+    fn dropout_with_mask_matches_dropout_and_its_mask() {
+        let x = Tensor::from_f64s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3], DType::F64).unwrap();
+        let y = x.dropout(0.5, true, &mut Rng::new(7)).unwrap();
+        let (y2, m) = x.dropout_with_mask(0.5, &mut Rng::new(7)).unwrap();
+        assert_eq!(y.to_vec_f64(), y2.to_vec_f64());
+        assert_eq!(m.shape(), x.shape());
+        for ((&xi, &yi), &mi) in x
+            .to_vec_f64()
+            .iter()
+            .zip(&y.to_vec_f64())
+            .zip(&m.to_vec_f64())
+        {
+            assert!(mi == 0.0 || mi == 1.0);
+            assert_eq!(yi, xi * mi * 2.0);
+        }
+        assert!(x.dropout_with_mask(1.0, &mut Rng::new(7)).is_err());
+    }
+
+    #[test]
+    fn reductions_give_terms_sum_and_mean() {
+        let a = Tensor::from_f64s(&[1.0, -2.0, 3.0, 0.5], &[2, 2], DType::F64).unwrap();
+        let b = Tensor::zeros(&[2, 2], DType::F64).unwrap();
+        let none = a.mse_loss_with(&b, Reduction::None).unwrap();
+        assert_eq!(none.shape(), &[2, 2]);
+        assert_eq!(none.to_vec_f64(), vec![1.0, 4.0, 9.0, 0.25]);
+        let sum = a.l1_loss_with(&b, Reduction::Sum).unwrap().to_vec_f64();
+        assert_eq!(sum, vec![6.5]);
+        assert_eq!(a.l1_loss(&b).unwrap().to_vec_f64(), vec![6.5 / 4.0]);
+        let rows = a.cross_entropy_with(&[0, 1], Reduction::None).unwrap();
+        assert_eq!(rows.shape(), &[2]);
+        let mean = a.cross_entropy(&[0, 1]).unwrap().to_vec_f64()[0];
+        let r = rows.to_vec_f64();
+        assert!((mean - (r[0] + r[1]) / 2.0).abs() < 1e-12);
+        let bce = a
+            .binary_cross_entropy_with_logits_with(&b, Reduction::None)
+            .unwrap();
+        assert_eq!(bce.shape(), &[2, 2]);
+    }
 }

@@ -13,6 +13,7 @@ use crate::storage::Device;
 use crate::tensor::Tensor;
 use crate::Storage;
 use ferrograd_kernels::{contiguous_strides, elementwise::broadcast_shapes, numel};
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 /// The identity, as a node of its own: what an op returns when it has nothing to change (a
@@ -226,22 +227,35 @@ impl Tensor {
         ))
     }
 
-    /// Inserts an axis of size 1 at `axis` (0 ≤ axis ≤ rank).
-    pub fn unsqueeze(&self, axis: usize) -> Result<Tensor> {
-        if axis > self.rank() {
+    /// The position of a new axis among rank + 1 (−rank − 1 ≤ axis ≤ rank; negative counts
+    /// from the end, −1 appending), as unsqueeze and stack take it.
+    fn new_axis(&self, op: &'static str, axis: isize) -> Result<usize> {
+        let slots = self.rank() as isize + 1;
+        let a = if axis < 0 { axis + slots } else { axis };
+        if a < 0 || a >= slots {
             return Err(Error::argument(
-                "unsqueeze",
+                op,
                 format!("axis {axis} is out of range for shape {:?}", self.shape()),
             ));
         }
+        Ok(a as usize)
+    }
+
+    /// Inserts an axis of size 1 at `axis` (−rank − 1 ≤ axis ≤ rank; negative counts from the
+    /// end, so −1 appends).
+    pub fn unsqueeze(&self, axis: isize) -> Result<Tensor> {
+        let axis = self.new_axis("unsqueeze", axis)?;
         let mut shape = self.shape().to_vec();
         shape.insert(axis, 1);
         self.reshape(&shape)
     }
 
-    /// Merges axes `start..` into one: [N, C, H, W] → [N, C·H·W] for start 1.
-    pub fn flatten(&self, start: usize) -> Result<Tensor> {
-        if start >= self.rank().max(1) {
+    /// Merges axes `start..` into one: [N, C, H, W] → [N, C·H·W] for start 1 (negative
+    /// counts from the end; a scalar flattens from 0 to [1]).
+    pub fn flatten(&self, start: isize) -> Result<Tensor> {
+        let rank = self.rank().max(1) as isize;
+        let s = if start < 0 { start + rank } else { start };
+        if s < 0 || s >= rank {
             return Err(Error::argument(
                 "flatten",
                 format!(
@@ -250,6 +264,7 @@ impl Tensor {
                 ),
             ));
         }
+        let start = s as usize;
         let mut shape = self.shape()[..start].to_vec();
         shape.push(self.shape()[start..].iter().product());
         self.reshape(&shape)
@@ -468,20 +483,17 @@ impl Tensor {
         )
     }
 
-    /// Joins tensors along an existing axis; all other sizes must agree.
-    pub fn concat(tensors: &[Tensor], axis: usize) -> Result<Tensor> {
-        let first = tensors
+    /// Joins tensors along an existing axis (negative counts from the end); all other sizes
+    /// must agree. Takes `&[Tensor]` or `&[&Tensor]`.
+    pub fn concat<T: Borrow<Tensor>>(tensors: &[T], axis: isize) -> Result<Tensor> {
+        let tensors: Vec<&Tensor> = tensors.iter().map(Borrow::borrow).collect();
+        let first = *tensors
             .first()
             .ok_or_else(|| Error::argument("concat", "no tensors given"))?;
-        if axis >= first.rank() {
-            return Err(Error::argument(
-                "concat",
-                format!("axis {axis} is out of range for shape {:?}", first.shape()),
-            ));
-        }
+        let axis = first.axis("concat", axis)?;
         let mut out_shape = first.shape().to_vec();
         out_shape[axis] = 0;
-        for t in tensors {
+        for &t in &tensors {
             first.same_dtype("concat", t)?;
             let fits = t.rank() == first.rank()
                 && t.shape()
@@ -490,7 +502,7 @@ impl Tensor {
                     .enumerate()
                     .all(|(d, (a, b))| d == axis || a == b);
             if !fits {
-                let shapes: Vec<&[usize]> = tensors.iter().map(Tensor::shape).collect();
+                let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
                 return Err(Error::shape(
                     "concat",
                     format!("shapes {shapes:?} differ off axis {axis}"),
@@ -506,7 +518,7 @@ impl Tensor {
         }
         let mut offset = 0;
         let mut total: Option<Tensor> = None;
-        for t in tensors {
+        for t in &tensors {
             let mut starts = vec![0; t.rank()];
             starts[axis] = offset;
             offset += t.shape()[axis];
@@ -522,15 +534,18 @@ impl Tensor {
         Ok(total.expect("at least one tensor"))
     }
 
-    /// Joins same-shaped tensors along a new axis.
-    pub fn stack(tensors: &[Tensor], axis: usize) -> Result<Tensor> {
-        let first = tensors
+    /// Joins same-shaped tensors along a new axis (−rank − 1 ≤ axis ≤ rank, as for
+    /// [`Tensor::unsqueeze`]). Takes `&[Tensor]` or `&[&Tensor]`.
+    pub fn stack<T: Borrow<Tensor>>(tensors: &[T], axis: isize) -> Result<Tensor> {
+        let tensors: Vec<&Tensor> = tensors.iter().map(Borrow::borrow).collect();
+        let first = *tensors
             .first()
             .ok_or_else(|| Error::argument("stack", "no tensors given"))?;
         if tensors.iter().any(|t| t.shape() != first.shape()) {
-            let shapes: Vec<&[usize]> = tensors.iter().map(Tensor::shape).collect();
+            let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
             return Err(Error::shape("stack", format!("shapes {shapes:?} differ")));
         }
+        let axis = first.new_axis("stack", axis)? as isize;
         let expanded = tensors
             .iter()
             .map(|t| t.unsqueeze(axis))
@@ -565,6 +580,59 @@ impl Tensor {
             }
         }
         self.gather_flat(Arc::new(idx), &shape)
+    }
+
+    /// torch.gather along `axis`: out has `index`'s shape and
+    /// out[i₀, …, i_axis, …] = self[i₀, …, index[i₀, …, i_axis, …], …].
+    ///
+    /// `index` has the rank of `self`, sizes at most `self`'s off `axis` (any size along it),
+    /// and holds integers in [0, self.shape[axis]) as f32 or f64 values (the engine has no
+    /// integer dtype; f32 holds every integer up to 2²⁴ exactly); it may live on either device
+    /// (it is read to the host) and is never differentiated. Built on the
+    /// flat gather, so the derivative is the adjoint scatter-add:
+    /// ∂L/∂self[…, j, …] = Σ over positions p with index[p] = j of ∂L/∂out[p].
+    pub fn gather(&self, axis: isize, index: &Tensor) -> Result<Tensor> {
+        const OP: &str = "gather";
+        let a = self.axis(OP, axis)?;
+        check_index_shape(OP, a, index, &[("input", self.shape(), true)])?;
+        let idx = axis_indices(OP, a, index, self.shape())?;
+        checked_alloc(OP, index.shape(), self.dtype(), self.device())?;
+        Ok(self.gather_flat_trusted(Indices::host(Arc::new(idx)), index.shape(), None))
+    }
+
+    /// torch.scatter_add along `axis`: a copy of `self` with each value of `src` added at the
+    /// position `index` names: out = self; out[i₀, …, index[i₀, …, i_axis, …], …] +=
+    /// src[i₀, …, i_axis, …] for every position of `index` (repeated positions accumulate).
+    ///
+    /// `index` (integers held as f32/f64, as for [`Tensor::gather`]) has the rank of `self`
+    /// and `src`, sizes at most `src`'s on every axis and at most `self`'s off `axis`; only
+    /// the leading `index.shape()` box of `src` is used. Linear in `self` and `src`:
+    /// ∂L/∂self = ∂L/∂out and ∂L/∂src = (∂L/∂out).gather(axis, index) on that box, zero off it.
+    pub fn scatter_add(&self, axis: isize, index: &Tensor, src: &Tensor) -> Result<Tensor> {
+        const OP: &str = "scatter_add";
+        let a = self.axis(OP, axis)?;
+        self.same_dtype(OP, src)?;
+        self.same_device(OP, src)?;
+        check_index_shape(
+            OP,
+            a,
+            index,
+            &[("input", self.shape(), true), ("src", src.shape(), false)],
+        )?;
+        if index.numel() == 0 {
+            // Nothing to add (and `src`'s box may be empty with sizes too large to stride).
+            return Ok(self.identity(OP));
+        }
+        let idx = axis_indices(OP, a, index, self.shape())?;
+        let part = if src.shape() == index.shape() {
+            src.clone()
+        } else {
+            let ranges: Vec<(usize, usize)> = index.shape().iter().map(|&d| (0, d)).collect();
+            src.slice(&ranges)?
+        };
+        let placed =
+            part.scatter_add_flat_trusted(Indices::host(Arc::new(idx)), self.shape(), None);
+        self.add(&placed)
     }
 
     /// Casts to another element type; the gradient is cast back. GPU tensors are f32 only.
@@ -610,6 +678,84 @@ impl Tensor {
             vec![self.clone()],
         ))
     }
+}
+
+/// Checks an index tensor of gather/scatter_add against the tensors it indexes: the same
+/// rank, and each size at most theirs (off `axis` only, where `off_axis_only`).
+fn check_index_shape(
+    op: &'static str,
+    axis: usize,
+    index: &Tensor,
+    against: &[(&str, &[usize], bool)],
+) -> Result<()> {
+    for &(name, shape, off_axis_only) in against {
+        let fits = index.rank() == shape.len()
+            && index
+                .shape()
+                .iter()
+                .zip(shape)
+                .enumerate()
+                .all(|(d, (i, s))| (off_axis_only && d == axis) || i <= s);
+        if !fits {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "index of shape {:?} does not fit {name} of shape {shape:?} (axis {axis}: \
+                     the same rank, and sizes at most {name}'s{})",
+                    index.shape(),
+                    if off_axis_only { " off the axis" } else { "" }
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The flat position in a buffer of `shape` for every position of `index` (row-major), with
+/// the coordinate on `axis` replaced by the index value there; errors name the first value
+/// that is not an integer in [0, shape[axis]).
+fn axis_indices(
+    op: &'static str,
+    axis: usize,
+    index: &Tensor,
+    shape: &[usize],
+) -> Result<Vec<usize>> {
+    let values = index.to_vec_f64();
+    if values.is_empty() {
+        // Sizes of empty tensors may be too large to stride.
+        return Ok(Vec::new());
+    }
+    let strides = contiguous_strides(shape);
+    let ishape = index.shape();
+    let size = shape[axis];
+    let mut pos = vec![0usize; ishape.len()];
+    let mut out = Vec::with_capacity(values.len());
+    for &v in &values {
+        if !(v >= 0.0 && v < size as f64 && v.fract() == 0.0) {
+            return Err(Error::argument(
+                op,
+                format!(
+                    "index value {v} at {pos:?} is not an integer in [0, {size}) for axis {axis} \
+                     of shape {shape:?}"
+                ),
+            ));
+        }
+        out.push(
+            pos.iter()
+                .zip(&strides)
+                .enumerate()
+                .map(|(d, (&p, &st))| if d == axis { v as usize * st } else { p * st })
+                .sum(),
+        );
+        for d in (0..ishape.len()).rev() {
+            pos[d] += 1;
+            if pos[d] < ishape[d] {
+                break;
+            }
+            pos[d] = 0;
+        }
+    }
+    Ok(out)
 }
 
 struct Cast {
@@ -708,17 +854,24 @@ pub(crate) fn checks() -> Vec<OpCheck> {
             CheckCase::new(
                 format!("concat {shape:?} and {other:?} on axis {axis}"),
                 vec![a, b],
-                move |t| Tensor::concat(&[t[0].clone(), t[1].clone()], axis),
+                move |t| Tensor::concat(&[&t[0], &t[1]], axis as isize),
             )
         }),
         OpCheck::new("stack", 2, |r| {
             let shape = checks::random_shape(r, 0, 2, 3);
             let axis = r.below(shape.len() + 1);
             let (a, b) = (any(&shape, r), any(&shape, r));
+            // Half the cases count the axis from the end.
+            let neg = if r.uniform() < 0.5 {
+                shape.len() as isize + 1
+            } else {
+                0
+            };
+            let axis = axis as isize - neg;
             CheckCase::new(
                 format!("stack two {shape:?} on axis {axis}"),
                 vec![a, b],
-                move |t| Tensor::stack(&[t[0].clone(), t[1].clone()], axis),
+                move |t| Tensor::stack(&[&t[0], &t[1]], axis),
             )
         }),
         OpCheck::new("index_select", 2, |r| {
@@ -732,7 +885,64 @@ pub(crate) fn checks() -> Vec<OpCheck> {
                 move |t| t[0].index_select(axis as isize, &picks),
             )
         }),
+        OpCheck::new("gather", 3, |r| {
+            let shape = checks::random_shape(r, 1, 3, 4);
+            let axis = r.below(shape.len());
+            let (ishape, index) = random_index(&shape, axis, r);
+            let x = any(&shape, r);
+            let signed = axis as isize
+                - if r.uniform() < 0.5 {
+                    shape.len() as isize
+                } else {
+                    0
+                };
+            CheckCase::new(
+                format!(
+                    "gather {shape:?} axis {signed} index {ishape:?} {:?}",
+                    index.to_vec_f64()
+                ),
+                vec![x],
+                move |t| t[0].gather(signed, &index),
+            )
+        }),
+        OpCheck::new("scatter_add", 3, |r| {
+            let shape = checks::random_shape(r, 1, 3, 4);
+            let axis = r.below(shape.len());
+            let (ishape, index) = random_index(&shape, axis, r);
+            // src may be larger than the index on every axis; only the index's box is used.
+            let sshape: Vec<usize> = ishape.iter().map(|&d| d + r.below(2)).collect();
+            let (x, src) = (any(&shape, r), any(&sshape, r));
+            CheckCase::new(
+                format!(
+                    "scatter_add {shape:?} axis {axis} index {ishape:?} {:?} src {sshape:?}",
+                    index.to_vec_f64()
+                ),
+                vec![x, src],
+                move |t| t[0].scatter_add(axis as isize, &index, &t[1]),
+            )
+        }),
     ]
+}
+
+/// An index tensor for gather/scatter_add into `shape` along `axis`: sizes at most `shape`'s
+/// off the axis, 1–4 along it, values (repeats likely) in range.
+fn random_index(shape: &[usize], axis: usize, r: &mut crate::Rng) -> (Vec<usize>, Tensor) {
+    let ishape: Vec<usize> = shape
+        .iter()
+        .enumerate()
+        .map(|(d, &s)| {
+            if d == axis {
+                1 + r.below(4)
+            } else {
+                1 + r.below(s)
+            }
+        })
+        .collect();
+    let values: Vec<f64> = (0..numel(&ishape))
+        .map(|_| r.below(shape[axis]) as f64)
+        .collect();
+    let index = Tensor::from_f64s(&values, &ishape, crate::DType::F64).expect("length matches");
+    (ishape, index)
 }
 
 #[cfg(test)]
@@ -754,6 +964,83 @@ mod tests {
             c.to_vec_f64(),
             vec![1.0, 2.0, 10.0, 20.0, 3.0, 4.0, 30.0, 40.0]
         );
+    }
+
+    #[test]
+    fn negative_axes_count_from_the_end_and_joins_take_references() {
+        let x = Tensor::zeros(&[2, 3, 4], DType::F64).unwrap();
+        assert_eq!(x.unsqueeze(-1).unwrap().shape(), &[2, 3, 4, 1]);
+        assert_eq!(x.unsqueeze(-4).unwrap().shape(), &[1, 2, 3, 4]);
+        assert!(x.unsqueeze(-5).is_err() && x.unsqueeze(3).is_ok() && x.unsqueeze(4).is_err());
+        assert_eq!(x.flatten(-2).unwrap().shape(), &[2, 12]);
+        assert!(x.flatten(-4).is_err());
+        let y = Tensor::ones(&[2, 3, 1], DType::F64).unwrap();
+        assert_eq!(Tensor::concat(&[&x, &y], -1).unwrap().shape(), &[2, 3, 5]);
+        assert_eq!(Tensor::stack(&[&x, &x], -1).unwrap().shape(), &[2, 3, 4, 2]);
+        assert_eq!(
+            Tensor::stack(&[x.clone(), x.neg().unwrap()], 0)
+                .unwrap()
+                .shape(),
+            &[2, 2, 3, 4]
+        );
+        assert!(Tensor::concat(&[&x, &y], 3).is_err());
+    }
+
+    #[test]
+    fn gather_and_scatter_add_follow_torch() {
+        let x = Tensor::from_f64s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3], DType::F64).unwrap();
+        let idx = Tensor::from_f64s(&[2.0, 0.0, 1.0, 1.0], &[2, 2], DType::F32).unwrap();
+        // torch.gather(x, 1, idx) = [[3, 1], [5, 5]].
+        let g = x.gather(-1, &idx).unwrap();
+        assert_eq!(g.shape(), &[2, 2]);
+        assert_eq!(g.to_vec_f64(), vec![3.0, 1.0, 5.0, 5.0]);
+        // torch.zeros(2, 3).scatter_add(1, idx, ones(2, 2)) = [[1, 0, 1], [0, 2, 0]].
+        let z = Tensor::zeros(&[2, 3], DType::F64).unwrap();
+        let src = Tensor::ones(&[2, 3], DType::F64).unwrap();
+        let s = z.scatter_add(1, &idx, &src).unwrap();
+        assert_eq!(s.to_vec_f64(), vec![1.0, 0.0, 1.0, 0.0, 2.0, 0.0]);
+        // Along axis 0: out[idx[i][j]][j] += src[i][j].
+        let idx0 = Tensor::from_f64s(&[1.0, 0.0, 1.0], &[1, 3], DType::F64).unwrap();
+        let s0 = x.scatter_add(0, &idx0, &src).unwrap();
+        assert_eq!(s0.to_vec_f64(), vec![1.0, 3.0, 3.0, 5.0, 5.0, 7.0]);
+        assert_eq!(
+            x.gather(0, &idx0).unwrap().to_vec_f64(),
+            vec![4.0, 2.0, 6.0]
+        );
+    }
+
+    #[test]
+    fn gather_and_scatter_add_reject_bad_indices() {
+        let x = Tensor::zeros(&[2, 3], DType::F64).unwrap();
+        let bad = Tensor::from_f64s(&[0.0, 3.0], &[1, 2], DType::F64).unwrap();
+        let e = x.gather(1, &bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("gather: index value 3 at [0, 1]") && e.contains("axis 1"),
+            "{e}"
+        );
+        let frac = Tensor::from_f64s(&[0.5], &[1, 1], DType::F64).unwrap();
+        assert!(x.gather(0, &frac).is_err());
+        let neg = Tensor::from_f64s(&[-1.0], &[1, 1], DType::F64).unwrap();
+        assert!(x
+            .scatter_add(0, &neg, &x)
+            .unwrap_err()
+            .to_string()
+            .starts_with("scatter_add"));
+        let wide = Tensor::zeros(&[1, 4], DType::F64).unwrap();
+        assert!(x
+            .gather(0, &wide)
+            .unwrap_err()
+            .to_string()
+            .contains("does not fit input"));
+        let rank1 = Tensor::zeros(&[2], DType::F64).unwrap();
+        assert!(x.gather(0, &rank1).is_err());
+        let small_src = Tensor::zeros(&[1, 1], DType::F64).unwrap();
+        assert!(x
+            .scatter_add(0, &bad.mul_scalar(0.0).unwrap(), &small_src)
+            .unwrap_err()
+            .to_string()
+            .contains("src"));
+        assert!(x.gather(2, &bad).is_err());
     }
 
     #[test]
