@@ -275,7 +275,7 @@ impl Tensor {
             let h = n / 2;
             let pairs = p.narrow(axis, 0, h)?.mul(&p.narrow(axis, h, h)?)?;
             p = if n % 2 == 1 {
-                Tensor::concat(&[pairs, p.narrow(axis, 2 * h, 1)?], a)?
+                Tensor::concat(&[pairs, p.narrow(axis, 2 * h, 1)?], axis)?
             } else {
                 pairs
             };
