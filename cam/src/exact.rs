@@ -33,7 +33,7 @@ pub struct Diagonal {
 
 /// The exact diagonal derivatives of `score` at `map` ([1, ...]).
 ///
-/// `score` maps a batch of maps [B, ...] to one score per item, [B], each item's score
+/// `score` maps a batch of maps [B, ...] to one score per item, \[B\], each item's score
 /// depending on that item alone (any network in inference mode does). Elements are taken
 /// `chunk` at a time (one copy each); `on_chunk(done, total)` reports progress.
 pub fn diagonal_derivatives(

@@ -74,7 +74,7 @@ impl Score {
     pub fn parse(s: &str) -> Option<Score> {
         Score::ALL.into_iter().find(|m| m.name() == s)
     }
-    /// Y for each row of logits [B, classes]: a [B] tensor.
+    /// Y for each row of logits [B, classes]: a \[B\] tensor.
     pub fn of_logits(self, logits: &Tensor, class: usize) -> Result<Tensor> {
         let b = logits.dim(0)?;
         let pick = |t: &Tensor| t.narrow(1, class, 1)?.reshape(&[b]);

@@ -1,7 +1,7 @@
 //! How faithful a map is to the classifier, measured by masking the input with it.
 //!
 //! - Average Drop % = 100/N · Σ max(0, Y_i − O_i)/Y_i and Increase in Confidence % = 100/N ·
-//!   Σ 1[Y_i < O_i] (Chattopadhyay et al. 2018), where Y_i is the class probability on image i
+//!   Σ 1\[Y_i < O_i\] (Chattopadhyay et al. 2018), where Y_i is the class probability on image i
 //!   and O_i the class probability on the image multiplied pixel-wise by its map (upsampled to
 //!   the input and normalized to [0, 1]).
 //! - Deletion and insertion AUC (Petsiuk et al. 2018, RISE): pixels are removed from the image

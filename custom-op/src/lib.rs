@@ -6,6 +6,10 @@
 //! order and checked by the engine's own finite-difference checker
 //! (`tests/public_api.rs`; `cargo run -p ferrograd-custom-op --example fused_silu`).
 
+// Every public item is documented: readers learn from this source, and CI turns the
+// warning into an error (clippy -D warnings).
+#![warn(missing_docs)]
+
 use ferrograd_engine::{CustomOp, Element, Result, Tensor, WgslKernel};
 
 /// y = x·σ(x) = x / (1 + e^(−x)), in one pass instead of the three of `x.mul(&x.sigmoid()?)`.

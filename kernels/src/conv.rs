@@ -3,9 +3,9 @@
 //! One geometry, three kernels. With x: [N, C, H, W], w: [K, C/G, R, S] and y: [N, K, P, Q]
 //! (G groups, Cg = C/G, Kg = K/G):
 //!
-//! - [`conv2d_forward`]:   y[n,g]  = W_g · im2col(x[n,g])                 ([Kg, Cg·R·S] · [Cg·R·S, P·Q])
-//! - [`conv2d_backward_input`]: dx[n,g] = col2im(W_gᵀ · dy[n,g]), the transposed convolution
-//! - [`conv2d_backward_weight`]: dW_g = Σ_n dy[n,g] · im2col(x[n,g])ᵀ
+//! - [`conv2d_forward`]:   y\[n,g\]  = W_g · im2col(x\[n,g\])                 ([Kg, Cg·R·S] · [Cg·R·S, P·Q])
+//! - [`conv2d_backward_input`]: dx\[n,g\] = col2im(W_gᵀ · dy\[n,g\]), the transposed convolution
+//! - [`conv2d_backward_weight`]: dW_g = Σ_n dy\[n,g\] · im2col(x\[n,g\])ᵀ
 //!
 //! The three are bilinear and each is the adjoint of another in one argument, so the engine
 //! differentiates any of them with the other two, to any order. Images are spread over rayon's
@@ -19,18 +19,31 @@ use rayon::prelude::*;
 /// same kernels with its own output size (output_padding included).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvGeometry {
+    /// N, the images in the batch.
     pub batch: usize,
+    /// C, the input channels.
     pub in_channels: usize,
+    /// H, the input height.
     pub in_h: usize,
+    /// W, the input width.
     pub in_w: usize,
+    /// K, the output channels.
     pub out_channels: usize,
+    /// R, the kernel height.
     pub kernel_h: usize,
+    /// S, the kernel width.
     pub kernel_w: usize,
+    /// P, the output height: ⌊(H + 2·pad − dil·(R − 1) − 1)/stride⌋ + 1 for a forward convolution.
     pub out_h: usize,
+    /// Q, the output width (likewise).
     pub out_w: usize,
+    /// (vertical, horizontal) step between windows.
     pub stride: (usize, usize),
+    /// (top/bottom, left/right) zero padding.
     pub padding: (usize, usize),
+    /// (vertical, horizontal) spacing of the kernel's taps.
     pub dilation: (usize, usize),
+    /// G: channels split into G groups, each convolved with its own K/G filters.
     pub groups: usize,
 }
 
@@ -110,12 +123,15 @@ impl ConvGeometry {
     fn out_image(&self) -> usize {
         self.out_channels * self.out_plane()
     }
+    /// N·C·H·W, the values of the input.
     pub fn input_len(&self) -> usize {
         self.batch * self.in_image()
     }
+    /// N·K·P·Q, the values of the output.
     pub fn output_len(&self) -> usize {
         self.batch * self.out_image()
     }
+    /// K·(C/G)·R·S, the values of the weight.
     pub fn weight_len(&self) -> usize {
         self.out_channels * self.col_rows()
     }

@@ -251,7 +251,7 @@ pub enum BinaryOp {
     Mul,
     /// a / b.
     Div,
-    /// a · 1[b > 0]: ReLU's derivative rule (a is the incoming gradient, b the input), fused
+    /// a · 1\[b > 0\]: ReLU's derivative rule (a is the incoming gradient, b the input), fused
     /// so that it reads both once and writes once. Where b ≤ 0 the result is 0 whatever a is
     /// (an infinite gradient is not turned into NaN by 0·∞); where b is NaN it is NaN.
     MulStep,

@@ -5,6 +5,10 @@
 //! CPU kernels are generic over [`Real`] (`f32` and `f64`) and parallel with rayon where the
 //! work is large enough to pay for the fork.
 
+// Every public item is documented: readers learn from this source, and CI turns the
+// warning into an error (clippy -D warnings).
+#![warn(missing_docs)]
+
 pub mod conv;
 pub mod elementwise;
 #[cfg(feature = "gpu")]

@@ -127,11 +127,11 @@ fn push_weight_and_bias(
     }
 }
 
-/// y = x·Wᵀ + b with W: [out, in] (PyTorch's layout), b: [out].
+/// y = x·Wᵀ + b with W: [out, in] (PyTorch's layout), b: \[out\].
 pub struct Linear {
     /// W: [out, in].
     pub weight: Tensor,
-    /// b: [out], if the layer has a bias.
+    /// b: \[out\], if the layer has a bias.
     pub bias: Option<Tensor>,
 }
 
@@ -174,7 +174,7 @@ impl Module for Linear {
 pub struct Conv2d {
     /// W: [out, in/groups, k, k].
     pub weight: Tensor,
-    /// b: [out], if the layer has a bias.
+    /// b: \[out\], if the layer has a bias.
     pub bias: Option<Tensor>,
     /// Stride, padding, dilation and groups.
     pub params: Conv2dParams,
@@ -243,7 +243,7 @@ impl Module for Conv2d {
 pub struct ConvTranspose2d {
     /// W: [in, out/groups, k, k] (PyTorch's layout for the transposed convolution).
     pub weight: Tensor,
-    /// b: [out], if the layer has a bias.
+    /// b: \[out\], if the layer has a bias.
     pub bias: Option<Tensor>,
     /// Stride, padding, output padding, dilation and groups.
     pub params: ConvTranspose2dParams,
@@ -312,9 +312,9 @@ impl Module for ConvTranspose2d {
 /// Batch normalisation over [N, C, H, W] (or [N, C]), PyTorch's BatchNorm2d/1d: γ = 1, β = 0,
 /// momentum 0.1, ε = 1e-5.
 pub struct BatchNorm2d {
-    /// γ: [C], the per-channel scale (trained).
+    /// γ: \[C\], the per-channel scale (trained).
     pub weight: Tensor,
-    /// β: [C], the per-channel shift (trained).
+    /// β: \[C\], the per-channel shift (trained).
     pub bias: Tensor,
     /// The running mean of each channel, used in evaluation (saved, not trained).
     pub running_mean: Tensor,

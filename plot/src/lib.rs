@@ -13,6 +13,10 @@
 //! What it does not do: touch tensors or models (it draws plain `f32`/`f64` slices), decode
 //! pictures, or draw anything but RGB PNGs.
 
+// Every public item is documented: readers learn from this source, and CI turns the
+// warning into an error (clippy -D warnings).
+#![warn(missing_docs)]
+
 use std::fmt;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};

@@ -254,21 +254,21 @@ impl Tensor {
     pub fn mul(&self, other: &Tensor) -> Result<Tensor> {
         self.binary(other, BinaryOp::Mul, "mul")
     }
-    /// g · 1[x > 0] (with g = self): the derivative rule of [`Tensor::relu`], one fused pass.
+    /// g · 1\[x > 0\] (with g = self): the derivative rule of [`Tensor::relu`], one fused pass.
     /// Linear in g, so its own derivative is itself; zero almost everywhere in x.
     pub fn relu_backward(&self, x: &Tensor) -> Result<Tensor> {
         self.binary(x, BinaryOp::MulStep, "relu_backward")
     }
     /// max(a, b) elementwise, broadcasting; NaN if either is NaN, as PyTorch's `maximum`.
     ///
-    /// ∂/∂a = 1[a > b] + ½·1[a = b] and ∂/∂b = 1[b > a] + ½·1[a = b]: the gradient goes to
+    /// ∂/∂a = 1\[a > b\] + ½·1[a = b] and ∂/∂b = 1\[b > a\] + ½·1[a = b]: the gradient goes to
     /// the larger, and is split evenly on ties (as PyTorch does).
     pub fn maximum(&self, other: &Tensor) -> Result<Tensor> {
         self.binary(other, BinaryOp::Max, "maximum")
     }
     /// min(a, b) elementwise, broadcasting; NaN if either is NaN, as PyTorch's `minimum`.
     ///
-    /// ∂/∂a = 1[a < b] + ½·1[a = b] and ∂/∂b = 1[b < a] + ½·1[a = b]: the gradient goes to
+    /// ∂/∂a = 1\[a < b\] + ½·1[a = b] and ∂/∂b = 1\[b < a\] + ½·1[a = b]: the gradient goes to
     /// the smaller, and is split evenly on ties.
     pub fn minimum(&self, other: &Tensor) -> Result<Tensor> {
         self.binary(other, BinaryOp::Min, "minimum")

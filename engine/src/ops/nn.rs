@@ -42,13 +42,13 @@ impl Tensor {
         self.sub(&self.logsumexp(&[axis], true)?)
     }
 
-    /// Mean cross-entropy of logits [N, C] against class labels: −(1/N) Σₙ log softmax(xₙ)[yₙ].
+    /// Mean cross-entropy of logits [N, C] against class labels: −(1/N) Σₙ log softmax(xₙ)\[yₙ\].
     pub fn cross_entropy(&self, labels: &[usize]) -> Result<Tensor> {
         self.cross_entropy_with(labels, Reduction::Mean)
     }
 
-    /// Cross-entropy of logits [N, C] against class labels, ℓₙ = −log softmax(xₙ)[yₙ],
-    /// reduced by `reduction` (`None` gives the [N] terms).
+    /// Cross-entropy of logits [N, C] against class labels, ℓₙ = −log softmax(xₙ)\[yₙ\],
+    /// reduced by `reduction` (`None` gives the \[N\] terms).
     pub fn cross_entropy_with(&self, labels: &[usize], reduction: Reduction) -> Result<Tensor> {
         let [n, c] = <[usize; 2]>::try_from(self.shape()).map_err(|_| {
             Error::shape(
@@ -196,7 +196,9 @@ impl Tensor {
 
 /// Batch normalisation's running statistics, updated in place while training.
 pub struct BatchNormState<'a> {
+    /// The per-channel running mean, overwritten with the update.
     pub running_mean: &'a Tensor,
+    /// The per-channel running (unbiased) variance, overwritten with the update.
     pub running_var: &'a Tensor,
     /// Weight of the new batch in the running averages (PyTorch's default is 0.1).
     pub momentum: f64,

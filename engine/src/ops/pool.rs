@@ -29,9 +29,13 @@ fn dims4(op: &'static str, t: &Tensor) -> Result<[usize; 4]> {
 /// counted; the setters taking one `usize` set both axes, the `_hw` ones each axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pool2d {
+    /// (kh, kw), the window's size.
     pub kernel: (usize, usize),
+    /// (sh, sw), the step between windows (PyTorch's default: the kernel).
     pub stride: (usize, usize),
+    /// (ph, pw), implicit padding on each side (−∞ for max, zeros for average).
     pub padding: (usize, usize),
+    /// (dh, dw), the spacing of the window's taps.
     pub dilation: (usize, usize),
     /// Output size rounded up instead of down: a last, partial window is kept as long as it
     /// starts inside the input or its left padding.
@@ -58,31 +62,39 @@ impl Pool2d {
             count_include_pad: true,
         }
     }
+    /// The same stride on both axes.
     pub fn stride(self, s: usize) -> Self {
         self.stride_hw(s, s)
     }
+    /// The stride per axis.
     pub fn stride_hw(mut self, sh: usize, sw: usize) -> Self {
         self.stride = (sh, sw);
         self
     }
+    /// The same padding on both axes.
     pub fn padding(self, p: usize) -> Self {
         self.padding_hw(p, p)
     }
+    /// The padding per axis.
     pub fn padding_hw(mut self, ph: usize, pw: usize) -> Self {
         self.padding = (ph, pw);
         self
     }
+    /// The same dilation on both axes.
     pub fn dilation(self, d: usize) -> Self {
         self.dilation_hw(d, d)
     }
+    /// The dilation per axis.
     pub fn dilation_hw(mut self, dh: usize, dw: usize) -> Self {
         self.dilation = (dh, dw);
         self
     }
+    /// Rounds the output size up (see [`Pool2d::ceil_mode`](#structfield.ceil_mode)).
     pub fn ceil_mode(mut self, on: bool) -> Self {
         self.ceil_mode = on;
         self
     }
+    /// Counts padding in the average's divisor or not.
     pub fn count_include_pad(mut self, on: bool) -> Self {
         self.count_include_pad = on;
         self

@@ -251,7 +251,7 @@ impl Tensor {
     }
 
     /// Merges axes `start..` into one: [N, C, H, W] → [N, C·H·W] for start 1 (negative
-    /// counts from the end; a scalar flattens from 0 to [1]).
+    /// counts from the end; a scalar flattens from 0 to \[1\]).
     pub fn flatten(&self, start: isize) -> Result<Tensor> {
         let rank = self.rank().max(1) as isize;
         let s = if start < 0 { start + rank } else { start };
@@ -270,7 +270,7 @@ impl Tensor {
         self.reshape(&shape)
     }
 
-    /// Reorders the axes: output axis i is input axis perm[i].
+    /// Reorders the axes: output axis i is input axis perm\[i\].
     pub fn permute(&self, perm: &[usize]) -> Result<Tensor> {
         let mut seen = vec![false; self.rank()];
         if perm.len() != self.rank()
@@ -334,7 +334,7 @@ impl Tensor {
         ))
     }
 
-    /// out.flat[i] = self.flat[idx[i]], shaped `out_shape`.
+    /// out.flat\[i\] = self.flat[idx\[i\]], shaped `out_shape`.
     pub fn gather_flat(&self, idx: Arc<Vec<usize>>, out_shape: &[usize]) -> Result<Tensor> {
         if Some(idx.len()) != checked_numel("gather", out_shape).ok() {
             return Err(Error::shape(
@@ -373,7 +373,7 @@ impl Tensor {
         Tensor::from_op(out, out_shape.to_vec(), op, vec![self.clone()])
     }
 
-    /// out = zeros(out_shape); out.flat[idx[i]] += self.flat[i].
+    /// out = zeros(out_shape); out.flat[idx\[i\]] += self.flat\[i\].
     pub fn scatter_add_flat(&self, idx: Arc<Vec<usize>>, out_shape: &[usize]) -> Result<Tensor> {
         if idx.len() != self.numel() {
             return Err(Error::shape(
@@ -586,11 +586,11 @@ impl Tensor {
     /// out[i₀, …, i_axis, …] = self[i₀, …, index[i₀, …, i_axis, …], …].
     ///
     /// `index` has the rank of `self`, sizes at most `self`'s off `axis` (any size along it),
-    /// and holds integers in [0, self.shape[axis]) as f32 or f64 values (the engine has no
+    /// and holds integers in [0, self.shape\[axis\]) as f32 or f64 values (the engine has no
     /// integer dtype; f32 holds every integer up to 2²⁴ exactly); it may live on either device
     /// (it is read to the host) and is never differentiated. Built on the
     /// flat gather, so the derivative is the adjoint scatter-add:
-    /// ∂L/∂self[…, j, …] = Σ over positions p with index[p] = j of ∂L/∂out[p].
+    /// ∂L/∂self[…, j, …] = Σ over positions p with index\[p\] = j of ∂L/∂out\[p\].
     pub fn gather(&self, axis: isize, index: &Tensor) -> Result<Tensor> {
         const OP: &str = "gather";
         let a = self.axis(OP, axis)?;
