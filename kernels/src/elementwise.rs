@@ -10,126 +10,100 @@
 use crate::{contiguous_strides, merge_axes, numel, pool, Real, PARALLEL_THRESHOLD};
 use rayon::prelude::*;
 
-/// A pointwise function of one value. Parameters are carried as `f64` and rounded to the
-/// element type when applied.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryOp {
+/// Declares a family of pointwise ops once: the enum, the names that number them for the
+/// shaders (code i is `NAMES[i]`, declared in WGSL as `UNARY_<name>` or `BINARY_<name>` by
+/// `gpu::params::prelude`), `name()`, and one example of each op for the tests. Adding an op
+/// is one line here, its CPU formula in `apply`, and its arm in the WGSL.
+macro_rules! pointwise_ops {
+    (
+        $(#[$meta:meta])*
+        pub enum $enum:ident;
+        $(
+            $(#[$vmeta:meta])*
+            $variant:ident $(($($field:ty),*))? = $name:literal, example [$($example:tt)+];
+        )*
+    ) => {
+        $(#[$meta])*
+        pub enum $enum {
+            $( $(#[$vmeta])* $variant $(($($field),*))?, )*
+        }
+
+        impl $enum {
+            /// Every op's name, in the order that numbers them for the shaders.
+            pub const NAMES: &'static [&'static str] = &[$($name),*];
+            /// One op of each kind, with sample parameters: the tests run every one of them.
+            pub const EXAMPLES: &'static [$enum] = &[$($enum::$($example)+),*];
+
+            /// The op's name in `NAMES`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( $enum::$variant { .. } => $name, )*
+                }
+            }
+        }
+    };
+}
+
+pointwise_ops! {
+    /// A pointwise function of one value. Parameters are carried as `f64` and rounded to the
+    /// element type when applied.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub enum UnaryOp;
     /// −x.
-    Neg,
+    Neg = "NEG", example [Neg];
     /// eˣ.
-    Exp,
+    Exp = "EXP", example [Exp];
     /// Natural logarithm.
-    Log,
+    Log = "LOG", example [Log];
     /// √x (NaN for x < 0).
-    Sqrt,
+    Sqrt = "SQRT", example [Sqrt];
     /// |x|.
-    Abs,
+    Abs = "ABS", example [Abs];
     /// sign(x) ∈ {-1, 0, 1} (NaN for NaN).
-    Sign,
+    Sign = "SIGN", example [Sign];
     /// max(x, 0) (NaN for NaN).
-    Relu,
+    Relu = "RELU", example [Relu];
     /// 1 where x > 0, else 0 (NaN for NaN): the derivative of ReLU.
-    Step,
+    Step = "STEP", example [Step];
     /// 1 where x > 0, else `slope` (NaN for NaN): leaky ReLU is x times this.
-    LeakyMask(f64),
+    LeakyMask(f64) = "LEAKY_MASK", example [LeakyMask(0.2)];
     /// σ(x) = 1 / (1 + e^(−x)).
-    Sigmoid,
+    Sigmoid = "SIGMOID", example [Sigmoid];
     /// tanh x.
-    Tanh,
+    Tanh = "TANH", example [Tanh];
     /// log(1 + eˣ), computed as max(x, 0) + log1p(e^(−|x|)) so it never overflows.
-    Softplus,
+    Softplus = "SOFTPLUS", example [Softplus];
     /// xᵖ.
-    Powf(f64),
+    Powf(f64) = "POWF", example [Powf(3.0)];
     /// x + c.
-    AddScalar(f64),
+    AddScalar(f64) = "ADD_SCALAR", example [AddScalar(0.7)];
     /// c·x.
-    MulScalar(f64),
+    MulScalar(f64) = "MUL_SCALAR", example [MulScalar(-1.5)];
     /// min(max(x, lo), hi) (NaN for NaN).
-    Clamp(f64, f64),
+    Clamp(f64, f64) = "CLAMP", example [Clamp(-0.5, 0.5)];
     /// 1 where lo < x < hi, else 0 (NaN for NaN): the derivative of clamp.
-    InsideMask(f64, f64),
+    InsideMask(f64, f64) = "INSIDE_MASK", example [InsideMask(-0.5, 0.5)];
     /// x, except ±∞ becomes 0: the shift logsumexp subtracts, so that a row of −∞ sums to −∞
     /// instead of NaN (−∞ − (−∞)).
-    InfToZero,
+    InfToZero = "INF_TO_ZERO", example [InfToZero];
     /// sin x.
-    Sin,
+    Sin = "SIN", example [Sin];
     /// cos x.
-    Cos,
+    Cos = "COS", example [Cos];
     /// log(1 + x), accurate for small x.
-    Log1p,
+    Log1p = "LOG1P", example [Log1p];
     /// eˣ − 1, accurate for small x.
-    Expm1,
+    Expm1 = "EXPM1", example [Expm1];
     /// 1/√x.
-    Rsqrt,
+    Rsqrt = "RSQRT", example [Rsqrt];
     /// erf(x) = (2/√π)∫₀ˣ e^(−t²) dt.
-    Erf,
+    Erf = "ERF", example [Erf];
     /// 1 where x ≠ 0, else 0; NaN counts as nonzero (1), as a truth value: the mask of
     /// `where`.
-    NonZero,
+    NonZero = "NON_ZERO", example [NonZero];
 }
 
 impl UnaryOp {
-    /// Every op's name, in the order that numbers them for the shaders: code i is the op
-    /// named `NAMES[i]`, declared in WGSL as `UNARY_<name>` (`gpu::params::prelude`).
-    pub const NAMES: [&'static str; 25] = [
-        "NEG",
-        "EXP",
-        "LOG",
-        "SQRT",
-        "ABS",
-        "SIGN",
-        "RELU",
-        "STEP",
-        "LEAKY_MASK",
-        "SIGMOID",
-        "TANH",
-        "SOFTPLUS",
-        "POWF",
-        "ADD_SCALAR",
-        "MUL_SCALAR",
-        "CLAMP",
-        "INSIDE_MASK",
-        "INF_TO_ZERO",
-        "SIN",
-        "COS",
-        "LOG1P",
-        "EXPM1",
-        "RSQRT",
-        "ERF",
-        "NON_ZERO",
-    ];
-
-    /// The op's name in [`UnaryOp::NAMES`].
-    pub fn name(self) -> &'static str {
-        match self {
-            UnaryOp::Neg => "NEG",
-            UnaryOp::Exp => "EXP",
-            UnaryOp::Log => "LOG",
-            UnaryOp::Sqrt => "SQRT",
-            UnaryOp::Abs => "ABS",
-            UnaryOp::Sign => "SIGN",
-            UnaryOp::Relu => "RELU",
-            UnaryOp::Step => "STEP",
-            UnaryOp::LeakyMask(_) => "LEAKY_MASK",
-            UnaryOp::Sigmoid => "SIGMOID",
-            UnaryOp::Tanh => "TANH",
-            UnaryOp::Softplus => "SOFTPLUS",
-            UnaryOp::Powf(_) => "POWF",
-            UnaryOp::AddScalar(_) => "ADD_SCALAR",
-            UnaryOp::MulScalar(_) => "MUL_SCALAR",
-            UnaryOp::Clamp(..) => "CLAMP",
-            UnaryOp::InsideMask(..) => "INSIDE_MASK",
-            UnaryOp::InfToZero => "INF_TO_ZERO",
-            UnaryOp::Sin => "SIN",
-            UnaryOp::Cos => "COS",
-            UnaryOp::Log1p => "LOG1P",
-            UnaryOp::Expm1 => "EXPM1",
-            UnaryOp::Rsqrt => "RSQRT",
-            UnaryOp::Erf => "ERF",
-            UnaryOp::NonZero => "NON_ZERO",
-        }
-    }
-
     /// The op's code for the shaders, and its two scalar parameters.
     pub fn code(self) -> (u32, f64, f64) {
         let code = Self::NAMES
@@ -240,58 +214,33 @@ impl UnaryOp {
     }
 }
 
-/// A pointwise function of two values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BinaryOp {
+pointwise_ops! {
+    /// A pointwise function of two values.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum BinaryOp;
     /// a + b.
-    Add,
+    Add = "ADD", example [Add];
     /// a − b.
-    Sub,
+    Sub = "SUB", example [Sub];
     /// a·b.
-    Mul,
+    Mul = "MUL", example [Mul];
     /// a / b.
-    Div,
+    Div = "DIV", example [Div];
     /// a · 1\[b > 0\]: ReLU's derivative rule (a is the incoming gradient, b the input), fused
     /// so that it reads both once and writes once. Where b ≤ 0 the result is 0 whatever a is
     /// (an infinite gradient is not turned into NaN by 0·∞); where b is NaN it is NaN.
-    MulStep,
+    MulStep = "MUL_STEP", example [MulStep];
     /// max(a, b); NaN if either is NaN (as PyTorch's `maximum`).
-    Max,
+    Max = "MAX", example [Max];
     /// min(a, b); NaN if either is NaN (as PyTorch's `minimum`).
-    Min,
+    Min = "MIN", example [Min];
     /// 1 where a > b, ½ where a = b, 0 where a < b: the share of max(a, b)'s gradient that goes
     /// to a (ties split evenly, as PyTorch does). A NaN operand takes it all (it is what max
     /// picks): 1 if only a is NaN, 0 if only b is, ½ if both.
-    GtWeight,
+    GtWeight = "GT_WEIGHT", example [GtWeight];
 }
 
 impl BinaryOp {
-    /// Every op's name in the shaders' numbering, declared in WGSL as `BINARY_<name>`.
-    pub const NAMES: [&'static str; 8] = [
-        "ADD",
-        "SUB",
-        "MUL",
-        "DIV",
-        "MUL_STEP",
-        "MAX",
-        "MIN",
-        "GT_WEIGHT",
-    ];
-
-    /// The op's name in [`BinaryOp::NAMES`].
-    pub fn name(self) -> &'static str {
-        match self {
-            BinaryOp::Add => "ADD",
-            BinaryOp::Sub => "SUB",
-            BinaryOp::Mul => "MUL",
-            BinaryOp::Div => "DIV",
-            BinaryOp::MulStep => "MUL_STEP",
-            BinaryOp::Max => "MAX",
-            BinaryOp::Min => "MIN",
-            BinaryOp::GtWeight => "GT_WEIGHT",
-        }
-    }
-
     /// The op's code for the shaders.
     pub fn code(self) -> u32 {
         Self::NAMES
@@ -526,46 +475,11 @@ mod tests {
     /// The shaders number ops by NAMES: every op has one name there, and no two share one.
     #[test]
     fn every_op_has_its_own_shader_code() {
-        let unary = [
-            UnaryOp::Neg,
-            UnaryOp::Exp,
-            UnaryOp::Log,
-            UnaryOp::Sqrt,
-            UnaryOp::Abs,
-            UnaryOp::Sign,
-            UnaryOp::Relu,
-            UnaryOp::Step,
-            UnaryOp::LeakyMask(0.1),
-            UnaryOp::Sigmoid,
-            UnaryOp::Tanh,
-            UnaryOp::Softplus,
-            UnaryOp::Powf(2.0),
-            UnaryOp::AddScalar(1.0),
-            UnaryOp::MulScalar(1.0),
-            UnaryOp::Clamp(0.0, 1.0),
-            UnaryOp::InsideMask(0.0, 1.0),
-            UnaryOp::InfToZero,
-            UnaryOp::Sin,
-            UnaryOp::Cos,
-            UnaryOp::Log1p,
-            UnaryOp::Expm1,
-            UnaryOp::Rsqrt,
-            UnaryOp::Erf,
-            UnaryOp::NonZero,
-        ];
+        let unary = UnaryOp::EXAMPLES;
         let mut codes: Vec<u32> = unary.iter().map(|op| op.code().0).collect();
         codes.sort_unstable();
         assert_eq!(codes, (0..UnaryOp::NAMES.len() as u32).collect::<Vec<_>>());
-        let binary = [
-            BinaryOp::Add,
-            BinaryOp::Sub,
-            BinaryOp::Mul,
-            BinaryOp::Div,
-            BinaryOp::MulStep,
-            BinaryOp::Max,
-            BinaryOp::Min,
-            BinaryOp::GtWeight,
-        ];
+        let binary = BinaryOp::EXAMPLES;
         let mut codes: Vec<u32> = binary.iter().map(|op| op.code()).collect();
         codes.sort_unstable();
         assert_eq!(codes, (0..BinaryOp::NAMES.len() as u32).collect::<Vec<_>>());

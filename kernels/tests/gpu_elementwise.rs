@@ -23,33 +23,6 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-const UNARY: [UnaryOp; 24] = [
-    UnaryOp::Neg,
-    UnaryOp::Exp,
-    UnaryOp::Log,
-    UnaryOp::Sqrt,
-    UnaryOp::Abs,
-    UnaryOp::Sign,
-    UnaryOp::Relu,
-    UnaryOp::Step,
-    UnaryOp::LeakyMask(0.2),
-    UnaryOp::Sigmoid,
-    UnaryOp::Tanh,
-    UnaryOp::Softplus,
-    UnaryOp::Powf(3.0),
-    UnaryOp::AddScalar(0.7),
-    UnaryOp::MulScalar(-1.5),
-    UnaryOp::Clamp(-0.5, 0.5),
-    UnaryOp::InsideMask(-0.5, 0.5),
-    UnaryOp::Sin,
-    UnaryOp::Cos,
-    UnaryOp::Log1p,
-    UnaryOp::Expm1,
-    UnaryOp::Rsqrt,
-    UnaryOp::Erf,
-    UnaryOp::NonZero,
-];
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -57,7 +30,7 @@ proptest! {
     #[test]
     fn unary_matches_cpu(s in shape(3), seed in any::<u64>(), positive in any::<bool>()) {
         let Some(g) = gpu_or_skip() else { return Ok(()) };
-        for op in UNARY {
+        for &op in UnaryOp::EXAMPLES {
             let mut x = values(numel(&s), seed);
             // log, sqrt, rsqrt, log1p and fractional powers need positive inputs.
             if positive || matches!(op, UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Log1p) {
@@ -85,16 +58,7 @@ proptest! {
             .iter()
             .map(|&v| if v < 0.0 { v - 0.5 } else { v + 0.5 })
             .collect();
-        for op in [
-            BinaryOp::Add,
-            BinaryOp::Sub,
-            BinaryOp::Mul,
-            BinaryOp::Div,
-            BinaryOp::MulStep,
-            BinaryOp::Max,
-            BinaryOp::Min,
-            BinaryOp::GtWeight,
-        ] {
+        for &op in BinaryOp::EXAMPLES {
             let got = g.read_f32(&gpu_ew::binary(op, &g.upload_f32(&a), &sa, &g.upload_f32(&b), &sb, &out));
             assert_close(&format!("{op:?} {sa:?} {sb:?}"), &got, &cpu::binary(op, &a, &sa, &b, &sb, &out));
         }
