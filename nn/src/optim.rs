@@ -1,10 +1,9 @@
-//! Optimizers. Each keeps per-parameter state beside the parameter, updates in place with one
-//! fused pass over the values (no tape, no temporaries), and exports its state by parameter
-//! name so a checkpoint can resume a run exactly.
+//! Optimizers. Each keeps per-parameter state beside the parameter, on the parameter's
+//! device, and updates in place through the engine's fused steps ([`sgd_step`],
+//! [`adam_step`]: one pass over the values, no tape, no temporaries, on the CPU or the GPU),
+//! and exports its state by parameter name so a checkpoint can resume a run exactly.
 
-use ferrograd_engine::{Device, Error, Result, Storage, Tensor};
-use ferrograd_kernels::gpu::{optim as gpu_optim, GpuBuffer};
-use rayon::prelude::*;
+use ferrograd_engine::{adam_step, sgd_step, AdamStep, Device, Error, Result, Tensor};
 use std::collections::BTreeMap;
 
 /// An optimizer's state for a checkpoint: named tensors and scalar settings.
@@ -31,95 +30,76 @@ pub trait Optimizer {
     ) -> Result<()>;
 }
 
-/// Elements per rayon task in the fused updates.
-const CHUNK: usize = 1 << 14;
-
-/// One per-parameter state buffer (a momentum, a moment), kept on the parameter's device so
-/// that a GPU step reads nothing back.
-enum Slot {
-    Host(Vec<f32>),
-    Gpu(Tensor),
-}
+/// One per-parameter state buffer (a momentum, a moment): an engine tensor kept on the
+/// parameter's device, so that a GPU step reads nothing back.
+struct Slot(Tensor);
 
 impl Slot {
     fn zeros_for(p: &Tensor) -> Slot {
-        match p.device() {
-            Device::Cpu => Slot::Host(vec![0.0; p.numel()]),
-            Device::Gpu => Slot::Gpu(Tensor::zeros_like(p)),
-        }
+        Slot(p.zeros_like())
     }
-    /// Moves the slot to `device` when its parameter was moved after the optimizer was built.
-    fn follow(&mut self, device: Device, shape: &[usize]) -> Result<()> {
-        let moved = match (&*self, device) {
-            (Slot::Host(v), Device::Gpu) => {
-                Slot::Gpu(Tensor::from_vec(v.clone(), shape)?.to(Device::Gpu)?)
-            }
-            (Slot::Gpu(t), Device::Cpu) => Slot::Host(t.to_vec_f32()),
-            _ => return Ok(()),
-        };
-        *self = moved;
+    /// Moves the slot to `p`'s device when the parameter was moved after the optimizer was
+    /// built.
+    fn follow(&mut self, p: &Tensor) -> Result<()> {
+        let device = p.device();
+        if self.0.device() != device {
+            self.0 = self.0.to(device)?.detach();
+        }
         Ok(())
     }
-    fn host_mut(&mut self) -> &mut [f32] {
-        match self {
-            Slot::Host(v) => v,
-            Slot::Gpu(_) => unreachable!("slots follow their parameter's device"),
-        }
+    fn to_tensor(&self) -> Tensor {
+        self.0.detach()
     }
-    fn to_tensor(&self, shape: &[usize]) -> Tensor {
-        match self {
-            Slot::Host(v) => {
-                Tensor::from_vec(v.clone(), shape).expect("slot matches its parameter")
-            }
-            Slot::Gpu(t) => t.detach(),
-        }
-    }
-    /// Restores from a checkpoint's tensor (on any device).
+    /// Restores from a checkpoint's tensor (on any device, of any shape holding as many
+    /// values), onto `p`'s device.
     fn restore(
         &mut self,
         op: &'static str,
         tensors: &BTreeMap<String, Tensor>,
         key: &str,
+        p: &Tensor,
     ) -> Result<()> {
-        match self {
-            Slot::Host(v) => restore(op, tensors, key, v),
-            Slot::Gpu(t) => {
-                let mut host = vec![0.0; t.numel()];
-                restore(op, tensors, key, &mut host)?;
-                *t = Tensor::from_vec(host, t.shape())?.to(Device::Gpu)?;
-                Ok(())
-            }
+        let t = tensors.get(key).ok_or_else(|| {
+            Error::argument(op, format!("checkpoint has no optimizer state '{key}'"))
+        })?;
+        let v = t.to_vec_f32();
+        if v.len() != p.numel() {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "'{key}' holds {} values, the parameter has {}",
+                    v.len(),
+                    p.numel()
+                ),
+            ));
         }
+        self.0 = Tensor::from_vec(v, p.shape())?
+            .to_dtype(p.dtype())?
+            .to(p.device())?
+            .detach();
+        Ok(())
     }
 }
 
-/// The GPU buffer of a tensor known to be on the GPU.
-fn gpu_buffer<R>(t: &Tensor, f: impl FnOnce(&GpuBuffer) -> R) -> R {
-    match &*t.storage() {
-        Storage::Gpu(b) => f(b),
-        _ => unreachable!("checked to be on the GPU"),
-    }
-}
-
-/// The gradient of a GPU parameter, checked like [`grad_values`], left on the GPU.
-fn gpu_grad(op: &'static str, name: &str, p: &Tensor) -> Result<Option<Tensor>> {
+/// The gradient of `p`, checked against it and brought to its device and dtype for the
+/// engine's step: a GPU parameter needs its gradient on the GPU; a CPU parameter takes one
+/// from anywhere, as its values.
+fn grad_for(op: &'static str, name: &str, p: &Tensor) -> Result<Option<Tensor>> {
     let Some(g) = p.grad() else { return Ok(None) };
-    if g.shape() != p.shape() || g.device() != Device::Gpu {
-        return Err(Error::shape(
-            op,
-            format!(
-                "{name}: gradient {:?} on the {} for parameter {:?} on the GPU",
-                g.shape(),
-                g.device(),
-                p.shape()
-            ),
-        ));
+    if p.device() == Device::Gpu {
+        if g.shape() != p.shape() || g.device() != Device::Gpu {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "{name}: gradient {:?} on the {} for parameter {:?} on the GPU",
+                    g.shape(),
+                    g.device(),
+                    p.shape()
+                ),
+            ));
+        }
+        return Ok(Some(g));
     }
-    Ok(Some(g))
-}
-
-fn grad_values(op: &'static str, name: &str, p: &Tensor) -> Result<Option<Vec<f32>>> {
-    let Some(g) = p.grad() else { return Ok(None) };
     if g.shape() != p.shape() {
         return Err(Error::shape(
             op,
@@ -130,31 +110,16 @@ fn grad_values(op: &'static str, name: &str, p: &Tensor) -> Result<Option<Vec<f3
             ),
         ));
     }
-    Ok(Some(g.to_vec_f32()))
-}
-
-fn restore(
-    op: &'static str,
-    tensors: &BTreeMap<String, Tensor>,
-    key: &str,
-    into: &mut [f32],
-) -> Result<()> {
-    let t = tensors
-        .get(key)
-        .ok_or_else(|| Error::argument(op, format!("checkpoint has no optimizer state '{key}'")))?;
-    let v = t.to_vec_f32();
-    if v.len() != into.len() {
-        return Err(Error::shape(
-            op,
-            format!(
-                "'{key}' holds {} values, the parameter has {}",
-                v.len(),
-                into.len()
-            ),
-        ));
-    }
-    into.copy_from_slice(&v);
-    Ok(())
+    let g = if g.device() == p.device() {
+        g
+    } else {
+        g.to(p.device())?
+    };
+    Ok(Some(if g.dtype() == p.dtype() {
+        g
+    } else {
+        g.to_dtype(p.dtype())?
+    }))
 }
 
 /// A step count from a checkpoint: digits only, so that "-1" or "1.5" is an error naming the key
@@ -178,7 +143,6 @@ fn meta_steps(op: &'static str, metadata: &BTreeMap<String, String>, key: &str) 
             )
         })
 }
-
 /// Stochastic gradient descent with momentum and (coupled) weight decay, as PyTorch's SGD:
 /// g ← ∇θ + λθ;  b ← μb + g (b = g on the first step);  θ ← θ − lr·b.
 pub struct Sgd {
@@ -206,43 +170,21 @@ impl Sgd {
 
 impl Optimizer for Sgd {
     fn step(&mut self) -> Result<()> {
-        let (lr, mu, wd, first) = (
-            self.lr as f32,
-            self.momentum as f32,
-            self.weight_decay as f32,
-            self.steps == 0,
-        );
+        let first = self.steps == 0;
         for ((name, p), buf) in self.params.iter().zip(self.buffers.iter_mut()) {
-            buf.follow(p.device(), p.shape())?;
-            if let Slot::Gpu(b) = buf {
-                let Some(g) = gpu_grad("sgd", name, p)? else {
-                    continue;
-                };
-                p.update_on_gpu(|theta| {
-                    b.update_on_gpu(|b| {
-                        gpu_buffer(&g, |g| gpu_optim::sgd_step(theta, b, g, lr, mu, wd, first))
-                    })
-                })??;
-                p.zero_grad();
-                continue;
-            }
-            let Some(g) = grad_values("sgd", name, p)? else {
+            buf.follow(p)?;
+            let Some(g) = grad_for("sgd", name, p)? else {
                 continue;
             };
-            let buf = buf.host_mut();
-            p.update_values::<f32>(|theta| {
-                theta
-                    .par_chunks_mut(CHUNK)
-                    .zip(buf.par_chunks_mut(CHUNK))
-                    .zip(g.par_chunks(CHUNK))
-                    .for_each(|((t, b), g)| {
-                        for ((t, b), &g) in t.iter_mut().zip(b.iter_mut()).zip(g) {
-                            let g = g + wd * *t;
-                            *b = if first || mu == 0.0 { g } else { mu * *b + g };
-                            *t -= lr * *b;
-                        }
-                    })
-            })?;
+            sgd_step(
+                p,
+                &buf.0,
+                &g,
+                self.lr,
+                self.momentum,
+                self.weight_decay,
+                first,
+            )?;
             p.zero_grad();
         }
         self.steps += 1;
@@ -256,12 +198,7 @@ impl Optimizer for Sgd {
             .params
             .iter()
             .zip(&self.buffers)
-            .map(|((name, p), b)| {
-                (
-                    format!("{prefix}momentum_buffer.{name}"),
-                    b.to_tensor(p.shape()),
-                )
-            })
+            .map(|((name, _), b)| (format!("{prefix}momentum_buffer.{name}"), b.to_tensor()))
             .collect();
         let metadata = BTreeMap::from([(format!("{prefix}steps"), self.steps.to_string())]);
         OptimState { tensors, metadata }
@@ -272,8 +209,13 @@ impl Optimizer for Sgd {
         tensors: &BTreeMap<String, Tensor>,
         metadata: &BTreeMap<String, String>,
     ) -> Result<()> {
-        for ((name, _), b) in self.params.iter().zip(self.buffers.iter_mut()) {
-            b.restore("sgd", tensors, &format!("{prefix}momentum_buffer.{name}"))?;
+        for ((name, p), b) in self.params.iter().zip(self.buffers.iter_mut()) {
+            b.restore(
+                "sgd",
+                tensors,
+                &format!("{prefix}momentum_buffer.{name}"),
+                p,
+            )?;
         }
         self.steps = meta_steps("sgd", metadata, &format!("{prefix}steps"))?;
         Ok(())
@@ -291,7 +233,7 @@ pub struct Adam {
     pub eps: f64,
     pub weight_decay: f64,
     params: Vec<(String, Tensor)>,
-    /// First and second moments per parameter, in f32 like the parameters.
+    /// First and second moments per parameter, of the parameter's dtype and device.
     moments: Vec<(Slot, Slot)>,
     step: u64,
 }
@@ -332,58 +274,25 @@ impl Adam {
 impl Optimizer for Adam {
     fn step(&mut self) -> Result<()> {
         self.step += 1;
-        let (b1, b2) = self.betas;
-        let bias1 = (1.0 - b1.powi(self.step as i32)) as f32;
-        let bias2 = (1.0 - b2.powi(self.step as i32)) as f32;
-        let (lr, eps, wd, b1, b2) = (
-            self.lr as f32,
-            self.eps as f32,
-            self.weight_decay as f32,
-            b1 as f32,
-            b2 as f32,
-        );
+        let (beta1, beta2) = self.betas;
+        // The bias corrections in f64, once per step; the kernels round them to the
+        // parameter's precision.
+        let h = AdamStep {
+            lr: self.lr,
+            beta1,
+            beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            bias1: 1.0 - beta1.powi(self.step as i32),
+            bias2: 1.0 - beta2.powi(self.step as i32),
+        };
         for ((name, p), (m, v)) in self.params.iter().zip(self.moments.iter_mut()) {
-            m.follow(p.device(), p.shape())?;
-            v.follow(p.device(), p.shape())?;
-            if let (Slot::Gpu(m), Slot::Gpu(v)) = (&*m, &*v) {
-                let Some(g) = gpu_grad("adam", name, p)? else {
-                    continue;
-                };
-                p.update_on_gpu(|theta| {
-                    m.update_on_gpu(|m| {
-                        v.update_on_gpu(|v| {
-                            gpu_buffer(&g, |g| {
-                                gpu_optim::adam_step(
-                                    theta, m, v, g, lr, b1, b2, eps, wd, bias1, bias2,
-                                )
-                            })
-                        })
-                    })
-                })???;
-                p.zero_grad();
-                continue;
-            }
-            let Some(g) = grad_values("adam", name, p)? else {
+            m.follow(p)?;
+            v.follow(p)?;
+            let Some(g) = grad_for("adam", name, p)? else {
                 continue;
             };
-            let (m, v) = (m.host_mut(), v.host_mut());
-            p.update_values::<f32>(|theta| {
-                theta
-                    .par_chunks_mut(CHUNK)
-                    .zip(m.par_chunks_mut(CHUNK))
-                    .zip(v.par_chunks_mut(CHUNK))
-                    .zip(g.par_chunks(CHUNK))
-                    .for_each(|(((t, m), v), g)| {
-                        for (((t, m), v), &g) in
-                            t.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g)
-                        {
-                            *m = b1 * *m + (1.0 - b1) * g;
-                            *v = b2 * *v + (1.0 - b2) * g * g;
-                            let update = (*m / bias1) / ((*v / bias2).sqrt() + eps);
-                            *t -= lr * (update + wd * *t);
-                        }
-                    })
-            })?;
+            adam_step(p, &m.0, &v.0, &g, h)?;
             p.zero_grad();
         }
         Ok(())
@@ -393,9 +302,9 @@ impl Optimizer for Adam {
     }
     fn state(&self, prefix: &str) -> OptimState {
         let mut tensors = Vec::new();
-        for ((name, p), (m, v)) in self.params.iter().zip(&self.moments) {
-            tensors.push((format!("{prefix}exp_avg.{name}"), m.to_tensor(p.shape())));
-            tensors.push((format!("{prefix}exp_avg_sq.{name}"), v.to_tensor(p.shape())));
+        for ((name, _), (m, v)) in self.params.iter().zip(&self.moments) {
+            tensors.push((format!("{prefix}exp_avg.{name}"), m.to_tensor()));
+            tensors.push((format!("{prefix}exp_avg_sq.{name}"), v.to_tensor()));
         }
         let metadata = BTreeMap::from([(format!("{prefix}step"), self.step.to_string())]);
         OptimState { tensors, metadata }
@@ -406,9 +315,9 @@ impl Optimizer for Adam {
         tensors: &BTreeMap<String, Tensor>,
         metadata: &BTreeMap<String, String>,
     ) -> Result<()> {
-        for ((name, _), (m, v)) in self.params.iter().zip(self.moments.iter_mut()) {
-            m.restore("adam", tensors, &format!("{prefix}exp_avg.{name}"))?;
-            v.restore("adam", tensors, &format!("{prefix}exp_avg_sq.{name}"))?;
+        for ((name, p), (m, v)) in self.params.iter().zip(self.moments.iter_mut()) {
+            m.restore("adam", tensors, &format!("{prefix}exp_avg.{name}"), p)?;
+            v.restore("adam", tensors, &format!("{prefix}exp_avg_sq.{name}"), p)?;
         }
         self.step = meta_steps("adam", metadata, &format!("{prefix}step"))?;
         Ok(())
@@ -476,6 +385,78 @@ mod tests {
             (v[0] - 0.99).abs() < 1e-6 && (v[1] + 2.01).abs() < 1e-6,
             "{v:?}"
         );
+    }
+
+    /// The loops nn ran by hand before it called the engine's fused steps, kept here to pin
+    /// that the engine's kernels give the same bits (f32, hyper-parameters rounded from f64).
+    #[test]
+    fn engine_steps_match_the_reference_loops_bit_for_bit() {
+        let init = [0.5f32, -1.25, 2.0, 0.0, -3.5];
+        let grads = |t: usize| -> Vec<f32> {
+            (0..init.len())
+                .map(|i| ((i as f32 + 1.0) * 0.37 - t as f32 * 0.11).sin())
+                .collect()
+        };
+        let feed = |p: &Tensor, g: &[f32]| {
+            p.zero_grad();
+            p.mul(&Tensor::from_vec(g.to_vec(), &[g.len()]).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+        };
+
+        // SGD with momentum and weight decay.
+        let (lr, mu, wd) = (0.05f64, 0.9f64, 0.01f64);
+        let p = Tensor::from_vec(init.to_vec(), &[init.len()])
+            .unwrap()
+            .requires_grad_();
+        let mut sgd = Sgd::new(vec![("p".into(), p.clone())], lr, mu, wd);
+        let (mut theta, mut buf) = (init.to_vec(), vec![0.0f32; init.len()]);
+        for t in 0..6 {
+            let g = grads(t);
+            feed(&p, &g);
+            sgd.step().unwrap();
+            let (lr, mu, wd, first) = (lr as f32, mu as f32, wd as f32, t == 0);
+            for ((t, b), &g) in theta.iter_mut().zip(buf.iter_mut()).zip(&g) {
+                let g = g + wd * *t;
+                *b = if first || mu == 0.0 { g } else { mu * *b + g };
+                *t -= lr * *b;
+            }
+            assert_eq!(p.to_vec_f32(), theta, "sgd step {t}");
+        }
+        assert_eq!(sgd.state("").tensors[0].1.to_vec_f32(), buf);
+
+        // AdamW with bias corrections.
+        let (lr, b1, b2, eps, wd) = (0.01f64, 0.8f64, 0.99f64, 1e-8f64, 0.05f64);
+        let p = Tensor::from_vec(init.to_vec(), &[init.len()])
+            .unwrap()
+            .requires_grad_();
+        let mut adam = Adam::adamw(vec![("p".into(), p.clone())], lr, wd).with_betas(b1, b2);
+        let n = init.len();
+        let (mut theta, mut m, mut v) = (init.to_vec(), vec![0.0f32; n], vec![0.0f32; n]);
+        for t in 0..6 {
+            let g = grads(t);
+            feed(&p, &g);
+            adam.step().unwrap();
+            let step = t as i32 + 1;
+            let bias1 = (1.0 - b1.powi(step)) as f32;
+            let bias2 = (1.0 - b2.powi(step)) as f32;
+            let (lr, eps, wd, b1, b2) = (lr as f32, eps as f32, wd as f32, b1 as f32, b2 as f32);
+            for (((t, m), v), &g) in theta.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(&g) {
+                *m = b1 * *m + (1.0 - b1) * g;
+                *v = b2 * *v + (1.0 - b2) * g * g;
+                let update = (*m / bias1) / ((*v / bias2).sqrt() + eps);
+                *t -= lr * (update + wd * *t);
+            }
+            assert_eq!(p.to_vec_f32(), theta, "adam step {t}");
+        }
+        let state = adam.state("o.");
+        assert_eq!(state.tensors[0].0, "o.exp_avg.p");
+        assert_eq!(state.tensors[0].1.to_vec_f32(), m);
+        assert_eq!(state.tensors[1].0, "o.exp_avg_sq.p");
+        assert_eq!(state.tensors[1].1.to_vec_f32(), v);
     }
 
     #[test]
