@@ -18,6 +18,10 @@
 //! lines — those are the course's (`ferrograd-models`, `ferrograd-plot`, the `ferrograd`
 //! program). It depends on the engine, `safetensors` and `serde_json` only.
 
+// Every public item is documented: readers learn from this source, and CI turns the
+// warning into an error (clippy -D warnings).
+#![warn(missing_docs)]
+
 pub mod checkpoint;
 pub mod loss;
 pub mod nn;

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 /// An optimizer's state for a checkpoint: named tensors and scalar settings.
 #[derive(Clone, Default)]
 pub struct OptimState {
+    /// The state's tensors (moments, momentum buffers), by checkpoint name.
     pub tensors: Vec<(String, Tensor)>,
+    /// The state's scalars as strings (step counts).
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -146,8 +148,11 @@ fn meta_steps(op: &'static str, metadata: &BTreeMap<String, String>, key: &str) 
 /// Stochastic gradient descent with momentum and (coupled) weight decay, as PyTorch's SGD:
 /// g ← ∇θ + λθ;  b ← μb + g (b = g on the first step);  θ ← θ − lr·b.
 pub struct Sgd {
+    /// The learning rate.
     pub lr: f64,
+    /// μ, the momentum (0: plain SGD).
     pub momentum: f64,
+    /// λ, the coupled weight decay (added to the gradient as λθ).
     pub weight_decay: f64,
     params: Vec<(String, Tensor)>,
     buffers: Vec<Slot>,
@@ -155,6 +160,7 @@ pub struct Sgd {
 }
 
 impl Sgd {
+    /// SGD over `params` (name, tensor), with zeroed momentum buffers on each parameter's device.
     pub fn new(params: Vec<(String, Tensor)>, lr: f64, momentum: f64, weight_decay: f64) -> Sgd {
         let buffers = params.iter().map(|(_, p)| Slot::zeros_for(p)).collect();
         Sgd {
@@ -228,9 +234,13 @@ impl Optimizer for Sgd {
 /// m ← β₁m + (1 − β₁)g,  v ← β₂v + (1 − β₂)g²,  m̂ = m/(1 − β₁ᵗ),  v̂ = v/(1 − β₂ᵗ),
 /// θ ← θ − lr·(m̂/(√v̂ + ε) + λθ)   (λ = `weight_decay`; 0 gives plain Adam).
 pub struct Adam {
+    /// The learning rate.
     pub lr: f64,
+    /// (β₁, β₂), the moments' decay rates.
     pub betas: (f64, f64),
+    /// ε, added to √v̂ so the step stays finite.
     pub eps: f64,
+    /// λ, the decoupled weight decay (0: plain Adam).
     pub weight_decay: f64,
     params: Vec<(String, Tensor)>,
     /// First and second moments per parameter, of the parameter's dtype and device.
@@ -239,6 +249,7 @@ pub struct Adam {
 }
 
 impl Adam {
+    /// Adam over `params` (name, tensor) with PyTorch's defaults: β = (0.9, 0.999), ε = 1e-8, no decay.
     pub fn new(params: Vec<(String, Tensor)>, lr: f64) -> Adam {
         let moments = params
             .iter()
@@ -261,6 +272,7 @@ impl Adam {
             ..Adam::new(params, lr)
         }
     }
+    /// Sets (β₁, β₂) (builder style).
     pub fn with_betas(mut self, b1: f64, b2: f64) -> Adam {
         self.betas = (b1, b2);
         self
