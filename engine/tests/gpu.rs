@@ -3,6 +3,7 @@
 //!
 //! Skipped without a GPU, unless `FERROGRAD_REQUIRE_GPU=1` (as in CI, on lavapipe) makes a
 //! missing adapter a failure.
+#![cfg(feature = "gpu")]
 
 use ferrograd_engine::gradcheck::run_case_on;
 use ferrograd_engine::{checks, DType, Device, ErrorKind, Tensor};
