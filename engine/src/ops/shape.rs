@@ -173,6 +173,18 @@ impl BackwardOp for ScatterAddFlat {
     }
 }
 
+/// Steps the multi-index `pos` to the next position of `sizes` in row-major order (an
+/// odometer: the last axis turns fastest), wrapping to all zeros after the last.
+fn next_position(pos: &mut [usize], sizes: &[usize]) {
+    for d in (0..sizes.len()).rev() {
+        pos[d] += 1;
+        if pos[d] < sizes[d] {
+            return;
+        }
+        pos[d] = 0;
+    }
+}
+
 /// Flat indices, in a buffer of `shape`, of the box starting at `starts` with size `region`,
 /// in row-major order of the box.
 fn box_indices(shape: &[usize], starts: &[usize], region: &[usize]) -> Vec<usize> {
@@ -188,13 +200,7 @@ fn box_indices(shape: &[usize], starts: &[usize], region: &[usize]) -> Vec<usize
                 .map(|((p, s), st)| (p + s) * st)
                 .sum(),
         );
-        for d in (0..region.len()).rev() {
-            pos[d] += 1;
-            if pos[d] < region[d] {
-                break;
-            }
-            pos[d] = 0;
-        }
+        next_position(&mut pos, region);
     }
     out
 }
@@ -747,13 +753,7 @@ fn axis_indices(
                 .map(|(d, (&p, &st))| if d == axis { v as usize * st } else { p * st })
                 .sum(),
         );
-        for d in (0..ishape.len()).rev() {
-            pos[d] += 1;
-            if pos[d] < ishape[d] {
-                break;
-            }
-            pos[d] = 0;
-        }
+        next_position(&mut pos, ishape);
     }
     Ok(out)
 }
