@@ -3,6 +3,18 @@
 //! `cargo bench` runs them all; `cargo bench -- --quick` runs fewer repetitions (under three
 //! minutes on two cores). Each figure is the median of repeated runs after warm-up.
 //! `benches/torch_reference.py` prints the same lines for PyTorch on the same machine.
+//!
+//! Positional arguments name the groups to run: `fmnist_cnn`, `conv`, `matmul`, `op_overhead`,
+//! `hvp`, `cam`, `cam_exact`, `deepfake`, `course`, `peak_rss`. A group's full name selects
+//! that group only (`cam` does not select `cam_exact`); any other argument selects the groups
+//! whose names start with it.
+//!
+//! - `course`: one training step of each of the course's models as `ferrograd train` runs it
+//!   (the CLI's default settings, batch 128): `classifier_train`, `vae_train`, `gan_train`,
+//!   `aae_train`; and `classifier_infer`, the classifier's logits in evaluation mode.
+//! - `cam_exact`: the exact Grad-CAM++ for one image at conv1, conv2 and conv3 (once per layer,
+//!   in seconds). With `--quick` only conv3 runs unless `--cam-layers=conv1,conv2,conv3` (or
+//!   `--cam-layers=all`, or `FERROGRAD_CAM_LAYERS`) asks for more.
 
 use ferrograd::engine::{
     grad, no_grad, Conv2dParams, ConvTranspose2dParams, DType, Device, Result, Rng, Tensor,
@@ -247,42 +259,166 @@ fn hvp(reps: Reps) -> Result<()> {
     Ok(())
 }
 
-/// Each CAM method for one image at each of the classifier's three layers (the course's
-/// classifier at its real width, weights from a fixed seed: the cost does not depend on
-/// training). The exact Grad-CAM++ runs once: it takes seconds.
-fn cam_methods(reps: Reps) -> Result<()> {
-    use ferrograd_cam::{Method, Score, Target};
-    use ferrograd_models::classifier::{Classifier, ClassifierActivation, LAYER_NAMES};
+/// The model and the image of the CAM workloads: the course's classifier at its real width
+/// with `ferrograd train classifier`'s defaults (ReLU), weights from a fixed seed (the cost does
+/// not depend on training), and one uniform 28x28 image.
+fn cam_setup() -> Result<(ferrograd_models::classifier::Classifier, Tensor)> {
+    use ferrograd_models::classifier::{Classifier, ClassifierActivation};
     let mut rng = Rng::new(5);
     let model = Classifier::new(ClassifierActivation::Relu, 0.1, 1e-5, 1e-3, &mut rng)?;
     let x = Tensor::rand_uniform(&[1, 1, 28, 28], 0.0, 1.0, DType::F32, &mut rng)?;
+    Ok((model, x))
+}
+
+/// The CAM workloads' target: class 7 with `ferrograd cam`'s default score, Y = exp(z_c).
+fn cam_target(
+    model: &ferrograd_models::classifier::Classifier,
+    layer: usize,
+) -> ferrograd_cam::Target<'_> {
+    ferrograd_cam::Target {
+        model,
+        layer,
+        class: 7,
+        score: ferrograd_cam::Score::ExpLogit,
+    }
+}
+
+/// Seconds of one exact Grad-CAM++ per layer, measured once per process: the `cam` and
+/// `cam_exact` groups time the same call, so whichever runs first measures it for both.
+type ExactTimes = [Option<f64>; 3];
+
+fn exact_seconds(
+    model: &ferrograd_models::classifier::Classifier,
+    x: &Tensor,
+    layer: usize,
+    cache: &mut ExactTimes,
+) -> Result<f64> {
+    if let Some(s) = cache[layer] {
+        return Ok(s);
+    }
+    let once = Reps {
+        warmup: 0,
+        runs: 1,
+        min_secs: 0.0,
+    };
+    let method = ferrograd_cam::Method::GradCamPlusPlusExact;
+    let target = cam_target(model, layer);
+    let s = median_ms(once, || target.explain(x, method).map(|_| ()))? / 1e3;
+    cache[layer] = Some(s);
+    Ok(s)
+}
+
+/// Each CAM method for one image at each of the classifier's three layers. The exact
+/// Grad-CAM++ runs once: it takes seconds.
+fn cam_methods(reps: Reps, exact: &mut ExactTimes) -> Result<()> {
+    use ferrograd_cam::Method;
+    use ferrograd_models::classifier::LAYER_NAMES;
+    let (model, x) = cam_setup()?;
     for method in Method::ALL {
         for (layer, name) in LAYER_NAMES.iter().enumerate() {
             if !method.applies_to(layer) {
                 continue;
             }
-            let target = Target {
-                model: &model,
-                layer,
-                class: 7,
-                score: Score::ExpLogit,
-            };
-            let once = Reps {
-                warmup: 0,
-                runs: 1,
-                min_secs: 0.0,
-            };
-            let r = if method == Method::GradCamPlusPlusExact {
-                once
+            let target = cam_target(&model, layer);
+            let ms = if method == Method::GradCamPlusPlusExact {
+                exact_seconds(&model, &x, layer, exact)? * 1e3
             } else {
-                reps
+                median_ms(reps, || target.explain(&x, method).map(|_| ()))?
             };
-            let ms = median_ms(r, || target.explain(&x, method).map(|_| ()))?;
             emit(format!(
                 r#"{{"name":"cam","method":"{}","layer":"{name}","ms":{ms:.2}}}"#,
                 method.name()
             ));
         }
+    }
+    Ok(())
+}
+
+/// The exact Grad-CAM++ for one image at each of `layers` (0..2 for conv1..conv3), once per
+/// layer: `cam_exact`, whose twin is `bench_cam_exact` in `benches/torch_reference.py`.
+fn cam_exact(layers: &[usize], exact: &mut ExactTimes) -> Result<()> {
+    use ferrograd_models::classifier::LAYER_NAMES;
+    let (model, x) = cam_setup()?;
+    for &layer in layers {
+        let s = exact_seconds(&model, &x, layer, exact)?;
+        emit(format!(
+            r#"{{"name":"cam_exact","layer":"{}","s":{s:.3}}}"#,
+            LAYER_NAMES[layer]
+        ));
+    }
+    Ok(())
+}
+
+/// A batch of the course's training data in shape: `n` uniform images in [0, 1] (the
+/// reconstruction losses need targets there) and uniform labels.
+fn course_batch(rng: &mut Rng, n: usize) -> Result<(Tensor, Vec<usize>)> {
+    let x = Tensor::rand_uniform(&[n, 1, 28, 28], 0.0, 1.0, DType::F32, rng)?;
+    Ok((on_device(x), (0..n).map(|_| rng.below(10)).collect()))
+}
+
+/// Median time of the model's own `train_step` (what `ferrograd train <kind>` runs per batch,
+/// losses read back included), emitted as `<name>`.
+fn course_train_step(
+    name: &str,
+    model: &mut dyn ferrograd_models::generative::Model,
+    batch: usize,
+    reps: Reps,
+) -> Result<()> {
+    use ferrograd_nn::nn::Ctx;
+    let mut rng = Rng::new(12);
+    let (x, labels) = course_batch(&mut rng, batch)?;
+    model.move_to(device())?;
+    let mut ctx = Ctx::train(13);
+    let ms = median_ms(reps, || model.train_step(&x, &labels, &mut ctx).map(|_| ()))?;
+    emit(format!(
+        r#"{{"name":"{name}","batch":{batch},"images_per_s":{:.1},"ms":{ms:.3}}}"#,
+        batch as f64 / (ms / 1e3)
+    ));
+    Ok(())
+}
+
+/// The course's models with the settings `ferrograd train` uses by default
+/// ([`TrainConfig::defaults`](ferrograd_models::train::TrainConfig::defaults), the values the
+/// CLI's flags fall back to), built as [`build_model`](ferrograd_models::train::build_model)
+/// builds them: the classifier (ReLU, β = 0.1, λ = 1e-5, Adam lr 1e-3), the VAE (latent 16,
+/// λ = 1, lr 1e-3), the GAN (latent 64, non-saturating generator loss, lr 2e-4, β₁ = 0.5) and
+/// the AAE (latent 8, λ = 10, N(0, I) prior, lr 1e-3), batch 128. One step each, and the
+/// classifier's logits in evaluation mode under `no_grad` (`classifier_infer`, batch 128: what
+/// `predict` and the CAM commands run; the decoder is not run). The learning-rate schedule's
+/// per-step `set_lr` is left out (it only stores a number).
+fn course(reps: Reps) -> Result<()> {
+    use ferrograd_models::classifier::Classifier;
+    use ferrograd_models::train::{build_model, ModelKind, TrainConfig};
+    use ferrograd_nn::nn::Ctx;
+    let cfg = TrainConfig::defaults(ModelKind::Classifier);
+    // `build_model` boxes the classifier; `classifier_infer` needs its `logits`, so build it
+    // as `build_model` does (Classifier::new from the configuration, seeded by cfg.seed).
+    let mut classifier = Classifier::new(
+        cfg.activation,
+        cfg.beta,
+        cfg.lambda,
+        cfg.lr,
+        &mut Rng::new(cfg.seed),
+    )?;
+    course_train_step("classifier_train", &mut classifier, cfg.batch, reps)?;
+    const INFER_BATCH: usize = 128;
+    let (x, _) = course_batch(&mut Rng::new(14), INFER_BATCH)?;
+    let ms = median_ms(reps, || {
+        no_grad(|| classifier.logits(&x, &mut Ctx::eval()).map(|_| ()))
+    })?;
+    emit(format!(
+        r#"{{"name":"classifier_infer","batch":{INFER_BATCH},"images_per_s":{:.1},"ms":{ms:.3}}}"#,
+        INFER_BATCH as f64 / (ms / 1e3)
+    ));
+    drop(classifier);
+    for (name, kind) in [
+        ("vae_train", ModelKind::Vae),
+        ("gan_train", ModelKind::Gan),
+        ("aae_train", ModelKind::Aae),
+    ] {
+        let cfg = TrainConfig::defaults(kind);
+        let mut model = build_model(&cfg)?;
+        course_train_step(name, &mut *model, cfg.batch, reps)?;
     }
     Ok(())
 }
@@ -358,6 +494,50 @@ fn peak_rss_child() -> Result<()> {
     Ok(())
 }
 
+/// The workload groups positional arguments select.
+const GROUPS: [&str; 10] = [
+    "fmnist_cnn",
+    "conv",
+    "matmul",
+    "op_overhead",
+    "hvp",
+    "cam",
+    "cam_exact",
+    "deepfake",
+    "course",
+    "peak_rss",
+];
+
+/// The value of `--flag value` or `--flag=value`.
+fn flag_value(args: &[String], flag: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| {
+            let prefix = format!("{flag}=");
+            args.iter()
+                .find_map(|a| a.strip_prefix(prefix.as_str()).map(str::to_string))
+        })
+}
+
+/// "conv1,conv3" (or "all") as layer indices.
+fn parse_layers(list: &str) -> Result<Vec<usize>> {
+    use ferrograd_models::classifier::LAYER_NAMES;
+    if list == "all" {
+        return Ok((0..LAYER_NAMES.len()).collect());
+    }
+    list.split(',')
+        .map(|name| {
+            LAYER_NAMES.iter().position(|l| *l == name).ok_or_else(|| {
+                ferrograd::Error::argument(
+                    "bench",
+                    format!("--cam-layers: '{name}' is not one of conv1, conv2, conv3, all"),
+                )
+            })
+        })
+        .collect()
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--peak-rss-child") {
@@ -377,15 +557,17 @@ fn main() -> Result<()> {
             min_secs: 1.0,
         }
     };
+    // `--cam-layers conv1,conv2,conv3` (or `=all`, or FERROGRAD_CAM_LAYERS): the layers of
+    // `cam_exact`; by default all three, conv3 alone with --quick.
+    let cam_layers_arg =
+        flag_value(&args, "--cam-layers").or_else(|| std::env::var("FERROGRAD_CAM_LAYERS").ok());
+    let cam_layers = match &cam_layers_arg {
+        Some(list) => parse_layers(list)?,
+        None if quick => vec![2],
+        None => vec![0, 1, 2],
+    };
     // `--device gpu` (or `--device=gpu`, or FERROGRAD_DEVICE) runs the workloads on the GPU.
-    let device_arg = args
-        .iter()
-        .position(|a| a == "--device")
-        .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| {
-            args.iter()
-                .find_map(|a| a.strip_prefix("--device=").map(str::to_string))
-        })
+    let device_arg = flag_value(&args, "--device")
         .or_else(|| std::env::var("FERROGRAD_DEVICE").ok())
         .unwrap_or_else(|| "cpu".into());
     let device = Device::parse(&device_arg)?;
@@ -402,15 +584,26 @@ fn main() -> Result<()> {
         rayon::current_num_threads(),
         adapter.replace('"', "'")
     ));
-    // Positional arguments select workloads by name prefix (cargo passes `--bench`; skip flags
-    // and the device's name).
+    // Positional arguments select workload groups (cargo passes `--bench`; skip flags and the
+    // values of `--device` and `--cam-layers`). A group's full name selects that group only;
+    // anything else selects every group whose name starts with it.
+    let values: Vec<&String> = ["--device", "--cam-layers"]
+        .iter()
+        .filter_map(|flag| args.iter().position(|a| a == flag))
+        .filter_map(|i| args.get(i + 1))
+        .collect();
     let filters: Vec<&String> = args
         .iter()
         .skip(1)
-        .filter(|a| !a.starts_with("--") && **a != device_arg)
+        .filter(|a| !a.starts_with("--") && !values.contains(a))
         .collect();
-    let wanted =
-        |name: &str| filters.is_empty() || filters.iter().any(|f| name.starts_with(f.as_str()));
+    let wanted = |name: &str| {
+        filters.is_empty()
+            || filters.iter().any(|f| {
+                name == f.as_str()
+                    || (name.starts_with(f.as_str()) && !GROUPS.contains(&f.as_str()))
+            })
+    };
     if wanted("fmnist_cnn") {
         fmnist_cnn(reps)?;
     }
@@ -428,11 +621,18 @@ fn main() -> Result<()> {
     if wanted("hvp") {
         hvp(reps)?;
     }
+    let mut exact = ExactTimes::default();
     if wanted("cam") && cpu_only {
-        cam_methods(reps)?;
+        cam_methods(reps, &mut exact)?;
+    }
+    if wanted("cam_exact") && cpu_only {
+        cam_exact(&cam_layers, &mut exact)?;
     }
     if wanted("deepfake") {
         deepfake_step(reps)?;
+    }
+    if wanted("course") {
+        course(reps)?;
     }
     if !wanted("peak_rss") || !cpu_only {
         return Ok(());
