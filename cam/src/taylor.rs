@@ -24,8 +24,8 @@
 //!   with E_j = exp(z_j − max z₀) by the same series and the quotient q = a/b from b·q = a:
 //!   q₀ = a₀/b₀, q_m = (a_m − Σ_{k<m} q_k·b_{m−k})/b₀.
 //!
-//! The activations' derivatives, as the engine differentiates its own ops: ReLU: 1[x > 0],
-//! 0, 0; ELU(α): 1 for x > 0, else α·eˣ, and σ'' = σ''' = α·eˣ·1[x ≤ 0] (the engine's ELU is
+//! The activations' derivatives, as the engine differentiates its own ops: ReLU: 1\[x > 0\],
+//! 0, 0; ELU(α): 1 for x > 0, else α·eˣ, and σ'' = σ''' = α·eˣ·1\[x ≤ 0\] (the engine's ELU is
 //! relu(x) + α(e^min(x,0) − 1), its derivative α at 0); softplus: s = sigmoid(x), s(1 − s),
 //! s(1 − s)(1 − 2s).
 //!
@@ -36,7 +36,7 @@
 //! ∂z_c/∂(output of activation j) at h₀ (one reverse sweep per logit the score needs, once per
 //! image) and g_0^c = ∂z_c/∂A,
 //!
-//!   z_{c,1} = g_0^c[i],   z_{c,m} = Σ_j ⟨g_j^c, s_{m,j}⟩  (m = 2, 3).
+//!   z_{c,1} = g_0^c\[i\],   z_{c,m} = Σ_j ⟨g_j^c, s_{m,j}⟩  (m = 2, 3).
 //!
 //! Only x₁ and x₂ are pushed forward, and only as far as the last activation with σ'' ≠ 0;
 //! x₃ never is. In a ReLU network every source vanishes: the derivatives come from the
@@ -296,7 +296,7 @@ struct Point {
     from_a: Option<Vec<usize>>,
     /// The logits at A.
     logits: Vec<f64>,
-    /// ∂z_c/∂(start map) for each logit of the score, [logit][element].
+    /// ∂z_c/∂(start map) for each logit of the score, \[logit\]\[element\].
     first: Vec<Vec<f64>>,
     prepared: Vec<Prepared>,
 }
