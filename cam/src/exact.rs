@@ -1,6 +1,11 @@
 //! Exact diagonal second and third derivatives of a score with respect to every element of an
 //! activation map, from the engine's higher-order reverse mode.
 //!
+//! This is the generic method: it needs nothing but a score function of a batch of maps. The
+//! exact Grad-CAM++ of the classifier ([`crate::maps::Target::explain`]) uses the much faster
+//! univariate Taylor mode of [`crate::taylor`] instead, which reads the network's layers; the
+//! method here is its independent judge in the tests.
+//!
 //! For Grad-CAM++ we need, for every element a_e of A, the three numbers
 //!
 //!   d1_e = ∂Y/∂a_e,   d2_e = ∂²Y/∂a_e²,   d3_e = ∂³Y/∂a_e³,

@@ -3,8 +3,13 @@
 //! Notation: A^k_ij is channel k of the target layer's activation map at position (i, j),
 //! Y the class score, g = ∂Y/∂A. Every map is ReLU(Σ_k w_k A^k) for channel weights w_k
 //! that the methods choose differently (CAM keeps the sign: it has no ReLU).
+//!
+//! The exact Grad-CAM++ needs ∂Y/∂a, ∂²Y/∂a², ∂³Y/∂a³ for every element a of A: it pushes the
+//! Taylor series of the network along each element ([`crate::taylor`]), sharing the forward
+//! value and the reverse-mode adjoints of the logits among all elements.
 
 use crate::exact::{diagonal_derivatives_at, Diagonal};
+use crate::taylor::taylor_diagonal;
 use ferrograd_engine::{grad, no_grad, Error, Result, Tensor};
 use ferrograd_models::classifier::{Classifier, LAYER_NAMES};
 use ferrograd_nn::nn::Ctx;
@@ -21,8 +26,9 @@ pub enum Method {
     /// tf-keras-vis compute): assume Y = exp(S) with S piecewise linear in A, so that
     /// ∂²Y/∂A² = Y·g², ∂³Y/∂A³ = Y·g³ with g = ∂S/∂A, and Y cancels from α.
     GradCamPlusPlus,
-    /// Grad-CAM++ with the true diagonal ∂²Y/∂A², ∂³Y/∂A³ of the chosen score, from the
-    /// engine's third-order reverse mode (see [`crate::exact`]).
+    /// Grad-CAM++ with the true diagonal ∂²Y/∂A², ∂³Y/∂A³ of the chosen score, by univariate
+    /// Taylor mode along each element of A (see [`crate::taylor`]; [`crate::exact`]'s
+    /// reverse mode gives the same numbers, much more slowly).
     GradCamPlusPlusExact,
 }
 
@@ -114,7 +120,8 @@ pub struct Target<'a> {
     pub score: Score,
 }
 
-/// Elements per batch of the exact method: each is one copy of the network from the layer on.
+/// Elements per batch of [`Target::exact_diagonal`] (the reverse-mode method): each is one copy
+/// of the network from the layer on.
 pub const EXACT_CHUNK: usize = 256;
 
 impl Target<'_> {
@@ -168,7 +175,9 @@ impl Target<'_> {
         Ok(grad(&[&y.sum_all()?], &[&a], None, false)?[0].to_vec_f64())
     }
 
-    /// The exact diagonals of the score's first three derivatives at A.
+    /// The exact diagonals of the score's first three derivatives at A, by the generic
+    /// reverse-mode method of [`crate::exact`] (third-order reverse sweeps over perturbed
+    /// copies of A): the judge of [`Target::taylor_diagonal`], which `explain` uses.
     pub fn exact_diagonal(
         &self,
         a: &Tensor,
@@ -177,6 +186,17 @@ impl Target<'_> {
         let score = |batch: &Tensor| self.score_of(batch, self.score);
         let live = self.pooling_winners(a)?;
         diagonal_derivatives_at(a, &score, &live, EXACT_CHUNK, on_chunk)
+    }
+
+    /// The same diagonals by univariate Taylor mode (see [`crate::taylor`]): one forward value
+    /// shared by all elements, series pushed for each, reverse-mode adjoints for what is linear.
+    /// What [`Target::explain`] uses; [`Target::exact_diagonal`] is its independent judge.
+    pub fn taylor_diagonal(
+        &self,
+        a: &Tensor,
+        on_chunk: &mut dyn FnMut(usize, usize),
+    ) -> Result<Diagonal> {
+        taylor_diagonal(self.model, self.layer, self.class, self.score, a, on_chunk)
     }
 
     /// The elements of A that can move Y. conv1 and conv2 feed a 2x2 max-pooling: an element
@@ -238,7 +258,7 @@ impl Target<'_> {
                 plus_plus_weights(&values, &g, &second, &third, h * w)
             }
             Method::GradCamPlusPlusExact => {
-                let d = self.exact_diagonal(&a, on_chunk)?;
+                let d = self.taylor_diagonal(&a, on_chunk)?;
                 plus_plus_weights(&values, &d.first, &d.second, &d.third, h * w)
             }
         };

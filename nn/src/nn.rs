@@ -35,7 +35,11 @@ impl Ctx {
 }
 
 /// A layer or a network of layers.
-pub trait Module: Send + Sync {
+///
+/// Every module is `Any`, so code that needs a layer's parts (a convolution's weight, a batch
+/// norm's statistics) can find them in a [`Sequential`]: `(layer.as_ref() as &dyn Any)
+/// .downcast_ref::<Conv2d>()`, with `std::any::Any`.
+pub trait Module: std::any::Any + Send + Sync {
     /// The layer's output for input `x`, recorded on the tape when gradients are enabled.
     fn forward(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor>;
     /// Trainable parameters, named with `prefix` (e.g. `"encoder.0."`).
