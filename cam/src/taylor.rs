@@ -455,6 +455,37 @@ struct Jets {
 }
 
 impl Jets {
+    /// The first-order seeds of a chunk: one 1x1 window per start position (flat index into the
+    /// H·W map) and one direction per channel, x₁ = e_k; x₂ is zero until an activation. The
+    /// tensor takes the dtype and device of `like`.
+    fn seeds(
+        positions: &[usize],
+        channels: usize,
+        (height, width): (usize, usize),
+        like: &Tensor,
+    ) -> Result<Jets> {
+        let k = channels;
+        let groups = positions.len();
+        let mut one_hot = vec![0.0; groups * k * k];
+        for d in 0..groups * k {
+            one_hot[d * k + d % k] = 1.0;
+        }
+        let x1 =
+            Tensor::from_f64s(&one_hot, &[groups * k, k, 1, 1], like.dtype())?.to(like.device())?;
+        Ok(Jets {
+            x1,
+            x2: None,
+            per_group: k,
+            origins: positions
+                .iter()
+                .map(|&p| ((p / width) as isize, (p % width) as isize))
+                .collect(),
+            size: (1, 1),
+            map: (height, width),
+            stray: false,
+        })
+    }
+
     fn groups(&self) -> usize {
         self.origins.len()
     }
@@ -645,25 +676,7 @@ fn push(
     last: usize,
 ) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let (k, height, width) = point.start;
-    let groups = positions.len();
-    let mut one_hot = vec![0.0; groups * k * k];
-    for d in 0..groups * k {
-        one_hot[d * k + d % k] = 1.0;
-    }
-    let x1 = Tensor::from_f64s(&one_hot, &[groups * k, k, 1, 1], dtype_of.dtype())?
-        .to(dtype_of.device())?;
-    let mut jets = Jets {
-        x1,
-        x2: None,
-        per_group: k,
-        origins: positions
-            .iter()
-            .map(|&p| ((p / width) as isize, (p % width) as isize))
-            .collect(),
-        size: (1, 1),
-        map: (height, width),
-        stray: false,
-    };
+    let mut jets = Jets::seeds(positions, k, (height, width), dtype_of)?;
     let (mut z2, mut z3) = (None, None);
     for (i, (step, prep)) in net
         .steps
@@ -893,23 +906,8 @@ mod tests {
                 })
                 .collect();
             let positions = [0, 4, 7, 13, 29];
-            let groups = positions.len();
-            let mut one_hot = vec![0.0; groups * k * k];
-            for d in 0..groups * k {
-                one_hot[d * k + d % k] = 1.0;
-            }
-            let mut jets = Jets {
-                x1: Tensor::from_f64s(&one_hot, &[groups * k, k, 1, 1], DType::F64).unwrap(),
-                x2: None,
-                per_group: k,
-                origins: positions
-                    .iter()
-                    .map(|&p| ((p / width) as isize, (p % width) as isize))
-                    .collect(),
-                size: (1, 1),
-                map: (height, width),
-                stray: false,
-            };
+            let like = Tensor::zeros(&[1], DType::F64).unwrap();
+            let mut jets = Jets::seeds(&positions, k, (height, width), &like).unwrap();
             for conv in &convs {
                 jets.conv(conv, &full_conv_weight(&conv.weight, None).unwrap())
                     .unwrap();
