@@ -75,6 +75,7 @@ pub fn all() -> Vec<OpCheck> {
     v.extend(crate::ops::matmul::checks());
     v.extend(crate::ops::conv::checks());
     v.extend(crate::ops::pool::checks());
+    v.extend(crate::ops::channel::checks());
     v.extend(crate::ops::nn::checks());
     v
 }

@@ -54,7 +54,7 @@ proptest! {
 #[test]
 fn normalising_ops_match_the_cpu_over_many_seeds() {
     let Some(device) = gpu_or_skip() else { return };
-    for op in ["batch_norm", "std", "var"] {
+    for op in ["batch_norm", "channel_var", "std", "var"] {
         let check = checks::all()
             .into_iter()
             .find(|c| c.op == op)

@@ -134,6 +134,10 @@ op_tests!(
     bce_with_logits,
     mse_loss,
     l1_loss,
+    channel_sum,
+    channel_dot,
+    channel_var,
+    channel_mix,
     batch_norm,
     dropout,
 );

@@ -9,6 +9,7 @@
 // warning into an error (clippy -D warnings).
 #![warn(missing_docs)]
 
+pub mod channel;
 pub mod conv;
 pub mod elementwise;
 #[cfg(feature = "gpu")]

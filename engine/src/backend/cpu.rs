@@ -2,6 +2,7 @@
 
 use super::{Backend, ConvKind, MatmulPlan, Planes, SgdStep};
 use crate::indices::Indices;
+use ferrograd_kernels::channel::{self, ChannelLayout};
 use ferrograd_kernels::conv::{self, ConvGeometry};
 use ferrograd_kernels::elementwise::{self, broadcast_strides, BinaryOp, UnaryOp};
 use ferrograd_kernels::matmul::{gemm, GemmShape, MatRef};
@@ -34,6 +35,24 @@ impl<T: Real> Backend for Cpu<T> {
 
     fn sum_to(x: &Vec<T>, shape: &[usize], kept: &[usize]) -> Vec<T> {
         reduce::sum_to(x, shape, kept)
+    }
+
+    fn channel_sums(
+        l: ChannelLayout,
+        x: &Vec<T>,
+        y: Option<&Vec<T>>,
+        centre: Option<&Vec<T>>,
+    ) -> Vec<T> {
+        channel::channel_sums(l, x, y.map(|v| &v[..]), centre.map(|v| &v[..]))
+    }
+
+    fn channel_mix(
+        l: ChannelLayout,
+        terms: &[(&Vec<T>, &Vec<T>)],
+        shift: Option<&Vec<T>>,
+    ) -> Vec<T> {
+        let terms: Vec<(&[T], &[T])> = terms.iter().map(|&(x, a)| (&x[..], &a[..])).collect();
+        channel::channel_mix(l, &terms, shift.map(|v| &v[..]))
     }
 
     fn argmax_to(x: &Vec<T>, shape: &[usize], kept: &[usize]) -> Indices {

@@ -19,6 +19,7 @@ pub(crate) mod wgpu;
 use crate::error::{Error, ErrorKind, Result};
 use crate::indices::Indices;
 use crate::storage::Storage;
+use ferrograd_kernels::channel::ChannelLayout;
 use ferrograd_kernels::conv::ConvGeometry;
 use ferrograd_kernels::elementwise::{BinaryOp, UnaryOp};
 use ferrograd_kernels::optim::AdamStep;
@@ -84,6 +85,20 @@ pub(crate) trait Backend {
     ) -> Self::Buffer;
     /// Σ over the axes where `kept` is 1 and `shape` is not.
     fn sum_to(x: &Self::Buffer, shape: &[usize], kept: &[usize]) -> Self::Buffer;
+    /// Per channel, Σ (x − m[c])·(y − m[c]) (v = 1 without y, m = 0 without a centre): see
+    /// `ferrograd_kernels::channel::channel_sums`.
+    fn channel_sums(
+        l: ChannelLayout,
+        x: &Self::Buffer,
+        y: Option<&Self::Buffer>,
+        centre: Option<&Self::Buffer>,
+    ) -> Self::Buffer;
+    /// Σₖ xₖ·aₖ[c] + t[c] over one or two terms: see `ferrograd_kernels::channel::channel_mix`.
+    fn channel_mix(
+        l: ChannelLayout,
+        terms: &[(&Self::Buffer, &Self::Buffer)],
+        shift: Option<&Self::Buffer>,
+    ) -> Self::Buffer;
     /// The flat index of each group's maximum (the first on ties, a NaN if there is one).
     fn argmax_to(x: &Self::Buffer, shape: &[usize], kept: &[usize]) -> Indices;
     /// out[i] = x[idx[i]].
@@ -186,6 +201,57 @@ macro_rules! on_backend2 {
     };
 }
 
+/// [`on_backend!`] for any number of operands of the kind of `$first`: `$buf` turns a
+/// [`Storage`] into that kind's buffer, or the error for one of another kind.
+macro_rules! on_backend_n {
+    ($op:expr, $first:expr, $B:ident, $buf:ident => $body:expr) => {{
+        let first: &Storage = $first;
+        match first {
+            Storage::F32(_) => {
+                type $B = Cpu<f32>;
+                let $buf = buffer_getter(|s: &Storage| -> Result<&Vec<f32>> {
+                    match s {
+                        Storage::F32(b) => Ok(b),
+                        other => Err(mismatch($op, first, other)),
+                    }
+                });
+                Ok(Storage::F32($body))
+            }
+            Storage::F64(_) => {
+                type $B = Cpu<f64>;
+                let $buf = buffer_getter(|s: &Storage| -> Result<&Vec<f64>> {
+                    match s {
+                        Storage::F64(b) => Ok(b),
+                        other => Err(mismatch($op, first, other)),
+                    }
+                });
+                Ok(Storage::F64($body))
+            }
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => {
+                type $B = Wgpu;
+                let $buf = buffer_getter(
+                    |s: &Storage| -> Result<&ferrograd_kernels::gpu::GpuBuffer> {
+                        match s {
+                            Storage::Gpu(b) => Ok(b),
+                            other => Err(mismatch($op, first, other)),
+                        }
+                    },
+                );
+                Ok(Storage::Gpu($body))
+            }
+        }
+    }};
+}
+
+/// Ties a closure's returned borrow to its argument's, which a closure cannot spell itself.
+fn buffer_getter<T, F>(f: F) -> F
+where
+    F: for<'s> Fn(&'s Storage) -> Result<&'s T>,
+{
+    f
+}
+
 fn mismatch(op: &'static str, a: &Storage, b: &Storage) -> Error {
     Error::new(
         op,
@@ -222,6 +288,34 @@ impl Storage {
 
     pub(crate) fn sum_to(&self, shape: &[usize], kept: &[usize]) -> Storage {
         on_backend!(self, B, x => B::sum_to(x, shape, kept))
+    }
+
+    pub(crate) fn channel_sums(
+        l: ChannelLayout,
+        x: &Storage,
+        y: Option<&Storage>,
+        centre: Option<&Storage>,
+    ) -> Result<Storage> {
+        on_backend_n!("channel_sums", x, B, buf => {
+            let y = y.map(&buf).transpose()?;
+            let centre = centre.map(&buf).transpose()?;
+            B::channel_sums(l, buf(x)?, y, centre)
+        })
+    }
+
+    pub(crate) fn channel_mix(
+        l: ChannelLayout,
+        terms: &[(&Storage, &Storage)],
+        shift: Option<&Storage>,
+    ) -> Result<Storage> {
+        on_backend_n!("channel_mix", terms[0].0, B, buf => {
+            let terms = terms
+                .iter()
+                .map(|&(x, a)| Ok((buf(x)?, buf(a)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let shift = shift.map(buf).transpose()?;
+            B::channel_mix(l, &terms, shift)
+        })
     }
 
     pub(crate) fn argmax_to(&self, shape: &[usize], kept: &[usize]) -> Indices {

@@ -3,6 +3,7 @@
 
 use super::{Backend, ConvKind, MatmulPlan, Planes, SgdStep};
 use crate::indices::Indices;
+use ferrograd_kernels::channel::ChannelLayout;
 use ferrograd_kernels::conv::ConvGeometry;
 use ferrograd_kernels::elementwise::{BinaryOp, UnaryOp};
 use ferrograd_kernels::gpu::{self, GpuBuffer};
@@ -37,6 +38,50 @@ impl Backend for Wgpu {
 
     fn sum_to(x: &GpuBuffer, shape: &[usize], kept: &[usize]) -> GpuBuffer {
         gpu::reduce::sum_to(x, shape, kept)
+    }
+
+    /// Composed from the broadcast binary and `sum_to` shaders: the same passes batch norm made
+    /// before the CPU's fused kernels (a dedicated shader is future work).
+    fn channel_sums(
+        l: ChannelLayout,
+        x: &GpuBuffer,
+        y: Option<&GpuBuffer>,
+        centre: Option<&GpuBuffer>,
+    ) -> GpuBuffer {
+        let full = [l.outer, l.channels, l.inner];
+        let per_channel = [1, l.channels, 1];
+        let centred = |v: &GpuBuffer| {
+            centre
+                .map(|m| gpu::elementwise::binary(BinaryOp::Sub, v, &full, m, &per_channel, &full))
+        };
+        let (u, v) = (centred(x), y.and_then(centred));
+        let u = u.as_ref().unwrap_or(x);
+        let product = y.map(|y| {
+            let v = v.as_ref().unwrap_or(y);
+            gpu::elementwise::binary(BinaryOp::Mul, u, &full, v, &full, &full)
+        });
+        gpu::reduce::sum_to(product.as_ref().unwrap_or(u), &full, &per_channel)
+    }
+
+    /// Composed from the broadcast binary shader, one pass per product and sum.
+    fn channel_mix(
+        l: ChannelLayout,
+        terms: &[(&GpuBuffer, &GpuBuffer)],
+        shift: Option<&GpuBuffer>,
+    ) -> GpuBuffer {
+        let full = [l.outer, l.channels, l.inner];
+        let per_channel = [1, l.channels, 1];
+        let scaled = |&(x, a): &(&GpuBuffer, &GpuBuffer)| {
+            gpu::elementwise::binary(BinaryOp::Mul, x, &full, a, &per_channel, &full)
+        };
+        let mut out = scaled(&terms[0]);
+        for term in &terms[1..] {
+            out = gpu::elementwise::binary(BinaryOp::Add, &out, &full, &scaled(term), &full, &full);
+        }
+        match shift {
+            Some(t) => gpu::elementwise::binary(BinaryOp::Add, &out, &full, t, &per_channel, &full),
+            None => out,
+        }
     }
 
     fn argmax_to(x: &GpuBuffer, shape: &[usize], kept: &[usize]) -> Indices {

@@ -1,6 +1,8 @@
-//! Neural-network functions composed from the primitives: softmax, losses, batch
-//! normalisation, dropout. Composition is the point: their derivatives of every order follow
-//! from the primitives' rules, with nothing to get wrong here.
+//! Neural-network functions: softmax, losses, batch normalisation, dropout. Most are composed
+//! from the primitives, so their derivatives of every order follow from the primitives' rules
+//! with nothing to get wrong here. Training-mode batch normalisation is its own op (for speed:
+//! three passes forward, a handful backward), and its derivative rule is written in the
+//! `channel_*` ops, so orders 2 and 3 still follow from rules checked elsewhere.
 
 use crate::checks::{self, CheckCase, OpCheck};
 use crate::error::{Error, Result};
@@ -243,9 +245,9 @@ pub fn batch_norm_functional(
     eps: f64,
 ) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
     const OP: &str = "batch_norm";
-    let (axes, stat_shape): (Vec<isize>, Vec<usize>) = match x.shape() {
-        [_, c] => (vec![0], vec![1, *c]),
-        [_, c, _, _] => (vec![0, 2, 3], vec![1, *c, 1, 1]),
+    let stat_shape: Vec<usize> = match x.shape() {
+        [_, c] => vec![1, *c],
+        [_, c, _, _] => vec![1, *c, 1, 1],
         s => {
             return Err(Error::shape(
                 OP,
@@ -285,53 +287,123 @@ pub fn batch_norm_functional(
             .add(&beta.reshape(&stat_shape)?)?;
         return Ok((y, None));
     }
-    let mut updated = None;
-    let (centred, var) = if training {
-        let count: usize = axes.iter().map(|&a| x.shape()[a as usize]).product();
-        if count < 2 {
-            return Err(Error::shape(
-                OP,
-                format!(
-                    "training needs more than one value per channel, input {:?}",
-                    x.shape()
-                ),
-            ));
-        }
-        let mean = x.mean(&axes, true)?;
-        let centred = x.sub(&mean)?;
-        let var = centred.mul(&centred)?.mean(&axes, true)?;
-        if let Some((running_mean, running_var)) = running {
-            updated = Some(crate::no_grad(|| -> Result<(Tensor, Tensor)> {
-                let unbiased = var
-                    .mul_scalar(count as f64 / (count - 1) as f64)?
-                    .reshape(&[c])?;
+    if !training {
+        let (running_mean, running_var) =
+            running.ok_or_else(|| Error::argument(OP, "inference needs the running statistics"))?;
+        // y = x·s + t per channel, s = γ/√(σ² + ε), t = β − μ·s: one pass over x.
+        let scale = gamma.mul(&running_var.add_scalar(eps)?.rsqrt()?)?;
+        let shift = beta.sub(&running_mean.mul(&scale)?)?;
+        return Ok((x.channel_affine(&scale, Some(&shift))?, None));
+    }
+    let count = x.numel() / c;
+    if count < 2 {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "training needs more than one value per channel, input {:?}",
+                x.shape()
+            ),
+        ));
+    }
+    let (y, mean, var) = BatchNormTrain::forward(x, gamma, beta, eps)?;
+    let updated = running
+        .map(|(running_mean, running_var)| {
+            crate::no_grad(|| -> Result<(Tensor, Tensor)> {
+                let unbiased = var.mul_scalar(count as f64 / (count - 1) as f64)?;
                 let m = momentum;
                 Ok((
                     running_mean
                         .mul_scalar(1.0 - m)?
-                        .add(&mean.reshape(&[c])?.mul_scalar(m)?)?,
+                        .add(&mean.mul_scalar(m)?)?,
                     running_var
                         .mul_scalar(1.0 - m)?
                         .add(&unbiased.mul_scalar(m)?)?,
                 ))
-            })?);
-        }
-        (centred, var)
-    } else {
-        let (running_mean, running_var) =
-            running.ok_or_else(|| Error::argument(OP, "inference needs the running statistics"))?;
-        (
-            x.sub(&running_mean.reshape(&stat_shape)?)?,
-            running_var.reshape(&stat_shape)?,
-        )
-    };
-    // y = (x − μ)·s + β with the per-channel scale s = γ/√(σ² + ε): folding γ into s first
-    // touches the full-size tensor twice (one multiply, one add) instead of four times.
-    let scale = gamma
-        .reshape(&stat_shape)?
-        .div(&var.add_scalar(eps)?.sqrt()?)?;
-    let y = centred.mul(&scale)?.add(&beta.reshape(&stat_shape)?)?;
+            })
+        })
+        .transpose()?;
     Ok((y, updated))
+}
+
+/// Training-mode batch normalisation as one op: y = x·s + t per channel with the batch's
+/// statistics, s = γ/√(σ² + ε) and t = β − μ·s. Its forward is three passes over x (the sum,
+/// the centred squares, the affine map); its derivative rule is one fused pass too, written in
+/// the `channel_*` ops so that it can be differentiated again.
+struct BatchNormTrain {
+    eps: f64,
+    /// μ and σ² of the forward pass, detached: the backward reuses them when it is not
+    /// recording a graph (first-order training), and recomputes them differentiably when it is.
+    saved: (Tensor, Tensor),
+}
+
+impl BatchNormTrain {
+    /// y, μ and σ² (biased) of a training batch; y is differentiable in x, γ and β.
+    fn forward(
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let m = (x.numel() / x.shape()[1]) as f64;
+        let (y, mean, var) = crate::no_grad(|| -> Result<(Tensor, Tensor, Tensor)> {
+            let mean = x.channel_sum()?.mul_scalar(1.0 / m)?;
+            let var = x.channel_var()?;
+            let scale = gamma.mul(&var.add_scalar(eps)?.rsqrt()?)?;
+            let shift = beta.sub(&mean.mul(&scale)?)?;
+            Ok((x.channel_affine(&scale, Some(&shift))?, mean, var))
+        })?;
+        let op = BatchNormTrain {
+            eps,
+            saved: (mean.clone(), var.clone()),
+        };
+        let y = Tensor::from_op_shared(
+            y.storage(),
+            x.shape().to_vec(),
+            op,
+            vec![x.clone(), gamma.clone(), beta.clone()],
+        );
+        Ok((y, mean, var))
+    }
+}
+
+impl crate::autograd::BackwardOp for BatchNormTrain {
+    fn name(&self) -> &'static str {
+        "batch_norm"
+    }
+
+    /// With r = 1/√(σ² + ε), s = γ·r, Σg and P = Σ g·(x − μ) = Σ g·x − μ·Σg per channel over
+    /// its M values:
+    ///
+    ///   ∂γ = r·P,   ∂β = Σg,   ∂x = s·(g − Σg/M − (x − μ)·r²·P/M),
+    ///
+    /// the last written as g·s + x·a + b with a = −s·r²·P/M and b = −s·Σg/M − a·μ: one pass.
+    fn backward(
+        &self,
+        inputs: &[Tensor],
+        _output: &Tensor,
+        g: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
+        let (x, gamma) = (&inputs[0], &inputs[1]);
+        let m = (x.numel() / x.shape()[1]) as f64;
+        let (mean, var) = if crate::is_grad_enabled() {
+            (x.channel_sum()?.mul_scalar(1.0 / m)?, x.channel_var()?)
+        } else {
+            self.saved.clone()
+        };
+        let r = var.add_scalar(self.eps)?.rsqrt()?;
+        let s = gamma.mul(&r)?;
+        let sum_g = g.channel_sum()?;
+        let p = g.channel_dot(x)?.sub(&mean.mul(&sum_g)?)?;
+        let a = s.mul(&r)?.mul(&r)?.mul(&p)?.mul_scalar(-1.0 / m)?;
+        let b = s.mul(&sum_g)?.mul_scalar(-1.0 / m)?.sub(&a.mul(&mean)?)?;
+        let dx = x
+            .requires_grad()
+            .then(|| g.channel_mix(&s, x, &a, Some(&b)))
+            .transpose()?;
+        let dgamma = inputs[1].requires_grad().then(|| r.mul(&p)).transpose()?;
+        let dbeta = inputs[2].requires_grad().then_some(sum_g);
+        Ok(vec![dx, dgamma, dbeta])
+    }
 }
 
 // ---- gradient-check cases ------------------------------------------------------------------
