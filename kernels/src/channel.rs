@@ -42,8 +42,10 @@ impl ChannelLayout {
 /// None) the channel dot product Σ g·x, and (x, Some(x), Some(μ)) the centred sum of squares
 /// Σ (x − μ)², which keeps its digits where E[x²] − μ² would cancel them.
 ///
-/// Accumulates in f64 whatever `T` is, eight lanes at a time, as [`crate::reduce::sum_to`]
-/// does; channels run in parallel.
+/// Each block of [`BLOCK`] values is summed in `T` over sixteen lanes (so f32 stays in f32
+/// vectors, and each lane adds at most BLOCK/16 terms), and the block totals in f64: an f32
+/// sum of a 100,000-value channel is off by a few roundings of a block, not of the whole
+/// channel. Channels run in parallel.
 pub fn channel_sums<T: Real>(
     l: ChannelLayout,
     x: &[T],
@@ -58,17 +60,14 @@ pub fn channel_sums<T: Real>(
         assert_eq!(m.len(), l.channels, "channel_sums: one centre per channel");
     }
     let one_channel = |c: usize| -> T {
-        let m = centre.map_or(0.0, |m| m[c].to_f64());
+        let m = centre.map_or(T::ZERO, |m| m[c]);
         let mut total = 0.0f64;
         for n in 0..l.outer {
             let start = (n * l.channels + c) * l.inner;
             let xs = &x[start..start + l.inner];
             total += match y {
-                None => run_sum(xs, |u| u.to_f64() - m),
-                Some(y) => {
-                    let ys = &y[start..start + l.inner];
-                    run_dot(xs, ys, m)
-                }
+                None => run_sum(xs, m),
+                Some(y) => run_dot(xs, &y[start..start + l.inner], m),
             };
         }
         T::from_f64(total)
@@ -86,39 +85,62 @@ pub fn channel_sums<T: Real>(
     out
 }
 
-/// Σ f(x) over a run in f64, eight lanes at a time.
-fn run_sum<T: Real>(xs: &[T], f: impl Fn(T) -> f64) -> f64 {
-    let mut lanes = [0.0f64; 8];
-    let chunks = xs.chunks_exact(8);
-    let tail: f64 = chunks.remainder().iter().map(|&v| f(v)).sum();
-    for chunk in chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane += f(v);
-        }
-    }
-    fold_lanes(lanes) + tail
+/// Values summed in `T` before their total joins the f64 sum ([`channel_sums`]).
+pub const BLOCK: usize = 256;
+const LANES: usize = 16;
+
+/// Σ (x − m) over a run.
+fn run_sum<T: Real>(xs: &[T], m: T) -> f64 {
+    xs.chunks(BLOCK)
+        .map(|block| {
+            let mut lanes = [T::ZERO; LANES];
+            let chunks = block.chunks_exact(LANES);
+            let mut tail = T::ZERO;
+            for &v in chunks.remainder() {
+                tail += v - m;
+            }
+            for chunk in chunks {
+                for (lane, &v) in lanes.iter_mut().zip(chunk) {
+                    *lane += v - m;
+                }
+            }
+            fold_lanes(lanes) + tail.to_f64()
+        })
+        .sum()
 }
 
-/// Σ (x − m)(y − m) over a run in f64, eight lanes at a time.
-fn run_dot<T: Real>(xs: &[T], ys: &[T], m: f64) -> f64 {
-    let mut lanes = [0.0f64; 8];
-    let (cx, cy) = (xs.chunks_exact(8), ys.chunks_exact(8));
-    let tail: f64 = cx
-        .remainder()
-        .iter()
-        .zip(cy.remainder())
-        .map(|(&a, &b)| (a.to_f64() - m) * (b.to_f64() - m))
-        .sum();
-    for (a8, b8) in cx.zip(cy) {
-        for ((lane, &a), &b) in lanes.iter_mut().zip(a8).zip(b8) {
-            *lane += (a.to_f64() - m) * (b.to_f64() - m);
-        }
-    }
-    fold_lanes(lanes) + tail
+/// Σ (x − m)(y − m) over a run.
+fn run_dot<T: Real>(xs: &[T], ys: &[T], m: T) -> f64 {
+    xs.chunks(BLOCK)
+        .zip(ys.chunks(BLOCK))
+        .map(|(xb, yb)| {
+            let mut lanes = [T::ZERO; LANES];
+            let (cx, cy) = (xb.chunks_exact(LANES), yb.chunks_exact(LANES));
+            let mut tail = T::ZERO;
+            for (&a, &b) in cx.remainder().iter().zip(cy.remainder()) {
+                tail += (a - m) * (b - m);
+            }
+            for (a16, b16) in cx.zip(cy) {
+                for ((lane, &a), &b) in lanes.iter_mut().zip(a16).zip(b16) {
+                    *lane += (a - m) * (b - m);
+                }
+            }
+            fold_lanes(lanes) + tail.to_f64()
+        })
+        .sum()
 }
 
-fn fold_lanes([a, b, c, d, e, f, g, h]: [f64; 8]) -> f64 {
-    ((a + b) + (c + d)) + ((e + f) + (g + h))
+/// The lanes' total in f64, pairwise.
+fn fold_lanes<T: Real>(lanes: [T; LANES]) -> f64 {
+    let mut v = lanes.map(|t| t.to_f64());
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            v[i] += v[i + width];
+        }
+    }
+    v[0]
 }
 
 /// out = Σₖ xₖ·aₖ[c] + t[c] for one or two terms (xₖ full-size, aₖ and t one value per
@@ -227,6 +249,35 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// f32 input, f64 reference: a long channel far from zero keeps its sum and, centred, its
+    /// sum of squares to a few f32 roundings of a block.
+    #[test]
+    fn long_f32_channels_keep_their_digits() {
+        let l = ChannelLayout {
+            outer: 50,
+            channels: 2,
+            inner: 2_000,
+        };
+        let x64: Vec<f64> = values(l.len(), 9).iter().map(|v| 100.0 + v).collect();
+        let x32: Vec<f32> = x64.iter().map(|&v| v as f32).collect();
+        let exact: Vec<f64> = x32.iter().map(|&v| v as f64).collect();
+        let sums = channel_sums(l, &x32, None, None);
+        let want = naive_sums(l, &exact, None, None);
+        for (g, w) in sums.iter().zip(&want) {
+            assert!(((*g as f64) - w).abs() <= 1e-6 * w.abs(), "{g} vs {w}");
+        }
+        let mean: Vec<f32> = want
+            .iter()
+            .map(|s| (s / l.per_channel() as f64) as f32)
+            .collect();
+        let mean64: Vec<f64> = mean.iter().map(|&m| m as f64).collect();
+        let squares = channel_sums(l, &x32, Some(&x32), Some(&mean));
+        let want = naive_sums(l, &exact, Some(&exact), Some(&mean64));
+        for (g, w) in squares.iter().zip(&want) {
+            assert!(((*g as f64) - w).abs() <= 1e-5 * w.abs(), "{g} vs {w}");
         }
     }
 
