@@ -90,6 +90,31 @@ impl Score {
             Score::Softmax => pick(&logits.softmax(-1)?),
         }
     }
+    /// Y for each row of logits [B, classes], row i scored for its own class `classes[i]`: a
+    /// \[B\] tensor (a one-hot mask picks each row's class, so the gradient reaches only it).
+    pub fn of_logits_per_row(self, logits: &Tensor, classes: &[usize]) -> Result<Tensor> {
+        let (b, n) = (logits.dim(0)?, logits.dim(1)?);
+        if classes.len() != b || classes.iter().any(|&c| c >= n) {
+            return Err(Error::argument(
+                "cam",
+                format!(
+                    "{} classes for {b} rows of {n} logits: one in 0..{n} per row",
+                    classes.len()
+                ),
+            ));
+        }
+        let mut one_hot = vec![0.0; b * n];
+        for (i, &c) in classes.iter().enumerate() {
+            one_hot[i * n + c] = 1.0;
+        }
+        let one_hot = Tensor::from_f64s(&one_hot, &[b, n], logits.dtype())?.to(logits.device())?;
+        let transformed = match self {
+            Score::Logit => logits.clone(),
+            Score::ExpLogit => logits.exp()?,
+            Score::Softmax => logits.softmax(-1)?,
+        };
+        transformed.mul(&one_hot)?.sum(&[1], false)
+    }
     /// The score whose gradient the closed form uses as g = ∂S/∂A: the logit for Y = z_c and
     /// Y = exp(z_c) (the shortcut's S), the probability itself for softmax (as pytorch-grad-cam
     /// does when its target is a softmax output).
@@ -242,37 +267,124 @@ impl Target<'_> {
                         ),
                     ));
                 }
-                let head = self.model.head.weight.to_vec_f64();
-                head[self.class * k..(self.class + 1) * k].to_vec()
+                cam_weights(self.model, self.class, k)
             }
-            Method::GradCam => {
-                let g = self.gradient(&a, self.score)?;
-                g.chunks(h * w)
-                    .map(|gk| gk.iter().sum::<f64>() / (h * w) as f64)
-                    .collect()
-            }
-            Method::GradCamPlusPlus => {
-                let g = self.gradient(&a, self.score.closed_form_base())?;
-                let second: Vec<f64> = g.iter().map(|v| v * v).collect();
-                let third: Vec<f64> = g.iter().map(|v| v * v * v).collect();
-                plus_plus_weights(&values, &g, &second, &third, h * w)
-            }
+            Method::GradCam => grad_cam_weights(&self.gradient(&a, self.score)?, h * w),
+            Method::GradCamPlusPlus => closed_form_plus_plus_weights(
+                &values,
+                &self.gradient(&a, self.score.closed_form_base())?,
+                h * w,
+            ),
             Method::GradCamPlusPlusExact => {
                 let d = self.taylor_diagonal(&a, on_chunk)?;
                 plus_plus_weights(&values, &d.first, &d.second, &d.third, h * w)
             }
         };
-        let mut map = weighted_sum(&values, &weights, h * w);
-        if method != Method::Cam {
-            map.iter_mut().for_each(|v| *v = v.max(0.0));
-        }
-        Ok(Explanation {
-            map,
-            height: h,
-            width: w,
-            weights,
-        })
+        Ok(explanation(method, &values, weights, h, w))
     }
+}
+
+/// CAM's weights: the head's row for the class.
+fn cam_weights(model: &Classifier, class: usize, channels: usize) -> Vec<f64> {
+    let head = model.head.weight.to_vec_f64();
+    head[class * channels..(class + 1) * channels].to_vec()
+}
+
+/// Grad-CAM's weights: w_k = mean_ij g^k_ij.
+fn grad_cam_weights(g: &[f64], positions: usize) -> Vec<f64> {
+    g.chunks(positions)
+        .map(|gk| gk.iter().sum::<f64>() / positions as f64)
+        .collect()
+}
+
+/// Grad-CAM++'s weights by the exponential shortcut: ∂²Y/∂A² ∝ g², ∂³Y/∂A³ ∝ g³.
+fn closed_form_plus_plus_weights(a: &[f64], g: &[f64], positions: usize) -> Vec<f64> {
+    let second: Vec<f64> = g.iter().map(|v| v * v).collect();
+    let third: Vec<f64> = g.iter().map(|v| v * v * v).collect();
+    plus_plus_weights(a, g, &second, &third, positions)
+}
+
+/// The map Σ_k w_k A^k, through a ReLU for every method but CAM.
+fn explanation(method: Method, a: &[f64], weights: Vec<f64>, h: usize, w: usize) -> Explanation {
+    let mut map = weighted_sum(a, &weights, h * w);
+    if method != Method::Cam {
+        map.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+    Explanation {
+        map,
+        height: h,
+        width: w,
+        weights,
+    }
+}
+
+/// The closed-form maps (CAM, Grad-CAM, Grad-CAM++) of a batch of images [B, 1, 28, 28], image
+/// i explained for `classes[i]`, for each (method, layer) of `columns`: result\[column\]\[image\].
+/// The same maps [`Target::explain`] draws one image at a time, from one forward pass and one
+/// backward pass per (layer, score) for the whole batch: in eval mode the images do not
+/// interact, so the gradient of Σᵢ Yᵢ at image i is image i's own ∂Yᵢ/∂A.
+pub fn explain_batch(
+    model: &Classifier,
+    images: &Tensor,
+    classes: &[usize],
+    score: Score,
+    columns: &[(Method, usize)],
+) -> Result<Vec<Vec<Explanation>>> {
+    for &(method, layer) in columns {
+        if method == Method::GradCamPlusPlusExact || !method.applies_to(layer) || layer >= 3 {
+            return Err(Error::argument(
+                "cam",
+                format!(
+                    "explain_batch draws the closed-form maps only, each where it applies; got \
+                     {} at layer {layer}",
+                    method.name()
+                ),
+            ));
+        }
+    }
+    let b = images.dim(0)?;
+    let activations = no_grad(|| model.activations(images, &mut Ctx::eval()))?;
+    // ∂(Σᵢ Yᵢ)/∂A for a layer and score, computed once however many columns need it.
+    let mut gradients: Vec<((usize, Score), Vec<f64>)> = Vec::new();
+    let mut gradient = |layer: usize, score: Score| -> Result<Vec<f64>> {
+        if let Some((_, g)) = gradients.iter().find(|(key, _)| *key == (layer, score)) {
+            return Ok(g.clone());
+        }
+        let a = activations[layer].detach().requires_grad_();
+        let logits = model.logits_from(layer, &a, &mut Ctx::eval())?;
+        let y = score.of_logits_per_row(&logits, classes)?.sum_all()?;
+        let g = grad(&[&y], &[&a], None, false)?[0].to_vec_f64();
+        gradients.push(((layer, score), g.clone()));
+        Ok(g)
+    };
+    let mut out = Vec::with_capacity(columns.len());
+    for &(method, layer) in columns {
+        let a = &activations[layer];
+        let (k, h, w) = (a.dim(1)?, a.dim(2)?, a.dim(3)?);
+        let per_image = k * h * w;
+        let values = a.to_vec_f64();
+        let g = match method {
+            Method::GradCam => Some(gradient(layer, score)?),
+            Method::GradCamPlusPlus => Some(gradient(layer, score.closed_form_base())?),
+            _ => None,
+        };
+        let maps = (0..b)
+            .map(|i| {
+                let ai = &values[i * per_image..(i + 1) * per_image];
+                let gi = g.as_ref().map(|g| &g[i * per_image..(i + 1) * per_image]);
+                let weights = match (method, gi) {
+                    (Method::GradCam, Some(gi)) => grad_cam_weights(gi, h * w),
+                    (Method::GradCamPlusPlus, Some(gi)) => {
+                        closed_form_plus_plus_weights(ai, gi, h * w)
+                    }
+                    _ => cam_weights(model, classes[i], k),
+                };
+                explanation(method, ai, weights, h, w)
+            })
+            .collect();
+        out.push(maps);
+    }
+    Ok(out)
 }
 
 /// Σ_k w_k A^k for A [K, positions] (row-major).

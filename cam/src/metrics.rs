@@ -49,6 +49,17 @@ pub fn score_image(
     steps: usize,
     probability: &mut ProbabilityFn<'_>,
 ) -> Result<ImageScores> {
+    let batch = curve_images(image, heat, steps)?;
+    let count = batch.len() / image.len();
+    let p = probability(&batch, count, class)?;
+    scores_from_probabilities(&p, steps)
+}
+
+/// The images whose class probabilities make one map's scores, [`score_image`]'s batch:
+/// [image, image ⊙ heat, deletion curve (steps + 1), insertion curve (steps + 1)], each of the
+/// image's pixel count, concatenated. Batching these for many maps into one forward pass is
+/// what makes the metrics over a whole test set affordable.
+pub fn curve_images(image: &[f32], heat: &[f64], steps: usize) -> Result<Vec<f32>> {
     let pixels = image.len();
     if pixels == 0 || heat.len() != pixels {
         return Err(Error::argument(
@@ -74,8 +85,7 @@ pub fn score_image(
     }
 
     let order = salience_order(heat);
-    let curve = steps + 1;
-    let count = 2 + 2 * curve;
+    let count = images_per_map(steps);
     let mut batch = Vec::with_capacity(count * pixels);
     batch.extend_from_slice(image);
     batch.extend(
@@ -106,8 +116,17 @@ pub fn score_image(
         done = m;
         batch.extend_from_slice(&inserted);
     }
+    Ok(batch)
+}
 
-    let p = probability(&batch, count, class)?;
+/// Images per map in [`curve_images`]: 2 + 2·(steps + 1).
+pub fn images_per_map(steps: usize) -> usize {
+    2 + 2 * (steps + 1)
+}
+
+/// The four figures from the class probabilities of [`curve_images`]' batch, in its order.
+pub fn scores_from_probabilities(p: &[f64], steps: usize) -> Result<ImageScores> {
+    let count = images_per_map(steps);
     if p.len() != count {
         return Err(Error::argument(
             OP,
@@ -117,6 +136,7 @@ pub fn score_image(
             ),
         ));
     }
+    let curve = steps + 1;
     Ok(ImageScores {
         probability: p[0],
         masked_probability: p[1],

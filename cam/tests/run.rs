@@ -216,3 +216,109 @@ fn settings_out_of_range_or_with_no_map_to_draw_are_refused_naming_the_flag() {
     .validate_metrics(10, 0)
     .unwrap();
 }
+
+/// The batched metrics give the figures of scoring each map on its own, image by image, as
+/// `score_image` defines them (the batching changes only rounding: f32 products summed in
+/// another order).
+#[test]
+fn batched_metrics_equal_scoring_each_map_alone() {
+    use ferrograd_cam::metrics::{score_image, Summary};
+    use ferrograd_cam::run::{class_probability, heat_map, METRICS_BATCH};
+    use ferrograd_engine::no_grad;
+    use ferrograd_models::classifier::argmax_rows;
+    use ferrograd_nn::nn::Ctx;
+
+    let mut rng = Rng::new(11);
+    let model = tiny_classifier(&mut rng);
+    // More images than one batch, and a last batch that is not full.
+    let images = METRICS_BATCH + 3;
+    let mut test = split(images, &mut rng);
+    // Images of different brightness and contrast, so that the model predicts more than one
+    // class: a batch scored for one class would otherwise pass unnoticed.
+    for (i, image) in test.images.chunks_mut(784).enumerate() {
+        let (gain, offset) = (0.2 + 0.8 * (i % 7) as f32 / 6.0, 0.1 * (i % 3) as f32);
+        image
+            .iter_mut()
+            .for_each(|v| *v = (*v * gain + offset).min(1.0));
+    }
+    let predicted: std::collections::BTreeSet<usize> = (0..images)
+        .map(|i| {
+            let (x, _) = test.batch_at(&[i]).unwrap();
+            no_grad(|| argmax_rows(&model.logits(&x, &mut Ctx::eval()).unwrap())).unwrap()[0]
+        })
+        .collect();
+    assert!(
+        predicted.len() >= 2,
+        "the model predicts only {predicted:?}"
+    );
+    let settings = settings();
+    let exact_images = 2;
+    let rows = test_set_metrics(
+        &model,
+        &test,
+        &settings,
+        images,
+        exact_images,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    assert_eq!(rows.len(), settings.columns().len());
+    for row in &rows {
+        let seen = if row.method == Method::GradCamPlusPlusExact {
+            exact_images
+        } else {
+            images
+        };
+        let mut alone = Vec::new();
+        for index in 0..seen {
+            let (x, _) = test.batch_at(&[index]).unwrap();
+            let pixels = x.to_vec_f32();
+            let class =
+                no_grad(|| argmax_rows(&model.logits(&x, &mut Ctx::eval()).unwrap())).unwrap()[0];
+            let heat = heat_map(
+                &model,
+                &x,
+                class,
+                row.layer,
+                row.method,
+                settings.score,
+                &mut |_, _| {},
+            )
+            .unwrap();
+            alone.push(
+                score_image(
+                    &pixels,
+                    &heat,
+                    class,
+                    settings.curve_steps,
+                    &mut |imgs, n, c| class_probability(&model, imgs, n, c),
+                )
+                .unwrap(),
+            );
+        }
+        let want = Summary::of(&alone);
+        let got = &row.summary;
+        assert_eq!(
+            got.images, want.images,
+            "{:?} at layer {}",
+            row.method, row.layer
+        );
+        for (name, g, w) in [
+            ("average drop", got.average_drop, want.average_drop),
+            (
+                "increase in confidence",
+                got.increase_in_confidence,
+                want.increase_in_confidence,
+            ),
+            ("deletion", got.deletion_auc, want.deletion_auc),
+            ("insertion", got.insertion_auc, want.insertion_auc),
+        ] {
+            assert!(
+                (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                "{:?} at layer {}: {name} {g} batched, {w} alone",
+                row.method,
+                row.layer
+            );
+        }
+    }
+}
