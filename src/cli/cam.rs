@@ -59,9 +59,9 @@ pub struct CamArgs {
     /// test set, and print the table.
     #[arg(long)]
     pub metrics: bool,
-    #[arg(long, default_value_t = 500, help = with_range("Test images the metrics use (the first ones; about 0.3 s each for the seven closed-form maps on 2 cores, so all 10,000 take about 50 minutes)", ranges::METRICS_IMAGES.describe()))]
+    #[arg(long, default_value_t = 500, help = with_range("Test images the metrics use (the first ones; about 0.23 s each for the seven closed-form maps on 2 cores, so all 10,000 take about 40 minutes)", ranges::METRICS_IMAGES.describe()))]
     pub metrics_images: usize,
-    #[arg(long, default_value_t = 10, help = with_range("Of those, how many the exact method sees (it takes seconds per map)", ranges::EXACT_IMAGES.describe()))]
+    #[arg(long, default_value_t = 100, help = with_range("Of those, how many the exact method sees (milliseconds per map for a ReLU classifier, up to about 2 s at conv1 for a smooth one)", ranges::EXACT_IMAGES.describe()))]
     pub exact_images: usize,
     #[arg(long, default_value_t = 28, help = with_range("Steps of the deletion and insertion curves", ranges::CURVE_STEPS.describe()))]
     pub curve_steps: usize,
