@@ -189,6 +189,18 @@ impl Tensor {
     /// The biased variance of each channel, (1/M) Σ (x − μ)² with M = numel / C: [C]. Centred
     /// before squaring (two passes), so a channel with a large mean keeps its digits.
     pub fn channel_var(&self) -> Result<Tensor> {
+        let (_, var) = self.channel_moments()?;
+        Ok(Tensor::from_op_shared(
+            var.storage(),
+            vec![self.shape()[1]],
+            ChannelVar,
+            vec![self.clone()],
+        ))
+    }
+
+    /// The mean and biased variance of each channel, as constants (no graph): the two passes
+    /// of [`Tensor::channel_var`], for callers that need both (batch norm's forward).
+    pub(crate) fn channel_moments(&self) -> Result<(Tensor, Tensor)> {
         const OP: &str = "channel_var";
         let l = layout(OP, self)?;
         if l.per_channel() == 0 {
@@ -199,18 +211,13 @@ impl Tensor {
         }
         let m = l.per_channel() as f64;
         let x = self.storage();
-        let var = crate::no_grad(|| -> Result<Tensor> {
+        crate::no_grad(|| -> Result<(Tensor, Tensor)> {
             let mean = Storage::channel_sums(l, &x, None, None)?;
             let mean = Tensor::new_leaf(mean, vec![l.channels]).mul_scalar(1.0 / m)?;
             let centred_squares = Storage::channel_sums(l, &x, Some(&x), Some(&mean.storage()))?;
-            Tensor::new_leaf(centred_squares, vec![l.channels]).mul_scalar(1.0 / m)
-        })?;
-        Ok(Tensor::from_op_shared(
-            var.storage(),
-            vec![l.channels],
-            ChannelVar,
-            vec![self.clone()],
-        ))
+            let var = Tensor::new_leaf(centred_squares, vec![l.channels]).mul_scalar(1.0 / m)?;
+            Ok((mean, var))
+        })
     }
 
     /// self·scale[c] + shift[c] in one pass: [N, C, …] with one scale (and shift) per channel.

@@ -344,13 +344,11 @@ impl BatchNormTrain {
         beta: &Tensor,
         eps: f64,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        let m = (x.numel() / x.shape()[1]) as f64;
-        let (y, mean, var) = crate::no_grad(|| -> Result<(Tensor, Tensor, Tensor)> {
-            let mean = x.channel_sum()?.mul_scalar(1.0 / m)?;
-            let var = x.channel_var()?;
+        let (mean, var) = x.channel_moments()?;
+        let y = crate::no_grad(|| -> Result<Tensor> {
             let scale = gamma.mul(&var.add_scalar(eps)?.rsqrt()?)?;
             let shift = beta.sub(&mean.mul(&scale)?)?;
-            Ok((x.channel_affine(&scale, Some(&shift))?, mean, var))
+            x.channel_affine(&scale, Some(&shift))
         })?;
         let op = BatchNormTrain {
             eps,
@@ -400,7 +398,7 @@ impl crate::autograd::BackwardOp for BatchNormTrain {
             .requires_grad()
             .then(|| g.channel_mix(&s, x, &a, Some(&b)))
             .transpose()?;
-        let dgamma = inputs[1].requires_grad().then(|| r.mul(&p)).transpose()?;
+        let dgamma = gamma.requires_grad().then(|| r.mul(&p)).transpose()?;
         let dbeta = inputs[2].requires_grad().then_some(sum_g);
         Ok(vec![dx, dgamma, dbeta])
     }
