@@ -276,11 +276,11 @@ pub fn conv2d_forward<T: Real>(g: &ConvGeometry, x: &[T], w: &[T]) -> Vec<T> {
         y.par_chunks_mut(g.out_image())
             .zip(x.par_chunks(g.in_image()))
             .for_each_init(
-                || vec![T::ZERO; col_len],
+                || pool::Scratch::new(col_len),
                 |col, (y_n, x_n)| one_image(x_n, y_n, col),
             );
     } else {
-        let mut col = vec![T::ZERO; col_len];
+        let mut col = pool::Scratch::new(col_len);
         for (y_n, x_n) in y.chunks_mut(g.out_image()).zip(x.chunks(g.in_image())) {
             one_image(x_n, y_n, &mut col);
         }
@@ -333,11 +333,11 @@ pub fn conv2d_backward_input<T: Real>(g: &ConvGeometry, dy: &[T], w: &[T]) -> Ve
         dx.par_chunks_mut(g.in_image())
             .zip(dy.par_chunks(g.out_image()))
             .for_each_init(
-                || vec![T::ZERO; col_len],
+                || pool::Scratch::new(col_len),
                 |col, (dx_n, dy_n)| one_image(dy_n, dx_n, col),
             );
     } else {
-        let mut col = vec![T::ZERO; col_len];
+        let mut col = pool::Scratch::new(col_len);
         for (dx_n, dy_n) in dx.chunks_mut(g.in_image()).zip(dy.chunks(g.out_image())) {
             one_image(dy_n, dx_n, &mut col);
         }
@@ -394,7 +394,7 @@ pub fn conv2d_backward_weight<T: Real>(g: &ConvGeometry, x: &[T], dy: &[T]) -> V
             .par_chunks(per_thread * g.in_image())
             .zip(dy.par_chunks(per_thread * g.out_image()))
             .map(|(xs, dys)| {
-                let (mut dw, mut col) = (vec![T::ZERO; w_len], vec![T::ZERO; col_len]);
+                let (mut dw, mut col) = (vec![T::ZERO; w_len], pool::Scratch::new(col_len));
                 for (x_n, dy_n) in xs.chunks(g.in_image()).zip(dys.chunks(g.out_image())) {
                     one_image(x_n, dy_n, &mut dw, &mut col);
                 }
@@ -409,7 +409,7 @@ pub fn conv2d_backward_weight<T: Real>(g: &ConvGeometry, x: &[T], dy: &[T]) -> V
         dw
     } else {
         let mut dw = vec![T::ZERO; w_len];
-        let mut col = vec![T::ZERO; col_len];
+        let mut col = pool::Scratch::new(col_len);
         for (x_n, dy_n) in x.chunks(g.in_image()).zip(dy.chunks(g.out_image())) {
             one_image(x_n, dy_n, &mut dw, &mut col);
         }

@@ -59,14 +59,20 @@ pub fn take<T: Real>(len: usize) -> Vec<T> {
     vec![T::ZERO; len]
 }
 
-/// A buffer of `len` zeros.
+/// A buffer of `len` zeros, written rather than left to `calloc`: callers add into it, and a
+/// read of a fresh calloc'd page maps the shared zero page, so the write after it takes a
+/// second, copy-on-write fault that flushes every core's TLB.
 pub fn take_zeroed<T: Real>(len: usize) -> Vec<T> {
     match take_pooled::<T>(len) {
         Some(mut v) => {
             v.iter_mut().for_each(|x| *x = T::ZERO);
             v
         }
-        None => vec![T::ZERO; len],
+        None => {
+            let mut v = Vec::with_capacity(len);
+            v.resize(len, T::ZERO);
+            v
+        }
     }
 }
 
@@ -116,6 +122,38 @@ pub fn give<T: Real>(v: Vec<T>) {
     });
     class.last_used = now;
     class.buffers.push(v);
+}
+
+/// A workspace borrowed from the pool for the length of one call and handed back on drop.
+/// Per-call scratch (im2col columns) allocated with `vec!` is large enough that the allocator
+/// maps and unmaps it every time; each unmap flushes the other cores' TLBs, and each first
+/// touch faults a page in. Values are stale, as from [`take`].
+pub struct Scratch<T: Real>(Vec<T>);
+
+impl<T: Real> Scratch<T> {
+    /// A workspace of `len` elements, from the pool when it holds one of that length.
+    pub fn new(len: usize) -> Self {
+        Scratch(take(len))
+    }
+}
+
+impl<T: Real> std::ops::Deref for Scratch<T> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.0
+    }
+}
+
+impl<T: Real> std::ops::DerefMut for Scratch<T> {
+    fn deref_mut(&mut self) -> &mut Vec<T> {
+        &mut self.0
+    }
+}
+
+impl<T: Real> Drop for Scratch<T> {
+    fn drop(&mut self) {
+        give(std::mem::take(&mut self.0));
+    }
 }
 
 /// Bytes held idle by the pools (both element types).
