@@ -92,6 +92,10 @@ pub trait Model {
     fn interpolate(&self, _a: &Tensor, _b: &Tensor, _steps: usize) -> Option<Result<Tensor>> {
         None
     }
+    /// The model as a VAE, for the figures only a VAE has (its likelihood bounds).
+    fn as_vae(&self) -> Option<&Vae> {
+        None
+    }
     /// The model's modules, each with the name prefix its state is saved under.
     fn modules(&self) -> Vec<(&'static str, &dyn Module)>;
     /// The model's optimizers, likewise named.
@@ -352,9 +356,185 @@ impl Vae {
     }
 }
 
+/// How test images enter the Bernoulli likelihood p(x|z) = Πᵢ σ(lᵢ)^xᵢ (1 − σ(lᵢ))^(1−xᵢ).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LikelihoodData {
+    /// The pixel intensities in [0, 1] as they are: the likelihood the VAE was trained on, so
+    /// the bounds tighten the same ELBO that training reports. Not a normalised density over
+    /// [0, 1]^784, so not comparable with binarised-MNIST figures.
+    Intensities,
+    /// Each pixel set to 1 with probability equal to its intensity (dynamic binarisation) by a
+    /// generator seeded with `seed`, once per image: a probability mass over {0, 1}^784, the
+    /// protocol of most published likelihoods.
+    Binarized { seed: u64 },
+}
+
+impl LikelihoodData {
+    /// The images the likelihood is evaluated at. `first_index` is the first image's index in
+    /// the test set, so that a binarised image is the same whatever batch it falls in.
+    pub fn prepare(self, x: &Tensor, first_index: usize) -> Result<Tensor> {
+        match self {
+            LikelihoodData::Intensities => Ok(x.clone()),
+            LikelihoodData::Binarized { seed } => {
+                let values = x.to_vec_f64();
+                let per_image = values.len() / batch_size(x)?.max(1);
+                let mut out = Vec::with_capacity(values.len());
+                for (i, image) in values.chunks(per_image.max(1)).enumerate() {
+                    let mut rng = Rng::new(
+                        seed ^ ((first_index + i) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    );
+                    out.extend(
+                        image
+                            .iter()
+                            .map(|&p| if rng.uniform() < p { 1.0 } else { 0.0 }),
+                    );
+                }
+                Tensor::from_f64s(&out, x.shape(), x.dtype())?.to(x.device())
+            }
+        }
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            LikelihoodData::Intensities => "pixel intensities as Bernoulli targets".into(),
+            LikelihoodData::Binarized { seed } => format!("dynamic binarisation, seed {seed}"),
+        }
+    }
+}
+
+/// Rows of decoder input the importance-sampling loop decodes at once.
+const IWAE_ROWS: usize = 4096;
+
+impl Vae {
+    /// Log importance weights log wₖ = log p(x|zₖ) + log p(zₖ) − log q(zₖ|x) with
+    /// zₖ = μ(x) + σ(x)·εₖ, for given noise eps [N, K, latent]: per image, K values (f64).
+    /// The 2π terms of p(z) and q(z|x) cancel: log p(z) − log q(z|x) = ½Σ(εⱼ² + log σⱼ² − zⱼ²).
+    pub fn log_importance_weights_with(
+        &self,
+        x: &Tensor,
+        eps: &[f64],
+        k: usize,
+    ) -> Result<Vec<Vec<f64>>> {
+        no_grad(|| {
+            let n = batch_size(x)?;
+            let d = self.latent;
+            if eps.len() != n * k * d {
+                return Err(Error::shape(
+                    "log_importance_weights_with",
+                    format!(
+                        "{} noise values for {n} images × {k} samples × {d}",
+                        eps.len()
+                    ),
+                ));
+            }
+            let (mu, log_var) = self.encode(x, &mut Ctx::eval())?;
+            let (mu, log_var) = (mu.to_vec_f64(), log_var.to_vec_f64());
+            let pixels = x.numel() / n.max(1);
+            let flat_x = x.reshape(&[n, 1, pixels])?;
+            let mut weights = vec![Vec::with_capacity(k); n];
+            let chunk = (IWAE_ROWS / n.max(1)).clamp(1, k.max(1));
+            for start in (0..k).step_by(chunk) {
+                let s = chunk.min(k - start);
+                let mut z = Vec::with_capacity(n * s * d);
+                let mut prior_over_posterior = Vec::with_capacity(n * s);
+                for i in 0..n {
+                    for j in start..start + s {
+                        let e = &eps[(i * k + j) * d..(i * k + j + 1) * d];
+                        let mut log_ratio = 0.0;
+                        for c in 0..d {
+                            let lv = log_var[i * d + c];
+                            let zc = mu[i * d + c] + (0.5 * lv).exp() * e[c];
+                            log_ratio += 0.5 * (e[c] * e[c] + lv - zc * zc);
+                            z.push(zc);
+                        }
+                        prior_over_posterior.push(log_ratio);
+                    }
+                }
+                let z = Tensor::from_f64s(&z, &[n * s, d], x.dtype())?.to(x.device())?;
+                let logits = self
+                    .decoder
+                    .forward(&z, &mut Ctx::eval())?
+                    .reshape(&[n, s, pixels])?;
+                // log p(x|z) = Σᵢ xᵢ·lᵢ − softplus(lᵢ), the Bernoulli log-likelihood in logits.
+                let log_likelihood = logits
+                    .mul(&flat_x)?
+                    .sub(&logits.softplus()?)?
+                    .sum(&[2], false)?
+                    .to_vec_f64();
+                for i in 0..n {
+                    for j in 0..s {
+                        weights[i]
+                            .push(log_likelihood[i * s + j] + prior_over_posterior[i * s + j]);
+                    }
+                }
+            }
+            Ok(weights)
+        })
+    }
+
+    /// The negative ELBO of each image, in nats: −log p(x|z) for one draw z ~ q(z|x), plus the
+    /// analytic KL(q(z|x) ‖ N(0, I)) = ½Σⱼ(μⱼ² + σⱼ² − 1 − log σⱼ²). Its batch mean is
+    /// [`Vae::negative_elbo`].
+    pub fn negative_elbo_per_image(&self, x: &Tensor, rng: &mut Rng) -> Result<Vec<f64>> {
+        no_grad(|| {
+            let n = batch_size(x)?;
+            let ctx = &mut Ctx::eval();
+            let (mu, log_var) = self.encode(x, ctx)?;
+            let eps = Tensor::randn(mu.shape(), 0.0, 1.0, mu.dtype(), rng)?.to(mu.device())?;
+            let z = mu.add(&log_var.mul_scalar(0.5)?.exp()?.mul(&eps)?)?;
+            let logits = self
+                .decoder
+                .forward(&z, ctx)?
+                .reshape(&[n, x.numel() / n.max(1)])?;
+            let flat_x = x.reshape(&[n, x.numel() / n.max(1)])?;
+            let reconstruction = logits
+                .softplus()?
+                .sub(&logits.mul(&flat_x)?)?
+                .sum(&[1], false)?
+                .to_vec_f64();
+            let kl = mu
+                .mul(&mu)?
+                .add(&log_var.exp()?)?
+                .sub(&log_var)?
+                .add_scalar(-1.0)?
+                .sum(&[1], false)?
+                .mul_scalar(0.5)?
+                .to_vec_f64();
+            Ok(reconstruction.iter().zip(&kl).map(|(r, k)| r + k).collect())
+        })
+    }
+
+    /// [`Vae::log_importance_weights_with`] for k fresh draws of ε ~ N(0, I) per image.
+    pub fn log_importance_weights(
+        &self,
+        x: &Tensor,
+        k: usize,
+        rng: &mut Rng,
+    ) -> Result<Vec<Vec<f64>>> {
+        let n = batch_size(x)?;
+        let eps: Vec<f64> = (0..n * k * self.latent).map(|_| rng.normal()).collect();
+        self.log_importance_weights_with(x, &eps, k)
+    }
+}
+
+/// The importance-weighted bound (Burda et al. 2016) from one image's log weights, using the
+/// first k: log (1/k) Σₖ wₖ, by log-sum-exp. k = 1 is the one-sample ELBO estimator; the
+/// bound's expectation rises with k toward log p(x).
+pub fn iwae_bound(log_weights: &[f64], k: usize) -> f64 {
+    let w = &log_weights[..k.min(log_weights.len())];
+    let max = w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !max.is_finite() {
+        return max;
+    }
+    max + (w.iter().map(|v| (v - max).exp()).sum::<f64>() / w.len() as f64).ln()
+}
+
 impl Model for Vae {
     fn kind(&self) -> &'static str {
         "vae"
+    }
+    fn as_vae(&self) -> Option<&Vae> {
+        Some(self)
     }
     fn train_step(&mut self, x: &Tensor, _labels: &[usize], ctx: &mut Ctx) -> Result<Losses> {
         let (total, recon, kl) = self.objective(x, ctx)?;

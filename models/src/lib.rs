@@ -13,7 +13,10 @@
 pub mod classifier;
 pub mod data;
 pub mod error;
+pub mod evaluation;
+pub mod experiments;
 pub mod generative;
+pub mod quality;
 pub mod reference;
 pub mod settings;
 pub mod train;

@@ -864,16 +864,26 @@ pub fn evaluate(
     data: &FashionMnist,
     device: Device,
 ) -> Result<EvalReport, Error> {
-    let (ckpt, config, epoch) = open_checkpoint(checkpoint_file)?;
-    let mut model = build_model(&config)?;
-    restore_into(&mut *model, &ckpt)?;
-    model.move_to(device)?;
+    let (model, config, epoch) = load_model(checkpoint_file, device)?;
     let test = evaluate_split(&*model, &data.test, 0)?;
     Ok(EvalReport {
         config,
         epoch,
         test,
     })
+}
+
+/// The model saved in `checkpoint_file`, rebuilt from its own settings and moved to `device`,
+/// with those settings and its epoch.
+pub fn load_model(
+    checkpoint_file: &Path,
+    device: Device,
+) -> Result<(Box<dyn Model>, TrainConfig, usize), Error> {
+    let (ckpt, config, epoch) = open_checkpoint(checkpoint_file)?;
+    let mut model = build_model(&config)?;
+    restore_into(&mut *model, &ckpt)?;
+    model.move_to(device)?;
+    Ok((model, config, epoch))
 }
 
 /// A classifier saved by `train classifier`, with its settings and epoch, for explaining it.

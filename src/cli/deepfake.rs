@@ -164,7 +164,7 @@ pub fn run(command: &DeepfakeCommand) -> Result<ExitCode, Error> {
     }
 }
 
-fn bar(len: usize, prefix: &str) -> ProgressBar {
+pub(super) fn bar(len: usize, prefix: &str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta} left)")

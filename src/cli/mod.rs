@@ -4,6 +4,8 @@ pub mod cam;
 pub mod course;
 pub mod deepfake;
 pub mod error;
+pub mod eval;
+pub mod experiment;
 pub mod gradcheck;
 pub mod report;
 pub mod train;
@@ -30,8 +32,13 @@ pub enum Command {
     Gradcheck(gradcheck::Args),
     /// Train a model on Fashion-MNIST (ae, vae, gan, aae, classifier).
     Train(train::TrainArgs),
-    /// Test-set figures of a checkpoint written by `train`.
-    Eval(train::EvalArgs),
+    /// Test-set figures of a checkpoint written by `train`: losses, the VAE's importance-weighted
+    /// likelihood bounds, and FID, KID, precision and recall of every sampler.
+    Eval(eval::EvalArgs),
+    /// The course's questions answered by measurement: the autoencoder's λ sweep, the GAN's
+    /// minimax against non-saturating loss.
+    #[command(subcommand)]
+    Experiment(experiment::ExperimentCommand),
     /// Class activation maps (CAM, Grad-CAM, Grad-CAM++ closed form and exact) of a classifier.
     Cam(cam::CamArgs),
     /// Face swap between two identities: train, swap, mix, eval.
@@ -48,7 +55,8 @@ pub fn run(command: &Command) -> Result<ExitCode, Error> {
     match command {
         Command::Gradcheck(args) => gradcheck::run(args),
         Command::Train(args) => train::run_train(args),
-        Command::Eval(args) => train::run_eval(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Experiment(command) => experiment::run(command),
         Command::Cam(args) => cam::run(args),
         Command::Deepfake(command) => deepfake::run(command),
         Command::Course(args) => course::run(args),

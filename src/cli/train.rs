@@ -1,4 +1,4 @@
-//! `ferrograd train ae|vae|gan|aae` and `ferrograd eval CHECKPOINT`.
+//! `ferrograd train ae|vae|gan|aae|classifier`.
 
 use super::Error;
 use ferrograd_engine::Device;
@@ -235,45 +235,5 @@ pub fn run_train(args: &TrainArgs) -> Result<ExitCode, Error> {
         "wrote {}: checkpoint.safetensors, metrics.json, loss_curves.png and picture grids",
         out.display()
     );
-    Ok(ExitCode::SUCCESS)
-}
-
-#[derive(clap::Args)]
-pub struct EvalArgs {
-    /// A checkpoint written by `ferrograd train`.
-    pub checkpoint: PathBuf,
-    /// Fashion-MNIST folder (as for train).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Where to compute: `cpu`, `gpu` or `best` (a hardware GPU when there is one).
-    #[arg(long, env = "FERROGRAD_DEVICE", default_value = "best")]
-    pub device: String,
-}
-
-pub fn run_eval(args: &EvalArgs) -> Result<ExitCode, Error> {
-    let device = pick_device(&args.device)?;
-    ferrograd_kernels::flush_subnormals();
-    let data = FashionMnist::load(args.data.as_deref())?;
-    let report = train::evaluate(&args.checkpoint, &data, device)?;
-    println!(
-        "{} after epoch {}, on the {} test images:",
-        report.config.kind.name(),
-        report.epoch,
-        data.test.len
-    );
-    let show = |key: &str, label: &str| {
-        if let Some(v) = report.test.get(key) {
-            println!("  {label:<34} {v:.5}");
-        }
-    };
-    show("mse", "reconstruction MSE (per pixel)");
-    show("negative_elbo", "negative ELBO (nats per image)");
-    show("reconstruction", "reconstruction BCE (nats per image)");
-    show("kl", "KL to N(0, I) (nats per image)");
-    show("discriminator", "discriminator loss");
-    show("generator", "generator loss");
-    show("encoder_adversarial", "encoder adversarial loss");
-    show("accuracy", "classification accuracy");
-    show("cross_entropy", "cross-entropy");
     Ok(ExitCode::SUCCESS)
 }
