@@ -166,7 +166,7 @@ fn every_numeric_flag_is_held_to_its_range() {
             ],
             "--classifier-steps 10000000",
         ),
-        (&["course", "--parts", "5"], "--parts"),
+        (&["course", "--parts", "6"], "--parts"),
     ];
     for (args, needle) in cases {
         refused(args, &[needle]);
@@ -232,6 +232,26 @@ fn empty_work_is_refused() {
                 "1",
             ],
             "--steps 1",
+        ),
+        (&["eval", "x", "--samples", "1"], "--samples 1"),
+        (&["eval", "x", "--iwae-images", "0"], "--iwae-images 0"),
+        (&["eval", "x", "--kid-subsets", "0"], "--kid-subsets 0"),
+        (
+            &["eval", "x", "--kid-subset-size", "1"],
+            "--kid-subset-size 1",
+        ),
+        (
+            &["experiment", "lambda-sweep", "--epochs", "0"],
+            "--epochs 0",
+        ),
+        (
+            &["experiment", "lambda-sweep", "--lambdas", "1e-3,nan"],
+            "--lambdas",
+        ),
+        (&["experiment", "gan-losses", "--epochs", "0"], "--epochs 0"),
+        (
+            &["experiment", "gan-losses", "--fid-samples", "1"],
+            "--fid-samples 1",
         ),
     ];
     for (args, needle) in cases {

@@ -115,7 +115,7 @@ fn missing_data_skips_its_part_with_how_to_get_it_and_the_exit_code_says_so() {
 
 #[test]
 fn an_unknown_part_is_refused() {
-    let out = ferrograd(&["course", "--parts", "5"]);
+    let out = ferrograd(&["course", "--parts", "6"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the parts are 1, 2, 3 and 4"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the parts are 1, 2, 3, 4 and 5"));
 }

@@ -40,7 +40,8 @@ pub struct CourseArgs {
     #[arg(long)]
     pub faces: Option<PathBuf>,
     /// Only these parts (1 gradient checks, 2 generative models, 3 classifier and maps, 4 face
-    /// swap); all by default.
+    /// swap, 5 the generative models judged in the classifier's features, which needs parts 2
+    /// and 3's runs); all by default.
     #[arg(long, value_delimiter = ',')]
     pub parts: Vec<usize>,
     /// Where to compute: `cpu`, `gpu` or `best` (a hardware GPU when there is one).
@@ -306,6 +307,115 @@ fn plan(args: &CourseArgs, device: Device) -> Vec<Part> {
         ));
     }
 
+    // Part 5 judges part 2's samplers in the features of part 3's classifier, and answers two
+    // of the course's questions by experiment.
+    let features = checkpoint.clone();
+    let (iwae, iwae_images, samples, kid_subsets, kid_size): (&str, &str, &str, &str, &str) =
+        if full {
+            ("1,64,5000", "1000", "10000", "100", "1000")
+        } else {
+            ("1,64,1000", "100", "2000", "50", "500")
+        };
+    let mut judged: Vec<Step> = ["vae", "gan", "aae"]
+        .iter()
+        .map(|m| {
+            let ckpt = format!("{runs}/{m}/checkpoint.safetensors");
+            let mut argv = vec![
+                "eval",
+                &ckpt,
+                "--features",
+                &features,
+                "--samples",
+                samples,
+                "--kid-subsets",
+                kid_subsets,
+                "--kid-subset-size",
+                kid_size,
+                "--device",
+                &dev,
+            ];
+            if *m == "vae" {
+                argv.extend(["--iwae", iwae, "--iwae-images", iwae_images]);
+            }
+            let estimate = if full { 60.0 } else { 12.0 }
+                + if *m == "vae" {
+                    if full {
+                        240.0
+                    } else {
+                        6.0
+                    }
+                } else {
+                    0.0
+                };
+            let label = if *m == "vae" {
+                format!("{m}: likelihood bounds, FID, KID, precision and recall")
+            } else {
+                format!("{m}: FID, KID, precision and recall")
+            };
+            with(step(&label, estimate, &argv), &data)
+        })
+        .collect();
+    let sweep_out = format!("{runs}/lambda_sweep");
+    let mut sweep_argv = vec![
+        "experiment",
+        "lambda-sweep",
+        "--out",
+        &sweep_out,
+        "--device",
+        &dev,
+    ];
+    if !full {
+        sweep_argv.extend([
+            "--epochs",
+            "1",
+            "--train-limit",
+            "10000",
+            "--lambdas",
+            "0,1e-4,1e-3,1e-2,1e-1",
+        ]);
+    }
+    judged.push(with(
+        step(
+            "what λ does: the autoencoder's reconstruction error and ‖W‖² across λ",
+            if full { 6.0 * 2.0 * 12.0 } else { 5.0 * 4.0 },
+            &sweep_argv,
+        ),
+        &data,
+    ));
+    let gan_losses_out = format!("{runs}/gan_losses");
+    let mut gan_losses_argv = vec![
+        "experiment",
+        "gan-losses",
+        "--features",
+        &features,
+        "--out",
+        &gan_losses_out,
+        "--device",
+        &dev,
+    ];
+    if !full {
+        gan_losses_argv.extend([
+            "--epochs",
+            "2",
+            "--train-limit",
+            "15000",
+            "--fid-samples",
+            "2000",
+        ]);
+    }
+    judged.push(with(
+        step(
+            "the GAN's minimax loss against the non-saturating one",
+            if full {
+                2.0 * 5.0 * 30.0
+            } else {
+                2.0 * 2.0 * 8.0 + 6.0
+            },
+            &gan_losses_argv,
+        ),
+        &data,
+    ));
+
     vec![
         Part {
             number: 1,
@@ -330,6 +440,12 @@ fn plan(args: &CourseArgs, device: Device) -> Vec<Part> {
             title: "Face swap",
             needs: Needs::Faces,
             steps: deepfake,
+        },
+        Part {
+            number: 5,
+            title: "The generative models judged by numbers",
+            needs: Needs::FashionMnist,
+            steps: judged,
         },
     ]
 }
@@ -391,9 +507,9 @@ pub fn run(args: &CourseArgs) -> Result<ExitCode, Error> {
     let started_at = report::utc_now();
     let mut parts = plan(args, device);
     if !args.parts.is_empty() {
-        if let Some(bad) = args.parts.iter().find(|p| !(1..=4).contains(*p)) {
+        if let Some(bad) = args.parts.iter().find(|p| !(1..=5).contains(*p)) {
             return Err(Error::usage(format!(
-                "--parts: no part {bad}; the parts are 1, 2, 3 and 4"
+                "--parts: no part {bad}; the parts are 1, 2, 3, 4 and 5"
             )));
         }
         parts.retain(|p| args.parts.contains(&p.number));
@@ -632,6 +748,34 @@ fn collect(part: usize, steps: &[StepRun], args: &CourseArgs) -> (Vec<Figure>, V
                 picture(dir.join("loss_curves.png"), "Face-swap losses by step"),
             ]);
             (figures, json!({ "evaluation": eval }))
+        }
+        5 => {
+            let figures = keep(vec![
+                picture(
+                    runs.join("lambda_sweep/lambda_mse.png"),
+                    "The autoencoder's test reconstruction MSE across λ",
+                ),
+                picture(
+                    runs.join("lambda_sweep/lambda_weights.png"),
+                    "log10 Σ‖W‖²_F across λ",
+                ),
+                picture(
+                    runs.join("gan_losses/gan_fid.png"),
+                    "FID by epoch: the minimax generator loss against the non-saturating one",
+                ),
+            ]);
+            let evals: serde_json::Map<String, Value> = ["vae", "gan", "aae"]
+                .iter()
+                .map(|m| (m.to_string(), read_json(&runs.join(m).join("eval.json"))))
+                .collect();
+            (
+                figures,
+                json!({
+                    "evaluations": evals,
+                    "lambda_sweep": read_json(&runs.join("lambda_sweep/lambda_sweep.json")),
+                    "gan_losses": read_json(&runs.join("gan_losses/gan_losses.json")),
+                }),
+            )
         }
         _ => (Vec::new(), Value::Null),
     }

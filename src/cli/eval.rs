@@ -55,7 +55,26 @@ pub struct EvalArgs {
     pub seed: u64,
 }
 
+/// Refuses settings that leave a figure with nothing to compute, before any file is read.
+fn validate(args: &EvalArgs) -> Result<(), Error> {
+    let too_small = [
+        ("--iwae-images", args.iwae_images, 1),
+        ("--samples", args.samples, 2),
+        ("--kid-subsets", args.kid_subsets, 1),
+        ("--kid-subset-size", args.kid_subset_size, 2),
+    ];
+    for (flag, value, least) in too_small {
+        if value < least {
+            return Err(Error::usage(format!(
+                "{flag} {value}: it must be at least {least}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: &EvalArgs) -> Result<ExitCode, Error> {
+    validate(args)?;
     let device = pick_device(&args.device)?;
     ferrograd_kernels::flush_subnormals();
     let data = FashionMnist::load(args.data.as_deref())?;

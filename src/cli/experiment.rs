@@ -134,6 +134,9 @@ fn write_results(
 }
 
 fn run_lambda_sweep(args: &LambdaSweepArgs) -> Result<ExitCode, Error> {
+    if args.epochs == 0 {
+        return Err(Error::usage("--epochs 0: train at least one epoch per λ"));
+    }
     if args.lambdas.is_empty() || args.lambdas.iter().any(|l| !(l.is_finite() && *l >= 0.0)) {
         return Err(Error::usage(format!(
             "--lambdas {:?}: give one or more finite values ≥ 0",
@@ -203,10 +206,14 @@ fn loss_name(loss: GeneratorLoss) -> &'static str {
 }
 
 fn run_gan_losses(args: &GanLossesArgs) -> Result<ExitCode, Error> {
-    if args.epochs == 0 || args.fid_samples < 2 {
-        return Err(Error::usage(
-            "--epochs must be at least 1 and --fid-samples at least 2",
-        ));
+    if args.epochs == 0 {
+        return Err(Error::usage("--epochs 0: train at least one epoch"));
+    }
+    if args.fid_samples < 2 {
+        return Err(Error::usage(format!(
+            "--fid-samples {}: FID needs at least 2 samples",
+            args.fid_samples
+        )));
     }
     let features = FeatureClassifier::load(&args.features)?;
     let (data, base) = prepare(ModelKind::Gan, args.epochs, &args.out, &args.run)?;

@@ -93,6 +93,13 @@ L<sub>E,D</sub> = ‖D<sub>A</sub>(E(x̃<sub>A</sub>)) − x<sub>A</sub>‖<sub>
 while the latent discriminator D<sub>h</sub> minimises −E<sub>h~N(0,I)</sub>[log D<sub>h</sub>(h)] − E[log(1 − D<sub>h</sub>(E(x̃)))]: the codes are pulled toward the prior.
 A swap is D<sub>B</sub>(E(x<sub>A</sub>)); mixing decodes (1 − t)·h<sub>a</sub> + t·h<sub>b</sub>, or the first dimensions of h<sub>a</sub> with the rest of h<sub>b</sub>.</p>"#
         }
+        5 => {
+            r#"<p><b>Likelihood</b>: the importance-weighted bound L<sub>K</sub> = E[log (1/K) Σ<sub>k</sub> p(x, z<sub>k</sub>) / q(z<sub>k</sub>|x)] ≤ log p(x), z<sub>k</sub> ~ q(z|x) (Burda et al. 2016); K = 1 is the ELBO, and L<sub>K</sub> rises toward log p(x) with K.
+The likelihood p(x|z) is the Bernoulli one the VAE was trained with, evaluated at the pixel intensities (not a normalised density over [0, 1]<sup>784</sup>; <code>--binarize SEED</code> gives the binarised protocol).</p>
+<p><b>Sample quality</b> in the features f of the course's classifier (global average pool of conv3): FID = ‖μ<sub>1</sub> − μ<sub>2</sub>‖² + tr(Σ<sub>1</sub> + Σ<sub>2</sub> − 2(Σ<sub>1</sub>Σ<sub>2</sub>)<sup>½</sup>);
+KID = the unbiased MMD² with k(x, y) = (xᵀy/d + 1)³ over random subsets; precision = the share of samples inside the union of the real features' 3-nearest-neighbour balls, recall the converse (Kynkäänniemi et al. 2019).
+Every figure depends on the classifier, so each names its checkpoint's hash.</p>"#
+        }
         _ => "",
     }
 }
@@ -293,9 +300,134 @@ fn tables(part: &PartRun) -> String {
                 );
             }
         }
+        5 => judged_tables(s, &mut h),
         _ => {}
     }
     h
+}
+
+/// Part 5's tables: the VAE's likelihood bounds, every sampler's FID/KID/precision/recall with
+/// the test-vs-train floor, the λ sweep and the GAN losses compared.
+fn judged_tables(s: &Value, h: &mut String) {
+    let evals = &s["evaluations"];
+    let likelihood = &evals["vae"]["likelihood"];
+    if !likelihood.is_null() {
+        let _ = write!(
+            h,
+            "<p>VAE likelihood on the first {} test images ({}), nats per image ± standard error over images:</p><table><tr><th>figure</th><th>nats</th></tr><tr><td>negative ELBO</td><td>{} ± {}</td></tr>",
+            likelihood["images"],
+            escape(likelihood["data"].as_str().unwrap_or("")),
+            num(&likelihood["negative_elbo"], 2),
+            num(&likelihood["negative_elbo_standard_error"], 2)
+        );
+        for b in likelihood["negative_iwae_bounds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let _ = write!(
+                h,
+                "<tr><td>−log p(x) ≤ IWAE, K = {}</td><td>{} ± {}</td></tr>",
+                b["k"],
+                num(&b["nats"], 2),
+                num(&b["standard_error"], 2)
+            );
+        }
+        h.push_str("</table>");
+    }
+    let mut quality_header = false;
+    for m in ["vae", "gan", "aae"] {
+        let q = &evals[m]["sample_quality"];
+        if q.is_null() {
+            continue;
+        }
+        if !quality_header {
+            let _ = write!(
+                h,
+                "<p>Sample quality in the features of {} (its penultimate layer), {} samples against the test set; the last row is the test set against as many training images, the floor:</p><table><tr><th>samples</th><th>FID ↓</th><th>KID ↓ (± s.e.)</th><th>precision ↑</th><th>recall ↑</th></tr>",
+                escape(q["feature_classifier"].as_str().unwrap_or("")),
+                q["samples_vs_test"]["samples"]
+            );
+            quality_header = true;
+        }
+        quality_row(h, m, &q["samples_vs_test"]);
+    }
+    if quality_header {
+        let floor = ["vae", "gan", "aae"]
+            .iter()
+            .map(|m| &evals[*m]["sample_quality"]["test_vs_train"])
+            .find(|f| !f.is_null());
+        if let Some(f) = floor {
+            quality_row(h, "test vs train (floor)", f);
+        }
+        h.push_str("</table>");
+    }
+    let sweep = &s["lambda_sweep"];
+    if let Some(points) = sweep["points"].as_array() {
+        let _ = write!(
+            h,
+            "<p>The autoencoder across λ ({} epochs on {} images, seed {}):</p><table><tr><th>λ</th><th>test MSE per pixel</th><th>Σ‖W‖²<sub>F</sub></th></tr>",
+            sweep["epochs"], sweep["train_images"], sweep["seed"]
+        );
+        for p in points {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                sci(&p["lambda"]),
+                num(&p["test_mse"], 5),
+                num(&p["weight_norm_squared"], 1)
+            );
+        }
+        h.push_str("</table>");
+    }
+    let gan = &s["gan_losses"];
+    if let Some(runs) = gan["runs"].as_array() {
+        let _ = write!(
+            h,
+            "<p>The GAN with each generator loss, same seed and budget ({} epochs on {} images); FID on {} samples in the features of {}:</p><table><tr><th>generator loss</th><th>FID by epoch</th><th>D(G(z)) at step 0 → last probe</th><th>‖∇<sub>G</sub>‖ minimax / non-saturating at step 0</th></tr>",
+            gan["epochs"],
+            gan["train_images"],
+            gan["fid_samples"],
+            escape(gan["feature_classifier"].as_str().unwrap_or(""))
+        );
+        for r in runs {
+            let fids: Vec<String> = r["fid_by_epoch"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| num(f, 1))
+                .collect();
+            let probes = r["probes"].as_array().cloned().unwrap_or_default();
+            let (first, last) = (probes.first(), probes.last());
+            let d = |p: Option<&Value>| p.map_or("–".to_string(), |p| num(&p["d_fake_mean"], 3));
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{} → {} (step {})</td><td>{} / {}</td></tr>",
+                escape(r["generator_loss"].as_str().unwrap_or("")),
+                fids.join(", "),
+                d(first),
+                d(last),
+                last.map_or(Value::Null, |p| p["step"].clone()),
+                first.map_or("–".into(), |p| sci(&p["generator_grad_norm_minimax"])),
+                first.map_or("–".into(), |p| sci(
+                    &p["generator_grad_norm_non_saturating"]
+                ))
+            );
+        }
+        h.push_str("</table>");
+    }
+}
+
+fn quality_row(h: &mut String, label: &str, q: &Value) {
+    let _ = write!(
+        h,
+        "<tr><td>{label}</td><td>{}</td><td>{} ± {}</td><td>{}</td><td>{}</td></tr>",
+        num(&q["fid"], 2),
+        num(&q["kid"], 4),
+        num(&q["kid_standard_error"], 4),
+        num(&q["precision"], 3),
+        num(&q["recall"], 3)
+    );
 }
 
 /// Writes `out/index.html` and `out/summary.json` (each through a temporary file and a rename).
