@@ -1,7 +1,8 @@
-//! CAM, Grad-CAM and Grad-CAM++ (closed form and exact) for one image, one class, one layer.
+//! CAM, Grad-CAM, Grad-CAM++ (closed form and exact), Layer-CAM and Score-CAM for one image,
+//! one class, one layer.
 //!
 //! Notation: A^k_ij is channel k of the target layer's activation map at position (i, j),
-//! Y the class score, g = ∂Y/∂A. Every map is ReLU(Σ_k w_k A^k) for channel weights w_k
+//! Y the class score, g = ∂Y/∂A. Every map but Layer-CAM's is ReLU(Σ_k w_k A^k) for channel weights w_k
 //! that the methods choose differently (CAM keeps the sign: it has no ReLU).
 //!
 //! The exact Grad-CAM++ needs ∂Y/∂a, ∂²Y/∂a², ∂³Y/∂a³ for every element a of A: it pushes the
@@ -30,14 +31,25 @@ pub enum Method {
     /// Taylor mode along each element of A (see [`crate::taylor`]; [`crate::exact`]'s
     /// reverse mode gives the same numbers, much more slowly).
     GradCamPlusPlusExact,
+    /// Jiang et al. 2021: each element weighted by its own positive gradient,
+    /// M_ij = ReLU(Σ_k ReLU(∂Y/∂A^k_ij)·A^k_ij). Not a channel-weighted sum, so it keeps
+    /// detail at shallow layers where one weight per channel blurs.
+    LayerCam,
+    /// Wang et al. 2020: no gradient. Channel k's map, upsampled to the input and min-max
+    /// normalised to H_k ∈ [0, 1], masks the input; its weight is the score gain it keeps,
+    /// w_k = Y(X ∘ H_k) − Y(X_b) with the all-zero baseline X_b (the paper's "channel-wise
+    /// increase of confidence"). One forward pass per channel, batched.
+    ScoreCam,
 }
 
 impl Method {
-    pub const ALL: [Method; 4] = [
+    pub const ALL: [Method; 6] = [
         Method::Cam,
         Method::GradCam,
         Method::GradCamPlusPlus,
         Method::GradCamPlusPlusExact,
+        Method::LayerCam,
+        Method::ScoreCam,
     ];
     /// The name on the command line and in `cam.json`.
     pub fn name(self) -> &'static str {
@@ -46,6 +58,8 @@ impl Method {
             Method::GradCam => "gradcam",
             Method::GradCamPlusPlus => "gradcam++",
             Method::GradCamPlusPlusExact => "gradcam++exact",
+            Method::LayerCam => "layercam",
+            Method::ScoreCam => "scorecam",
         }
     }
     pub fn parse(s: &str) -> Option<Method> {
@@ -279,9 +293,98 @@ impl Target<'_> {
                 let d = self.taylor_diagonal(&a, on_chunk)?;
                 plus_plus_weights(&values, &d.first, &d.second, &d.third, h * w)
             }
+            Method::LayerCam => {
+                return Ok(layer_cam(&values, &self.gradient(&a, self.score)?, h, w));
+            }
+            Method::ScoreCam => score_cam_weights(
+                self.model,
+                image,
+                &values,
+                (k, h, w),
+                self.score,
+                self.class,
+            )?,
         };
         Ok(explanation(method, &values, weights, h, w))
     }
+}
+
+/// Layer-CAM's map M_ij = ReLU(Σ_k ReLU(g^k_ij)·A^k_ij). Its `weights` are each channel's mean
+/// ReLU(g), for reference: the map is not Σ_k w_k A^k.
+fn layer_cam(a: &[f64], g: &[f64], h: usize, w: usize) -> Explanation {
+    let positions = h * w;
+    let mut map = vec![0.0; positions];
+    for (ak, gk) in a.chunks(positions).zip(g.chunks(positions)) {
+        for ((m, av), gv) in map.iter_mut().zip(ak).zip(gk) {
+            *m += gv.max(0.0) * av;
+        }
+    }
+    map.iter_mut().for_each(|v| *v = v.max(0.0));
+    let weights = g
+        .chunks(positions)
+        .map(|gk| gk.iter().map(|v| v.max(0.0)).sum::<f64>() / positions as f64)
+        .collect();
+    Explanation {
+        map,
+        height: h,
+        width: w,
+        weights,
+    }
+}
+
+/// The input masks of Score-CAM for one image's activation map A [K, h, w]: each channel
+/// bilinearly upsampled to the image's size and min-max normalised to [0, 1] (a constant
+/// channel gives an all-zero mask: it shows nothing).
+pub fn score_cam_masks(
+    a: &[f64],
+    (k, h, w): (usize, usize, usize),
+    out_h: usize,
+    out_w: usize,
+) -> Vec<f64> {
+    let mut masks = Vec::with_capacity(k * out_h * out_w);
+    for ak in a.chunks(h * w).take(k) {
+        let up = crate::render::upsample_bilinear(ak, h, w, out_h, out_w);
+        let (lo, hi) = up
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
+        if hi > lo {
+            masks.extend(up.iter().map(|v| (v - lo) / (hi - lo)));
+        } else {
+            masks.extend(std::iter::repeat_n(0.0, up.len()));
+        }
+    }
+    masks
+}
+
+/// Score-CAM's weights w_k = Y(X ∘ H_k) − Y(0) for one image X [1, C, H, W]: the K masked
+/// copies and the baseline go through the network in one batch.
+fn score_cam_weights(
+    model: &Classifier,
+    image: &Tensor,
+    a: &[f64],
+    (k, h, w): (usize, usize, usize),
+    score: Score,
+    class: usize,
+) -> Result<Vec<f64>> {
+    let (c, ih, iw) = (image.dim(1)?, image.dim(2)?, image.dim(3)?);
+    let masks = score_cam_masks(a, (k, h, w), ih, iw);
+    let x = image.to_vec_f64();
+    let plane = ih * iw;
+    // K masked copies, then the all-zero baseline.
+    let mut batch = Vec::with_capacity((k + 1) * c * plane);
+    for mask in masks.chunks(plane) {
+        for channel in x.chunks(plane) {
+            batch.extend(channel.iter().zip(mask).map(|(v, m)| v * m));
+        }
+    }
+    batch.extend(std::iter::repeat_n(0.0, c * plane));
+    let batch = Tensor::from_f64s(&batch, &[k + 1, c, ih, iw], image.dtype())?.to(image.device())?;
+    let y =
+        no_grad(|| score.of_logits(&model.logits(&batch, &mut Ctx::eval())?, class))?.to_vec_f64();
+    let baseline = y[k];
+    Ok(y[..k].iter().map(|v| v - baseline).collect())
 }
 
 /// CAM's weights: the head's row for the class.
@@ -364,7 +467,7 @@ pub fn explain_batch(
         let per_image = k * h * w;
         let values = a.to_vec_f64();
         let g = match method {
-            Method::GradCam => Some(gradient(layer, score)?),
+            Method::GradCam | Method::LayerCam => Some(gradient(layer, score)?),
             Method::GradCamPlusPlus => Some(gradient(layer, score.closed_form_base())?),
             _ => None,
         };
@@ -377,11 +480,20 @@ pub fn explain_batch(
                     (Method::GradCamPlusPlus, Some(gi)) => {
                         closed_form_plus_plus_weights(ai, gi, h * w)
                     }
+                    (Method::LayerCam, Some(gi)) => return Ok(layer_cam(ai, gi, h, w)),
+                    (Method::ScoreCam, _) => score_cam_weights(
+                        model,
+                        &images.narrow(0, i, 1)?,
+                        ai,
+                        (k, h, w),
+                        score,
+                        classes[i],
+                    )?,
                     _ => cam_weights(model, classes[i], k),
                 };
-                explanation(method, ai, weights, h, w)
+                Ok(explanation(method, ai, weights, h, w))
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         out.push(maps);
     }
     Ok(out)

@@ -43,7 +43,7 @@ pub struct CamArgs {
     /// Target layers, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "conv1,conv2,conv3")]
     pub layers: Vec<String>,
-    /// Methods, comma-separated: cam, gradcam, gradcam++, gradcam++exact.
+    /// Methods, comma-separated: cam, gradcam, gradcam++, gradcam++exact, layercam, scorecam.
     #[arg(
         long,
         value_delimiter = ',',
