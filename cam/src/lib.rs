@@ -17,6 +17,7 @@ pub mod maps;
 pub mod metrics;
 pub mod render;
 pub mod run;
+pub mod saliency;
 pub mod taylor;
 
 pub use exact::{diagonal_derivatives, diagonal_derivatives_at, Diagonal};
