@@ -14,6 +14,7 @@
 
 pub mod exact;
 pub mod maps;
+pub mod maximize;
 pub mod metrics;
 pub mod render;
 pub mod run;

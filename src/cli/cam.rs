@@ -65,6 +65,11 @@ pub struct CamArgs {
     pub exact_images: usize,
     #[arg(long, default_value_t = 28, help = with_range("Steps of the deletion and insertion curves", ranges::CURVE_STEPS.describe()))]
     pub curve_steps: usize,
+    /// Also find, by gradient ascent from noise, the inputs that maximise each class of
+    /// --classes (activation maximisation, with total-variation and L2 regularisers and
+    /// jitter), four seeds per class: maximize.png (a row per class) and maximize.json.
+    #[arg(long)]
+    pub maximize: bool,
     /// Output folder.
     #[arg(long, default_value = "runs/cam")]
     pub out: PathBuf,
@@ -94,7 +99,11 @@ fn settings(args: &CamArgs) -> Result<CamSettings, Error> {
         .iter()
         .map(|name| {
             Method::parse(name).ok_or_else(|| {
-                Error::usage(format!("--method: unknown method '{name}'; choose from cam, gradcam, gradcam++, gradcam++exact"))
+                let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+                Error::usage(format!(
+                    "--method: unknown method '{name}'; choose from {}",
+                    names.join(", ")
+                ))
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -145,6 +154,9 @@ pub fn run(args: &CamArgs) -> Result<ExitCode, Error> {
         settings.score.name(),
         args.out.display()
     );
+    if args.maximize {
+        maximize(&model, &args.classes, &args.out)?;
+    }
     let progress = bar();
     progress.set_prefix("maps");
     let records = run::explain_examples(
@@ -189,4 +201,73 @@ pub fn run(args: &CamArgs) -> Result<ExitCode, Error> {
         ))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Seeds per class of `--maximize`: the columns of maximize.png.
+const MAXIMIZE_SEEDS: usize = 4;
+
+/// `--maximize`: one ascent per (class, seed), drawn as a grid and recorded with the scores.
+fn maximize(
+    model: &ferrograd_models::classifier::Classifier,
+    classes: &[usize],
+    out: &std::path::Path,
+) -> Result<(), Error> {
+    use ferrograd_cam::maximize::{maximize_class, MaximizeSettings};
+    std::fs::create_dir_all(out).map_err(|e| Error::CreateFolder {
+        path: out.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let settings = MaximizeSettings::default();
+    let progress = bar();
+    progress.set_prefix("maximize");
+    progress.set_length((classes.len() * MAXIMIZE_SEEDS) as u64);
+    let mut images = Vec::new();
+    let mut records = Vec::new();
+    for &class in classes {
+        for seed in 0..MAXIMIZE_SEEDS {
+            let run = maximize_class(
+                model,
+                class,
+                &settings,
+                &mut ferrograd_engine::Rng::new(seed as u64),
+            )?;
+            images.extend(run.image.iter().map(|&v| v as f32));
+            records.push(serde_json::json!({
+                "class": class,
+                "seed": seed,
+                "score_start": run.scores[0],
+                "score_end": run.scores[run.scores.len() - 1],
+            }));
+            progress.inc(1);
+        }
+    }
+    progress.finish_and_clear();
+    let png = out.join("maximize.png");
+    ferrograd_plot::save_image_grid(&png, &images, 1, 28, 28, MAXIMIZE_SEEDS, 4)?;
+    let json = serde_json::json!({
+        "score": settings.score.name(),
+        "steps": settings.steps,
+        "lr": settings.lr,
+        "total_variation": settings.total_variation,
+        "l2": settings.l2,
+        "jitter": settings.jitter,
+        "runs": records,
+    });
+    let path = out.join("maximize.json");
+    ferrograd_nn::checkpoint::write_atomically(
+        &path,
+        serde_json::to_string_pretty(&json)
+            .expect("JSON values serialise")
+            .as_bytes(),
+    )
+    .map_err(|e| Error::File {
+        path: path.clone(),
+        message: format!("cannot write: {e}"),
+    })?;
+    println!(
+        "wrote {} (a row per class of --classes, {MAXIMIZE_SEEDS} seeds each) and {}",
+        png.display(),
+        path.display()
+    );
+    Ok(())
 }
