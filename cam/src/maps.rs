@@ -40,17 +40,45 @@ pub enum Method {
     /// w_k = Y(X ∘ H_k) − Y(X_b) with the all-zero baseline X_b (the paper's "channel-wise
     /// increase of confidence"). One forward pass per channel, batched.
     ScoreCam,
+    /// Simonyan et al. 2014: max over input channels of |∂Y/∂x|, in the input's pixels
+    /// (see [`crate::saliency`]).
+    Saliency,
+    /// Smilkov et al. 2017: saliency of the gradient averaged over [`SMOOTHGRAD_SAMPLES`]
+    /// noisy copies, noise σ = [`SMOOTHGRAD_SIGMA`] of the image's range.
+    SmoothGrad,
+}
+
+/// The pseudo-layer of the maps drawn in the input's own pixels (saliency, SmoothGrad).
+pub const INPUT_LAYER: usize = usize::MAX;
+/// SmoothGrad's noisy copies per image.
+pub const SMOOTHGRAD_SAMPLES: usize = 25;
+/// SmoothGrad's noise, as a fraction of the image's range (the paper finds 10–20% best).
+pub const SMOOTHGRAD_SIGMA: f64 = 0.15;
+
+/// A layer's name, "input" for [`INPUT_LAYER`].
+pub fn layer_name(layer: usize) -> &'static str {
+    if layer == INPUT_LAYER {
+        "input"
+    } else {
+        LAYER_NAMES[layer]
+    }
 }
 
 impl Method {
-    pub const ALL: [Method; 6] = [
+    pub const ALL: [Method; 8] = [
         Method::Cam,
         Method::GradCam,
         Method::GradCamPlusPlus,
         Method::GradCamPlusPlusExact,
         Method::LayerCam,
         Method::ScoreCam,
+        Method::Saliency,
+        Method::SmoothGrad,
     ];
+    /// Whether the map is in the input's pixels rather than at a layer.
+    pub fn is_input_level(self) -> bool {
+        matches!(self, Method::Saliency | Method::SmoothGrad)
+    }
     /// The name on the command line and in `cam.json`.
     pub fn name(self) -> &'static str {
         match self {
@@ -60,13 +88,19 @@ impl Method {
             Method::GradCamPlusPlusExact => "gradcam++exact",
             Method::LayerCam => "layercam",
             Method::ScoreCam => "scorecam",
+            Method::Saliency => "saliency",
+            Method::SmoothGrad => "smoothgrad",
         }
     }
     pub fn parse(s: &str) -> Option<Method> {
         Method::ALL.into_iter().find(|m| m.name() == s)
     }
-    /// CAM needs the head right after the layer; the gradient methods work anywhere.
+    /// CAM needs the head right after the layer; the gradient methods work at any layer; the
+    /// input-level methods only at [`INPUT_LAYER`].
     pub fn applies_to(self, layer: usize) -> bool {
+        if self.is_input_level() || layer == INPUT_LAYER {
+            return self.is_input_level() && layer == INPUT_LAYER;
+        }
         self != Method::Cam || layer == LAYER_NAMES.len() - 1
     }
 }
@@ -264,6 +298,9 @@ impl Target<'_> {
         method: Method,
         on_chunk: &mut dyn FnMut(usize, usize),
     ) -> Result<Explanation> {
+        if method.is_input_level() {
+            return self.explain_input(image, method);
+        }
         let a = self.activation(image)?;
         let (k, h, w) = (a.dim(1)?, a.dim(2)?, a.dim(3)?);
         let values = a.to_vec_f64();
@@ -296,6 +333,7 @@ impl Target<'_> {
             Method::LayerCam => {
                 return Ok(layer_cam(&values, &self.gradient(&a, self.score)?, h, w));
             }
+            Method::Saliency | Method::SmoothGrad => unreachable!("drawn by explain_input"),
             Method::ScoreCam => score_cam_weights(
                 self.model,
                 image,
@@ -306,6 +344,35 @@ impl Target<'_> {
             )?,
         };
         Ok(explanation(method, &values, weights, h, w))
+    }
+}
+
+impl Target<'_> {
+    /// Saliency or SmoothGrad, in the input's pixels (the target's layer is not used).
+    /// SmoothGrad's noise comes from a fixed seed, so a map is the same on every run.
+    fn explain_input(&self, image: &Tensor, method: Method) -> Result<Explanation> {
+        let on_input = Target { layer: 0, ..*self };
+        on_input.check(image)?;
+        let m = match method {
+            Method::Saliency => {
+                crate::saliency::saliency(self.model, image, self.class, self.score)?
+            }
+            _ => crate::saliency::smooth_grad(
+                self.model,
+                image,
+                self.class,
+                self.score,
+                SMOOTHGRAD_SAMPLES,
+                SMOOTHGRAD_SIGMA,
+                &mut ferrograd_engine::Rng::new(0),
+            )?,
+        };
+        Ok(Explanation {
+            map: m.map,
+            height: m.height,
+            width: m.width,
+            weights: Vec::new(),
+        })
     }
 }
 
@@ -434,7 +501,10 @@ pub fn explain_batch(
     columns: &[(Method, usize)],
 ) -> Result<Vec<Vec<Explanation>>> {
     for &(method, layer) in columns {
-        if method == Method::GradCamPlusPlusExact || !method.applies_to(layer) || layer >= 3 {
+        if method == Method::GradCamPlusPlusExact
+            || !method.applies_to(layer)
+            || (layer >= 3 && layer != INPUT_LAYER)
+        {
             return Err(Error::argument(
                 "cam",
                 format!(
@@ -462,6 +532,22 @@ pub fn explain_batch(
     };
     let mut out = Vec::with_capacity(columns.len());
     for &(method, layer) in columns {
+        if method.is_input_level() {
+            // One image at a time: SmoothGrad's copies already fill a batch.
+            let maps = (0..b)
+                .map(|i| {
+                    let target = Target {
+                        model,
+                        layer,
+                        class: classes[i],
+                        score,
+                    };
+                    target.explain(&images.narrow(0, i, 1)?, method)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            out.push(maps);
+            continue;
+        }
         let a = &activations[layer];
         let (k, h, w) = (a.dim(1)?, a.dim(2)?, a.dim(3)?);
         let per_image = k * h * w;

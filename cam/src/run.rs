@@ -1,7 +1,7 @@
 //! A whole explanation run, as `ferrograd cam` does it: maps for chosen test images, one grid
 //! picture, `cam.json`, and the faithfulness figures over many test images.
 
-use crate::maps::{explain_batch, Method, Score, Target};
+use crate::maps::{explain_batch, layer_name, Method, Score, Target, INPUT_LAYER};
 use crate::metrics::{
     curve_images, images_per_map, score_image, scores_from_probabilities, ImageScores, Summary,
 };
@@ -118,11 +118,19 @@ impl CamSettings {
         Ok(())
     }
 
-    /// The (method, layer) pairs that have a map: CAM only at the last layer.
+    /// The (method, layer) pairs that have a map: CAM only at the last layer, the input-level
+    /// methods once, at [`INPUT_LAYER`], whatever the layers.
     pub fn columns(&self) -> Vec<(Method, usize)> {
         self.methods
             .iter()
-            .flat_map(|&m| self.layers.iter().map(move |&l| (m, l)))
+            .flat_map(|&m| {
+                let layers = if m.is_input_level() {
+                    vec![INPUT_LAYER]
+                } else {
+                    self.layers.clone()
+                };
+                layers.into_iter().map(move |l| (m, l))
+            })
             .filter(|&(m, l)| m.applies_to(l))
             .collect()
     }
@@ -149,7 +157,7 @@ impl MapRecord {
             "label": self.label,
             "class": self.class,
             "class_name": CLASS_NAMES[self.class],
-            "layer": LAYER_NAMES[self.layer],
+            "layer": layer_name(self.layer),
             "method": self.method.name(),
             "score": self.score.name(),
             "seconds": self.seconds,
@@ -281,7 +289,7 @@ pub fn explain_examples(
                 row + 1,
                 chosen.len(),
                 method.name(),
-                LAYER_NAMES[layer]
+                layer_name(layer)
             );
             let done = row * columns.len() + col;
             progress(&what, done, total);
@@ -325,7 +333,7 @@ pub fn explain_examples(
     titles.extend(
         columns
             .iter()
-            .map(|&(m, l)| format!("{} {}", m.name(), LAYER_NAMES[l])),
+            .map(|&(m, l)| format!("{} {}", m.name(), layer_name(l))),
     );
     save_cam_grid(
         &out.join("grid.png"),
@@ -385,7 +393,7 @@ impl MetricsRow {
         let s = &self.summary;
         serde_json::json!({
             "method": self.method.name(),
-            "layer": LAYER_NAMES[self.layer],
+            "layer": layer_name(self.layer),
             "images": s.images,
             "average_drop_percent": s.average_drop,
             "increase_in_confidence_percent": s.increase_in_confidence,
@@ -533,7 +541,7 @@ pub fn metrics_table(rows: &[MetricsRow]) -> String {
         t.push_str(&format!(
             "| {} | {} | {} | {:.1} | {:.1} | {:.3} | {:.3} | {:.1} |\n",
             r.method.name(),
-            LAYER_NAMES[r.layer],
+            layer_name(r.layer),
             s.images,
             s.average_drop,
             s.increase_in_confidence,

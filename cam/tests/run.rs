@@ -1,6 +1,7 @@
 //! A whole `ferrograd cam` run on a tiny classifier and a made-up test split: the files it
 //! writes and what they hold.
 
+use ferrograd_cam::maps::INPUT_LAYER;
 use ferrograd_cam::render::Colormap;
 use ferrograd_cam::run::{explain_examples, save_metrics, test_set_metrics, CamSettings};
 use ferrograd_cam::{Method, Score};
@@ -42,18 +43,22 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
     let mut calls = 0;
     let records =
         explain_examples(&model, &test, &settings(), &out, &mut |_, _, _| calls += 1).unwrap();
-    // 2 classes × 2 images × (CAM at conv3 + 3 methods × 3 layers) = 40 maps.
-    assert_eq!(records.len(), 40);
-    assert!(calls >= 40, "progress is reported");
+    // 2 classes × 2 images × (CAM at conv3 + 5 layer methods × 3 layers + 2 input-level
+    // methods once) = 72 maps.
+    assert_eq!(records.len(), 72);
+    assert!(calls >= 72, "progress is reported");
     assert!(records
         .iter()
         .all(|r| r.class == r.label && [7, 9].contains(&r.class)));
     assert!(records
         .iter()
         .all(|r| r.method != Method::Cam || r.layer == 2));
+    assert!(records
+        .iter()
+        .all(|r| r.method.is_input_level() == (r.layer == INPUT_LAYER)));
     let grid = image::open(out.join("grid.png")).unwrap();
     assert!(
-        grid.width() > 11 * 28 * 4 && grid.height() > 4 * 28 * 4,
+        grid.width() > 19 * 28 * 4 && grid.height() > 4 * 28 * 4,
         "{}x{}",
         grid.width(),
         grid.height()
@@ -61,7 +66,8 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("cam.json")).unwrap()).unwrap();
     let maps = json["maps"].as_array().unwrap();
-    assert_eq!(maps.len(), 40);
+    assert_eq!(maps.len(), 72);
+    assert_eq!(maps.iter().filter(|m| m["layer"] == "input").count(), 8);
     for key in [
         "layer",
         "class",
@@ -78,7 +84,7 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
     }
 
     let rows = test_set_metrics(&model, &test, &settings(), 6, 2, &mut |_, _, _| {}).unwrap();
-    assert_eq!(rows.len(), 10);
+    assert_eq!(rows.len(), 18);
     for r in &rows {
         let want = if r.method == Method::GradCamPlusPlusExact {
             2
@@ -93,7 +99,7 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
         assert!((0.0..=100.0).contains(&r.summary.increase_in_confidence));
     }
     let table = save_metrics(&rows, Score::ExpLogit, &out).unwrap();
-    assert_eq!(table.lines().count(), 2 + 10, "{table}");
+    assert_eq!(table.lines().count(), 2 + 18, "{table}");
     assert!(out.join("metrics.json").exists());
     std::fs::remove_dir_all(&out).unwrap();
 }
