@@ -233,6 +233,17 @@ fn empty_work_is_refused() {
             ],
             "--steps 1",
         ),
+        (
+            &[
+                "cam",
+                "--checkpoint",
+                "x",
+                "--sanity",
+                "--sanity-images",
+                "0",
+            ],
+            "--sanity-images 0",
+        ),
         (&["eval", "x", "--samples", "1"], "--samples 1"),
         (&["eval", "x", "--iwae-images", "0"], "--iwae-images 0"),
         (&["eval", "x", "--kid-subsets", "0"], "--kid-subsets 0"),

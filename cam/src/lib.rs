@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod render;
 pub mod run;
 pub mod saliency;
+pub mod sanity;
 pub mod taylor;
 
 pub use exact::{diagonal_derivatives, diagonal_derivatives_at, Diagonal};

@@ -552,3 +552,86 @@ pub fn metrics_table(rows: &[MetricsRow]) -> String {
     }
     t
 }
+
+/// The sanity check of every (method, layer) of `settings` on the first `images` test images,
+/// each explained for its label: see [`crate::sanity`]. `fresh(stage)` builds a randomly
+/// initialised classifier of the trained one's architecture.
+pub fn sanity_checks(
+    model: &Classifier,
+    fresh: &dyn Fn(usize) -> Result<Classifier>,
+    test: &Split,
+    settings: &CamSettings,
+    images: usize,
+    progress: &mut Progress<'_>,
+) -> Result<Vec<crate::sanity::SanityRow>> {
+    settings.validate()?;
+    let n = images.min(test.len);
+    let indices: Vec<usize> = (0..n).collect();
+    let (x, labels) = test
+        .batch_at(&indices)
+        .map_err(|e| Error::argument("cam", e.to_string()))?;
+    let x = x.to(model.device())?;
+    let pairs: Vec<(Tensor, usize)> = (0..n)
+        .map(|i| Ok((x.narrow(0, i, 1)?, labels[i])))
+        .collect::<Result<_>>()?;
+    let columns = settings.columns();
+    let mut rows = Vec::with_capacity(columns.len());
+    for (done, &(method, layer)) in columns.iter().enumerate() {
+        progress(
+            &format!("{} {}", method.name(), layer_name(layer)),
+            done,
+            columns.len(),
+        );
+        let map = |m: &Classifier, x: &Tensor, c: usize| {
+            heat_map(m, x, c, layer, method, settings.score, &mut |_, _| {})
+        };
+        rows.push(crate::sanity::cascading_randomization(
+            model,
+            fresh,
+            &pairs,
+            &map,
+            method.name(),
+            layer_name(layer),
+        )?);
+    }
+    progress("done", columns.len(), columns.len());
+    Ok(rows)
+}
+
+/// Writes `sanity.json` and returns the table as Markdown: mean rank correlation (± s.e.)
+/// between trained and randomised maps, by stage of the cascade.
+pub fn save_sanity(rows: &[crate::sanity::SanityRow], images: usize, out: &Path) -> Result<String> {
+    use crate::sanity::{PASS_BELOW, STAGES};
+    let json = serde_json::json!({
+        "images": images,
+        "stages": STAGES,
+        "pass_below": PASS_BELOW,
+        "rows": rows.iter().map(|r| serde_json::json!({
+            "method": r.method,
+            "layer": r.layer,
+            "rank_correlation": r.correlations.iter().map(|c| c.0).collect::<Vec<_>>(),
+            "standard_error": r.correlations.iter().map(|c| c.1).collect::<Vec<_>>(),
+            "passes": r.passes(),
+        })).collect::<Vec<_>>(),
+    });
+    write_json(&out.join("sanity.json"), &json)?;
+    let mut t = String::from("| method | layer |");
+    for s in STAGES {
+        t.push_str(&format!(" random: {s} |"));
+    }
+    t.push_str(" passes |\n|---|---|");
+    t.push_str(&"---:|".repeat(STAGES.len()));
+    t.push_str("---|\n");
+    for r in rows {
+        t.push_str(&format!("| {} | {} |", r.method, r.layer));
+        for (m, se) in &r.correlations {
+            t.push_str(&format!(" {m:.2} ± {se:.2} |"));
+        }
+        t.push_str(if r.passes() {
+            " yes |\n"
+        } else {
+            " **no** |\n"
+        });
+    }
+    Ok(t)
+}

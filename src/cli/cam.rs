@@ -70,6 +70,14 @@ pub struct CamArgs {
     /// jitter), four seeds per class: maximize.png (a row per class) and maximize.json.
     #[arg(long)]
     pub maximize: bool,
+    /// Also run the sanity check of Adebayo et al. 2018 on every method and layer: the rank
+    /// correlation of the maps on the trained model and on copies randomised from the head
+    /// down; sanity.json and a table.
+    #[arg(long)]
+    pub sanity: bool,
+    /// Test images the sanity check explains (the first ones, each for its label).
+    #[arg(long, default_value_t = 16)]
+    pub sanity_images: usize,
     /// Output folder.
     #[arg(long, default_value = "runs/cam")]
     pub out: PathBuf,
@@ -142,6 +150,11 @@ pub fn run(args: &CamArgs) -> Result<ExitCode, Error> {
     if args.metrics {
         settings.validate_metrics(args.metrics_images, args.exact_images)?;
     }
+    if args.sanity && args.sanity_images == 0 {
+        return Err(Error::usage(
+            "--sanity-images 0: the sanity check needs at least one image",
+        ));
+    }
     let device = pick_device(&args.device)?;
     ferrograd_kernels::flush_subnormals();
     let (model, config, epoch) = load_classifier(&args.checkpoint)?;
@@ -198,6 +211,43 @@ pub fn run(args: &CamArgs) -> Result<ExitCode, Error> {
             "faithfulness over the first test images (Y = {}), written to {}:\n\n{table}",
             settings.score.name(),
             args.out.join("metrics.json").display()
+        ))?;
+    }
+    if args.sanity {
+        let progress = bar();
+        progress.set_prefix("sanity");
+        let fresh = |stage: usize| {
+            let mut rng = ferrograd_engine::Rng::new(0x5a17 + stage as u64);
+            let random = ferrograd_models::classifier::Classifier::new(
+                config.activation,
+                config.beta,
+                config.lambda,
+                config.lr,
+                &mut rng,
+            )?;
+            random.move_to(device)?;
+            Ok(random)
+        };
+        let rows = run::sanity_checks(
+            &model,
+            &fresh,
+            &data.test,
+            &settings,
+            args.sanity_images,
+            &mut |what, done, total| {
+                progress.set_length(total as u64);
+                progress.set_position(done as u64);
+                progress.set_message(what.to_string());
+            },
+        );
+        progress.finish_and_clear();
+        let table = run::save_sanity(&rows?, args.sanity_images, &args.out)?;
+        super::print_stdout(&format!(
+            "sanity check (Adebayo et al. 2018) over the first {} test images: rank correlation \
+             between the trained model's maps and those of copies randomised from the head down, \
+             written to {}:\n\n{table}",
+            args.sanity_images,
+            args.out.join("sanity.json").display()
         ))?;
     }
     Ok(ExitCode::SUCCESS)
