@@ -149,7 +149,7 @@ fn run_lambda_sweep(args: &LambdaSweepArgs) -> Result<ExitCode, Error> {
     let points = experiments::lambda_sweep(&data, &base, &args.lambdas, &args.out, &mut |i, s| {
         bar.set_length((runs * s.epochs * s.steps) as u64);
         bar.set_position(((i * s.epochs + s.epoch) * s.steps + s.step + 1) as u64);
-        bar.set_message(format!("λ = {:e}", args.lambdas[i]));
+        bar.set_message(format!("λ = {}", lambda_text(args.lambdas[i])));
     });
     bar.finish_and_clear();
     let points = points?;
@@ -163,21 +163,22 @@ fn run_lambda_sweep(args: &LambdaSweepArgs) -> Result<ExitCode, Error> {
         })).collect::<Vec<_>>(),
     });
     write_results(&args.out, "lambda_sweep", &table, &json)?;
-    let labels: Vec<String> = points.iter().map(|p| format!("{:e}", p.lambda)).collect();
-    let x_label = format!("λ = {}", labels.join(", "));
+    // The plots' 5x7 font is ASCII: no λ, ‖ or ².
+    let labels: Vec<String> = points.iter().map(|p| lambda_text(p.lambda)).collect();
+    let x_label = format!("lambda = {}", labels.join(", "));
     let mse: Vec<f64> = points.iter().map(|p| p.test_mse).collect();
     let norms: Vec<f64> = points.iter().map(|p| p.weight_norm.log10()).collect();
     ferrograd_plot::save_line_plot(
         &args.out.join("lambda_mse.png"),
-        "Test reconstruction MSE per pixel against λ",
+        "Test reconstruction MSE per pixel against lambda",
         &x_label,
         &[("test MSE", &mse)],
     )?;
     ferrograd_plot::save_line_plot(
         &args.out.join("lambda_weights.png"),
-        "log10 ‖W‖²_F against λ",
+        "log10 of the squared Frobenius norm of the weights against lambda",
         &x_label,
-        &[("log10 Σ‖W‖²_F", &norms)],
+        &[("log10 sum ||W||_F^2", &norms)],
     )?;
     println!(
         "wrote {}: lambda_sweep.md, lambda_sweep.json, lambda_mse.png, lambda_weights.png and one run per λ",
@@ -186,13 +187,24 @@ fn run_lambda_sweep(args: &LambdaSweepArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// λ as the table and plots print it: 0, 1e-5, 0.0005 → 5e-4.
+fn lambda_text(lambda: f64) -> String {
+    if lambda == 0.0 {
+        "0".into()
+    } else {
+        format!("{lambda:e}")
+    }
+}
+
 /// The sweep as a markdown table.
 pub fn lambda_table(points: &[LambdaPoint]) -> String {
     let mut s = String::from("| λ | test MSE per pixel | Σ‖W‖²_F |\n| ---: | ---: | ---: |\n");
     for p in points {
         s += &format!(
-            "| {:e} | {:.5} | {:.1} |\n",
-            p.lambda, p.test_mse, p.weight_norm
+            "| {} | {:.5} | {:.4} |\n",
+            lambda_text(p.lambda),
+            p.test_mse,
+            p.weight_norm
         );
     }
     s
