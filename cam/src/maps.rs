@@ -183,6 +183,9 @@ pub struct Explanation {
     pub width: usize,
     /// The channel weights w_k that made the map.
     pub weights: Vec<f64>,
+    /// For `gradcam++exact`, the diagonal derivatives ∂Y/∂a, ∂²Y/∂a², ∂³Y/∂a³ of every element
+    /// of A (row-major [K, h, w]) the weights came from, so a reader can recompute α and w.
+    pub diagonal: Option<Diagonal>,
 }
 
 /// What to explain: a trained classifier, a layer (0, 1, 2 for conv1..conv3), a class.
@@ -328,7 +331,11 @@ impl Target<'_> {
             ),
             Method::GradCamPlusPlusExact => {
                 let d = self.taylor_diagonal(&a, on_chunk)?;
-                plus_plus_weights(&values, &d.first, &d.second, &d.third, h * w)
+                let weights = plus_plus_weights(&values, &d.first, &d.second, &d.third, h * w);
+                return Ok(Explanation {
+                    diagonal: Some(d),
+                    ..explanation(method, &values, weights, h, w)
+                });
             }
             Method::LayerCam => {
                 return Ok(layer_cam(&values, &self.gradient(&a, self.score)?, h, w));
@@ -372,6 +379,7 @@ impl Target<'_> {
             height: m.height,
             width: m.width,
             weights: Vec::new(),
+            diagonal: None,
         })
     }
 }
@@ -396,6 +404,7 @@ fn layer_cam(a: &[f64], g: &[f64], h: usize, w: usize) -> Explanation {
         height: h,
         width: w,
         weights,
+        diagonal: None,
     }
 }
 
@@ -485,6 +494,7 @@ fn explanation(method: Method, a: &[f64], weights: Vec<f64>, h: usize, w: usize)
         height: h,
         width: w,
         weights,
+        diagonal: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! A whole explanation run, as `ferrograd cam` does it: maps for chosen test images, one grid
 //! picture, `cam.json`, and the faithfulness figures over many test images.
 
-use crate::maps::{explain_batch, layer_name, Method, Score, Target, INPUT_LAYER};
+use crate::maps::{explain_batch, layer_name, Explanation, Method, Score, Target, INPUT_LAYER};
 use crate::metrics::{
     curve_images, images_per_map, score_image, scores_from_probabilities, ImageScores, Summary,
 };
@@ -30,6 +30,9 @@ pub struct CamSettings {
     pub colormap: Colormap,
     /// Steps of the deletion and insertion curves.
     pub curve_steps: usize,
+    /// Also write `raw.json`: every map before upsampling and normalisation, with the
+    /// activations, the channel weights, the score Y, and the exact method's diagonals.
+    pub raw: bool,
 }
 
 /// The ranges of `ferrograd cam`'s numeric settings (the help of each flag quotes them).
@@ -234,9 +237,53 @@ pub fn heat_map(
         score,
     };
     let e = target.explain_with_progress(x, method, on_chunk)?;
-    Ok(normalize(&upsample_bilinear(
-        &e.map, e.height, e.width, SIDE, SIDE,
-    )))
+    Ok(heat_of(&e))
+}
+
+/// An explanation's map upsampled to 28x28 and normalized to [0, 1], as drawn and scored.
+fn heat_of(e: &Explanation) -> Vec<f64> {
+    normalize(&upsample_bilinear(&e.map, e.height, e.width, SIDE, SIDE))
+}
+
+/// One map's `raw.json` record: enough to recompute it without this library. For the layer
+/// methods the activation A [K, h, w] is included; for `gradcam++exact`, the diagonals.
+fn raw_record(
+    model: &Classifier,
+    x: &Tensor,
+    (index, class, layer, method, score): (usize, usize, usize, Method, Score),
+    e: &Explanation,
+) -> Result<serde_json::Value> {
+    let y =
+        no_grad(|| score.of_logits(&model.logits(x, &mut Ctx::eval())?, class))?.to_vec_f64()[0];
+    let mut record = serde_json::json!({
+        "image": index,
+        "class": class,
+        "layer": layer_name(layer),
+        "method": method.name(),
+        "score": score.name(),
+        "y": y,
+        "height": e.height,
+        "width": e.width,
+        "map": e.map,
+        "weights": e.weights,
+    });
+    if !method.is_input_level() {
+        let target = Target {
+            model,
+            layer,
+            class,
+            score,
+        };
+        let a = target.activation(x)?;
+        record["activation_shape"] = serde_json::json!(a.shape()[1..]);
+        record["activation"] = serde_json::json!(a.to_vec_f64());
+    }
+    if let Some(d) = &e.diagonal {
+        record["d1"] = serde_json::json!(d.first);
+        record["d2"] = serde_json::json!(d.second);
+        record["d3"] = serde_json::json!(d.third);
+    }
+    Ok(record)
 }
 
 /// Progress of a run: (what, done, total).
@@ -272,6 +319,7 @@ pub fn explain_examples(
     }
     let total = chosen.len() * columns.len();
     let mut records = Vec::new();
+    let mut raw = Vec::new();
     let mut rows = Vec::new();
     let mut row_titles = Vec::new();
     for (row, &(index, class)) in chosen.iter().enumerate() {
@@ -294,16 +342,25 @@ pub fn explain_examples(
             let done = row * columns.len() + col;
             progress(&what, done, total);
             let t0 = Instant::now();
-            let heat = heat_map(
+            let target = Target {
                 model,
-                &x,
-                class,
                 layer,
-                method,
-                settings.score,
-                &mut |d, n| progress(&format!("{what}: {d}/{n} elements"), done, total),
-            )?;
+                class,
+                score: settings.score,
+            };
+            let e = target.explain_with_progress(&x, method, &mut |d, n| {
+                progress(&format!("{what}: {d}/{n} elements"), done, total)
+            })?;
+            let heat = heat_of(&e);
             let seconds = t0.elapsed().as_secs_f64();
+            if settings.raw {
+                raw.push(raw_record(
+                    model,
+                    &x,
+                    (index, class, layer, method, settings.score),
+                    &e,
+                )?);
+            }
             let scores = score_image(
                 &pixels,
                 &heat,
@@ -352,6 +409,17 @@ pub fn explain_examples(
         "maps": records.iter().map(MapRecord::to_json).collect::<Vec<_>>(),
     });
     write_json(&out.join("cam.json"), &json)?;
+    if settings.raw {
+        write_json(
+            &out.join("raw.json"),
+            &serde_json::json!({
+                "note": "maps at the layer's resolution before upsampling and normalisation; \
+                         weights w_k; y the class score; activation A [K, h, w] row-major; \
+                         d1, d2, d3 the exact diagonal derivatives of y (gradcam++exact)",
+                "maps": raw,
+            }),
+        )?;
+    }
     Ok(records)
 }
 

@@ -26,6 +26,7 @@ fn settings() -> CamSettings {
         score: Score::ExpLogit,
         colormap: Colormap::Viridis,
         curve_steps: 4,
+        raw: false,
     }
 }
 
@@ -327,4 +328,73 @@ fn batched_metrics_equal_scoring_each_map_alone() {
             );
         }
     }
+}
+
+#[test]
+fn raw_json_holds_enough_to_recompute_every_weighted_map_and_the_exact_weights() {
+    let mut rng = Rng::new(5);
+    let model = tiny_classifier(&mut rng);
+    let test = split(30, &mut rng);
+    let out = std::env::temp_dir().join(format!("ferrograd-cam-raw-{}", std::process::id()));
+    let settings = CamSettings {
+        raw: true,
+        images_per_class: 1,
+        ..settings()
+    };
+    explain_examples(&model, &test, &settings, &out, &mut |_, _, _| {}).unwrap();
+    let raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("raw.json")).unwrap()).unwrap();
+    let floats = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let mut checked_exact = 0;
+    for m in raw["maps"].as_array().unwrap() {
+        let method = m["method"].as_str().unwrap();
+        assert!(m["y"].as_f64().unwrap().is_finite());
+        if ["saliency", "smoothgrad", "layercam"].contains(&method) {
+            continue;
+        }
+        let (a, w, map) = (
+            floats(&m["activation"]),
+            floats(&m["weights"]),
+            floats(&m["map"]),
+        );
+        let positions = map.len();
+        // map = ReLU(Σ_k w_k A^k) (CAM without the ReLU).
+        for p in 0..positions {
+            let sum: f64 = w
+                .iter()
+                .enumerate()
+                .map(|(k, wk)| wk * a[k * positions + p])
+                .sum();
+            let want = if method == "cam" { sum } else { sum.max(0.0) };
+            assert!(
+                (map[p] - want).abs() < 1e-5 * (1.0 + want.abs()),
+                "{method} at {p}"
+            );
+        }
+        if method == "gradcam++exact" {
+            // α = d2 / (2·d2 + Σ_ab A_ab·d3), w_k = Σ_ij α·ReLU(d1): the paper's equations on
+            // the file's numbers alone.
+            let (d1, d2, d3) = (floats(&m["d1"]), floats(&m["d2"]), floats(&m["d3"]));
+            for (k, wk) in w.iter().enumerate() {
+                let channel: f64 = a[k * positions..(k + 1) * positions].iter().sum();
+                let recomputed: f64 = (k * positions..(k + 1) * positions)
+                    .map(|e| {
+                        let den = 2.0 * d2[e] + channel * d3[e];
+                        let alpha = if den != 0.0 { d2[e] / den } else { 0.0 };
+                        alpha * d1[e].max(0.0)
+                    })
+                    .sum();
+                assert!((wk - recomputed).abs() < 1e-12 * (1.0 + wk.abs()), "w_{k}");
+            }
+            checked_exact += 1;
+        }
+    }
+    assert!(checked_exact > 0, "the exact maps were in raw.json");
+    std::fs::remove_dir_all(&out).unwrap();
 }

@@ -70,6 +70,11 @@ pub struct CamArgs {
     /// jitter), four seeds per class: maximize.png (a row per class) and maximize.json.
     #[arg(long)]
     pub maximize: bool,
+    /// Also write raw.json: every map before upsampling and normalisation, with the layer's
+    /// activations, the channel weights, the score Y, and the exact method's diagonal
+    /// derivatives d1, d2, d3, so each map can be recomputed without this program.
+    #[arg(long)]
+    pub raw: bool,
     /// Also run the sanity check of Adebayo et al. 2018 on every method and layer: the rank
     /// correlation of the maps on the trained model and on copies randomised from the head
     /// down; sanity.json and a table.
@@ -130,6 +135,7 @@ fn settings(args: &CamArgs) -> Result<CamSettings, Error> {
             ColormapArg::Jet => Colormap::Jet,
         },
         curve_steps: args.curve_steps,
+        raw: args.raw,
     })
 }
 
