@@ -205,7 +205,7 @@ pub fn class_probabilities(
         let x = Tensor::from_f64s(
             &chunk.iter().map(|&v| v as f64).collect::<Vec<_>>(),
             &[m, 1, SIDE, SIDE],
-            DType::F32,
+            model_dtype(model),
         )?
         .to(model.device())?;
         let p = no_grad(|| model.logits(&x, &mut Ctx::eval())?.softmax(-1))?.to_vec_f64();
@@ -327,7 +327,7 @@ pub fn explain_examples(
             .batch_at(&[index])
             .map_err(|e| Error::argument("cam", e.to_string()))?;
         let pixels = x.to_vec_f32();
-        let x = x.to(model.device())?;
+        let x = x.to_dtype(model_dtype(model))?.to(model.device())?;
         let predicted = predicted_class(model, &x)?;
         row_titles.push(format!("{index} {}", short_name(predicted)));
         let mut cells = vec![Cell::Input(pixels.clone())];
@@ -423,6 +423,12 @@ pub fn explain_examples(
     Ok(records)
 }
 
+/// The element type of the model's weights (f32, or f64 after [`Classifier::cast`]): images
+/// are cast to it, so a model cast to f64 explains in f64 throughout.
+fn model_dtype(model: &Classifier) -> DType {
+    model.head.weight.dtype()
+}
+
 /// The class the model predicts for one image [1, 1, 28, 28].
 fn predicted_class(model: &Classifier, x: &Tensor) -> Result<usize> {
     Ok(predicted_classes(model, x)?[0])
@@ -511,7 +517,7 @@ pub fn test_set_metrics(
             .batch_at(&indices)
             .map_err(|e| Error::argument("cam", e.to_string()))?;
         let pixels = x.to_vec_f32();
-        let x = x.to(model.device())?;
+        let x = x.to_dtype(model_dtype(model))?.to(model.device())?;
         let classes = predicted_classes(model, &x)?;
         // heats[column][image], upsampled and normalised; None where a column skips an image.
         let mut heats: Vec<Vec<Option<Vec<f64>>>> = vec![Vec::new(); columns.len()];
@@ -638,7 +644,7 @@ pub fn sanity_checks(
     let (x, labels) = test
         .batch_at(&indices)
         .map_err(|e| Error::argument("cam", e.to_string()))?;
-    let x = x.to(model.device())?;
+    let x = x.to_dtype(model_dtype(model))?.to(model.device())?;
     let pairs: Vec<(Tensor, usize)> = (0..n)
         .map(|i| Ok((x.narrow(0, i, 1)?, labels[i])))
         .collect::<Result<_>>()?;
