@@ -17,6 +17,7 @@ pub mod maps;
 pub mod maximize;
 pub mod metrics;
 pub mod render;
+pub mod road;
 pub mod run;
 pub mod saliency;
 pub mod sanity;

@@ -176,6 +176,9 @@ pub struct Summary {
     pub deletion_auc: f64,
     /// Mean insertion AUC (higher is better).
     pub insertion_auc: f64,
+    /// The standard error of each figure above (sample standard deviation over images / √n;
+    /// NaN for fewer than 2 images), in the same order and units.
+    pub standard_errors: [f64; 4],
 }
 
 impl Summary {
@@ -193,12 +196,27 @@ impl Summary {
             }
         };
         let increased = |s: &ImageScores| f64::from(u8::from(s.probability < s.masked_probability));
+        let standard_error = |f: &dyn Fn(&ImageScores) -> f64| {
+            let m = mean(f);
+            let var = scores.iter().map(|s| (f(s) - m).powi(2)).sum::<f64>() / (n - 1.0);
+            if scores.len() < 2 {
+                f64::NAN
+            } else {
+                (var / n).sqrt()
+            }
+        };
         Summary {
             images: scores.len(),
             average_drop: 100.0 * mean(&drop),
             increase_in_confidence: 100.0 * mean(&increased),
             deletion_auc: mean(&|s| s.deletion_auc),
             insertion_auc: mean(&|s| s.insertion_auc),
+            standard_errors: [
+                100.0 * standard_error(&drop),
+                100.0 * standard_error(&increased),
+                standard_error(&|s| s.deletion_auc),
+                standard_error(&|s| s.insertion_auc),
+            ],
         }
     }
 }

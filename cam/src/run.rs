@@ -6,7 +6,7 @@ use crate::metrics::{
     curve_images, images_per_map, score_image, scores_from_probabilities, ImageScores, Summary,
 };
 use crate::render::{normalize, save_cam_grid, upsample_bilinear, Cell, Colormap};
-use ferrograd_engine::{no_grad, DType, Error, Result, Tensor};
+use ferrograd_engine::{no_grad, DType, Error, Result, Rng, Tensor};
 use ferrograd_models::classifier::{argmax_rows, Classifier, LAYER_NAMES};
 use ferrograd_models::data::{Split, CLASS_NAMES};
 use ferrograd_models::generative::Model;
@@ -30,6 +30,8 @@ pub struct CamSettings {
     pub colormap: Colormap,
     /// Steps of the deletion and insertion curves.
     pub curve_steps: usize,
+    /// Also score every map by ROAD ([`crate::road`]) in [`test_set_metrics`].
+    pub road: bool,
     /// Also write `raw.json`: every map before upsampling and normalisation, with the
     /// activations, the channel weights, the score Y, and the exact method's diagonals.
     pub raw: bool,
@@ -460,6 +462,36 @@ pub struct MetricsRow {
     pub summary: Summary,
     /// Mean seconds to compute one map.
     pub seconds_per_map: f64,
+    /// ROAD's MoRF and LeRF means over images, each with its standard error, when asked for.
+    pub road: Option<RoadSummary>,
+}
+
+/// ROAD over many images: the per-image means over percentiles, averaged.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RoadSummary {
+    /// Most relevant removed first (lower is better), ± standard error.
+    pub morf: (f64, f64),
+    /// Least relevant removed first (higher is better), ± standard error.
+    pub lerf: (f64, f64),
+}
+
+impl RoadSummary {
+    fn of(scores: &[crate::road::RoadScores]) -> RoadSummary {
+        let stat = |v: Vec<f64>| {
+            let n = v.len() as f64;
+            let m = v.iter().sum::<f64>() / n;
+            let se = if v.len() < 2 {
+                f64::NAN
+            } else {
+                (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
+            };
+            (m, se)
+        };
+        RoadSummary {
+            morf: stat(scores.iter().map(|s| s.morf()).collect()),
+            lerf: stat(scores.iter().map(|s| s.lerf()).collect()),
+        }
+    }
 }
 
 impl MetricsRow {
@@ -473,6 +505,16 @@ impl MetricsRow {
             "increase_in_confidence_percent": s.increase_in_confidence,
             "deletion_auc": s.deletion_auc,
             "insertion_auc": s.insertion_auc,
+            "standard_errors": {
+                "average_drop_percent": s.standard_errors[0],
+                "increase_in_confidence_percent": s.standard_errors[1],
+                "deletion_auc": s.standard_errors[2],
+                "insertion_auc": s.standard_errors[3],
+            },
+            "road_morf": self.road.map(|r| r.morf.0),
+            "road_morf_standard_error": self.road.map(|r| r.morf.1),
+            "road_lerf": self.road.map(|r| r.lerf.0),
+            "road_lerf_standard_error": self.road.map(|r| r.lerf.1),
             "seconds_per_map": self.seconds_per_map,
         })
     }
@@ -509,6 +551,7 @@ pub fn test_set_metrics(
     let per_map = images_per_map(steps);
     let mut scores: Vec<Vec<ImageScores>> = vec![Vec::new(); columns.len()];
     let mut seconds = vec![0.0; columns.len()];
+    let mut road: Vec<Vec<crate::road::RoadScores>> = vec![Vec::new(); columns.len()];
     let mut start = 0;
     while start < images {
         progress("metrics", start, images);
@@ -580,17 +623,38 @@ pub fn test_set_metrics(
         for (col, p) in owners.into_iter().zip(p.chunks(per_map)) {
             scores[col].push(scores_from_probabilities(p, steps)?);
         }
+        if settings.road {
+            for (col, column_heats) in heats.iter().enumerate() {
+                for (i, heat) in column_heats.iter().enumerate() {
+                    if let Some(heat) = heat {
+                        let image = &pixels[i * PIXELS..(i + 1) * PIXELS];
+                        // The imputation's noise: one stream per (column, image).
+                        let mut rng = Rng::new(((col as u64) << 32) ^ indices[i] as u64);
+                        road[col].push(crate::road::road_scores(
+                            image,
+                            heat,
+                            classes[i],
+                            SIDE,
+                            &mut |imgs, n, c| class_probability(model, imgs, n, c),
+                            &mut rng,
+                        )?);
+                    }
+                }
+            }
+        }
         start += indices.len();
     }
     progress("metrics", images, images);
     Ok(columns
         .iter()
         .zip(scores.iter().zip(seconds))
-        .map(|(&(method, layer), (s, secs))| MetricsRow {
+        .zip(&road)
+        .map(|((&(method, layer), (s, secs)), r)| MetricsRow {
             method,
             layer,
             summary: Summary::of(s),
             seconds_per_map: secs / s.len().max(1) as f64,
+            road: settings.road.then(|| RoadSummary::of(r)),
         })
         .collect())
 }
@@ -607,22 +671,44 @@ pub fn save_metrics(rows: &[MetricsRow], score: Score, out: &Path) -> Result<Str
 
 /// The metrics as a Markdown table.
 pub fn metrics_table(rows: &[MetricsRow]) -> String {
+    let road = rows.iter().any(|r| r.road.is_some());
     let mut t = String::from(
-        "| method | layer | images | Average Drop % ↓ | Increase in Confidence % ↑ | deletion AUC ↓ | insertion AUC ↑ | ms per map |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+        "| method | layer | images | Average Drop % ↓ | Increase in Confidence % ↑ | deletion AUC ↓ | insertion AUC ↑ |",
     );
+    if road {
+        t.push_str(" ROAD MoRF ↓ | ROAD LeRF ↑ |");
+    }
+    t.push_str(" ms per map |\n|---|---|---:|---:|---:|---:|---:|");
+    if road {
+        t.push_str("---:|---:|");
+    }
+    t.push_str("---:|\n");
     for r in rows {
         let s = &r.summary;
+        let se = s.standard_errors;
         t.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {:.1} | {:.3} | {:.3} | {:.1} |\n",
+            "| {} | {} | {} | {:.1} ± {:.1} | {:.1} ± {:.1} | {:.3} ± {:.3} | {:.3} ± {:.3} |",
             r.method.name(),
             layer_name(r.layer),
             s.images,
             s.average_drop,
+            se[0],
             s.increase_in_confidence,
+            se[1],
             s.deletion_auc,
+            se[2],
             s.insertion_auc,
-            1e3 * r.seconds_per_map
+            se[3],
         ));
+        if let Some(road) = r.road {
+            t.push_str(&format!(
+                " {:.3} ± {:.3} | {:.3} ± {:.3} |",
+                road.morf.0, road.morf.1, road.lerf.0, road.lerf.1
+            ));
+        } else if road {
+            t.push_str(" | |");
+        }
+        t.push_str(&format!(" {:.1} |\n", 1e3 * r.seconds_per_map));
     }
     t
 }

@@ -3,7 +3,9 @@
 
 use ferrograd_cam::maps::INPUT_LAYER;
 use ferrograd_cam::render::Colormap;
-use ferrograd_cam::run::{explain_examples, save_metrics, test_set_metrics, CamSettings};
+use ferrograd_cam::run::{
+    explain_examples, metrics_table, save_metrics, test_set_metrics, CamSettings,
+};
 use ferrograd_cam::{Method, Score};
 use ferrograd_engine::Rng;
 use ferrograd_models::classifier::{Classifier, ClassifierActivation};
@@ -26,6 +28,7 @@ fn settings() -> CamSettings {
         score: Score::ExpLogit,
         colormap: Colormap::Viridis,
         curve_steps: 4,
+        road: false,
         raw: false,
     }
 }
@@ -397,4 +400,38 @@ fn raw_json_holds_enough_to_recompute_every_weighted_map_and_the_exact_weights()
     }
     assert!(checked_exact > 0, "the exact maps were in raw.json");
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn road_scores_every_map_when_asked_and_only_then() {
+    let mut rng = Rng::new(8);
+    let model = tiny_classifier(&mut rng);
+    let test = split(12, &mut rng);
+    let settings = CamSettings {
+        methods: vec![Method::GradCam, Method::GradCamPlusPlusExact],
+        layers: vec![2],
+        road: true,
+        ..settings()
+    };
+    let rows = test_set_metrics(&model, &test, &settings, 5, 2, &mut |_, _, _| {}).unwrap();
+    for r in &rows {
+        let road = r.road.expect("ROAD was asked for");
+        for (m, se) in [road.morf, road.lerf] {
+            assert!(
+                (0.0..=1.0).contains(&m) && se.is_finite(),
+                "{:?}: {road:?}",
+                r.method
+            );
+        }
+        assert!(r.summary.standard_errors.iter().all(|s| s.is_finite()));
+    }
+    let table = metrics_table(&rows);
+    assert!(table.contains("ROAD MoRF"), "{table}");
+    let without = CamSettings {
+        road: false,
+        ..settings
+    };
+    let rows = test_set_metrics(&model, &test, &without, 5, 2, &mut |_, _, _| {}).unwrap();
+    assert!(rows.iter().all(|r| r.road.is_none()));
+    assert!(!metrics_table(&rows).contains("ROAD"));
 }

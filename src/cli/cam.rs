@@ -81,6 +81,10 @@ pub struct CamArgs {
     /// and maps of a smooth classifier move by up to a few percent).
     #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
     pub dtype: DtypeArg,
+    /// With --metrics, also score every map by ROAD (remove and debias: the most and the
+    /// least relevant pixels replaced by noisy linear imputation at percentiles 10–90).
+    #[arg(long)]
+    pub road: bool,
     /// Also write raw.json: every map before upsampling and normalisation, with the layer's
     /// activations, the channel weights, the score Y, and the exact method's diagonal
     /// derivatives d1, d2, d3, so each map can be recomputed without this program.
@@ -146,6 +150,7 @@ fn settings(args: &CamArgs) -> Result<CamSettings, Error> {
             ColormapArg::Jet => Colormap::Jet,
         },
         curve_steps: args.curve_steps,
+        road: args.road,
         raw: args.raw,
     })
 }
