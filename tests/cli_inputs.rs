@@ -244,6 +244,10 @@ fn empty_work_is_refused() {
             ],
             "--sanity-images 0",
         ),
+        (
+            &["cam", "--checkpoint", "x", "--alpha-report", "0"],
+            "--alpha-report 0",
+        ),
         (&["eval", "x", "--samples", "1"], "--samples 1"),
         (&["eval", "x", "--iwae-images", "0"], "--iwae-images 0"),
         (&["eval", "x", "--kid-subsets", "0"], "--kid-subsets 0"),

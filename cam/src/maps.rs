@@ -31,6 +31,11 @@ pub enum Method {
     /// Taylor mode along each element of A (see [`crate::taylor`]; [`crate::exact`]'s
     /// reverse mode gives the same numbers, much more slowly).
     GradCamPlusPlusExact,
+    /// The exact Grad-CAM++ with each α clamped to the paper's range [0, ½]: a remedy, named as
+    /// one, for the elements whose true-derivative denominator 2·∂²Y + Σ A·∂³Y crosses zero
+    /// (α then takes any value, of either sign, and can empty or swamp a map). The unmodified
+    /// formula stays `gradcam++exact`.
+    GradCamPlusPlusExactClamped,
     /// Jiang et al. 2021: each element weighted by its own positive gradient,
     /// M_ij = ReLU(Σ_k ReLU(∂Y/∂A^k_ij)·A^k_ij). Not a channel-weighted sum, so it keeps
     /// detail at shallow layers where one weight per channel blurs.
@@ -65,16 +70,25 @@ pub fn layer_name(layer: usize) -> &'static str {
 }
 
 impl Method {
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 9] = [
         Method::Cam,
         Method::GradCam,
         Method::GradCamPlusPlus,
         Method::GradCamPlusPlusExact,
+        Method::GradCamPlusPlusExactClamped,
         Method::LayerCam,
         Method::ScoreCam,
         Method::Saliency,
         Method::SmoothGrad,
     ];
+    /// Whether the map needs the exact diagonal derivatives (milliseconds to seconds per map,
+    /// one image at a time).
+    pub fn is_exact(self) -> bool {
+        matches!(
+            self,
+            Method::GradCamPlusPlusExact | Method::GradCamPlusPlusExactClamped
+        )
+    }
     /// Whether the map is in the input's pixels rather than at a layer.
     pub fn is_input_level(self) -> bool {
         matches!(self, Method::Saliency | Method::SmoothGrad)
@@ -86,6 +100,7 @@ impl Method {
             Method::GradCam => "gradcam",
             Method::GradCamPlusPlus => "gradcam++",
             Method::GradCamPlusPlusExact => "gradcam++exact",
+            Method::GradCamPlusPlusExactClamped => "gradcam++exact-clamped",
             Method::LayerCam => "layercam",
             Method::ScoreCam => "scorecam",
             Method::Saliency => "saliency",
@@ -329,9 +344,13 @@ impl Target<'_> {
                 &self.gradient(&a, self.score.closed_form_base())?,
                 h * w,
             ),
-            Method::GradCamPlusPlusExact => {
+            Method::GradCamPlusPlusExact | Method::GradCamPlusPlusExactClamped => {
                 let d = self.taylor_diagonal(&a, on_chunk)?;
-                let weights = plus_plus_weights(&values, &d.first, &d.second, &d.third, h * w);
+                let mut alpha = plus_plus_alpha(&values, &d.second, &d.third, h * w);
+                if method == Method::GradCamPlusPlusExactClamped {
+                    alpha.iter_mut().for_each(|v| *v = v.clamp(0.0, 0.5));
+                }
+                let weights = plus_plus_weights_from_alpha(&alpha, &d.first, h * w);
                 return Ok(Explanation {
                     diagonal: Some(d),
                     ..explanation(method, &values, weights, h, w)
@@ -511,10 +530,7 @@ pub fn explain_batch(
     columns: &[(Method, usize)],
 ) -> Result<Vec<Vec<Explanation>>> {
     for &(method, layer) in columns {
-        if method == Method::GradCamPlusPlusExact
-            || !method.applies_to(layer)
-            || (layer >= 3 && layer != INPUT_LAYER)
-        {
+        if method.is_exact() || !method.applies_to(layer) || (layer >= 3 && layer != INPUT_LAYER) {
             return Err(Error::argument(
                 "cam",
                 format!(
@@ -606,15 +622,46 @@ fn weighted_sum(a: &[f64], weights: &[f64], positions: usize) -> Vec<f64> {
     map
 }
 
-/// Grad-CAM++'s channel weights from the diagonal derivatives (paper eqs. 10, 5, 20):
+/// Grad-CAM++'s α for every element of A (paper eq. 19), from the diagonal derivatives:
 ///
-///   α^k_ij = ∂²Y/∂(A^k_ij)² / (2·∂²Y/∂(A^k_ij)² + Σ_ab A^k_ab · ∂³Y/∂(A^k_ij)³),
-///   w_k    = Σ_ij α^k_ij · ReLU(∂Y/∂A^k_ij).
+///   α^k_ij = ∂²Y/∂(A^k_ij)² / (2·∂²Y/∂(A^k_ij)² + Σ_ab A^k_ab · ∂³Y/∂(A^k_ij)³).
 ///
 /// A zero denominator gives α = 0, as pytorch-grad-cam chooses: the element then adds nothing
 /// to w_k. (When both the numerator and the denominator vanish, as with the raw logit of a
 /// piecewise-linear network where every second and third derivative is 0, α has no value at
 /// all; 0 says "no evidence", and the map is empty: the reason the paper introduced exp.)
+///
+/// Under the paper's assumption (Y = exp(S), S piecewise linear) α = 1/(2 + Σ_ab A_ab·g), in
+/// [0, ½] wherever g = ∂S/∂a > 0, the only elements w_k sees. With the true derivatives of a
+/// smooth network the denominator can cross zero there too, and α leaves that range, even in
+/// sign.
+pub fn plus_plus_alpha(a: &[f64], second: &[f64], third: &[f64], positions: usize) -> Vec<f64> {
+    a.chunks(positions)
+        .enumerate()
+        .flat_map(|(k, ak)| {
+            let channel_sum: f64 = ak.iter().sum();
+            (k * positions..(k + 1) * positions).map(move |e| {
+                let denominator = 2.0 * second[e] + channel_sum * third[e];
+                if denominator != 0.0 {
+                    second[e] / denominator
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect()
+}
+
+/// w_k = Σ_ij α^k_ij · ReLU(∂Y/∂A^k_ij) (paper eq. 5 with eq. 20's ReLU).
+pub fn plus_plus_weights_from_alpha(alpha: &[f64], first: &[f64], positions: usize) -> Vec<f64> {
+    alpha
+        .chunks(positions)
+        .zip(first.chunks(positions))
+        .map(|(ak, gk)| ak.iter().zip(gk).map(|(a, g)| a * g.max(0.0)).sum())
+        .collect()
+}
+
+/// Grad-CAM++'s channel weights from the diagonal derivatives (paper eqs. 19, 5, 20).
 fn plus_plus_weights(
     a: &[f64],
     first: &[f64],
@@ -622,21 +669,9 @@ fn plus_plus_weights(
     third: &[f64],
     positions: usize,
 ) -> Vec<f64> {
-    a.chunks(positions)
-        .enumerate()
-        .map(|(k, ak)| {
-            let channel_sum: f64 = ak.iter().sum();
-            (k * positions..(k + 1) * positions)
-                .map(|e| {
-                    let denominator = 2.0 * second[e] + channel_sum * third[e];
-                    let alpha = if denominator != 0.0 {
-                        second[e] / denominator
-                    } else {
-                        0.0
-                    };
-                    alpha * first[e].max(0.0)
-                })
-                .sum()
-        })
-        .collect()
+    plus_plus_weights_from_alpha(
+        &plus_plus_alpha(a, second, third, positions),
+        first,
+        positions,
+    )
 }

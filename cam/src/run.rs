@@ -113,7 +113,7 @@ impl CamSettings {
         let range = |e: ferrograd_models::Error| Error::argument("cam", e.to_string());
         ranges::METRICS_IMAGES.check(images).map_err(range)?;
         ranges::EXACT_IMAGES.check(exact_images).map_err(range)?;
-        if exact_images == 0 && self.methods.contains(&Method::GradCamPlusPlusExact) {
+        if exact_images == 0 && self.methods.iter().any(|m| m.is_exact()) {
             return Err(Error::argument(
                 "cam",
                 "--exact-images 0 leaves the gradcam++exact rows without images: give 1 or \
@@ -544,7 +544,7 @@ pub fn test_set_metrics(
     let images = images.min(test.len);
     let columns = settings.columns();
     let closed: Vec<usize> = (0..columns.len())
-        .filter(|&c| columns[c].0 != Method::GradCamPlusPlusExact)
+        .filter(|&c| !columns[c].0.is_exact())
         .collect();
     let closed_columns: Vec<(Method, usize)> = closed.iter().map(|&c| columns[c]).collect();
     let steps = settings.curve_steps;
@@ -582,7 +582,7 @@ pub fn test_set_metrics(
             closed.iter().for_each(|&col| seconds[col] += share);
         }
         for (col, &(method, layer)) in columns.iter().enumerate() {
-            if method != Method::GradCamPlusPlusExact {
+            if !method.is_exact() {
                 continue;
             }
             for (i, &index) in indices.iter().enumerate() {
@@ -792,6 +792,165 @@ pub fn save_sanity(rows: &[crate::sanity::SanityRow], images: usize, out: &Path)
         } else {
             " **no** |\n"
         });
+    }
+    Ok(t)
+}
+
+/// What the exact Grad-CAM++'s α does at one layer over many images.
+#[derive(Clone, Debug)]
+pub struct AlphaRow {
+    pub layer: usize,
+    pub images: usize,
+    /// Elements of A with ∂Y/∂a > 0, over all images: the ones whose α reaches the weights.
+    pub elements: usize,
+    /// Of those, the share whose α lies outside the paper's range [0, ½].
+    pub outside_share: f64,
+    /// The share whose α's denominator 2·∂²Y + Σ A·∂³Y is negative.
+    pub negative_denominator_share: f64,
+    /// The largest |α|.
+    pub max_abs_alpha: f64,
+    /// Shares of images whose map is empty (zero everywhere after the final ReLU): with the
+    /// unmodified α, and with α clamped to [0, ½].
+    pub empty_share: f64,
+    pub empty_share_clamped: f64,
+    /// Spearman's rank correlation between the closed-form and the exact map (at the layer's
+    /// resolution), mean ± standard error over images: how far the shortcut is from the truth.
+    pub closed_form_correlation: (f64, f64),
+}
+
+/// The exact α examined at every layer of `settings` over the first `images` test images, each
+/// explained for the predicted class with `settings.score`.
+pub fn alpha_report(
+    model: &Classifier,
+    test: &Split,
+    settings: &CamSettings,
+    images: usize,
+    progress: &mut Progress<'_>,
+) -> Result<Vec<AlphaRow>> {
+    use crate::maps::{plus_plus_alpha, plus_plus_weights_from_alpha};
+    settings.validate()?;
+    let n = images.min(test.len);
+    let mut rows = Vec::new();
+    for (li, &layer) in settings.layers.iter().enumerate() {
+        let (mut elements, mut outside, mut negative, mut max_abs) =
+            (0usize, 0usize, 0usize, 0.0f64);
+        let (mut empty, mut empty_clamped) = (0usize, 0usize);
+        let mut correlations = Vec::with_capacity(n);
+        for index in 0..n {
+            progress(layer_name(layer), li * n + index, settings.layers.len() * n);
+            let (x, _) = test
+                .batch_at(&[index])
+                .map_err(|e| Error::argument("cam", e.to_string()))?;
+            let x = x.to_dtype(model_dtype(model))?.to(model.device())?;
+            let class = predicted_class(model, &x)?;
+            let target = Target {
+                model,
+                layer,
+                class,
+                score: settings.score,
+            };
+            let a = target.activation(&x)?;
+            let positions = a.dim(2)? * a.dim(3)?;
+            let values = a.to_vec_f64();
+            let d = target.taylor_diagonal(&a, &mut |_, _| {})?;
+            let alpha = plus_plus_alpha(&values, &d.second, &d.third, positions);
+            let channel_sums: Vec<f64> = values.chunks(positions).map(|c| c.iter().sum()).collect();
+            for (e, &alpha_e) in alpha.iter().enumerate() {
+                // Only elements with ∂Y/∂a > 0 reach w_k = Σ α·ReLU(∂Y/∂a).
+                if d.first[e] <= 0.0 {
+                    continue;
+                }
+                let channel = channel_sums[e / positions];
+                elements += 1;
+                if !(0.0..=0.5).contains(&alpha_e) {
+                    outside += 1;
+                }
+                if 2.0 * d.second[e] + channel * d.third[e] < 0.0 {
+                    negative += 1;
+                }
+                max_abs = max_abs.max(alpha_e.abs());
+            }
+            let is_empty = |alpha: &[f64]| {
+                let w = plus_plus_weights_from_alpha(alpha, &d.first, positions);
+                (0..positions).all(|p| {
+                    w.iter()
+                        .enumerate()
+                        .map(|(k, wk)| wk * values[k * positions + p])
+                        .sum::<f64>()
+                        <= 0.0
+                })
+            };
+            empty += usize::from(is_empty(&alpha));
+            let clamped: Vec<f64> = alpha.iter().map(|v| v.clamp(0.0, 0.5)).collect();
+            empty_clamped += usize::from(is_empty(&clamped));
+            let exact = target.explain(&x, Method::GradCamPlusPlusExact)?;
+            let closed = target.explain(&x, Method::GradCamPlusPlus)?;
+            correlations.push(crate::sanity::spearman(&closed.map, &exact.map));
+        }
+        let (mean, se) = {
+            let n = correlations.len() as f64;
+            let m = correlations.iter().sum::<f64>() / n;
+            let var = correlations.iter().map(|c| (c - m).powi(2)).sum::<f64>() / (n - 1.0);
+            (
+                m,
+                if correlations.len() > 1 {
+                    (var / n).sqrt()
+                } else {
+                    f64::NAN
+                },
+            )
+        };
+        rows.push(AlphaRow {
+            layer,
+            images: n,
+            elements,
+            outside_share: outside as f64 / elements.max(1) as f64,
+            negative_denominator_share: negative as f64 / elements.max(1) as f64,
+            max_abs_alpha: max_abs,
+            empty_share: empty as f64 / n.max(1) as f64,
+            empty_share_clamped: empty_clamped as f64 / n.max(1) as f64,
+            closed_form_correlation: (mean, se),
+        });
+    }
+    progress("done", 1, 1);
+    Ok(rows)
+}
+
+/// Writes `alpha.json` and returns the report as Markdown.
+pub fn save_alpha_report(rows: &[AlphaRow], score: Score, out: &Path) -> Result<String> {
+    let json = serde_json::json!({
+        "score": score.name(),
+        "rows": rows.iter().map(|r| serde_json::json!({
+            "layer": layer_name(r.layer),
+            "images": r.images,
+            "elements_with_positive_gradient": r.elements,
+            "alpha_outside_0_half_share": r.outside_share,
+            "negative_denominator_share": r.negative_denominator_share,
+            "max_abs_alpha": r.max_abs_alpha,
+            "empty_map_share": r.empty_share,
+            "empty_map_share_clamped": r.empty_share_clamped,
+            "closed_form_vs_exact_rank_correlation": r.closed_form_correlation.0,
+            "closed_form_vs_exact_rank_correlation_standard_error": r.closed_form_correlation.1,
+        })).collect::<Vec<_>>(),
+    });
+    write_json(&out.join("alpha.json"), &json)?;
+    let mut t = String::from(
+        "| layer | images | elements with ∂Y/∂a > 0 | α outside [0, ½] | denominator < 0 | largest abs(α) | empty maps | empty maps, α clamped | rank correlation, closed form vs exact |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        t.push_str(&format!(
+            "| {} | {} | {} | {:.1}% | {:.1}% | {:.3e} | {:.1}% | {:.1}% | {:.3} ± {:.3} |\n",
+            layer_name(r.layer),
+            r.images,
+            r.elements,
+            100.0 * r.outside_share,
+            100.0 * r.negative_denominator_share,
+            r.max_abs_alpha,
+            100.0 * r.empty_share,
+            100.0 * r.empty_share_clamped,
+            r.closed_form_correlation.0,
+            r.closed_form_correlation.1
+        ));
     }
     Ok(t)
 }

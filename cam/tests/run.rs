@@ -47,10 +47,10 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
     let mut calls = 0;
     let records =
         explain_examples(&model, &test, &settings(), &out, &mut |_, _, _| calls += 1).unwrap();
-    // 2 classes × 2 images × (CAM at conv3 + 5 layer methods × 3 layers + 2 input-level
-    // methods once) = 72 maps.
-    assert_eq!(records.len(), 72);
-    assert!(calls >= 72, "progress is reported");
+    // 2 classes × 2 images × (CAM at conv3 + 6 layer methods × 3 layers + 2 input-level
+    // methods once) = 84 maps.
+    assert_eq!(records.len(), 84);
+    assert!(calls >= 84, "progress is reported");
     assert!(records
         .iter()
         .all(|r| r.class == r.label && [7, 9].contains(&r.class)));
@@ -62,7 +62,7 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
         .all(|r| r.method.is_input_level() == (r.layer == INPUT_LAYER)));
     let grid = image::open(out.join("grid.png")).unwrap();
     assert!(
-        grid.width() > 19 * 28 * 4 && grid.height() > 4 * 28 * 4,
+        grid.width() > 22 * 28 * 4 && grid.height() > 4 * 28 * 4,
         "{}x{}",
         grid.width(),
         grid.height()
@@ -70,7 +70,7 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("cam.json")).unwrap()).unwrap();
     let maps = json["maps"].as_array().unwrap();
-    assert_eq!(maps.len(), 72);
+    assert_eq!(maps.len(), 84);
     assert_eq!(maps.iter().filter(|m| m["layer"] == "input").count(), 8);
     for key in [
         "layer",
@@ -88,13 +88,9 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
     }
 
     let rows = test_set_metrics(&model, &test, &settings(), 6, 2, &mut |_, _, _| {}).unwrap();
-    assert_eq!(rows.len(), 18);
+    assert_eq!(rows.len(), 21);
     for r in &rows {
-        let want = if r.method == Method::GradCamPlusPlusExact {
-            2
-        } else {
-            6
-        };
+        let want = if r.method.is_exact() { 2 } else { 6 };
         assert_eq!(
             r.summary.images, want,
             "{:?} at layer {}",
@@ -103,7 +99,7 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
         assert!((0.0..=100.0).contains(&r.summary.increase_in_confidence));
     }
     let table = save_metrics(&rows, Score::ExpLogit, &out).unwrap();
-    assert_eq!(table.lines().count(), 2 + 18, "{table}");
+    assert_eq!(table.lines().count(), 2 + 21, "{table}");
     assert!(out.join("metrics.json").exists());
     std::fs::remove_dir_all(&out).unwrap();
 }
@@ -274,7 +270,7 @@ fn batched_metrics_equal_scoring_each_map_alone() {
     .unwrap();
     assert_eq!(rows.len(), settings.columns().len());
     for row in &rows {
-        let seen = if row.method == Method::GradCamPlusPlusExact {
+        let seen = if row.method.is_exact() {
             exact_images
         } else {
             images
@@ -380,9 +376,10 @@ fn raw_json_holds_enough_to_recompute_every_weighted_map_and_the_exact_weights()
                 "{method} at {p}"
             );
         }
-        if method == "gradcam++exact" {
+        if method.starts_with("gradcam++exact") {
             // α = d2 / (2·d2 + Σ_ab A_ab·d3), w_k = Σ_ij α·ReLU(d1): the paper's equations on
-            // the file's numbers alone.
+            // the file's numbers alone (α clamped to [0, ½] for the clamped variant).
+            let clamped = method == "gradcam++exact-clamped";
             let (d1, d2, d3) = (floats(&m["d1"]), floats(&m["d2"]), floats(&m["d3"]));
             for (k, wk) in w.iter().enumerate() {
                 let channel: f64 = a[k * positions..(k + 1) * positions].iter().sum();
@@ -390,6 +387,11 @@ fn raw_json_holds_enough_to_recompute_every_weighted_map_and_the_exact_weights()
                     .map(|e| {
                         let den = 2.0 * d2[e] + channel * d3[e];
                         let alpha = if den != 0.0 { d2[e] / den } else { 0.0 };
+                        let alpha = if clamped {
+                            alpha.clamp(0.0, 0.5)
+                        } else {
+                            alpha
+                        };
                         alpha * d1[e].max(0.0)
                     })
                     .sum();

@@ -85,6 +85,11 @@ pub struct CamArgs {
     /// least relevant pixels replaced by noisy linear imputation at percentiles 10–90).
     #[arg(long)]
     pub road: bool,
+    /// Also examine the exact Grad-CAM++'s α at every layer over this many test images: the
+    /// share outside the paper's range [0, ½], of negative denominators, the largest |α|, and
+    /// the share of maps that come out empty, with α unmodified and clamped; alpha.json.
+    #[arg(long)]
+    pub alpha_report: Option<usize>,
     /// Also write raw.json: every map before upsampling and normalisation, with the layer's
     /// activations, the channel weights, the score Y, and the exact method's diagonal
     /// derivatives d1, d2, d3, so each map can be recomputed without this program.
@@ -172,6 +177,9 @@ pub fn run(args: &CamArgs) -> Result<ExitCode, Error> {
     if args.metrics {
         settings.validate_metrics(args.metrics_images, args.exact_images)?;
     }
+    if args.alpha_report == Some(0) {
+        return Err(Error::usage("--alpha-report 0: examine at least one image"));
+    }
     if args.sanity && args.sanity_images == 0 {
         return Err(Error::usage(
             "--sanity-images 0: the sanity check needs at least one image",
@@ -236,6 +244,28 @@ pub fn run(args: &CamArgs) -> Result<ExitCode, Error> {
             "faithfulness over the first test images (Y = {}), written to {}:\n\n{table}",
             settings.score.name(),
             args.out.join("metrics.json").display()
+        ))?;
+    }
+    if let Some(images) = args.alpha_report {
+        let progress = bar();
+        progress.set_prefix("alpha");
+        let rows = run::alpha_report(
+            &model,
+            &data.test,
+            &settings,
+            images,
+            &mut |what, done, total| {
+                progress.set_length(total as u64);
+                progress.set_position(done as u64);
+                progress.set_message(what.to_string());
+            },
+        );
+        progress.finish_and_clear();
+        let table = run::save_alpha_report(&rows?, settings.score, &args.out)?;
+        super::print_stdout(&format!(
+            "the exact Grad-CAM++'s α (Y = {}), each image for its predicted class, written to {}:\n\n{table}",
+            settings.score.name(),
+            args.out.join("alpha.json").display()
         ))?;
     }
     if args.sanity {
