@@ -36,6 +36,11 @@ pub enum Method {
     /// (α then takes any value, of either sign, and can empty or swamp a map). The unmodified
     /// formula stays `gradcam++exact`.
     GradCamPlusPlusExactClamped,
+    /// The closed form exactly as pytorch-grad-cam computes it (`GradCAMPlusPlus`, v1.5): the
+    /// same powers of g, but 1e-6 added to α's denominator and α = 0 where g = 0. The epsilon
+    /// moves maps where Σ A·g³ and g² are small; this variant exists to compare with that
+    /// library number for number.
+    GradCamPlusPlusPytorchGradCam,
     /// Jiang et al. 2021: each element weighted by its own positive gradient,
     /// M_ij = ReLU(Σ_k ReLU(∂Y/∂A^k_ij)·A^k_ij). Not a channel-weighted sum, so it keeps
     /// detail at shallow layers where one weight per channel blurs.
@@ -70,12 +75,13 @@ pub fn layer_name(layer: usize) -> &'static str {
 }
 
 impl Method {
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 10] = [
         Method::Cam,
         Method::GradCam,
         Method::GradCamPlusPlus,
         Method::GradCamPlusPlusExact,
         Method::GradCamPlusPlusExactClamped,
+        Method::GradCamPlusPlusPytorchGradCam,
         Method::LayerCam,
         Method::ScoreCam,
         Method::Saliency,
@@ -101,6 +107,7 @@ impl Method {
             Method::GradCamPlusPlus => "gradcam++",
             Method::GradCamPlusPlusExact => "gradcam++exact",
             Method::GradCamPlusPlusExactClamped => "gradcam++exact-clamped",
+            Method::GradCamPlusPlusPytorchGradCam => "gradcam++pytorch-grad-cam",
             Method::LayerCam => "layercam",
             Method::ScoreCam => "scorecam",
             Method::Saliency => "saliency",
@@ -344,6 +351,11 @@ impl Target<'_> {
                 &self.gradient(&a, self.score.closed_form_base())?,
                 h * w,
             ),
+            Method::GradCamPlusPlusPytorchGradCam => pytorch_grad_cam_plus_plus_weights(
+                &values,
+                &self.gradient(&a, self.score.closed_form_base())?,
+                h * w,
+            ),
             Method::GradCamPlusPlusExact | Method::GradCamPlusPlusExactClamped => {
                 let d = self.taylor_diagonal(&a, on_chunk)?;
                 let mut alpha = plus_plus_alpha(&values, &d.second, &d.third, h * w);
@@ -502,6 +514,29 @@ fn closed_form_plus_plus_weights(a: &[f64], g: &[f64], positions: usize) -> Vec<
     plus_plus_weights(a, g, &second, &third, positions)
 }
 
+/// pytorch-grad-cam's Grad-CAM++ weights (`grad_cam_plusplus.py`): α = g² / (2g² + Σ_ab A_ab·g³
+/// + 1e-6), α = 0 where g = 0, w_k = Σ_ij ReLU(g)·α.
+pub fn pytorch_grad_cam_plus_plus_weights(a: &[f64], g: &[f64], positions: usize) -> Vec<f64> {
+    const EPS: f64 = 1e-6;
+    a.chunks(positions)
+        .enumerate()
+        .map(|(k, ak)| {
+            let channel_sum: f64 = ak.iter().sum();
+            (k * positions..(k + 1) * positions)
+                .map(|e| {
+                    let (g2, g3) = (g[e] * g[e], g[e] * g[e] * g[e]);
+                    let alpha = if g[e] != 0.0 {
+                        g2 / (2.0 * g2 + channel_sum * g3 + EPS)
+                    } else {
+                        0.0
+                    };
+                    g[e].max(0.0) * alpha
+                })
+                .sum()
+        })
+        .collect()
+}
+
 /// The map Σ_k w_k A^k, through a ReLU for every method but CAM.
 fn explanation(method: Method, a: &[f64], weights: Vec<f64>, h: usize, w: usize) -> Explanation {
     let mut map = weighted_sum(a, &weights, h * w);
@@ -580,7 +615,9 @@ pub fn explain_batch(
         let values = a.to_vec_f64();
         let g = match method {
             Method::GradCam | Method::LayerCam => Some(gradient(layer, score)?),
-            Method::GradCamPlusPlus => Some(gradient(layer, score.closed_form_base())?),
+            Method::GradCamPlusPlus | Method::GradCamPlusPlusPytorchGradCam => {
+                Some(gradient(layer, score.closed_form_base())?)
+            }
             _ => None,
         };
         let maps = (0..b)
@@ -591,6 +628,9 @@ pub fn explain_batch(
                     (Method::GradCam, Some(gi)) => grad_cam_weights(gi, h * w),
                     (Method::GradCamPlusPlus, Some(gi)) => {
                         closed_form_plus_plus_weights(ai, gi, h * w)
+                    }
+                    (Method::GradCamPlusPlusPytorchGradCam, Some(gi)) => {
+                        pytorch_grad_cam_plus_plus_weights(ai, gi, h * w)
                     }
                     (Method::LayerCam, Some(gi)) => return Ok(layer_cam(ai, gi, h, w)),
                     (Method::ScoreCam, _) => score_cam_weights(

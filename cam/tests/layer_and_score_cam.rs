@@ -146,3 +146,56 @@ fn score_cam_weights_are_the_score_gains_of_the_masked_inputs() {
         close(&batched[0][0].map, &want, "explain_batch");
     }
 }
+
+#[test]
+fn the_pytorch_grad_cam_variant_is_that_librarys_formula() {
+    // grad_cam_plusplus.py: aij = g² / (2g² + Σ A·g³ + 1e-6), aij = 0 where g = 0,
+    // weights = Σ ReLU(g)·aij, cam = ReLU(Σ w A); written out here from the logit's gradient.
+    let model = classifier(5);
+    let x = image(6);
+    for layer in 0..3 {
+        let target = Target {
+            model: &model,
+            layer,
+            class: 2,
+            score: Score::ExpLogit,
+        };
+        let ours = target
+            .explain(&x, Method::GradCamPlusPlusPytorchGradCam)
+            .unwrap();
+        let a = target.activation(&x).unwrap().requires_grad_();
+        let logit = Score::Logit
+            .of_logits(&model.logits_from(layer, &a, &mut Ctx::eval()).unwrap(), 2)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let g = grad(&[&logit], &[&a], None, false).unwrap()[0].to_vec_f64();
+        let av = a.to_vec_f64();
+        let (k, positions) = (a.dim(1).unwrap(), ours.height * ours.width);
+        let weights: Vec<f64> = (0..k)
+            .map(|c| {
+                let sum_a: f64 = av[c * positions..(c + 1) * positions].iter().sum();
+                (c * positions..(c + 1) * positions)
+                    .map(|e| {
+                        let aij = if g[e] != 0.0 {
+                            g[e].powi(2) / (2.0 * g[e].powi(2) + sum_a * g[e].powi(3) + 1e-6)
+                        } else {
+                            0.0
+                        };
+                        g[e].max(0.0) * aij
+                    })
+                    .sum()
+            })
+            .collect();
+        close(&ours.weights, &weights, &format!("layer {layer} weights"));
+        let batched = explain_batch(
+            &model,
+            &x,
+            &[2],
+            Score::ExpLogit,
+            &[(Method::GradCamPlusPlusPytorchGradCam, layer)],
+        )
+        .unwrap();
+        close(&batched[0][0].weights, &weights, "explain_batch");
+    }
+}

@@ -47,10 +47,10 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
     let mut calls = 0;
     let records =
         explain_examples(&model, &test, &settings(), &out, &mut |_, _, _| calls += 1).unwrap();
-    // 2 classes × 2 images × (CAM at conv3 + 6 layer methods × 3 layers + 2 input-level
-    // methods once) = 84 maps.
-    assert_eq!(records.len(), 84);
-    assert!(calls >= 84, "progress is reported");
+    // 2 classes × 2 images × (CAM at conv3 + 7 layer methods × 3 layers + 2 input-level
+    // methods once) = 96 maps.
+    assert_eq!(records.len(), 96);
+    assert!(calls >= 96, "progress is reported");
     assert!(records
         .iter()
         .all(|r| r.class == r.label && [7, 9].contains(&r.class)));
@@ -62,7 +62,7 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
         .all(|r| r.method.is_input_level() == (r.layer == INPUT_LAYER)));
     let grid = image::open(out.join("grid.png")).unwrap();
     assert!(
-        grid.width() > 22 * 28 * 4 && grid.height() > 4 * 28 * 4,
+        grid.width() > 25 * 28 * 4 && grid.height() > 4 * 28 * 4,
         "{}x{}",
         grid.width(),
         grid.height()
@@ -70,7 +70,7 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("cam.json")).unwrap()).unwrap();
     let maps = json["maps"].as_array().unwrap();
-    assert_eq!(maps.len(), 84);
+    assert_eq!(maps.len(), 96);
     assert_eq!(maps.iter().filter(|m| m["layer"] == "input").count(), 8);
     for key in [
         "layer",
@@ -88,7 +88,7 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
     }
 
     let rows = test_set_metrics(&model, &test, &settings(), 6, 2, &mut |_, _, _| {}).unwrap();
-    assert_eq!(rows.len(), 21);
+    assert_eq!(rows.len(), 24);
     for r in &rows {
         let want = if r.method.is_exact() { 2 } else { 6 };
         assert_eq!(
@@ -99,7 +99,7 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
         assert!((0.0..=100.0).contains(&r.summary.increase_in_confidence));
     }
     let table = save_metrics(&rows, Score::ExpLogit, &out).unwrap();
-    assert_eq!(table.lines().count(), 2 + 21, "{table}");
+    assert_eq!(table.lines().count(), 2 + 24, "{table}");
     assert!(out.join("metrics.json").exists());
     std::fs::remove_dir_all(&out).unwrap();
 }
