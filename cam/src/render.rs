@@ -156,6 +156,7 @@ fn unit(value: f32) -> f64 {
 }
 
 /// One cell of a CAM grid, at the input's resolution (28x28 for Fashion-MNIST).
+#[derive(Clone, Debug)]
 pub enum Cell {
     /// The grey input, values in [0, 1].
     Input(Vec<f32>),

@@ -324,6 +324,8 @@ pub fn explain_examples(
     let mut raw = Vec::new();
     let mut rows = Vec::new();
     let mut row_titles = Vec::new();
+    // "index predicted-class probability" for the per-class pictures, which have room for it.
+    let mut detailed_titles = Vec::new();
     for (row, &(index, class)) in chosen.iter().enumerate() {
         let (x, labels) = test
             .batch_at(&[index])
@@ -332,6 +334,8 @@ pub fn explain_examples(
         let x = x.to_dtype(model_dtype(model))?.to(model.device())?;
         let predicted = predicted_class(model, &x)?;
         row_titles.push(format!("{index} {}", short_name(predicted)));
+        let p = class_probability(model, &pixels, 1, predicted)?[0];
+        detailed_titles.push(format!("{index} {} {p:.2}", short_name(predicted)));
         let mut cells = vec![Cell::Input(pixels.clone())];
         for (col, &(method, layer)) in columns.iter().enumerate() {
             let what = format!(
@@ -405,6 +409,51 @@ pub fn explain_examples(
         0.5,
     )
     .map_err(|e| Error::argument("cam", e.to_string()))?;
+    // One picture per (class, layer): that class's images as rows, each method at that layer
+    // (and the input-level ones) as columns, large enough to read.
+    for &class in &settings.classes {
+        let of_class: Vec<usize> = (0..chosen.len())
+            .filter(|&r| chosen[r].1 == class)
+            .collect();
+        for &layer in &settings.layers {
+            let picked: Vec<usize> = (0..columns.len())
+                .filter(|&c| columns[c].1 == layer || columns[c].0.is_input_level())
+                .collect();
+            if picked.iter().all(|&c| columns[c].0.is_input_level()) {
+                continue;
+            }
+            let sub_rows: Vec<Vec<Cell>> = of_class
+                .iter()
+                .map(|&r| {
+                    std::iter::once(rows[r][0].clone())
+                        .chain(picked.iter().map(|&c| rows[r][c + 1].clone()))
+                        .collect()
+                })
+                .collect();
+            let titles: Vec<String> = std::iter::once("input".to_string())
+                .chain(picked.iter().map(|&c| columns[c].0.name().to_string()))
+                .collect();
+            let sub_titles: Vec<String> = of_class
+                .iter()
+                .map(|&r| detailed_titles[r].clone())
+                .collect();
+            save_cam_grid(
+                &out.join(format!(
+                    "grid_{}_{}.png",
+                    short_name(class),
+                    layer_name(layer)
+                )),
+                &sub_rows,
+                &sub_titles,
+                &titles,
+                SIDE,
+                4,
+                settings.colormap,
+                0.5,
+            )
+            .map_err(|e| Error::argument("cam", e.to_string()))?;
+        }
+    }
     let json = serde_json::json!({
         "score": settings.score.name(),
         "classes": settings.classes,

@@ -67,6 +67,20 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
         grid.width(),
         grid.height()
     );
+    // One readable picture per (class, layer): rows are that class's images, columns the input
+    // and each method there (the input-level ones included), 112 px per map.
+    for class in ["sneaker", "boot"] {
+        for layer in ["conv1", "conv2", "conv3"] {
+            let pic = image::open(out.join(format!("grid_{class}_{layer}.png"))).unwrap();
+            let methods_here = if layer == "conv3" { 10 } else { 9 };
+            assert!(
+                pic.width() as usize >= (1 + methods_here) * 28 * 4 && pic.height() >= 2 * 28 * 4,
+                "{class} {layer}: {}x{}",
+                pic.width(),
+                pic.height()
+            );
+        }
+    }
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("cam.json")).unwrap()).unwrap();
     let maps = json["maps"].as_array().unwrap();
