@@ -729,6 +729,8 @@ fn collect(part: usize, steps: &[StepRun], args: &CourseArgs) -> (Vec<Figure>, V
             let cam = read_json(&runs.join("cam/metrics.json"));
             let figures = keep(vec![
                 picture(runs.join("cam/grid.png"), "Maps of three layers by four methods, for two classes (columns: the image, then method × layer)"),
+                picture(runs.join("cam/grid_sneaker_conv3.png"), "Sneakers at conv3, larger: each row an image with the predicted class and its probability, each column a method"),
+                picture(runs.join("cam/grid_sneaker_conv1.png"), "The same at conv1, where the methods disagree most"),
                 picture(runs.join("classifier/confusion_matrix.png"), "Test confusion matrix"),
                 picture(runs.join("classifier/loss_curves.png"), "Classifier losses by epoch"),
                 picture(runs.join("classifier/reconstructions.png"), "The regularising autoencoder's reconstructions"),
