@@ -2,20 +2,12 @@
 //! stays in [0, ½], so the clamped remedy changes nothing; with a smooth network it leaves
 //! that range, and the clamped variant is then a different map, never a silent substitute.
 
+mod common;
+use common::{classifier, image};
+
 use ferrograd_cam::maps::{plus_plus_alpha, Method, Score, Target};
-use ferrograd_engine::{DType, Rng, Tensor};
-use ferrograd_models::classifier::{Classifier, ClassifierActivation};
-
-fn classifier(activation: ClassifierActivation, seed: u64) -> Classifier {
-    let mut rng = Rng::new(seed);
-    let model = Classifier::with_channels([3, 4, 5], activation, 0.1, 0.0, 1e-3, &mut rng).unwrap();
-    model.cast(DType::F64).unwrap();
-    model
-}
-
-fn image(seed: u64) -> Tensor {
-    Tensor::rand_uniform(&[1, 1, 28, 28], 0.0, 1.0, DType::F64, &mut Rng::new(seed)).unwrap()
-}
+use ferrograd_engine::Tensor;
+use ferrograd_models::classifier::ClassifierActivation;
 
 /// α of every element that counts: those with ∂Y/∂a > 0, the only ones w_k = Σ α·ReLU(∂Y/∂a)
 /// sees. (Where ∂Y/∂a < 0 the paper's α = 1/(2 + Σ A·g) leaves [0, ½] too, harmlessly.)

@@ -1,30 +1,14 @@
 //! Layer-CAM and Score-CAM against direct recomputations from their definitions, on a small
 //! classifier in f64: the library's batched, shared code paths must give the textbook maps.
 
+mod common;
+use common::{classifier, image};
+
 use ferrograd_cam::maps::{explain_batch, Method, Score, Target};
 use ferrograd_cam::render::upsample_bilinear;
-use ferrograd_engine::{grad, no_grad, DType, Rng, Tensor};
-use ferrograd_models::classifier::{Classifier, ClassifierActivation};
+use ferrograd_engine::{grad, no_grad, DType, Tensor};
+use ferrograd_models::classifier::ClassifierActivation;
 use ferrograd_nn::nn::Ctx;
-
-fn classifier(seed: u64) -> Classifier {
-    let mut rng = Rng::new(seed);
-    let model = Classifier::with_channels(
-        [3, 4, 5],
-        ClassifierActivation::Relu,
-        0.1,
-        0.0,
-        1e-3,
-        &mut rng,
-    )
-    .unwrap();
-    model.cast(DType::F64).unwrap();
-    model
-}
-
-fn image(seed: u64) -> Tensor {
-    Tensor::rand_uniform(&[1, 1, 28, 28], 0.0, 1.0, DType::F64, &mut Rng::new(seed)).unwrap()
-}
 
 fn close(ours: &[f64], want: &[f64], what: &str) {
     assert_eq!(ours.len(), want.len(), "{what}: lengths");
@@ -39,7 +23,7 @@ fn close(ours: &[f64], want: &[f64], what: &str) {
 
 #[test]
 fn layer_cam_is_the_elementwise_positive_gradient_times_the_activation() {
-    let model = classifier(1);
+    let model = classifier(ClassifierActivation::Relu, 1);
     let x = image(2);
     for layer in 0..3 {
         for score in Score::ALL {
@@ -84,7 +68,7 @@ fn layer_cam_is_the_elementwise_positive_gradient_times_the_activation() {
 
 #[test]
 fn score_cam_weights_are_the_score_gains_of_the_masked_inputs() {
-    let model = classifier(3);
+    let model = classifier(ClassifierActivation::Relu, 3);
     let x = image(4);
     let pixels = x.to_vec_f64();
     let score_of = |input: &Tensor| -> f64 {
@@ -151,7 +135,7 @@ fn score_cam_weights_are_the_score_gains_of_the_masked_inputs() {
 fn the_pytorch_grad_cam_variant_is_that_librarys_formula() {
     // grad_cam_plusplus.py: aij = g² / (2g² + Σ A·g³ + 1e-6), aij = 0 where g = 0,
     // weights = Σ ReLU(g)·aij, cam = ReLU(Σ w A); written out here from the logit's gradient.
-    let model = classifier(5);
+    let model = classifier(ClassifierActivation::Relu, 5);
     let x = image(6);
     for layer in 0..3 {
         let target = Target {

@@ -1,28 +1,16 @@
 //! Activation maximisation climbs: on a fixed seed, the class score rises at every step.
 
+mod common;
+use common::classifier;
+
 use ferrograd_cam::maps::Score;
 use ferrograd_cam::maximize::{maximize_class, MaximizeSettings};
-use ferrograd_engine::{DType, Rng};
-use ferrograd_models::classifier::{Classifier, ClassifierActivation};
-
-fn classifier(seed: u64) -> Classifier {
-    let mut rng = Rng::new(seed);
-    let model = Classifier::with_channels(
-        [3, 4, 5],
-        ClassifierActivation::Relu,
-        0.1,
-        0.0,
-        1e-3,
-        &mut rng,
-    )
-    .unwrap();
-    model.cast(DType::F64).unwrap();
-    model
-}
+use ferrograd_engine::Rng;
+use ferrograd_models::classifier::ClassifierActivation;
 
 #[test]
 fn the_class_score_rises_at_every_step_on_a_fixed_seed() {
-    let model = classifier(1);
+    let model = classifier(ClassifierActivation::Relu, 1);
     // Without jitter or regularisers the ascent is plain gradient ascent on the score, which a
     // small enough step must raise every time.
     let settings = MaximizeSettings {
@@ -63,7 +51,7 @@ fn the_class_score_rises_at_every_step_on_a_fixed_seed() {
 
 #[test]
 fn an_unknown_class_or_no_steps_is_refused() {
-    let model = classifier(3);
+    let model = classifier(ClassifierActivation::Relu, 3);
     let mut rng = Rng::new(4);
     assert!(maximize_class(&model, 10, &MaximizeSettings::default(), &mut rng).is_err());
     let none = MaximizeSettings {

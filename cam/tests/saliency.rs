@@ -1,35 +1,19 @@
 //! Saliency and SmoothGrad against what they must equal: a finite-difference input gradient,
 //! and each other when the noise is 0.
 
+mod common;
+use common::{classifier, image};
+
 use ferrograd_cam::maps::Score;
 use ferrograd_cam::saliency::{saliency, smooth_grad};
-use ferrograd_engine::{no_grad, DType, Rng, Tensor};
-use ferrograd_models::classifier::{Classifier, ClassifierActivation};
+use ferrograd_engine::{no_grad, Rng, Tensor};
+use ferrograd_models::classifier::ClassifierActivation;
 use ferrograd_nn::nn::Ctx;
-
-fn classifier(seed: u64) -> Classifier {
-    let mut rng = Rng::new(seed);
-    let model = Classifier::with_channels(
-        [3, 4, 5],
-        ClassifierActivation::Softplus,
-        0.1,
-        0.0,
-        1e-3,
-        &mut rng,
-    )
-    .unwrap();
-    model.cast(DType::F64).unwrap();
-    model
-}
-
-fn image(seed: u64) -> Tensor {
-    Tensor::rand_uniform(&[1, 1, 28, 28], 0.0, 1.0, DType::F64, &mut Rng::new(seed)).unwrap()
-}
 
 #[test]
 fn saliency_is_the_magnitude_of_a_finite_difference_input_gradient() {
     // Softplus keeps the network smooth, so central differences converge.
-    let model = classifier(1);
+    let model = classifier(ClassifierActivation::Softplus, 1);
     let x = image(2);
     let ours = saliency(&model, &x, 4, Score::Softmax).unwrap();
     let y = |pixels: &[f64]| -> f64 {
@@ -58,7 +42,7 @@ fn saliency_is_the_magnitude_of_a_finite_difference_input_gradient() {
 
 #[test]
 fn smooth_grad_with_no_noise_is_saliency_and_with_noise_differs() {
-    let model = classifier(3);
+    let model = classifier(ClassifierActivation::Softplus, 3);
     let x = image(4);
     let plain = saliency(&model, &x, 2, Score::ExpLogit).unwrap();
     let quiet = smooth_grad(&model, &x, 2, Score::ExpLogit, 5, 0.0, &mut Rng::new(5)).unwrap();
@@ -83,7 +67,7 @@ fn smooth_grad_with_no_noise_is_saliency_and_with_noise_differs() {
 
 #[test]
 fn smooth_grad_refuses_no_samples_and_negative_noise() {
-    let model = classifier(6);
+    let model = classifier(ClassifierActivation::Softplus, 6);
     let x = image(7);
     assert!(smooth_grad(&model, &x, 0, Score::Logit, 0, 0.1, &mut Rng::new(1)).is_err());
     assert!(smooth_grad(&model, &x, 0, Score::Logit, 4, -0.1, &mut Rng::new(1)).is_err());
