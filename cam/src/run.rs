@@ -524,18 +524,15 @@ pub struct RoadSummary {
     pub lerf: (f64, f64),
 }
 
+/// The mean over images and its standard error, NaN (not 0) when one image cannot give one.
+fn mean_and_se(values: &[f64]) -> (f64, f64) {
+    let (mean, se) = ferrograd_models::quality::mean_and_standard_error(values);
+    (mean, if values.len() < 2 { f64::NAN } else { se })
+}
+
 impl RoadSummary {
     fn of(scores: &[crate::road::RoadScores]) -> RoadSummary {
-        let stat = |v: Vec<f64>| {
-            let n = v.len() as f64;
-            let m = v.iter().sum::<f64>() / n;
-            let se = if v.len() < 2 {
-                f64::NAN
-            } else {
-                (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
-            };
-            (m, se)
-        };
+        let stat = |v: Vec<f64>| mean_and_se(&v);
         RoadSummary {
             morf: stat(scores.iter().map(|s| s.morf()).collect()),
             lerf: stat(scores.iter().map(|s| s.lerf()).collect()),
@@ -936,19 +933,7 @@ pub fn alpha_report(
             let closed = target.explain(&x, Method::GradCamPlusPlus)?;
             correlations.push(crate::sanity::spearman(&closed.map, &exact.map));
         }
-        let (mean, se) = {
-            let n = correlations.len() as f64;
-            let m = correlations.iter().sum::<f64>() / n;
-            let var = correlations.iter().map(|c| (c - m).powi(2)).sum::<f64>() / (n - 1.0);
-            (
-                m,
-                if correlations.len() > 1 {
-                    (var / n).sqrt()
-                } else {
-                    f64::NAN
-                },
-            )
-        };
+        let (mean, se) = mean_and_se(&correlations);
         rows.push(AlphaRow {
             layer,
             images: n,

@@ -9,6 +9,7 @@
 use ferrograd_engine::{Result, Tensor};
 use ferrograd_models::classifier::Classifier;
 use ferrograd_models::generative::load_module;
+use ferrograd_models::quality::mean_and_standard_error;
 use ferrograd_nn::nn::{self, Module};
 use std::collections::BTreeMap;
 
@@ -124,14 +125,7 @@ pub fn cascading_randomization(
             .zip(&originals)
             .map(|((x, c), original)| Ok(spearman(original, &map(&model, x, *c)?)))
             .collect::<Result<_>>()?;
-        let n = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let se = if values.len() > 1 {
-            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
-        } else {
-            0.0
-        };
-        correlations.push((mean, se));
+        correlations.push(mean_and_standard_error(&values));
     }
     Ok(SanityRow {
         method: method.to_string(),

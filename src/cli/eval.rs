@@ -78,15 +78,16 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode, Error> {
     let device = pick_device(&args.device)?;
     ferrograd_kernels::flush_subnormals();
     let data = FashionMnist::load(args.data.as_deref())?;
-    let report = train::evaluate(&args.checkpoint, &data, device)?;
+    // One load serves the test losses and the figures below.
+    let (model, config, epoch) = train::load_model(&args.checkpoint, device)?;
+    let test_losses = train::evaluate_split(&*model, &data.test, 0)?;
     println!(
-        "{} after epoch {}, on the {} test images:",
-        report.config.kind.name(),
-        report.epoch,
+        "{} after epoch {epoch}, on the {} test images:",
+        config.kind.name(),
         data.test.len
     );
     let show = |key: &str, label: &str| {
-        if let Some(v) = report.test.get(key) {
+        if let Some(v) = test_losses.get(key) {
             println!("  {label:<34} {v:.5}");
         }
     };
@@ -102,11 +103,10 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode, Error> {
 
     let mut json = serde_json::json!({
         "checkpoint": args.checkpoint.display().to_string(),
-        "model": report.config.kind.name(),
-        "epoch": report.epoch,
-        "test_losses": report.test,
+        "model": config.kind.name(),
+        "epoch": epoch,
+        "test_losses": test_losses,
     });
-    let (model, _, _) = train::load_model(&args.checkpoint, device)?;
     if let Some(vae) = model.as_vae() {
         let ks: Vec<usize> = args.iwae.iter().copied().filter(|&k| k > 0).collect();
         if !ks.is_empty() {
