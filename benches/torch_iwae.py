@@ -93,7 +93,7 @@ def main():
     torch.manual_seed(args.seed)
     ks = [int(k) for k in args.k.split(",")]
     state = load_file(args.checkpoint)
-    weights = {k: v for k, v in state.items() if not k.startswith("optim")}
+    weights = state  # the weights file holds the model alone (optimizer state lives beside it)
     latent = weights["decoder.0.weight"].shape[1]
     model = build(latent)
     model.load_state_dict(weights, strict=True)

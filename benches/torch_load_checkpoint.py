@@ -23,7 +23,7 @@ def main():
     ap.add_argument("--data", default=os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
     args = ap.parse_args()
     state = load_file(args.checkpoint)
-    weights = {k: v for k, v in state.items() if not k.startswith("optim")}  # optimizer state is stored beside the weights
+    weights = state  # the weights file holds the model alone: no key to drop
     model = nn.Module()
     model.encoder = nn.Sequential(nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(3136, args.latent))
     model.decoder = nn.Sequential(nn.Linear(args.latent, 3136), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)), nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, 2, 1))

@@ -288,12 +288,12 @@ fn the_help_quotes_each_range() {
 
 /// Rewrites metadata keys of the checkpoint at `from` into `to`.
 fn with_metadata(from: &Path, to: &Path, pairs: &[(&str, &str)]) {
-    let mut ckpt = ferrograd_nn::checkpoint::load(from).unwrap();
+    let mut ckpt = ferrograd_nn::checkpoint::load_training(from).unwrap();
     for (k, v) in pairs {
         ckpt.metadata.insert(k.to_string(), v.to_string());
     }
     let tensors: Vec<_> = ckpt.tensors.into_iter().collect();
-    ferrograd_nn::checkpoint::save(to, &tensors, &ckpt.metadata).unwrap();
+    ferrograd_nn::checkpoint::save_training(to, &tensors, &ckpt.metadata).unwrap();
 }
 
 #[test]

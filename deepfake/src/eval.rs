@@ -28,7 +28,7 @@ pub struct Loaded {
 /// the flags are ([`DeepfakeConfig::from_metadata`]), the tensors against the model those
 /// settings describe (names, shapes, all finite), the step count against the planned steps.
 pub fn load(path: &Path) -> Result<Loaded, Error> {
-    let ckpt = checkpoint::load(path)?;
+    let ckpt = checkpoint::load_training(path)?;
     let config = DeepfakeConfig::from_metadata(&ckpt.metadata, path)?;
     let mut model = FaceSwap::new(config.model.clone(), &mut Rng::new(config.seed))?;
     restore(&mut model, &ckpt, &config)?;
@@ -49,6 +49,17 @@ pub fn restore(
     config: &DeepfakeConfig,
 ) -> Result<(), Error> {
     let path = &ckpt.path;
+    if !ckpt.has_optimizer_state() {
+        // The step count, which the swap's figures are reported against, is the optimizer's.
+        return Err(Error::metadata(
+            path,
+            format!(
+                "holds the weights but not the training state beside them ({} is missing): \
+                 keep the two files together",
+                checkpoint::optimizer_path(path).display()
+            ),
+        ));
+    }
     ckpt.check_tensors(&model.state().0)?;
     model
         .load_state(&ckpt.tensors, &ckpt.metadata)

@@ -380,7 +380,7 @@ pub fn train_on(
     // The step whose checkpoint is on disk, for the messages of a run that stops.
     let mut saved_step: Option<usize> = None;
     if resume && checkpoint::probe(&ckpt_path)? {
-        let ckpt = checkpoint::load(&ckpt_path)?;
+        let ckpt = checkpoint::load_training(&ckpt_path)?;
         let saved = DeepfakeConfig::from_metadata(&ckpt.metadata, &ckpt_path)?;
         let comparable = DeepfakeConfig {
             steps: cfg.steps,
@@ -482,7 +482,7 @@ pub fn train_on(
             // The history first, then the checkpoint it describes (see the doc comment).
             save_history_json(cfg, &history, out)?;
             metadata.extend(cfg.to_metadata());
-            checkpoint::save(&ckpt_path, &tensors, &metadata)?;
+            checkpoint::save_training(&ckpt_path, &tensors, &metadata)?;
             saved_step = Some(done);
             save_loss_curves(cfg, &history, out)?;
         }

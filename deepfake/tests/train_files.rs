@@ -40,10 +40,20 @@ fn rewrite(
     path: &Path,
     edit: impl FnOnce(&mut BTreeMap<String, Tensor>, &mut BTreeMap<String, String>),
 ) {
-    let mut ckpt = checkpoint::load(path).unwrap();
+    let mut ckpt = checkpoint::load_training(path).unwrap();
     edit(&mut ckpt.tensors, &mut ckpt.metadata);
     let tensors: Vec<(String, Tensor)> = ckpt.tensors.into_iter().collect();
-    checkpoint::save(path, &tensors, &ckpt.metadata).unwrap();
+    checkpoint::save_training(path, &tensors, &ckpt.metadata).unwrap();
+}
+
+/// Copies a checkpoint with the optimizer state beside it.
+fn copy_checkpoint(from: &Path, to: &Path) {
+    fs::copy(from, to).unwrap();
+    fs::copy(
+        checkpoint::optimizer_path(from),
+        checkpoint::optimizer_path(to),
+    )
+    .unwrap();
 }
 
 fn load_error(path: &Path) -> String {
@@ -79,7 +89,7 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
     ];
     for (key, value, needles) in cases {
         let bad = dir.path().join(format!("bad-{key}.safetensors"));
-        fs::copy(&good, &bad).unwrap();
+        copy_checkpoint(&good, &bad);
         rewrite(&bad, |_, meta| {
             meta.insert(key.into(), value.into());
         });
@@ -91,7 +101,7 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
     }
 
     let bad = dir.path().join("shape.safetensors");
-    fs::copy(&good, &bad).unwrap();
+    copy_checkpoint(&good, &bad);
     rewrite(&bad, |tensors, _| {
         tensors.insert(
             "decoder_b.0.bias".into(),
@@ -105,7 +115,7 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
     );
 
     let bad = dir.path().join("nan.safetensors");
-    fs::copy(&good, &bad).unwrap();
+    copy_checkpoint(&good, &bad);
     rewrite(&bad, |tensors, _| {
         let t = tensors.get_mut("decoder_a.0.weight").unwrap();
         *t = Tensor::from_vec(vec![f32::NAN; t.numel()], t.shape()).unwrap();
@@ -117,7 +127,7 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
     );
 
     let bad = dir.path().join("pt.safetensors");
-    fs::copy(&good, &bad).unwrap();
+    copy_checkpoint(&good, &bad);
     rewrite(&bad, |_, meta| {
         *meta = BTreeMap::from([("format".to_string(), "pt".to_string())]);
     });

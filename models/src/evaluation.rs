@@ -24,12 +24,7 @@ pub struct FeatureClassifier {
     pub name: String,
 }
 
-/// FNV-1a, 64 bits: a stable fingerprint of a file, not a cryptographic hash.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
-}
+pub use ferrograd_nn::checkpoint::fnv1a64;
 
 impl FeatureClassifier {
     /// Loads a classifier checkpoint written by `ferrograd train classifier`.

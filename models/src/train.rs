@@ -115,6 +115,10 @@ pub struct TrainConfig {
     pub train_limit: Option<usize>,
     /// Evaluate on the first n test images only; `None` uses all 10,000.
     pub test_limit: Option<usize>,
+    /// Train the classifier on its training labels randomly permuted by this seed (class
+    /// counts kept, every image-label link broken; the test labels stay true): a model that
+    /// can only memorise, for the data-randomisation sanity check of Adebayo et al. 2018.
+    pub random_labels: Option<u64>,
     /// Where to train. Not part of a checkpoint: a run may resume on another device.
     pub device: Device,
 }
@@ -150,6 +154,7 @@ impl TrainConfig {
             activation: ClassifierActivation::Relu,
             train_limit: None,
             test_limit: None,
+            random_labels: None,
             device: Device::Cpu,
         }
     }
@@ -184,6 +189,10 @@ impl TrainConfig {
             (
                 "test_limit".into(),
                 self.test_limit.map_or("all".into(), |n| n.to_string()),
+            ),
+            (
+                "random_labels".into(),
+                self.random_labels.map_or("off".into(), |s| s.to_string()),
             ),
         ])
     }
@@ -276,6 +285,14 @@ impl TrainConfig {
             })?,
             train_limit: limit("train_limit")?,
             test_limit: limit("test_limit")?,
+            // Checkpoints from before the setting existed were trained on the true labels.
+            random_labels: match meta.get("random_labels").map(String::as_str) {
+                None | Some("off") => None,
+                Some(v) => Some(
+                    settings::parse_seed("random_labels", "--random-labels", v)
+                        .map_err(|e| e.in_file(origin))?,
+                ),
+            },
             device: Device::Cpu,
         };
         cfg.validate().map_err(|e| e.in_file(origin))?;
@@ -303,6 +320,14 @@ impl TrainConfig {
         }
         if let Some(n) = self.test_limit {
             TEST_LIMIT.check(n)?;
+        }
+        if let (Some(seed), false) = (self.random_labels, self.kind == ModelKind::Classifier) {
+            return Err(Error::setting(
+                "random_labels",
+                "--random-labels",
+                seed,
+                "applies to the classifier only: the other models have no labels",
+            ));
         }
         Ok(())
     }
@@ -362,7 +387,7 @@ fn build_classifier(cfg: &TrainConfig) -> ferrograd_engine::Result<Classifier> {
 fn open_checkpoint(
     checkpoint_file: &Path,
 ) -> Result<(checkpoint::Checkpoint, TrainConfig, usize), Error> {
-    let ckpt = checkpoint::load(checkpoint_file)?;
+    let ckpt = checkpoint::load_training(checkpoint_file)?;
     let config = TrainConfig::from_metadata(&ckpt.metadata, checkpoint_file)?;
     let text = ckpt.meta("epoch")?;
     let epoch = settings::parse_whole(text)
@@ -380,13 +405,50 @@ fn open_checkpoint(
     Ok((ckpt, config, epoch))
 }
 
+/// What a checkpoint is loaded for: going on with training needs the optimizer state beside
+/// the weights; using the model needs the weights only.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Resume,
+    Use,
+}
+
 /// Loads `ckpt` into `model` (built from the checkpoint's own settings) after checking that the
-/// file holds exactly that model's tensors, with their shapes, all finite.
-fn restore_into(model: &mut dyn Model, ckpt: &checkpoint::Checkpoint) -> Result<(), Error> {
-    ckpt.check_tensors(&model.state().0)?;
-    model
-        .load_state(&ckpt.tensors, &ckpt.metadata)
-        .map_err(|e| Error::metadata(&ckpt.path, e.to_string()))
+/// file holds exactly that model's tensors, with their shapes, all finite: with the optimizer
+/// state when it is there (and always to resume), the weights alone otherwise.
+fn restore_into(
+    model: &mut dyn Model,
+    ckpt: &checkpoint::Checkpoint,
+    purpose: Purpose,
+) -> Result<(), Error> {
+    if ckpt.has_optimizer_state() {
+        ckpt.check_tensors(&model.state().0)?;
+        return model
+            .load_state(&ckpt.tensors, &ckpt.metadata)
+            .map_err(|e| Error::metadata(&ckpt.path, e.to_string()));
+    }
+    if purpose == Purpose::Resume {
+        return Err(Error::metadata(
+            &ckpt.path,
+            format!(
+                "holds the weights but no optimizer state ({} is missing), and resuming needs \
+                 both: put that file back, or train afresh without --resume",
+                checkpoint::optimizer_path(&ckpt.path).display()
+            ),
+        ));
+    }
+    let weights: Vec<(String, Tensor)> = model
+        .state()
+        .0
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with(checkpoint::OPTIMIZER_PREFIX))
+        .collect();
+    ckpt.check_tensors(&weights)?;
+    for (prefix, m) in model.modules() {
+        crate::generative::load_module(m, prefix, &ckpt.tensors)
+            .map_err(|e| Error::metadata(&ckpt.path, e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// A random stream for one purpose in one epoch, the same on every run with this seed.
@@ -697,9 +759,12 @@ pub fn train(
             path: out.to_path_buf(),
             message: format!("cannot look for leftover temporary files: {e}"),
         })?;
-    let train_split = cfg
+    let mut train_split = cfg
         .train_limit
         .map_or_else(|| data.train.clone(), |n| data.train.subset(n));
+    if let Some(seed) = cfg.random_labels {
+        Rng::new(seed).shuffle(&mut train_split.labels);
+    }
     let test_split = cfg
         .test_limit
         .map_or_else(|| data.test.clone(), |n| data.test.subset(n));
@@ -750,7 +815,7 @@ pub fn train(
             ),
             });
         }
-        restore_into(&mut *model, &ckpt)?;
+        restore_into(&mut *model, &ckpt, Purpose::Resume)?;
         start = epoch;
         saved_epoch = Some(epoch);
         (records, missing_records) = records_until(out, start);
@@ -837,7 +902,7 @@ pub fn train(
         save_metrics(cfg, &records, out)?;
         metadata.extend(cfg.to_metadata());
         metadata.insert("epoch".into(), (epoch + 1).to_string());
-        checkpoint::save(&ckpt_path, &tensors, &metadata)?;
+        checkpoint::save_training(&ckpt_path, &tensors, &metadata)?;
         saved_epoch = Some(epoch + 1);
         save_loss_curves(cfg, &records, out)?;
         save_pictures(&*model, &test_split, out, cfg.seed, epoch)?;
@@ -881,7 +946,7 @@ pub fn load_model(
 ) -> Result<(Box<dyn Model>, TrainConfig, usize), Error> {
     let (ckpt, config, epoch) = open_checkpoint(checkpoint_file)?;
     let mut model = build_model(&config)?;
-    restore_into(&mut *model, &ckpt)?;
+    restore_into(&mut *model, &ckpt, Purpose::Use)?;
     model.move_to(device)?;
     Ok((model, config, epoch))
 }
@@ -900,6 +965,6 @@ pub fn load_classifier(checkpoint_file: &Path) -> Result<(Classifier, TrainConfi
         });
     }
     let mut model = build_classifier(&config)?;
-    restore_into(&mut model, &ckpt)?;
+    restore_into(&mut model, &ckpt, Purpose::Use)?;
     Ok((model, config, epoch))
 }

@@ -64,10 +64,20 @@ fn rewrite(
     path: &Path,
     edit: impl FnOnce(&mut BTreeMap<String, Tensor>, &mut BTreeMap<String, String>),
 ) {
-    let mut ckpt = checkpoint::load(path).unwrap();
+    let mut ckpt = checkpoint::load_training(path).unwrap();
     edit(&mut ckpt.tensors, &mut ckpt.metadata);
     let tensors: Vec<(String, Tensor)> = ckpt.tensors.into_iter().collect();
-    checkpoint::save(path, &tensors, &ckpt.metadata).unwrap();
+    checkpoint::save_training(path, &tensors, &ckpt.metadata).unwrap();
+}
+
+/// Copies a checkpoint with the optimizer state beside it.
+fn copy_checkpoint(from: &Path, to: &Path) {
+    fs::copy(from, to).unwrap();
+    fs::copy(
+        checkpoint::optimizer_path(from),
+        checkpoint::optimizer_path(to),
+    )
+    .unwrap();
 }
 
 /// An AE checkpoint after two epochs, in a folder of its own.
@@ -103,7 +113,7 @@ fn loaded_settings_are_held_to_the_flags_ranges_naming_file_and_key() {
     ];
     for (key, value, needles) in cases {
         let bad = dir.path().join(format!("bad-{key}.safetensors"));
-        fs::copy(&path, &bad).unwrap();
+        copy_checkpoint(&path, &bad);
         rewrite(&bad, |_, meta| {
             meta.insert(key.into(), value.into());
         });
@@ -135,7 +145,7 @@ fn every_tensor_is_checked_against_the_model_the_settings_describe() {
     let path = ckpt_path(dir.path());
 
     let bad = dir.path().join("shape.safetensors");
-    fs::copy(&path, &bad).unwrap();
+    copy_checkpoint(&path, &bad);
     rewrite(&bad, |tensors, _| {
         let t = Tensor::from_vec(vec![0.0f32; 12], &[3, 4]).unwrap();
         tensors.insert("optim.exp_avg.decoder.0.weight".into(), t);
@@ -149,7 +159,7 @@ fn every_tensor_is_checked_against_the_model_the_settings_describe() {
     );
 
     let bad = dir.path().join("extra.safetensors");
-    fs::copy(&path, &bad).unwrap();
+    copy_checkpoint(&path, &bad);
     rewrite(&bad, |tensors, _| {
         tensors.insert(
             "stowaway".into(),
@@ -412,4 +422,30 @@ fn an_overflowed_optimizer_state_stops_the_run_before_it_writes() {
         "{err}"
     );
     assert_eq!(fs::read(ckpt_path(kept.path())).unwrap(), before);
+}
+
+#[test]
+fn the_weights_file_holds_the_model_alone_and_is_enough_to_use_it_but_not_to_resume() {
+    let dir = trained_ae();
+    let path = ckpt_path(dir.path());
+    let weights = checkpoint::load(&path).unwrap();
+    assert!(
+        !weights.has_optimizer_state(),
+        "optimizer state in the weights file: {:?}",
+        weights.tensors.keys().collect::<Vec<_>>()
+    );
+    let optimizer = checkpoint::load(&checkpoint::optimizer_path(&path)).unwrap();
+    assert!(optimizer.tensors.keys().all(|k| k.starts_with("optim.")));
+    assert!(!optimizer.tensors.is_empty());
+
+    fs::remove_file(checkpoint::optimizer_path(&path)).unwrap();
+    train::evaluate(&path, &data(), Device::Cpu).expect("the weights alone evaluate");
+    let err = run(&config(ModelKind::Ae, 3), dir.path(), true)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("checkpoint.optimizer.safetensors") && err.contains("resum"),
+        "{err}"
+    );
 }

@@ -29,7 +29,7 @@ fn config(kind: ModelKind, epochs: usize) -> TrainConfig {
 }
 
 fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
-    let ckpt = checkpoint::load(&dir.join("checkpoint.safetensors")).unwrap();
+    let ckpt = checkpoint::load_training(&dir.join("checkpoint.safetensors")).unwrap();
     ckpt.tensors
         .iter()
         .map(|(n, t)| (n.clone(), t.to_vec_f32()))

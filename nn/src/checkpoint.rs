@@ -160,16 +160,178 @@ fn little_endian_bytes(tensor: &Tensor) -> (Dtype, Vec<u8>) {
     }
 }
 
+/// Names of tensors and metadata that hold optimizer state start with this ("optim.",
+/// "optim_g.", …): [`save_training`] puts them in their own file.
+pub const OPTIMIZER_PREFIX: &str = "optim";
+
+/// The metadata key of the optimizer file that ties it to its weights: the FNV-1a hash of the
+/// weights file's bytes, in hex.
+pub const WEIGHTS_HASH_KEY: &str = "weights_fnv1a64";
+
+/// FNV-1a, 64 bits: a stable fingerprint of a file's bytes, not a cryptographic hash.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The file that holds the optimizer state of the weights at `path`:
+/// `model.safetensors` → `model.optimizer.safetensors`, in the same folder.
+pub fn optimizer_path(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}.optimizer.safetensors"))
+}
+
+/// Where [`save_training`] stages the next optimizer state until its weights are written:
+/// `model.optimizer-next.safetensors`.
+fn staged_optimizer_path(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}.optimizer-next.safetensors"))
+}
+
+/// Saves a training checkpoint as two safetensors files, so that the weights file holds the
+/// model's tensors and nothing else (PyTorch's `load_state_dict(strict=True)` takes it as it
+/// is): the tensors and metadata whose names start with [`OPTIMIZER_PREFIX`] go to
+/// [`optimizer_path`]`(path)`, the rest to `path`.
+///
+/// The optimizer file records the hash of the weights file it belongs to
+/// ([`WEIGHTS_HASH_KEY`]), and the three steps keep a matching pair on disk whenever the save
+/// stops: the new optimizer state is staged beside (`<stem>.optimizer-next.safetensors`), the
+/// weights replace the old ones, and the staged file is renamed into place; each write is
+/// atomic. [`load_training`] takes whichever optimizer file matches the weights.
+pub fn save_training(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let mut seen = BTreeSet::new();
+    if let Some((name, _)) = tensors.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+        return Err(Error::new(
+            path,
+            format!("tensor `{name}` is given twice; names must be unique"),
+        ));
+    }
+    let is_optimizer = |name: &str| name.starts_with(OPTIMIZER_PREFIX);
+    let (optimizer, weights): (Vec<_>, Vec<_>) = tensors
+        .iter()
+        .cloned()
+        .partition(|(name, _)| is_optimizer(name));
+    let (mut optimizer_meta, weights_meta): (BTreeMap<_, _>, BTreeMap<_, _>) = metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .partition(|(k, _)| is_optimizer(k));
+    let weights_bytes = encode(&weights, &weights_meta);
+    optimizer_meta.insert(
+        WEIGHTS_HASH_KEY.into(),
+        format!("{:016x}", fnv1a64(&weights_bytes)),
+    );
+    let staged = staged_optimizer_path(path);
+    write_atomically(&staged, &encode(&optimizer, &optimizer_meta))
+        .map_err(|e| Error::new(&staged, format!("cannot write the optimizer state: {e}")))?;
+    write_atomically(path, &weights_bytes)
+        .map_err(|e| Error::new(path, format!("cannot write checkpoint: {e}")))?;
+    let optimizer_file = optimizer_path(path);
+    fs::rename(&staged, &optimizer_file)
+        .and_then(|()| sync_folder_of(&optimizer_file))
+        .map_err(|e| {
+            Error::new(
+                &optimizer_file,
+                format!("cannot move the optimizer state into place: {e}"),
+            )
+        })
+}
+
+/// Makes a rename in the folder of `path` durable.
+fn sync_folder_of(path: &Path) -> io::Result<()> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(folder) => fs::File::open(folder)?.sync_all(),
+        None => fs::File::open(".")?.sync_all(),
+    }
+}
+
+/// Reads a checkpoint written by [`save_training`]: the weights at `path` and the optimizer
+/// state written for them merged in (tensors and metadata), from [`optimizer_path`] or, when a
+/// save stopped before moving it there, from the staged file. A checkpoint of the older
+/// single-file layout (optimizer state inside the weights file) loads as it is, and so do
+/// weights with no optimizer file beside them: whether optimizer state came with it,
+/// [`Checkpoint::has_optimizer_state`] says.
+pub fn load_training(path: &Path) -> Result<Checkpoint, Error> {
+    let bytes =
+        fs::read(path).map_err(|e| Error::new(path, format!("cannot read checkpoint: {e}")))?;
+    let mut checkpoint = decode(&bytes, path)?;
+    let want = format!("{:016x}", fnv1a64(&bytes));
+    let mut found = None;
+    for candidate in [optimizer_path(path), staged_optimizer_path(path)] {
+        if !probe(&candidate)? {
+            continue;
+        }
+        let optimizer = load(&candidate)?;
+        if optimizer.metadata.get(WEIGHTS_HASH_KEY) == Some(&want) {
+            found = Some(optimizer);
+            break;
+        }
+        found.get_or_insert(optimizer);
+    }
+    let Some(optimizer) = found else {
+        return Ok(checkpoint);
+    };
+    if optimizer.metadata.get(WEIGHTS_HASH_KEY) != Some(&want) {
+        return Err(Error::new(
+            &optimizer.path,
+            format!(
+                "was written for other weights than {} (its {WEIGHTS_HASH_KEY} is {}, the \
+                 weights' hash is {want}), and no optimizer file beside them matches: the pair \
+                 was mixed up by hand. The weights are whole; to go on from them with fresh \
+                 optimizer moments, move this file away",
+                path.display(),
+                optimizer
+                    .metadata
+                    .get(WEIGHTS_HASH_KEY)
+                    .map_or("missing".to_string(), |f| format!("'{f}'"))
+            ),
+        ));
+    }
+    for (name, tensor) in optimizer.tensors {
+        if checkpoint.tensors.insert(name.clone(), tensor).is_some() {
+            return Err(Error::new(
+                &optimizer.path,
+                format!(
+                    "tensor `{name}` is in the weights file {} too",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    checkpoint.metadata.extend(
+        optimizer
+            .metadata
+            .into_iter()
+            .filter(|(k, _)| k != WEIGHTS_HASH_KEY),
+    );
+    Ok(checkpoint)
+}
+
 /// Reads a safetensors file (F32 and F64 tensors; other dtypes are an error naming the tensor
 /// and its dtype).
 pub fn load(path: &Path) -> Result<Checkpoint, Error> {
     let bytes =
         fs::read(path).map_err(|e| Error::new(path, format!("cannot read checkpoint: {e}")))?;
+    decode(&bytes, path)
+}
+
+/// A safetensors file's bytes as a [`Checkpoint`]; errors name `path`.
+fn decode(bytes: &[u8], path: &Path) -> Result<Checkpoint, Error> {
     // The parser checks the header length, the JSON, and that every tensor's bytes lie inside
     // the file, so a truncated or foreign file is an error here rather than a panic later.
     let not_safetensors = |e| Error::new(path, format!("not a valid safetensors file: {e}"));
-    let file = SafeTensors::deserialize(&bytes).map_err(not_safetensors)?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(not_safetensors)?;
+    let file = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
 
     let mut tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
@@ -215,6 +377,15 @@ pub fn load(path: &Path) -> Result<Checkpoint, Error> {
 }
 
 impl Checkpoint {
+    /// Whether the checkpoint holds any optimizer state (names starting with
+    /// [`OPTIMIZER_PREFIX`]): what resuming a training run needs beyond the weights.
+    pub fn has_optimizer_state(&self) -> bool {
+        self.tensors
+            .keys()
+            .chain(self.metadata.keys())
+            .any(|k| k.starts_with(OPTIMIZER_PREFIX))
+    }
+
     /// The tensor called `name`, which must have `shape`: errors name the file, the tensor, and
     /// (on mismatch) both shapes; a missing name lists the names the file has (up to ~10).
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<&Tensor, Error> {

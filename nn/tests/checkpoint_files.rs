@@ -320,3 +320,125 @@ fn tensors_are_checked_against_the_model_names_shapes_and_values() {
         "{err}"
     );
 }
+
+/// A training checkpoint with weights `w`, `b` and Adam-like state under "optim.".
+fn training_state() -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
+    let t = |v: Vec<f32>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+    let tensors = vec![
+        ("w".to_string(), t(vec![1.0, 2.0])),
+        ("b".to_string(), t(vec![0.5])),
+        ("optim.exp_avg.w".to_string(), t(vec![0.1, 0.2])),
+        ("optim.exp_avg_sq.w".to_string(), t(vec![0.01, 0.04])),
+    ];
+    let metadata = BTreeMap::from([
+        ("epoch".to_string(), "3".to_string()),
+        ("optim.step".to_string(), "30".to_string()),
+    ]);
+    (tensors, metadata)
+}
+
+#[test]
+fn training_checkpoints_keep_the_optimizer_state_in_a_file_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoint.safetensors");
+    let (tensors, metadata) = training_state();
+    checkpoint::save_training(&path, &tensors, &metadata).unwrap();
+    let optimizer = checkpoint::optimizer_path(&path);
+    assert_eq!(
+        optimizer,
+        dir.path().join("checkpoint.optimizer.safetensors")
+    );
+
+    // The weights file holds the model and its own metadata, nothing of the optimizer: what a
+    // strict state-dict load elsewhere needs.
+    let weights = checkpoint::load(&path).unwrap();
+    assert_eq!(
+        weights.tensors.keys().collect::<Vec<_>>(),
+        vec!["b", "w"],
+        "only the model's tensors"
+    );
+    assert_eq!(weights.metadata.keys().collect::<Vec<_>>(), vec!["epoch"]);
+    assert!(!weights.has_optimizer_state());
+    let state = checkpoint::load(&optimizer).unwrap();
+    assert_eq!(state.tensors.len(), 2);
+    assert_eq!(state.metadata["optim.step"], "30");
+
+    // Loaded as a pair, it is everything that was saved.
+    let both = checkpoint::load_training(&path).unwrap();
+    assert!(both.has_optimizer_state());
+    both.check_tensors(&tensors).unwrap();
+    assert_eq!(both.metadata, metadata);
+
+    // Without the optimizer file, the weights load alone.
+    fs::rename(&optimizer, dir.path().join("aside")).unwrap();
+    let alone = checkpoint::load_training(&path).unwrap();
+    assert!(!alone.has_optimizer_state());
+    assert_eq!(alone.tensors.len(), 2);
+}
+
+/// A save stopped at any point between its writes leaves a pair that loads: weights and the
+/// optimizer state written for them. A pair mixed up by hand is refused, naming both files.
+#[test]
+fn a_save_stopped_between_its_files_leaves_a_matching_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoint.safetensors");
+    let optimizer = checkpoint::optimizer_path(&path);
+    let staged = dir.path().join("checkpoint.optimizer-next.safetensors");
+    let (first, metadata) = training_state();
+    let mut second = first.clone();
+    second[0].1 = Tensor::from_vec(vec![1.5f32, 2.5], &[2]).unwrap();
+    second[2].1 = Tensor::from_vec(vec![0.3f32, 0.4], &[2]).unwrap();
+
+    // The files of each save, complete.
+    checkpoint::save_training(&path, &second, &metadata).unwrap();
+    let (second_weights, second_optimizer) =
+        (fs::read(&path).unwrap(), fs::read(&optimizer).unwrap());
+    checkpoint::save_training(&path, &first, &metadata).unwrap();
+    let (first_weights, first_optimizer) =
+        (fs::read(&path).unwrap(), fs::read(&optimizer).unwrap());
+    assert!(!staged.exists(), "a finished save leaves nothing staged");
+
+    // The second save stopped after staging its optimizer state: the first pair loads.
+    fs::write(&staged, &second_optimizer).unwrap();
+    checkpoint::load_training(&path)
+        .unwrap()
+        .check_tensors(&first)
+        .unwrap();
+    // ... and after writing its weights too: the staged state is the one that matches.
+    fs::write(&path, &second_weights).unwrap();
+    checkpoint::load_training(&path)
+        .unwrap()
+        .check_tensors(&second)
+        .unwrap();
+    let loaded = checkpoint::load_training(&path).unwrap();
+    assert_eq!(
+        loaded.tensors["optim.exp_avg.w"].to_vec_f32(),
+        vec![0.3, 0.4]
+    );
+
+    // Weights of one save beside the optimizer state of another, and nothing staged.
+    fs::remove_file(&staged).unwrap();
+    fs::write(&path, &first_weights).unwrap();
+    fs::write(&optimizer, &second_optimizer).unwrap();
+    let err = checkpoint::load_training(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("checkpoint.optimizer.safetensors")
+            && err.contains("checkpoint.safetensors")
+            && err.contains("move this file away"),
+        "{err}"
+    );
+    fs::write(&optimizer, &first_optimizer).unwrap();
+    checkpoint::load_training(&path).unwrap();
+}
+
+#[test]
+fn a_single_file_checkpoint_of_the_older_layout_still_loads_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoint.safetensors");
+    let (tensors, metadata) = training_state();
+    checkpoint::save(&path, &tensors, &metadata).unwrap();
+    let loaded = checkpoint::load_training(&path).unwrap();
+    assert!(loaded.has_optimizer_state());
+    loaded.check_tensors(&tensors).unwrap();
+    assert_eq!(loaded.metadata, metadata);
+}

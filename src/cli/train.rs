@@ -89,6 +89,11 @@ pub struct TrainArgs {
     pub train_limit: Option<usize>,
     #[arg(long, help = with_range("Evaluate on the first N test images only", ranges::TEST_LIMIT.describe()))]
     pub test_limit: Option<usize>,
+    /// Classifier only: train on the training labels randomly permuted by this seed, so the
+    /// model can only memorise (the data-randomisation sanity check: `cam --sanity
+    /// --random-labels-checkpoint`). The test labels stay true.
+    #[arg(long, value_name = "SEED")]
+    pub random_labels: Option<u64>,
     /// Output folder (default: runs/<model>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -153,6 +158,7 @@ pub fn config(args: &TrainArgs) -> TrainConfig {
         },
         train_limit: args.train_limit,
         test_limit: args.test_limit,
+        random_labels: args.random_labels,
         ..d
     }
 }
