@@ -16,6 +16,7 @@ pub mod exact;
 pub mod maps;
 pub mod maximize;
 pub mod metrics;
+pub mod metrics_log;
 pub mod render;
 pub mod road;
 pub mod run;

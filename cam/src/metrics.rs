@@ -28,6 +28,24 @@ pub struct ImageScores {
     pub insertion_auc: f64,
 }
 
+impl ImageScores {
+    /// The relative drop max(0, Y − O)/Y that Average Drop averages; 0 where Y = 0 (nothing
+    /// to lose).
+    pub fn drop(&self) -> f64 {
+        if self.probability == 0.0 {
+            0.0
+        } else {
+            (self.probability - self.masked_probability).max(0.0) / self.probability
+        }
+    }
+
+    /// 1 where the masked image raised the class probability (Y < O), else 0: what Increase
+    /// in Confidence averages.
+    pub fn increased(&self) -> f64 {
+        f64::from(u8::from(self.probability < self.masked_probability))
+    }
+}
+
 /// Scores one map. `image` and `heat` have the same length (the input's pixels); `heat` is
 /// normalized to [0, 1]. `steps` is the number of deletion/insertion steps (the curves have
 /// `steps + 1` points, from nothing removed/inserted to everything). `probability(images, n,
@@ -188,14 +206,8 @@ impl Summary {
         let n = scores.len() as f64;
         // 0/0 is NaN, which is what an empty slice should give.
         let mean = |f: &dyn Fn(&ImageScores) -> f64| scores.iter().map(f).sum::<f64>() / n;
-        let drop = |s: &ImageScores| {
-            if s.probability == 0.0 {
-                0.0
-            } else {
-                (s.probability - s.masked_probability).max(0.0) / s.probability
-            }
-        };
-        let increased = |s: &ImageScores| f64::from(u8::from(s.probability < s.masked_probability));
+        let drop = |s: &ImageScores| s.drop();
+        let increased = |s: &ImageScores| s.increased();
         let standard_error = |f: &dyn Fn(&ImageScores) -> f64| {
             let m = mean(f);
             let var = scores.iter().map(|s| (f(s) - m).powi(2)).sum::<f64>() / (n - 1.0);

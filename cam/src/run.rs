@@ -5,6 +5,7 @@ use crate::maps::{explain_batch, layer_name, Explanation, Method, Score, Target,
 use crate::metrics::{
     curve_images, images_per_map, score_image, scores_from_probabilities, ImageScores, Summary,
 };
+use crate::metrics_log::{ImageRecord, MetricsLog};
 use crate::render::{normalize, save_cam_grid, upsample_bilinear, Cell, Colormap};
 use ferrograd_engine::{no_grad, DType, Error, Result, Rng, Tensor};
 use ferrograd_models::classifier::{argmax_rows, Classifier, LAYER_NAMES};
@@ -530,16 +531,6 @@ fn mean_and_se(values: &[f64]) -> (f64, f64) {
     (mean, if values.len() < 2 { f64::NAN } else { se })
 }
 
-impl RoadSummary {
-    fn of(scores: &[crate::road::RoadScores]) -> RoadSummary {
-        let stat = |v: Vec<f64>| mean_and_se(&v);
-        RoadSummary {
-            morf: stat(scores.iter().map(|s| s.morf()).collect()),
-            lerf: stat(scores.iter().map(|s| s.lerf()).collect()),
-        }
-    }
-}
-
 impl MetricsRow {
     pub fn to_json(&self) -> serde_json::Value {
         let s = &self.summary;
@@ -566,39 +557,121 @@ impl MetricsRow {
     }
 }
 
+/// How far an exact Grad-CAM++ column is from the closed form at the same layer, image by
+/// image over the images both saw: what a reader needs to know when the shortcut misleads.
+#[derive(Clone, Debug)]
+pub struct ClosedVsExact {
+    /// The exact column (`gradcam++exact` or its clamped remedy).
+    pub exact: Method,
+    pub layer: usize,
+    pub images: usize,
+    /// Spearman's rank correlation of the two 28×28 maps the metrics score, mean ± standard
+    /// error over images (1: the same ranking of pixels).
+    pub rank_correlation: (f64, f64),
+    /// Exact minus closed form, per image, then mean ± standard error (a paired difference,
+    /// so the images' own spread cancels): Average Drop %, Increase in Confidence %, deletion
+    /// AUC, insertion AUC.
+    pub differences: [(f64, f64); 4],
+    /// The same for ROAD MoRF and LeRF, when the run measured ROAD.
+    pub road_differences: Option<[(f64, f64); 2]>,
+}
+
+impl ClosedVsExact {
+    pub fn to_json(&self) -> serde_json::Value {
+        let pair =
+            |(mean, se): (f64, f64)| serde_json::json!({ "mean": mean, "standard_error": se });
+        let d = &self.differences;
+        serde_json::json!({
+            "exact_method": self.exact.name(),
+            "closed_form_method": Method::GradCamPlusPlus.name(),
+            "layer": layer_name(self.layer),
+            "images": self.images,
+            "rank_correlation": pair(self.rank_correlation),
+            "exact_minus_closed_form": {
+                "average_drop_percent": pair(d[0]),
+                "increase_in_confidence_percent": pair(d[1]),
+                "deletion_auc": pair(d[2]),
+                "insertion_auc": pair(d[3]),
+                "road_morf": self.road_differences.map(|r| pair(r[0])),
+                "road_lerf": self.road_differences.map(|r| pair(r[1])),
+            },
+        })
+    }
+}
+
+/// Everything [`test_set_metrics`] measures: a row per (method, layer), and a comparison per
+/// exact Grad-CAM++ column that has the closed form beside it at its layer.
+#[derive(Clone, Debug)]
+pub struct TestSetMetrics {
+    pub rows: Vec<MetricsRow>,
+    pub closed_vs_exact: Vec<ClosedVsExact>,
+}
+
 /// Test images explained together by [`test_set_metrics`]: their closed-form maps share one
 /// forward and backward pass, and their curves' images fill forward batches of 256.
 pub const METRICS_BATCH: usize = 32;
 
-/// Average Drop, Increase in Confidence and deletion/insertion AUC of every (method, layer)
-/// over the first `images` test images, each explained for the class the model predicts (the
-/// papers' protocol). The exact method costs milliseconds to seconds per map, so it sees the
-/// first `exact_images` of them only; each row says how many images it saw.
+/// Average Drop, Increase in Confidence and deletion/insertion AUC (and ROAD when the
+/// settings ask) of every (method, layer) over the first `images` test images, each explained
+/// for the class the model predicts (the papers' protocol). The exact method costs
+/// milliseconds to seconds per map, so it sees the first `exact_images` of them only; each row
+/// says how many images it saw.
 ///
 /// The figures are those of [`score_image`] image by image (a test holds them to it); the
 /// work is batched: [`METRICS_BATCH`] images at a time, their closed-form maps from
 /// [`explain_batch`], and the curve images of all their maps in shared forward batches.
+/// With a `log`, every image's figures are appended to it as they come, and a resumed run
+/// starts after the images the log holds: see [`crate::metrics_log`].
 pub fn test_set_metrics(
     model: &Classifier,
     test: &Split,
     settings: &CamSettings,
     images: usize,
     exact_images: usize,
+    log: Option<&MetricsLog>,
     progress: &mut Progress<'_>,
-) -> Result<Vec<MetricsRow>> {
+) -> Result<TestSetMetrics> {
     settings.validate_metrics(images, exact_images)?;
     let images = images.min(test.len);
     let columns = settings.columns();
     let closed: Vec<usize> = (0..columns.len())
         .filter(|&c| !columns[c].0.is_exact())
         .collect();
+    // (closed-form column, exact column) at the same layer.
+    let pairs: Vec<(usize, usize)> = (0..columns.len())
+        .filter(|&e| columns[e].0.is_exact())
+        .filter_map(|e| {
+            columns
+                .iter()
+                .position(|&c| c == (Method::GradCamPlusPlus, columns[e].1))
+                .map(|c| (c, e))
+        })
+        .collect();
     let closed_columns: Vec<(Method, usize)> = closed.iter().map(|&c| columns[c]).collect();
     let steps = settings.curve_steps;
     let per_map = images_per_map(steps);
-    let mut scores: Vec<Vec<ImageScores>> = vec![Vec::new(); columns.len()];
-    let mut seconds = vec![0.0; columns.len()];
-    let mut road: Vec<Vec<crate::road::RoadScores>> = vec![Vec::new(); columns.len()];
-    let mut start = 0;
+    let (mut records, mut writer) = match log {
+        Some(log) => {
+            let header = serde_json::json!({
+                "model": log.model,
+                "score": settings.score.name(),
+                "curve_steps": steps,
+                "road": settings.road,
+                "images": images,
+                "exact_images": exact_images.min(images),
+                "columns": columns
+                    .iter()
+                    .map(|&(m, l)| [m.name(), layer_name(l)])
+                    .collect::<Vec<_>>(),
+                "pairs": pairs,
+            });
+            let (records, writer) =
+                crate::metrics_log::open(log, &header, columns.len(), pairs.len())?;
+            (records, Some(writer))
+        }
+        None => (Vec::new(), None),
+    };
+    let mut start = records.len();
     while start < images {
         progress("metrics", start, images);
         let indices: Vec<usize> = (start..(start + METRICS_BATCH).min(images)).collect();
@@ -608,8 +681,19 @@ pub fn test_set_metrics(
         let pixels = x.to_vec_f32();
         let x = x.to_dtype(model_dtype(model))?.to(model.device())?;
         let classes = predicted_classes(model, &x)?;
+        let mut batch_records: Vec<ImageRecord> = indices
+            .iter()
+            .zip(&classes)
+            .map(|(&index, &class)| ImageRecord {
+                index,
+                class,
+                scores: vec![None; columns.len()],
+                rank_correlations: vec![None; pairs.len()],
+                seconds: vec![0.0; columns.len()],
+            })
+            .collect();
         // heats[column][image], upsampled and normalised; None where a column skips an image.
-        let mut heats: Vec<Vec<Option<Vec<f64>>>> = vec![Vec::new(); columns.len()];
+        let mut heats: Vec<Vec<Option<Vec<f64>>>> = vec![vec![None; indices.len()]; columns.len()];
         if !closed_columns.is_empty() {
             let t0 = Instant::now();
             let maps = explain_batch(model, &x, &classes, settings.score, &closed_columns)?;
@@ -623,9 +707,11 @@ pub fn test_set_metrics(
                     })
                     .collect();
             }
-            // One batch made every closed-form map: each column is charged an equal share.
-            let share = t0.elapsed().as_secs_f64() / closed.len() as f64;
-            closed.iter().for_each(|&col| seconds[col] += share);
+            // One batch made every closed-form map: each is charged an equal share.
+            let share = t0.elapsed().as_secs_f64() / (closed.len() * indices.len()) as f64;
+            for r in &mut batch_records {
+                closed.iter().for_each(|&col| r.seconds[col] = share);
+            }
         }
         for (col, &(method, layer)) in columns.iter().enumerate() {
             if !method.is_exact() {
@@ -633,7 +719,6 @@ pub fn test_set_metrics(
             }
             for (i, &index) in indices.iter().enumerate() {
                 if index >= exact_images {
-                    heats[col].push(None);
                     continue;
                 }
                 let t0 = Instant::now();
@@ -647,8 +732,15 @@ pub fn test_set_metrics(
                     settings.score,
                     &mut |_, _| {},
                 )?;
-                seconds[col] += t0.elapsed().as_secs_f64();
-                heats[col].push(Some(heat));
+                batch_records[i].seconds[col] = t0.elapsed().as_secs_f64();
+                heats[col][i] = Some(heat);
+            }
+        }
+        for (p, &(c, e)) in pairs.iter().enumerate() {
+            for (i, r) in batch_records.iter_mut().enumerate() {
+                if let (Some(a), Some(b)) = (&heats[c][i], &heats[e][i]) {
+                    r.rank_correlations[p] = Some(crate::sanity::spearman(a, b));
+                }
             }
         }
         // Every map's curve images, in one list, each scored for its image's class.
@@ -661,58 +753,203 @@ pub fn test_set_metrics(
                     let image = &pixels[i * PIXELS..(i + 1) * PIXELS];
                     batch.extend(curve_images(image, heat, steps)?);
                     batch_classes.extend(std::iter::repeat_n(classes[i], per_map));
-                    owners.push(col);
+                    owners.push((col, i));
                 }
             }
         }
         let p = class_probabilities(model, &batch, &batch_classes)?;
-        for (col, p) in owners.into_iter().zip(p.chunks(per_map)) {
-            scores[col].push(scores_from_probabilities(p, steps)?);
+        for ((col, i), p) in owners.into_iter().zip(p.chunks(per_map)) {
+            let road = if settings.road {
+                let heat = heats[col][i].as_ref().expect("an owner has a map");
+                let image = &pixels[i * PIXELS..(i + 1) * PIXELS];
+                // The imputation's noise: one stream per (column, image).
+                let mut rng = Rng::new(((col as u64) << 32) ^ indices[i] as u64);
+                let r = crate::road::road_scores(
+                    image,
+                    heat,
+                    classes[i],
+                    SIDE,
+                    &mut |imgs, n, c| class_probability(model, imgs, n, c),
+                    &mut rng,
+                )?;
+                Some((r.morf(), r.lerf()))
+            } else {
+                None
+            };
+            batch_records[i].scores[col] = Some((scores_from_probabilities(p, steps)?, road));
         }
-        if settings.road {
-            for (col, column_heats) in heats.iter().enumerate() {
-                for (i, heat) in column_heats.iter().enumerate() {
-                    if let Some(heat) = heat {
-                        let image = &pixels[i * PIXELS..(i + 1) * PIXELS];
-                        // The imputation's noise: one stream per (column, image).
-                        let mut rng = Rng::new(((col as u64) << 32) ^ indices[i] as u64);
-                        road[col].push(crate::road::road_scores(
-                            image,
-                            heat,
-                            classes[i],
-                            SIDE,
-                            &mut |imgs, n, c| class_probability(model, imgs, n, c),
-                            &mut rng,
-                        )?);
-                    }
-                }
-            }
+        if let Some(writer) = writer.as_mut() {
+            writer.append(&batch_records)?;
         }
+        records.extend(batch_records);
         start += indices.len();
     }
     progress("metrics", images, images);
-    Ok(columns
-        .iter()
-        .zip(scores.iter().zip(seconds))
-        .zip(&road)
-        .map(|((&(method, layer), (s, secs)), r)| MetricsRow {
-            method,
-            layer,
-            summary: Summary::of(s),
-            seconds_per_map: secs / s.len().max(1) as f64,
-            road: settings.road.then(|| RoadSummary::of(r)),
-        })
-        .collect())
+    Ok(summarize(&records, &columns, &pairs, settings.road))
 }
 
-/// Writes `metrics.json` and returns the table as Markdown.
-pub fn save_metrics(rows: &[MetricsRow], score: Score, out: &Path) -> Result<String> {
+/// The rows and comparisons of [`test_set_metrics`] from its per-image records.
+fn summarize(
+    records: &[ImageRecord],
+    columns: &[(Method, usize)],
+    pairs: &[(usize, usize)],
+    road: bool,
+) -> TestSetMetrics {
+    let column = |col: usize| -> Vec<(ImageScores, Option<(f64, f64)>)> {
+        records
+            .iter()
+            .filter_map(|r| r.scores[col].clone())
+            .collect()
+    };
+    let rows = columns
+        .iter()
+        .enumerate()
+        .map(|(col, &(method, layer))| {
+            let figures = column(col);
+            let scores: Vec<ImageScores> = figures.iter().map(|f| f.0.clone()).collect();
+            let seconds: f64 = records.iter().map(|r| r.seconds[col]).sum();
+            MetricsRow {
+                method,
+                layer,
+                summary: Summary::of(&scores),
+                seconds_per_map: seconds / scores.len().max(1) as f64,
+                road: road.then(|| {
+                    let (morf, lerf): (Vec<f64>, Vec<f64>) =
+                        figures.iter().filter_map(|f| f.1).unzip();
+                    RoadSummary {
+                        morf: mean_and_se(&morf),
+                        lerf: mean_and_se(&lerf),
+                    }
+                }),
+            }
+        })
+        .collect();
+    let closed_vs_exact = pairs
+        .iter()
+        .enumerate()
+        .map(|(p, &(c, e))| {
+            // The images the exact column saw, each with the closed form's figures beside.
+            let both: Vec<_> = records
+                .iter()
+                .filter_map(|r| match (&r.scores[e], &r.scores[c]) {
+                    (Some(x), Some(y)) => Some((x, y)),
+                    _ => None,
+                })
+                .collect();
+            let paired = |f: &dyn Fn(&ImageScores) -> f64, scale: f64| {
+                let d: Vec<f64> = both
+                    .iter()
+                    .map(|(x, y)| scale * (f(&x.0) - f(&y.0)))
+                    .collect();
+                mean_and_se(&d)
+            };
+            let road_paired = |f: &dyn Fn((f64, f64)) -> f64| {
+                let d: Vec<f64> = both
+                    .iter()
+                    .filter_map(|(x, y)| Some(f(x.1?) - f(y.1?)))
+                    .collect();
+                mean_and_se(&d)
+            };
+            let correlations: Vec<f64> = records
+                .iter()
+                .filter_map(|r| r.rank_correlations[p])
+                .collect();
+            ClosedVsExact {
+                exact: columns[e].0,
+                layer: columns[e].1,
+                images: both.len(),
+                rank_correlation: mean_and_se(&correlations),
+                differences: [
+                    paired(&|s| s.drop(), 100.0),
+                    paired(&|s| s.increased(), 100.0),
+                    paired(&|s| s.deletion_auc, 1.0),
+                    paired(&|s| s.insertion_auc, 1.0),
+                ],
+                road_differences: road.then(|| [road_paired(&|r| r.0), road_paired(&|r| r.1)]),
+            }
+        })
+        .collect();
+    TestSetMetrics {
+        rows,
+        closed_vs_exact,
+    }
+}
+
+/// Writes `metrics.json`, adds the same figures to `cam.json` under `"metrics"` when a run
+/// wrote one into `out`, and returns the tables as Markdown.
+pub fn save_metrics(metrics: &TestSetMetrics, score: Score, out: &Path) -> Result<String> {
     let json = serde_json::json!({
         "score": score.name(),
-        "rows": rows.iter().map(MetricsRow::to_json).collect::<Vec<_>>(),
+        "rows": metrics.rows.iter().map(MetricsRow::to_json).collect::<Vec<_>>(),
+        "closed_form_vs_exact": metrics
+            .closed_vs_exact
+            .iter()
+            .map(ClosedVsExact::to_json)
+            .collect::<Vec<_>>(),
     });
     write_json(&out.join("metrics.json"), &json)?;
-    Ok(metrics_table(rows))
+    let cam_json = out.join("cam.json");
+    if cam_json.exists() {
+        let text = std::fs::read_to_string(&cam_json)
+            .map_err(|e| Error::argument("cam", format!("{}: {e}", cam_json.display())))?;
+        let mut cam: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::argument("cam", format!("{}: {e}", cam_json.display())))?;
+        if let Some(object) = cam.as_object_mut() {
+            object.insert("metrics".into(), json);
+            write_json(&cam_json, &cam)?;
+        }
+    }
+    let mut tables = metrics_table(&metrics.rows);
+    if !metrics.closed_vs_exact.is_empty() {
+        tables.push('\n');
+        tables.push_str(&closed_vs_exact_table(&metrics.closed_vs_exact));
+    }
+    Ok(tables)
+}
+
+/// The closed-form/exact comparison as a Markdown table.
+pub fn closed_vs_exact_table(rows: &[ClosedVsExact]) -> String {
+    let road = rows.iter().any(|r| r.road_differences.is_some());
+    let mut t = String::from(
+        "| exact method vs gradcam++ | layer | images | rank correlation | Δ Average Drop % | Δ Increase in Confidence % | Δ deletion AUC | Δ insertion AUC |",
+    );
+    if road {
+        t.push_str(" Δ ROAD MoRF | Δ ROAD LeRF |");
+    }
+    t.push_str("\n|---|---|---:|---:|---:|---:|---:|---:|");
+    if road {
+        t.push_str("---:|---:|");
+    }
+    t.push('\n');
+    for r in rows {
+        let d = &r.differences;
+        t.push_str(&format!(
+            "| {} | {} | {} | {:.3} ± {:.3} | {:+.2} ± {:.2} | {:+.2} ± {:.2} | {:+.4} ± {:.4} | {:+.4} ± {:.4} |",
+            r.exact.name(),
+            layer_name(r.layer),
+            r.images,
+            r.rank_correlation.0,
+            r.rank_correlation.1,
+            d[0].0,
+            d[0].1,
+            d[1].0,
+            d[1].1,
+            d[2].0,
+            d[2].1,
+            d[3].0,
+            d[3].1,
+        ));
+        if let Some(rd) = r.road_differences {
+            t.push_str(&format!(
+                " {:+.4} ± {:.4} | {:+.4} ± {:.4} |",
+                rd[0].0, rd[0].1, rd[1].0, rd[1].1
+            ));
+        } else if road {
+            t.push_str(" | |");
+        }
+        t.push('\n');
+    }
+    t
 }
 
 /// The metrics as a Markdown table.
@@ -765,6 +1002,7 @@ pub fn metrics_table(rows: &[MetricsRow]) -> String {
 pub fn sanity_checks(
     model: &Classifier,
     fresh: &dyn Fn(usize) -> Result<Classifier>,
+    random_labels: Option<&Classifier>,
     test: &Split,
     settings: &CamSettings,
     images: usize,
@@ -791,14 +1029,23 @@ pub fn sanity_checks(
         let map = |m: &Classifier, x: &Tensor, c: usize| {
             heat_map(m, x, c, layer, method, settings.score, &mut |_, _| {})
         };
-        rows.push(crate::sanity::cascading_randomization(
+        let mut row = crate::sanity::cascading_randomization(
             model,
             fresh,
             &pairs,
             &map,
             method.name(),
             layer_name(layer),
-        )?);
+        )?;
+        if let Some(random_labels) = random_labels {
+            row.random_labels = Some(crate::sanity::data_randomization(
+                model,
+                random_labels,
+                &pairs,
+                &map,
+            )?);
+        }
+        rows.push(row);
     }
     progress("done", columns.len(), columns.len());
     Ok(rows)
@@ -818,26 +1065,42 @@ pub fn save_sanity(rows: &[crate::sanity::SanityRow], images: usize, out: &Path)
             "rank_correlation": r.correlations.iter().map(|c| c.0).collect::<Vec<_>>(),
             "standard_error": r.correlations.iter().map(|c| c.1).collect::<Vec<_>>(),
             "passes": r.passes(),
+            "random_labels_rank_correlation": r.random_labels.map(|c| c.0),
+            "random_labels_standard_error": r.random_labels.map(|c| c.1),
+            "passes_random_labels": r.passes_random_labels(),
         })).collect::<Vec<_>>(),
     });
     write_json(&out.join("sanity.json"), &json)?;
+    let labels = rows.iter().any(|r| r.random_labels.is_some());
     let mut t = String::from("| method | layer |");
     for s in STAGES {
         t.push_str(&format!(" random: {s} |"));
     }
-    t.push_str(" passes |\n|---|---|");
+    t.push_str(" passes |");
+    if labels {
+        t.push_str(" trained on random labels | passes |");
+    }
+    t.push_str("\n|---|---|");
     t.push_str(&"---:|".repeat(STAGES.len()));
-    t.push_str("---|\n");
+    t.push_str("---|");
+    if labels {
+        t.push_str("---:|---|");
+    }
+    t.push('\n');
+    let verdict = |pass: bool| if pass { " yes |" } else { " **no** |" };
     for r in rows {
         t.push_str(&format!("| {} | {} |", r.method, r.layer));
         for (m, se) in &r.correlations {
             t.push_str(&format!(" {m:.2} ± {se:.2} |"));
         }
-        t.push_str(if r.passes() {
-            " yes |\n"
-        } else {
-            " **no** |\n"
-        });
+        t.push_str(verdict(r.passes()));
+        if let Some((m, se)) = r.random_labels {
+            t.push_str(&format!(" {m:.2} ± {se:.2} |"));
+            t.push_str(verdict(m < PASS_BELOW));
+        } else if labels {
+            t.push_str(" | |");
+        }
+        t.push('\n');
     }
     Ok(t)
 }

@@ -88,6 +88,10 @@ pub struct SanityRow {
     pub layer: String,
     /// Per stage of [`STAGES`]: the mean rank correlation over images and its standard error.
     pub correlations: Vec<(f64, f64)>,
+    /// The data-randomisation test, when a model trained on permuted labels was given: the
+    /// mean rank correlation (± s.e.) between each image's map on the trained model and on
+    /// that one.
+    pub random_labels: Option<(f64, f64)>,
 }
 
 impl SanityRow {
@@ -97,6 +101,29 @@ impl SanityRow {
             .last()
             .is_some_and(|&(m, _)| m < PASS_BELOW)
     }
+
+    /// Whether the maps decorrelated on the model trained on permuted labels; None when that
+    /// test was not run.
+    pub fn passes_random_labels(&self) -> Option<bool> {
+        self.random_labels.map(|(m, _)| m < PASS_BELOW)
+    }
+}
+
+/// The data-randomisation test for one method: the rank correlation, image by image, between
+/// the maps on `trained` and on `random_labels` (the same architecture trained on permuted
+/// labels), as mean and standard error. A method that explains what the model learned gives
+/// different maps for a model that learned nothing about the classes.
+pub fn data_randomization(
+    trained: &Classifier,
+    random_labels: &Classifier,
+    images: &[(Tensor, usize)],
+    map: &MapFn<'_>,
+) -> Result<(f64, f64)> {
+    let values: Vec<f64> = images
+        .iter()
+        .map(|(x, c)| Ok(spearman(&map(trained, x, *c)?, &map(random_labels, x, *c)?)))
+        .collect::<Result<_>>()?;
+    Ok(mean_and_standard_error(&values))
 }
 
 /// An input-resolution map of one image [1, C, H, W] for a class, on a given model.
@@ -131,5 +158,6 @@ pub fn cascading_randomization(
         method: method.to_string(),
         layer: layer.to_string(),
         correlations,
+        random_labels: None,
     })
 }

@@ -101,9 +101,13 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
         );
     }
 
-    let rows = test_set_metrics(&model, &test, &settings(), 6, 2, &mut |_, _, _| {}).unwrap();
+    let metrics =
+        test_set_metrics(&model, &test, &settings(), 6, 2, None, &mut |_, _, _| {}).unwrap();
+    let rows = &metrics.rows;
     assert_eq!(rows.len(), 24);
-    for r in &rows {
+    // gradcam++exact and gradcam++exact-clamped, each beside gradcam++ at the three layers.
+    assert_eq!(metrics.closed_vs_exact.len(), 6);
+    for r in rows {
         let want = if r.method.is_exact() { 2 } else { 6 };
         assert_eq!(
             r.summary.images, want,
@@ -112,9 +116,20 @@ fn a_run_writes_the_grid_and_one_record_per_map() {
         );
         assert!((0.0..=100.0).contains(&r.summary.increase_in_confidence));
     }
-    let table = save_metrics(&rows, Score::ExpLogit, &out).unwrap();
-    assert_eq!(table.lines().count(), 2 + 24, "{table}");
+    let table = save_metrics(&metrics, Score::ExpLogit, &out).unwrap();
+    // The rows' table, a blank line, and the comparison's table.
+    assert_eq!(table.lines().count(), 2 + 24 + 1 + 2 + 6, "{table}");
     assert!(out.join("metrics.json").exists());
+    let cam: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("cam.json")).unwrap()).unwrap();
+    assert_eq!(cam["metrics"]["rows"].as_array().unwrap().len(), 24);
+    assert_eq!(
+        cam["metrics"]["closed_form_vs_exact"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }
 
@@ -279,9 +294,11 @@ fn batched_metrics_equal_scoring_each_map_alone() {
         &settings,
         images,
         exact_images,
+        None,
         &mut |_, _, _| {},
     )
-    .unwrap();
+    .unwrap()
+    .rows;
     assert_eq!(rows.len(), settings.columns().len());
     for row in &rows {
         let seen = if row.method.is_exact() {
@@ -429,7 +446,9 @@ fn road_scores_every_map_when_asked_and_only_then() {
         road: true,
         ..settings()
     };
-    let rows = test_set_metrics(&model, &test, &settings, 5, 2, &mut |_, _, _| {}).unwrap();
+    let rows = test_set_metrics(&model, &test, &settings, 5, 2, None, &mut |_, _, _| {})
+        .unwrap()
+        .rows;
     for r in &rows {
         let road = r.road.expect("ROAD was asked for");
         for (m, se) in [road.morf, road.lerf] {
@@ -447,7 +466,238 @@ fn road_scores_every_map_when_asked_and_only_then() {
         road: false,
         ..settings
     };
-    let rows = test_set_metrics(&model, &test, &without, 5, 2, &mut |_, _, _| {}).unwrap();
+    let rows = test_set_metrics(&model, &test, &without, 5, 2, None, &mut |_, _, _| {})
+        .unwrap()
+        .rows;
     assert!(rows.iter().all(|r| r.road.is_none()));
     assert!(!metrics_table(&rows).contains("ROAD"));
+}
+
+/// The comparison pairs each exact column with the closed form at its own layer: over the
+/// same images, the mean of the paired differences is the difference of the two rows' means,
+/// and its rank correlation is that of the two maps, recomputed here image by image.
+#[test]
+fn closed_vs_exact_pairs_the_same_images_at_the_same_layer() {
+    let mut rng = Rng::new(5);
+    // Softplus and the softmax score: the closed form is not the exact answer, so the two
+    // columns differ and a pairing across layers would show.
+    let model = Classifier::with_channels(
+        [3, 4, 5],
+        ClassifierActivation::Softplus,
+        0.1,
+        0.0,
+        1e-3,
+        &mut rng,
+    )
+    .unwrap();
+    // In f64 the batched maps of the run and the single ones here agree far below any tie.
+    model.cast(ferrograd_engine::DType::F64).unwrap();
+    let test = split(6, &mut rng);
+    let settings = CamSettings {
+        methods: vec![Method::GradCamPlusPlus, Method::GradCamPlusPlusExact],
+        layers: vec![0, 1, 2],
+        score: Score::Softmax,
+        road: true,
+        ..settings()
+    };
+    let images = 6;
+    let metrics = test_set_metrics(
+        &model,
+        &test,
+        &settings,
+        images,
+        images,
+        None,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    assert_eq!(metrics.closed_vs_exact.len(), 3);
+    for c in &metrics.closed_vs_exact {
+        assert_eq!(c.images, images);
+        let row = |method: Method| {
+            metrics
+                .rows
+                .iter()
+                .find(|r| r.method == method && r.layer == c.layer)
+                .unwrap()
+        };
+        let (exact, closed) = (
+            row(Method::GradCamPlusPlusExact),
+            row(Method::GradCamPlusPlus),
+        );
+        let (e, k) = (&exact.summary, &closed.summary);
+        for (got, want) in [
+            (c.differences[0].0, e.average_drop - k.average_drop),
+            (
+                c.differences[1].0,
+                e.increase_in_confidence - k.increase_in_confidence,
+            ),
+            (c.differences[2].0, e.deletion_auc - k.deletion_auc),
+            (c.differences[3].0, e.insertion_auc - k.insertion_auc),
+        ] {
+            assert!(
+                (got - want).abs() < 1e-9,
+                "layer {}: {got} vs {want}",
+                c.layer
+            );
+        }
+        let (er, kr) = (exact.road.unwrap(), closed.road.unwrap());
+        let road = c.road_differences.unwrap();
+        assert!((road[0].0 - (er.morf.0 - kr.morf.0)).abs() < 1e-9);
+        assert!((road[1].0 - (er.lerf.0 - kr.lerf.0)).abs() < 1e-9);
+        // The rank correlation, recomputed from the two maps of each image.
+        let mut correlations = Vec::new();
+        for i in 0..images {
+            let x = ferrograd_engine::Tensor::from_f64s(
+                &test.images[i * 784..(i + 1) * 784]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect::<Vec<_>>(),
+                &[1, 1, 28, 28],
+                ferrograd_engine::DType::F64,
+            )
+            .unwrap();
+            let class = ferrograd_models::classifier::argmax_rows(
+                &ferrograd_engine::no_grad(|| model.logits(&x, &mut ferrograd_nn::nn::Ctx::eval()))
+                    .unwrap(),
+            )
+            .unwrap()[0];
+            let heat = |method| {
+                ferrograd_cam::run::heat_map(
+                    &model,
+                    &x,
+                    class,
+                    c.layer,
+                    method,
+                    Score::Softmax,
+                    &mut |_, _| {},
+                )
+                .unwrap()
+            };
+            correlations.push(ferrograd_cam::sanity::spearman(
+                &heat(Method::GradCamPlusPlus),
+                &heat(Method::GradCamPlusPlusExact),
+            ));
+        }
+        let mean = correlations.iter().sum::<f64>() / images as f64;
+        assert!(
+            (c.rank_correlation.0 - mean).abs() < 1e-6,
+            "layer {}: {:?} vs {mean}",
+            c.layer,
+            c.rank_correlation
+        );
+    }
+}
+
+/// A run cut short and resumed from its per-image log gives the figures of one uninterrupted
+/// run, without redoing the images the log holds; a log written with other settings is
+/// refused, naming the setting.
+#[test]
+fn an_interrupted_metrics_run_resumes_from_its_log() {
+    use ferrograd_cam::metrics_log::MetricsLog;
+    let mut rng = Rng::new(9);
+    let model = tiny_classifier(&mut rng);
+    let test = split(40, &mut rng);
+    let dir = std::env::temp_dir().join(format!("ferrograd-cam-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let settings = CamSettings {
+        methods: vec![
+            Method::GradCam,
+            Method::GradCamPlusPlus,
+            Method::GradCamPlusPlusExact,
+        ],
+        layers: vec![1, 2],
+        road: true,
+        ..settings()
+    };
+    let log = |resume| MetricsLog {
+        path: dir.join("metrics_images.jsonl"),
+        resume,
+        model: "tiny".into(),
+    };
+    let (images, exact_images) = (40, 35);
+    let whole = test_set_metrics(
+        &model,
+        &test,
+        &settings,
+        images,
+        exact_images,
+        Some(&log(false)),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(dir.join("metrics_images.jsonl")).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        1 + images,
+        "a header and a line per image"
+    );
+    // Cut after the first batch of 32 images and half of the next line.
+    let lines: Vec<&str> = text.lines().collect();
+    let mut cut = lines[..1 + 32].join("\n");
+    cut.push('\n');
+    cut.push_str(&lines[33][..lines[33].len() / 2]);
+    std::fs::write(dir.join("metrics_images.jsonl"), cut).unwrap();
+    let mut first_start = None;
+    let resumed = test_set_metrics(
+        &model,
+        &test,
+        &settings,
+        images,
+        exact_images,
+        Some(&log(true)),
+        &mut |_, done, _| {
+            first_start.get_or_insert(done);
+        },
+    )
+    .unwrap();
+    assert_eq!(first_start, Some(32), "the logged images are not redone");
+    assert_eq!(
+        metrics_table(&resumed.rows),
+        metrics_table(&whole.rows),
+        "the same figures"
+    );
+    assert_eq!(
+        format!(
+            "{:?}",
+            resumed
+                .closed_vs_exact
+                .iter()
+                .map(|c| (c.images, c.rank_correlation, c.differences))
+                .collect::<Vec<_>>()
+        ),
+        format!(
+            "{:?}",
+            whole
+                .closed_vs_exact
+                .iter()
+                .map(|c| (c.images, c.rank_correlation, c.differences))
+                .collect::<Vec<_>>()
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("metrics_images.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        1 + images
+    );
+    // Another score is another experiment: refused, by name.
+    let other = CamSettings {
+        score: Score::Softmax,
+        ..settings.clone()
+    };
+    let err = test_set_metrics(
+        &model,
+        &test,
+        &other,
+        images,
+        exact_images,
+        Some(&log(true)),
+        &mut |_, _, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("'score'") && err.contains("--resume"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -3,7 +3,9 @@
 
 use ferrograd_cam::maps::{Method, Score};
 use ferrograd_cam::run::heat_map;
-use ferrograd_cam::sanity::{cascading_randomization, randomized, spearman, STAGES};
+use ferrograd_cam::sanity::{
+    cascading_randomization, data_randomization, randomized, spearman, STAGES,
+};
 use ferrograd_engine::{DType, Rng, Tensor};
 use ferrograd_models::classifier::{Classifier, ClassifierActivation};
 use ferrograd_nn::nn;
@@ -85,4 +87,27 @@ fn grad_cam_passes_and_a_map_that_ignores_the_weights_fails() {
         .correlations
         .iter()
         .all(|&(m, _)| (m - 1.0).abs() < 1e-12));
+}
+
+/// The data-randomisation test: a model of other weights (standing in for one trained on
+/// permuted labels) moves Grad-CAM's maps, the same model leaves them identical, and a map that
+/// ignores the model correlates 1 whatever the model.
+#[test]
+fn the_random_labels_test_tells_a_map_of_the_model_from_one_of_the_input() {
+    let trained = classifier(1).unwrap();
+    let other = classifier(7).unwrap();
+    let images = images();
+    let grad_cam = |m: &Classifier, x: &Tensor, c: usize| {
+        heat_map(m, x, c, 1, Method::GradCam, Score::ExpLogit, &mut |_, _| {})
+    };
+    let (same, se) = data_randomization(&trained, &trained, &images, &grad_cam).unwrap();
+    assert!(
+        (same - 1.0).abs() < 1e-12 && se.abs() < 1e-12,
+        "{same} ± {se}"
+    );
+    let (moved, _) = data_randomization(&trained, &other, &images, &grad_cam).unwrap();
+    assert!(moved < 0.5, "Grad-CAM on other weights: {moved}");
+    let the_input = |_: &Classifier, x: &Tensor, _: usize| Ok(x.to_vec_f64());
+    let (kept, _) = data_randomization(&trained, &other, &images, &the_input).unwrap();
+    assert!((kept - 1.0).abs() < 1e-12, "{kept}");
 }

@@ -49,7 +49,9 @@ pub struct CamArgs {
     /// Target layers, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "conv1,conv2,conv3")]
     pub layers: Vec<String>,
-    /// Methods, comma-separated: cam, gradcam, gradcam++, gradcam++exact, layercam, scorecam.
+    /// Methods, comma-separated: saliency, smoothgrad (drawn in the input's pixels), cam,
+    /// gradcam, gradcam++, gradcam++exact, gradcam++exact-clamped, gradcam++pytorch-grad-cam,
+    /// layercam, scorecam.
     #[arg(
         long,
         value_delimiter = ',',
@@ -85,6 +87,11 @@ pub struct CamArgs {
     /// least relevant pixels replaced by noisy linear imputation at percentiles 10–90).
     #[arg(long)]
     pub road: bool,
+    /// With --metrics: carry on a run that was interrupted, after the images its per-image log
+    /// (metrics_images.jsonl in --out) already holds; the flags must be those it was started
+    /// with. Without it, the log starts afresh.
+    #[arg(long, requires = "metrics")]
+    pub resume: bool,
     /// Also examine the exact Grad-CAM++'s α at every layer over this many test images: the
     /// share outside the paper's range [0, ½], of negative denominators, the largest |α|, and
     /// the share of maps that come out empty, with α unmodified and clamped; alpha.json.
@@ -100,6 +107,11 @@ pub struct CamArgs {
     /// down; sanity.json and a table.
     #[arg(long)]
     pub sanity: bool,
+    /// With --sanity, also run the data-randomisation test against this checkpoint: the same
+    /// classifier trained on permuted labels (`ferrograd train classifier --random-labels
+    /// SEED`), whose maps a faithful method must not reproduce.
+    #[arg(long, requires = "sanity", value_name = "CHECKPOINT")]
+    pub random_labels_checkpoint: Option<PathBuf>,
     /// Test images the sanity check explains (the first ones, each for its label).
     #[arg(long, default_value_t = 16)]
     pub sanity_images: usize,
@@ -233,6 +245,7 @@ pub fn run(args: &CamArgs) -> Result<ExitCode, Error> {
             &settings,
             args.metrics_images,
             args.exact_images,
+            Some(&metrics_log(args)?),
             &mut |_, done, total| {
                 progress.set_length(total as u64);
                 progress.set_position(done as u64);
@@ -284,9 +297,14 @@ pub fn run(args: &CamArgs) -> Result<ExitCode, Error> {
             random.move_to(device)?;
             Ok(random)
         };
+        let random_labels = match &args.random_labels_checkpoint {
+            Some(path) => Some(load_random_labels_model(path, &config, &model, device)?),
+            None => None,
+        };
         let rows = run::sanity_checks(
             &model,
             &fresh,
+            random_labels.as_ref(),
             &data.test,
             &settings,
             args.sanity_images,
@@ -307,6 +325,55 @@ pub fn run(args: &CamArgs) -> Result<ExitCode, Error> {
         ))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--random-labels-checkpoint`: a classifier of the same architecture as the one explained,
+/// trained on permuted labels, in the same element type and on the same device.
+fn load_random_labels_model(
+    path: &std::path::Path,
+    explained: &ferrograd_models::train::TrainConfig,
+    model: &ferrograd_models::classifier::Classifier,
+    device: ferrograd_engine::Device,
+) -> Result<ferrograd_models::classifier::Classifier, Error> {
+    let (random, config, _) = load_classifier(path)?;
+    if config.random_labels.is_none() {
+        return Err(Error::usage(format!(
+            "--random-labels-checkpoint {}: that classifier was trained on the true labels;              train one with `ferrograd train classifier --random-labels SEED`",
+            path.display()
+        )));
+    }
+    if config.activation != explained.activation {
+        return Err(Error::usage(format!(
+            "--random-labels-checkpoint {}: that classifier uses {}, the one explained {};              the test compares the same architecture",
+            path.display(),
+            config.activation.name(),
+            explained.activation.name()
+        )));
+    }
+    random.cast(model.head.weight.dtype())?;
+    random.move_to(device)?;
+    Ok(random)
+}
+
+/// The per-image log of `--metrics`, named for the checkpoint's bytes and the element type
+/// so that `--resume` never mixes two models' figures.
+fn metrics_log(args: &CamArgs) -> Result<ferrograd_cam::metrics_log::MetricsLog, Error> {
+    let bytes = std::fs::read(&args.checkpoint).map_err(|e| Error::File {
+        path: args.checkpoint.clone(),
+        message: format!("cannot read: {e}"),
+    })?;
+    Ok(ferrograd_cam::metrics_log::MetricsLog {
+        path: args.out.join("metrics_images.jsonl"),
+        resume: args.resume,
+        model: format!(
+            "{:016x} {}",
+            ferrograd_models::evaluation::fnv1a64(&bytes),
+            match args.dtype {
+                DtypeArg::F32 => "f32",
+                DtypeArg::F64 => "f64",
+            }
+        ),
+    })
 }
 
 /// Seeds per class of `--maximize`: the columns of maximize.png.
