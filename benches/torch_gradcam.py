@@ -1,0 +1,157 @@
+"""An outside judge of ferrograd's class activation maps: pytorch-grad-cam (PyPI `grad-cam`),
+run on the same classifier, the same test images and the same class scores.
+
+ferrograd writes every map before upsampling and normalisation (`ferrograd cam --raw`); this
+script loads the classifier's weights file into the PyTorch twin of the architecture with
+`load_state_dict(strict=True)` (the weights file holds the model alone; the optimizer state
+lives beside it), runs pytorch-grad-cam's GradCAM, GradCAMPlusPlus and LayerCAM at the same
+layer, target and image, and compares the two maps after the library's own post-processing
+(ReLU, then min-max scaling; the resize is to the layer's own size, so it changes nothing).
+
+    ferrograd cam --checkpoint C --raw --score logit \
+        --method gradcam,gradcam++pytorch-grad-cam,layercam --out runs/cam_judge
+    python benches/torch_gradcam.py C runs/cam_judge/raw.json
+
+Needs torch, safetensors and grad-cam (pip install torch safetensors grad-cam).
+Prints one line per (method, layer): images, largest and median absolute difference of the
+[0, 1]-scaled maps, and the smallest rank correlation.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors import safe_open
+
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, LayerCAM  # noqa: E402
+from pytorch_grad_cam.utils.model_targets import (  # noqa: E402
+    ClassifierOutputSoftmaxTarget,
+    ClassifierOutputTarget,
+)
+
+LAYERS = {"conv1": 0, "conv2": 1, "conv3": 2}
+LAYER_SIDE = {"conv1": 28, "conv2": 14, "conv3": 7}
+METHODS = {
+    "gradcam": GradCAM,
+    "gradcam++pytorch-grad-cam": GradCAMPlusPlus,
+    "layercam": LayerCAM,
+}
+
+
+class Twin(nn.Module):
+    """models/src/classifier.rs under its checkpoint names: encoder.conv1..conv3, each
+    [Conv3x3(pad 1)-BatchNorm-activation] x 2 (32-64-128 channels), 2x2 max-pooling after conv1
+    and conv2, a global-average-pooled Linear(128->10) head, and the autoencoder's decoder."""
+
+    def __init__(self, activation):
+        super().__init__()
+        act = {"relu": nn.ReLU, "softplus": nn.Softplus, "elu": nn.ELU}[activation]
+        self.encoder = nn.Module()
+        inputs = 1
+        for i, c in enumerate((32, 64, 128)):
+            setattr(self.encoder, f"conv{i + 1}", nn.Sequential(
+                nn.Conv2d(inputs, c, 3, padding=1), nn.BatchNorm2d(c), act(),
+                nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), act()))
+            inputs = c
+        self.head = nn.Linear(128, 10)
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(128, 32, 2, stride=2), nn.ReLU(),
+            nn.ConvTranspose2d(32, 1, 4, stride=2, padding=1))
+        self.blocks = [self.encoder.conv1, self.encoder.conv2, self.encoder.conv3]
+
+    def forward(self, x):
+        """Logits: what pytorch-grad-cam differentiates."""
+        h = x
+        for i, block in enumerate(self.blocks):
+            h = block(h)
+            if i < 2:
+                h = F.max_pool2d(h, 2, 2)
+        return self.head(h.mean((2, 3)))
+
+
+def target_for(score, category):
+    if score == "logit":
+        return ClassifierOutputTarget(category)
+    if score == "softmax":
+        return ClassifierOutputSoftmaxTarget(category)
+    # pytorch-grad-cam has no target for exp(z_c); this one is what ferrograd's exp-logit means.
+    return lambda output: torch.exp(output[..., category] if output.ndim == 1 else output[:, category])
+
+
+def scaled(cam):
+    """pytorch-grad-cam's scale_cam_image without the resize: min-max to [0, 1], eps 1e-7."""
+    cam = cam - cam.min()
+    return cam / (1e-7 + cam.max())
+
+
+def ranks(v):
+    order = np.argsort(v, kind="stable")
+    r = np.empty(len(v))
+    r[order] = np.arange(len(v), dtype=float)
+    # Ties share their average rank, as ferrograd's Spearman does.
+    for value in np.unique(v):
+        idx = v == value
+        r[idx] = r[idx].mean()
+    return r
+
+
+def spearman(a, b):
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return 1.0 if ra.std() == rb.std() else 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint", help="the weights file written by `ferrograd train classifier`")
+    ap.add_argument("raw", help="raw.json written by `ferrograd cam --raw`")
+    ap.add_argument("--data", default=os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+    args = ap.parse_args()
+    torch.set_default_dtype(torch.float32)
+
+    with safe_open(args.checkpoint, "pt") as f:
+        activation = f.metadata()["activation"]
+    model = Twin(activation)
+    print(model.load_state_dict(load_file(args.checkpoint), strict=True), file=sys.stderr)
+    model.eval()
+
+    raw = json.load(open(args.raw))
+    images = gzip.open(os.path.join(args.data, "t10k-images-idx3-ubyte.gz")).read()
+    images = np.frombuffer(images, np.uint8, offset=16).reshape(-1, 1, 28, 28).astype(np.float32) / 255
+
+    results = {}
+    for record in raw["maps"]:
+        method, layer = record["method"], record["layer"]
+        if method not in METHODS or layer not in LAYERS:
+            continue
+        side = LAYER_SIDE[layer]
+        cam = METHODS[method](model=model, target_layers=[model.blocks[LAYERS[layer]]])
+        cam.get_target_width_height = lambda _x, side=side: (side, side)
+        x = torch.from_numpy(images[record["image"]][None].copy())
+        theirs = cam(input_tensor=x, targets=[target_for(record["score"], record["class"])])[0]
+        ours = np.maximum(np.asarray(record["map"], dtype=np.float64), 0).reshape(
+            record["height"], record["width"])
+        ours = scaled(ours)
+        key = (method, layer, record["score"])
+        diff = np.abs(ours - theirs.astype(np.float64))
+        results.setdefault(key, []).append((diff.max(), spearman(ours.ravel(), theirs.ravel())))
+
+    print("| method | layer | score | maps | largest abs difference | median of per-map largest | smallest rank correlation |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for (method, layer, score), rows in sorted(results.items()):
+        d = np.array([r[0] for r in rows])
+        c = np.array([r[1] for r in rows])
+        print(f"| {method} | {layer} | {score} | {len(rows)} | {d.max():.2e} | {np.median(d):.2e} | {c.min():.6f} |")
+
+
+if __name__ == "__main__":
+    main()
