@@ -168,20 +168,28 @@ fn plan(args: &CourseArgs, device: Device) -> Vec<Part> {
         "--checkpoint",
         &checkpoint,
         "--metrics",
+        "--sanity",
+        "--sanity-images",
+        "8",
         "--out",
         &cam_out,
         "--device",
         &dev,
     ];
     cam_argv.extend(if full {
+        // The whole test set, every method, with ROAD: about 2.5 hours on 2 cores.
         [
             "--images",
             "8",
             "--metrics-images",
-            "2000",
+            "10000",
             "--exact-images",
-            "4",
+            "10000",
+            "--road",
+            "--method",
+            "saliency,smoothgrad,cam,gradcam,gradcam++,gradcam++exact,scorecam,layercam",
         ]
+        .as_slice()
     } else {
         [
             "--images",
@@ -191,7 +199,31 @@ fn plan(args: &CourseArgs, device: Device) -> Vec<Part> {
             "--exact-images",
             "20",
         ]
+        .as_slice()
     });
+    // With the softmax score the closed form is not the exact answer, even for a ReLU network.
+    let softmax_out = format!("{runs}/cam_softmax");
+    let comparison_images = if full { "2000" } else { "64" };
+    let softmax_argv = vec![
+        "cam",
+        "--checkpoint",
+        &checkpoint,
+        "--score",
+        "softmax",
+        "--method",
+        "gradcam++,gradcam++exact",
+        "--images",
+        "1",
+        "--metrics",
+        "--metrics-images",
+        comparison_images,
+        "--exact-images",
+        comparison_images,
+        "--out",
+        &softmax_out,
+        "--device",
+        &dev,
+    ];
     let classifier = vec![
         with(
             step(
@@ -204,8 +236,16 @@ fn plan(args: &CourseArgs, device: Device) -> Vec<Part> {
         with(
             step(
                 "CAM, Grad-CAM, Grad-CAM++ (closed form and exact) on conv1-conv3, and their metrics",
-                if full { 2000.0 * 0.25 + 60.0 } else { 100.0 * 0.25 + 5.0 },
+                if full { 10000.0 * 0.9 + 60.0 } else { 100.0 * 0.25 + 10.0 },
                 &cam_argv,
+            ),
+            &data,
+        ),
+        with(
+            step(
+                "Grad-CAM++ in closed form against the exact one, with the softmax score",
+                if full { 2000.0 * 0.1 } else { 64.0 * 0.1 + 5.0 },
+                &softmax_argv,
             ),
             &data,
         ),
@@ -727,6 +767,8 @@ fn collect(part: usize, steps: &[StepRun], args: &CourseArgs) -> (Vec<Figure>, V
                 .cloned()
                 .unwrap_or(Value::Null);
             let cam = read_json(&runs.join("cam/metrics.json"));
+            let sanity = read_json(&runs.join("cam/sanity.json"));
+            let closed_vs_exact = read_json(&runs.join("cam_softmax/metrics.json"));
             let figures = keep(vec![
                 picture(runs.join("cam/grid.png"), "Maps of three layers by four methods, for two classes (columns: the image, then method × layer)"),
                 picture(runs.join("cam/grid_sneaker_conv3.png"), "Sneakers at conv3, larger: each row an image with the predicted class and its probability, each column a method"),
@@ -737,7 +779,12 @@ fn collect(part: usize, steps: &[StepRun], args: &CourseArgs) -> (Vec<Figure>, V
             ]);
             (
                 figures,
-                json!({ "classifier": last, "cam_metrics": cam["rows"] }),
+                json!({
+                    "classifier": last,
+                    "cam_metrics": cam["rows"],
+                    "cam_sanity": sanity,
+                    "cam_closed_vs_exact": closed_vs_exact,
+                }),
             )
         }
         4 => {

@@ -243,24 +243,7 @@ fn tables(part: &PartRun) -> String {
                     num(&c["test"]["reconstruction_bce"], 4)
                 );
             }
-            if let Some(rows) = s["cam_metrics"].as_array() {
-                h.push_str("<table><tr><th>method</th><th>layer</th><th>images</th><th>deletion AUC ↓</th><th>insertion AUC ↑</th><th>average drop % ↓</th><th>increase in confidence % ↑</th><th>ms per map</th></tr>");
-                for r in rows {
-                    let _ = write!(
-                        h,
-                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                        escape(r["method"].as_str().unwrap_or("")),
-                        escape(r["layer"].as_str().unwrap_or("")),
-                        r["images"],
-                        num(&r["deletion_auc"], 3),
-                        num(&r["insertion_auc"], 3),
-                        num(&r["average_drop_percent"], 1),
-                        num(&r["increase_in_confidence_percent"], 1),
-                        num(&json!(r["seconds_per_map"].as_f64().map(|x| 1e3 * x)), 1)
-                    );
-                }
-                h.push_str("</table>");
-            }
+            cam_tables(s, &mut h);
         }
         4 => {
             let e = &s["evaluation"];
@@ -304,6 +287,112 @@ fn tables(part: &PartRun) -> String {
         _ => {}
     }
     h
+}
+
+/// A mean ± its standard error, as the tables print it.
+fn with_se(mean: &Value, se: &Value, digits: usize) -> String {
+    format!("{} ± {}", num(mean, digits), num(se, digits))
+}
+
+/// Part 3's tables: the faithfulness metrics (± standard errors), the sanity check, and the
+/// closed-form Grad-CAM++ against the exact one with the softmax score.
+fn cam_tables(s: &Value, h: &mut String) {
+    if let Some(rows) = s["cam_metrics"].as_array() {
+        let images = rows.iter().filter_map(|r| r["images"].as_u64()).max();
+        let _ = write!(
+            h,
+            "<p>Faithfulness over the first {} test images, each explained for its predicted class, ± standard error over images. The same table over all 10,000 test images, with ROAD and every method, is in the README (<code>ferrograd cam --metrics --metrics-images 10000 --road</code>).</p>",
+            images.map_or("–".to_string(), |n| n.to_string())
+        );
+        h.push_str("<table><tr><th>method</th><th>layer</th><th>images</th><th>deletion AUC ↓</th><th>insertion AUC ↑</th><th>average drop % ↓</th><th>increase in confidence % ↑</th><th>ms per map</th></tr>");
+        for r in rows {
+            let se = &r["standard_errors"];
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(r["method"].as_str().unwrap_or("")),
+                escape(r["layer"].as_str().unwrap_or("")),
+                r["images"],
+                with_se(&r["deletion_auc"], &se["deletion_auc"], 3),
+                with_se(&r["insertion_auc"], &se["insertion_auc"], 3),
+                with_se(&r["average_drop_percent"], &se["average_drop_percent"], 1),
+                with_se(
+                    &r["increase_in_confidence_percent"],
+                    &se["increase_in_confidence_percent"],
+                    1
+                ),
+                num(&json!(r["seconds_per_map"].as_f64().map(|x| 1e3 * x)), 1)
+            );
+        }
+        h.push_str("</table>");
+    }
+    let sanity = &s["cam_sanity"];
+    if let (Some(rows), Some(stages)) = (sanity["rows"].as_array(), sanity["stages"].as_array()) {
+        let _ = write!(
+            h,
+            "<p>Sanity check (Adebayo et al. 2018) over {} test images: the rank correlation between each map on the trained classifier and on copies whose weights are random from the head down. A method passes when its maps decorrelate (below {}) once every weight is random.</p><table><tr><th>method</th><th>layer</th>",
+            sanity["images"],
+            num(&sanity["pass_below"], 1)
+        );
+        for stage in stages {
+            let _ = write!(
+                h,
+                "<th>random: {}</th>",
+                escape(stage.as_str().unwrap_or(""))
+            );
+        }
+        h.push_str("<th>passes</th></tr>");
+        for r in rows {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td>",
+                escape(r["method"].as_str().unwrap_or("")),
+                escape(r["layer"].as_str().unwrap_or(""))
+            );
+            let means = r["rank_correlation"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let ses = r["standard_error"].as_array().cloned().unwrap_or_default();
+            for (m, e) in means.iter().zip(&ses) {
+                let _ = write!(h, "<td>{}</td>", with_se(m, e, 2));
+            }
+            let _ = write!(
+                h,
+                "<td>{}</td></tr>",
+                if r["passes"] == true {
+                    "yes"
+                } else {
+                    "<b>no</b>"
+                }
+            );
+        }
+        h.push_str("</table>");
+    }
+    let comparison = &s["cam_closed_vs_exact"];
+    if let Some(rows) = comparison["closed_form_vs_exact"].as_array() {
+        let _ = write!(
+            h,
+            "<p>The closed form against the exact Grad-CAM++ with Y = {} (the closed form uses powers of ∂Y/∂A, which are the true higher derivatives only for Y = exp(S) with S piecewise linear): rank correlation of the two maps, and the difference exact − closed form of each metric, image by image (± standard error).</p><table><tr><th>layer</th><th>images</th><th>rank correlation</th><th>Δ deletion AUC</th><th>Δ insertion AUC</th><th>Δ average drop %</th><th>Δ increase in confidence %</th></tr>",
+            escape(comparison["score"].as_str().unwrap_or("?"))
+        );
+        for r in rows {
+            let d = &r["exact_minus_closed_form"];
+            let pair = |v: &Value, digits| with_se(&v["mean"], &v["standard_error"], digits);
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(r["layer"].as_str().unwrap_or("")),
+                r["images"],
+                pair(&r["rank_correlation"], 3),
+                pair(&d["deletion_auc"], 4),
+                pair(&d["insertion_auc"], 4),
+                pair(&d["average_drop_percent"], 2),
+                pair(&d["increase_in_confidence_percent"], 2)
+            );
+        }
+        h.push_str("</table>");
+    }
 }
 
 /// Part 5's tables: the VAE's likelihood bounds, every sampler's FID/KID/precision/recall with
@@ -565,6 +654,61 @@ mod tests {
             ("foobar", "Zm9vYmFy"),
         ] {
             assert_eq!(base64(plain.as_bytes()), encoded, "{plain}");
+        }
+    }
+
+    /// Part 3's tables read the keys `cam` writes (metrics.json, sanity.json).
+    #[test]
+    fn the_cam_tables_show_standard_errors_the_sanity_check_and_the_comparison() {
+        let pair = |m: f64, se: f64| json!({ "mean": m, "standard_error": se });
+        let summary = json!({
+            "cam_metrics": [{
+                "method": "gradcam", "layer": "conv3", "images": 100,
+                "deletion_auc": 0.25, "insertion_auc": 0.61,
+                "average_drop_percent": 12.5, "increase_in_confidence_percent": 30.0,
+                "standard_errors": {
+                    "deletion_auc": 0.012, "insertion_auc": 0.013,
+                    "average_drop_percent": 1.5, "increase_in_confidence_percent": 4.5,
+                },
+                "seconds_per_map": 0.008,
+            }],
+            "cam_sanity": {
+                "images": 8, "stages": ["head", "all"], "pass_below": 0.5,
+                "rows": [{
+                    "method": "gradcam++", "layer": "conv3",
+                    "rank_correlation": [0.9, 0.59], "standard_error": [0.01, 0.02],
+                    "passes": false,
+                }],
+            },
+            "cam_closed_vs_exact": {
+                "score": "softmax",
+                "closed_form_vs_exact": [{
+                    "layer": "conv1", "images": 64,
+                    "rank_correlation": pair(0.931, 0.004),
+                    "exact_minus_closed_form": {
+                        "deletion_auc": pair(-0.0123, 0.0021),
+                        "insertion_auc": pair(0.0042, 0.0011),
+                        "average_drop_percent": pair(1.25, 0.5),
+                        "increase_in_confidence_percent": pair(-3.13, 1.1),
+                    },
+                }],
+            },
+        });
+        let mut h = String::new();
+        cam_tables(&summary, &mut h);
+        for needle in [
+            "first 100 test images",
+            "0.250 ± 0.012",
+            "12.5 ± 1.5",
+            "random: head",
+            "0.59 ± 0.02",
+            "<b>no</b>",
+            "Y = softmax",
+            "0.931 ± 0.004",
+            "-0.0123 ± 0.0021",
+            "-3.13 ± 1.10",
+        ] {
+            assert!(h.contains(needle), "'{needle}' missing from {h}");
         }
     }
 
