@@ -29,14 +29,18 @@ pub struct MetricsLog {
     pub model: String,
 }
 
+/// One map's figures on one image: the four masking figures and, when measured, ROAD's
+/// (MoRF, LeRF) means over the percentiles.
+pub type MapFigures = (ImageScores, Option<(f64, f64)>);
+
 /// One image's figures.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageRecord {
     pub index: usize,
     pub class: usize,
-    /// Per column: the four masking figures and, when measured, ROAD's (MoRF, LeRF) means;
-    /// None where the column skipped the image (the exact method past `--exact-images`).
-    pub scores: Vec<Option<(ImageScores, Option<(f64, f64)>)>>,
+    /// Per column; None where the column skipped the image (the exact method past
+    /// `--exact-images`).
+    pub scores: Vec<Option<MapFigures>>,
     /// Per closed-form/exact pair: the two maps' rank correlation, None where the exact map
     /// was skipped.
     pub rank_correlations: Vec<Option<f64>>,

@@ -795,7 +795,7 @@ fn summarize(
     pairs: &[(usize, usize)],
     road: bool,
 ) -> TestSetMetrics {
-    let column = |col: usize| -> Vec<(ImageScores, Option<(f64, f64)>)> {
+    let column = |col: usize| -> Vec<crate::metrics_log::MapFigures> {
         records
             .iter()
             .filter_map(|r| r.scores[col].clone())
