@@ -268,6 +268,18 @@ fn empty_work_is_refused() {
             &["experiment", "gan-losses", "--fid-samples", "1"],
             "--fid-samples 1",
         ),
+        (&["train", "ae", "--random-labels", "1"], "classifier only"),
+        (&["cam", "--checkpoint", "x", "--resume"], "--metrics"),
+        (
+            &[
+                "cam",
+                "--checkpoint",
+                "x",
+                "--random-labels-checkpoint",
+                "y",
+            ],
+            "--sanity",
+        ),
     ];
     for (args, needle) in cases {
         refused(args, &[needle]);
