@@ -8,6 +8,12 @@ lives beside it), runs pytorch-grad-cam's GradCAM, GradCAMPlusPlus and LayerCAM 
 layer, target and image, and compares the two maps after the library's own post-processing
 (ReLU, then min-max scaling; the resize is to the layer's own size, so it changes nothing).
 
+With --exact it also recomputes every `gradcam++exact` map of raw.json in float64 by PyTorch's
+own nested autograd (the score of copies a + t·e_i differentiated three times in t, the twin
+of cam/src/exact.rs in benches/torch_reference.py) and compares the diagonal derivatives d1,
+d2, d3, the channel weights and the map with ferrograd's; give it a raw.json written with
+`--dtype f64`.
+
     ferrograd cam --checkpoint C --raw --score logit \
         --method gradcam,gradcam++pytorch-grad-cam,layercam --out runs/cam_judge
     python benches/torch_gradcam.py C runs/cam_judge/raw.json
@@ -31,6 +37,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors import safe_open
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_reference import exact_diagonal, pooling_winners  # noqa: E402
+
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, LayerCAM  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import (  # noqa: E402
     ClassifierOutputSoftmaxTarget,
@@ -53,7 +62,8 @@ class Twin(nn.Module):
 
     def __init__(self, activation):
         super().__init__()
-        act = {"relu": nn.ReLU, "softplus": nn.Softplus, "elu": nn.ELU}[activation]
+        # ferrograd's softplus is log(1 + e^x) everywhere: no switch to x above a threshold.
+        act = {"relu": nn.ReLU, "softplus": lambda: nn.Softplus(threshold=1e9), "elu": nn.ELU}[activation]
         self.encoder = nn.Module()
         inputs = 1
         for i, c in enumerate((32, 64, 128)):
@@ -69,12 +79,61 @@ class Twin(nn.Module):
 
     def forward(self, x):
         """Logits: what pytorch-grad-cam differentiates."""
+        return self.logits_from(0, self.activation(x, 0))
+
+    def activation(self, x, layer):
+        """Block `layer`'s output A, before its max-pooling."""
         h = x
-        for i, block in enumerate(self.blocks):
-            h = block(h)
+        for i in range(layer + 1):
+            if i > 0:
+                h = F.max_pool2d(h, 2, 2)
+            h = self.blocks[i](h)
+        return h
+
+    def logits_from(self, layer, a):
+        h = a
+        for i in range(layer, 3):
+            if i > layer:
+                h = self.blocks[i](h)
             if i < 2:
                 h = F.max_pool2d(h, 2, 2)
         return self.head(h.mean((2, 3)))
+
+
+def score_of(name, logits, category):
+    """ferrograd's --score: logit, exp-logit or softmax of class `category`, per row."""
+    if name == "logit":
+        return logits[:, category]
+    if name == "exp-logit":
+        return logits[:, category].exp()
+    return torch.softmax(logits, -1)[:, category]
+
+
+def exact_in_pytorch(model, x, record):
+    """d1, d2, d3, the weights and the map of the exact Grad-CAM++, in float64."""
+    layer = LAYERS[record["layer"]]
+    with torch.no_grad():
+        a = model.activation(x, layer)
+    first, second, third = exact_diagonal(
+        lambda batch: score_of(record["score"], model.logits_from(layer, batch), record["class"]),
+        a, pooling_winners(layer, a))
+    k = a.shape[1]
+    values = a.reshape(k, -1)
+    channel_sum = values.sum(1, keepdim=True)
+    d1, d2, d3 = (v.reshape(k, -1) for v in (first, second, third))
+    denominator = 2 * d2 + channel_sum * d3
+    safe = torch.where(denominator != 0, denominator, torch.ones_like(denominator))
+    alpha = torch.where(denominator != 0, d2 / safe, torch.zeros_like(d2))
+    weights = (alpha * d1.clamp(min=0)).sum(1)
+    cam = (weights[:, None] * values).sum(0).clamp(min=0)
+    return first, second, third, weights, cam
+
+
+def relative(ours, theirs):
+    """The largest absolute difference over the largest magnitude of the two."""
+    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    scale = max(np.abs(ours).max(), np.abs(theirs).max(), 1e-300)
+    return float(np.abs(ours - theirs).max() / scale)
 
 
 def target_for(score, category):
@@ -114,6 +173,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", help="the weights file written by `ferrograd train classifier`")
     ap.add_argument("raw", help="raw.json written by `ferrograd cam --raw`")
+    ap.add_argument("--exact", action="store_true",
+                    help="also recompute every gradcam++exact map in float64 (raw.json from --dtype f64)")
     ap.add_argument("--data", default=os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
     args = ap.parse_args()
     torch.set_default_dtype(torch.float32)
@@ -128,6 +189,9 @@ def main():
     images = gzip.open(os.path.join(args.data, "t10k-images-idx3-ubyte.gz")).read()
     images = np.frombuffer(images, np.uint8, offset=16).reshape(-1, 1, 28, 28).astype(np.float32) / 255
 
+    if args.exact:
+        exact_check(model, raw, images)
+        return
     results = {}
     for record in raw["maps"]:
         method, layer = record["method"], record["layer"]
@@ -151,6 +215,43 @@ def main():
         d = np.array([r[0] for r in rows])
         c = np.array([r[1] for r in rows])
         print(f"| {method} | {layer} | {score} | {len(rows)} | {d.max():.2e} | {np.median(d):.2e} | {c.min():.6f} |")
+
+
+def exact_check(model, raw, images):
+    model = model.double()
+    rows = {}
+    for record in raw["maps"]:
+        if record["method"] != "gradcam++exact":
+            continue
+        x = torch.from_numpy(images[record["image"]][None].astype(np.float64))
+        d1, d2, d3, weights, cam = exact_in_pytorch(model, x, record)
+        key = (record["layer"], record["score"])
+        # Where a max-pooling window holds its maximum twice (zeros, or the flat rows at the
+        # image's edge), the two libraries route the derivatives to different elements of the
+        # window: the same values in another place, which the weights and the map do not see.
+        # The diagonals are compared summed over each window (only the winner's are nonzero).
+        shape = record["activation_shape"]
+        pooled = record["layer"] != "conv3"
+
+        def by_window(v):
+            v = np.asarray(v, dtype=np.float64).reshape(shape)
+            if not pooled:
+                return v
+            k, h, w = shape
+            return v.reshape(k, h // 2, 2, w // 2, 2).sum((2, 4))
+
+        figures = [relative(by_window(record[name]), by_window(theirs.numpy()))
+                   for name, theirs in (("d1", d1), ("d2", d2), ("d3", d3))]
+        figures.append(relative(record["weights"], weights.numpy()))
+        figures.append(relative(record["map"], cam.numpy().ravel()))
+        rows.setdefault(key, []).append(figures)
+    print("Exact Grad-CAM++ recomputed by PyTorch's nested autograd in float64: the largest "
+          "difference over the largest magnitude, worst over the maps")
+    print("| layer | score | maps | d1 | d2 | d3 | weights | map |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for (layer, score), figures in sorted(rows.items()):
+        worst = np.max(np.array(figures), axis=0)
+        print(f"| {layer} | {score} | {len(figures)} | " + " | ".join(f"{v:.1e}" for v in worst) + " |")
 
 
 if __name__ == "__main__":
