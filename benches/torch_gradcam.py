@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_reference import exact_diagonal, pooling_winners  # noqa: E402
+from torch_reference import exact_diagonal  # noqa: E402
 
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, LayerCAM  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import (  # noqa: E402
@@ -53,6 +53,28 @@ METHODS = {
     "gradcam++pytorch-grad-cam": GradCAMPlusPlus,
     "layercam": LayerCAM,
 }
+
+
+def first_max_pool(h):
+    """2x2 max-pooling that, like ferrograd, takes the first element of a window (row-major)
+    when its maximum is held twice. F.max_pool2d may take another; the values are the same,
+    but the derivatives go elsewhere, and where the image is flat (its background) ties are
+    everywhere, so the derivatives of an earlier layer would differ through them."""
+    n, c, height, width = h.shape
+    windows = h.reshape(n, c, height // 2, 2, width // 2, 2).permute(0, 1, 2, 4, 3, 5)
+    windows = windows.reshape(n, c, height // 2, width // 2, 4)
+    first = windows.argmax(-1, keepdim=True)  # the first maximal index, as documented
+    return windows.gather(-1, first).squeeze(-1)
+
+
+def pooling_winners(layer, a):
+    """Flat indices of the elements that reach their window's output under first_max_pool
+    (all of them at conv3, which is not pooled); every derivative of the others is 0."""
+    if layer == 2:
+        return torch.arange(a.numel())
+    a = a.detach().requires_grad_()
+    (routed,) = torch.autograd.grad(first_max_pool(a).sum(), a)
+    return routed.flatten().nonzero().flatten()
 
 
 class Twin(nn.Module):
@@ -86,7 +108,7 @@ class Twin(nn.Module):
         h = x
         for i in range(layer + 1):
             if i > 0:
-                h = F.max_pool2d(h, 2, 2)
+                h = first_max_pool(h)
             h = self.blocks[i](h)
         return h
 
@@ -96,7 +118,7 @@ class Twin(nn.Module):
             if i > layer:
                 h = self.blocks[i](h)
             if i < 2:
-                h = F.max_pool2d(h, 2, 2)
+                h = first_max_pool(h)
         return self.head(h.mean((2, 3)))
 
 
@@ -226,10 +248,8 @@ def exact_check(model, raw, images):
         x = torch.from_numpy(images[record["image"]][None].astype(np.float64))
         d1, d2, d3, weights, cam = exact_in_pytorch(model, x, record)
         key = (record["layer"], record["score"])
-        # Where a max-pooling window holds its maximum twice (zeros, or the flat rows at the
-        # image's edge), the two libraries route the derivatives to different elements of the
-        # window: the same values in another place, which the weights and the map do not see.
-        # The diagonals are compared summed over each window (only the winner's are nonzero).
+        # Compared summed over each pooling window (only the winner's are nonzero), which
+        # would also hold if the two took different elements of a tied window.
         shape = record["activation_shape"]
         pooled = record["layer"] != "conv3"
 
