@@ -6,7 +6,8 @@ script loads the classifier's weights file into the PyTorch twin of the architec
 `load_state_dict(strict=True)` (the weights file holds the model alone; the optimizer state
 lives beside it), runs pytorch-grad-cam's GradCAM, GradCAMPlusPlus and LayerCAM at the same
 layer, target and image, and compares the two maps after the library's own post-processing
-(ReLU, then min-max scaling; the resize is to the layer's own size, so it changes nothing).
+(ReLU, then min-max scaling with its 1e-7, applied per layer and again to the layers' mean;
+the resize is to the layer's own size, so it changes nothing).
 
 With --exact it also recomputes every `gradcam++exact` map of raw.json in float64 by PyTorch's
 own nested autograd (the score of copies a + t·e_i differentiated three times in t, the twin
@@ -197,6 +198,8 @@ def main():
     ap.add_argument("raw", help="raw.json written by `ferrograd cam --raw`")
     ap.add_argument("--exact", action="store_true",
                     help="also recompute every gradcam++exact map in float64 (raw.json from --dtype f64)")
+    ap.add_argument("--f64", action="store_true",
+                    help="run the twin in float64 (for a raw.json written with --dtype f64)")
     ap.add_argument("--data", default=os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
     args = ap.parse_args()
     torch.set_default_dtype(torch.float32)
@@ -214,6 +217,8 @@ def main():
     if args.exact:
         exact_check(model, raw, images)
         return
+    if args.f64:
+        model = model.double()
     results = {}
     for record in raw["maps"]:
         method, layer = record["method"], record["layer"]
@@ -223,10 +228,13 @@ def main():
         cam = METHODS[method](model=model, target_layers=[model.blocks[LAYERS[layer]]])
         cam.get_target_width_height = lambda _x, side=side: (side, side)
         x = torch.from_numpy(images[record["image"]][None].copy())
+        if args.f64:
+            x = x.double()
         theirs = cam(input_tensor=x, targets=[target_for(record["score"], record["class"])])[0]
         ours = np.maximum(np.asarray(record["map"], dtype=np.float64), 0).reshape(
             record["height"], record["width"])
-        ours = scaled(ours)
+        # The library scales each layer's map, then the mean over its target layers again.
+        ours = scaled(scaled(ours))
         key = (method, layer, record["score"])
         diff = np.abs(ours - theirs.astype(np.float64))
         results.setdefault(key, []).append((diff.max(), spearman(ours.ravel(), theirs.ravel())))
