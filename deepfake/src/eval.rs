@@ -174,6 +174,53 @@ fn side_figures(
     })
 }
 
+/// Writes the faces an outside judge (`benches/face_judge.py`) needs into `dir`, as 100x100
+/// PNGs: for each identity `a` and `b`, `<side>/train/NNNN.png` (its training faces, as the
+/// model saw them) and, for each held-out face, `<side>/held_out/NNNN_real.png`,
+/// `NNNN_reconstruction.png` (its own decoder) and `NNNN_swap.png` (the other identity's
+/// decoder), with `faces.json` naming the identities and the counts. Returns the files written.
+pub fn write_judge_images(model: &FaceSwap, pair: &Pair, dir: &Path) -> Result<usize, Error> {
+    use crate::picture::save_face;
+    let mut written = 0;
+    let mut sides = serde_json::Map::new();
+    for (side, identity) in [(Side::A, &pair.a), (Side::B, &pair.b)] {
+        let root = dir.join(side.name());
+        for (i, face) in identity.train.iter().enumerate() {
+            save_face(&root.join("train").join(format!("{i:04}.png")), face)?;
+            written += 1;
+        }
+        let recon = transfer_all(model, &identity.held_out, side)?;
+        let swapped = transfer_all(model, &identity.held_out, side.other())?;
+        for (i, ((real, own), swap)) in identity
+            .held_out
+            .iter()
+            .zip(&recon)
+            .zip(&swapped)
+            .enumerate()
+        {
+            let held = root.join("held_out");
+            save_face(&held.join(format!("{i:04}_real.png")), real)?;
+            save_face(&held.join(format!("{i:04}_reconstruction.png")), own)?;
+            save_face(&held.join(format!("{i:04}_swap.png")), swap)?;
+            written += 3;
+        }
+        sides.insert(
+            side.name().to_string(),
+            serde_json::json!({
+                "identity": identity.name,
+                "train": identity.train.len(),
+                "held_out": identity.held_out.len(),
+            }),
+        );
+    }
+    let path = dir.join("faces.json");
+    let text = serde_json::to_string_pretty(&serde_json::Value::Object(sides))
+        .expect("JSON values serialise");
+    checkpoint::write_atomically(&path, text.as_bytes())
+        .map_err(|e| Error::file(&path, format!("cannot write: {e}")))?;
+    Ok(written + 1)
+}
+
 /// Evaluates `model` on `pair`'s held-out faces, training the identity classifier first
 /// (`on_classifier_step` sees its steps, for a progress bar).
 pub fn evaluate(

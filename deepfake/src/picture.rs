@@ -23,6 +23,25 @@ const MAX_SCALE: usize = 16;
 /// Either side of a picture at most, in pixels.
 const MAX_SIDE: usize = 1 << 15;
 
+/// Saves one CHW face in [0, 1] (3x100x100) as a 100x100 PNG, pixel for pixel (values outside
+/// are clamped): what a tool outside the project reads.
+pub fn save_face(path: &Path, face: &[f32]) -> Result<(), PlotError> {
+    if face.len() != FACE_LEN {
+        return Err(PlotError::new(
+            path,
+            format!(
+                "a 3x{FACE_SIZE}x{FACE_SIZE} face has {FACE_LEN} values, not {}",
+                face.len()
+            ),
+        ));
+    }
+    let plane = FACE_SIZE * FACE_SIZE;
+    let picture = RgbImage::from_fn(FACE_SIZE as u32, FACE_SIZE as u32, |x, y| {
+        chw_pixel(face, plane, y as usize * FACE_SIZE + x as usize)
+    });
+    save_png(path, &picture)
+}
+
 /// Saves a grid of faces as PNG: `rows[r][c]` is a CHW face in [0, 1] (3x100x100; values
 /// outside are clamped, NaN drawn black), each magnified `scale` times (nearest), with
 /// `column_titles` centred above the columns and `row_titles` left of the rows. Either list may

@@ -147,3 +147,60 @@ fn batches_of_different_sizes_are_refused() {
         .to_string();
     assert!(err.contains("(2)") && err.contains("(3)"), "{err}");
 }
+
+/// `deepfake eval --write-images`: every face as a 100x100 PNG that reads back as the face (to
+/// one step of 8 bits), the held-out ones beside their reconstruction and swap, and a manifest.
+#[test]
+fn the_judge_images_are_the_faces_pixel_for_pixel() {
+    use ferrograd_deepfake::faces::Identity;
+    use ferrograd_deepfake::train::Pair;
+    let model = small(PriorKind::Adversarial);
+    let face_list = |n, seed| -> Vec<Vec<f32>> {
+        let t = faces(n, seed).to_vec_f32();
+        t.chunks(3 * 100 * 100).map(<[f32]>::to_vec).collect()
+    };
+    let identity = |name: &str, seed| Identity {
+        name: name.into(),
+        train: face_list(3, seed),
+        held_out: face_list(2, seed + 1),
+        skipped: Vec::new(),
+    };
+    let pair = Pair {
+        a: identity("Ann", 10),
+        b: identity("Bob", 20),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let files = ferrograd_deepfake::eval::write_judge_images(&model, &pair, dir.path()).unwrap();
+    assert_eq!(files, 2 * (3 + 2 * 3) + 1);
+    let png = image::open(dir.path().join("b/held_out/0001_real.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(png.dimensions(), (100, 100));
+    let face = &pair.b.held_out[1];
+    for (y, x, c) in [(0, 0, 0), (17, 83, 1), (99, 99, 2), (50, 3, 0)] {
+        let want = face[c * 10_000 + y * 100 + x];
+        let got = f32::from(png.get_pixel(x as u32, y as u32)[c]) / 255.0;
+        assert!(
+            (got - want).abs() <= 0.5 / 255.0 + 1e-6,
+            "({y}, {x}, {c}): {got} vs {want}"
+        );
+    }
+    let swap = image::open(dir.path().join("a/held_out/0000_swap.png"))
+        .unwrap()
+        .to_rgb8();
+    let expected = model
+        .transfer(
+            &Tensor::from_vec(pair.a.held_out[0].clone(), &[1, 3, 100, 100]).unwrap(),
+            Side::B,
+        )
+        .unwrap()
+        .to_vec_f32();
+    let got = f32::from(swap.get_pixel(40, 60)[1]) / 255.0;
+    let want = expected[10_000 + 60 * 100 + 40].clamp(0.0, 1.0);
+    assert!((got - want).abs() <= 0.5 / 255.0 + 1e-6, "{got} vs {want}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("faces.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["b"]["identity"], "Bob");
+    assert_eq!(manifest["a"]["held_out"], 2);
+}

@@ -149,6 +149,11 @@ pub struct EvalArgs {
     pub faces: Option<PathBuf>,
     #[arg(long, default_value_t = 1500, help = with_range("Training steps of the identity classifier (1,500 reach 100% on the held-out Bush and Powell faces; 300 only 77%)", ferrograd_deepfake::identity::ranges::CLASSIFIER_STEPS.describe()))]
     pub classifier_steps: usize,
+    /// Also write the faces an outside judge needs into this folder: each identity's training
+    /// faces, and each held-out face with its reconstruction and its swap, as 100x100 PNGs
+    /// (`benches/face_judge.py` reads them).
+    #[arg(long, value_name = "DIR")]
+    pub write_images: Option<PathBuf>,
     /// Where to compute: `cpu`, `gpu` or `best` (a hardware GPU when there is one).
     #[arg(long, env = "FERROGRAD_DEVICE", default_value = "best")]
     pub device: String,
@@ -369,6 +374,10 @@ fn run_eval(args: &EvalArgs) -> Result<ExitCode, Error> {
         .join("eval.json");
     report.save(&path, &cfg, loaded.steps)?;
     println!("wrote {}", path.display());
+    if let Some(dir) = &args.write_images {
+        let files = eval::write_judge_images(&loaded.model, &pair, dir)?;
+        println!("wrote {files} files into {}", dir.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
