@@ -301,7 +301,7 @@ fn cam_tables(s: &Value, h: &mut String) {
         let images = rows.iter().filter_map(|r| r["images"].as_u64()).max();
         let _ = write!(
             h,
-            "<p>Faithfulness over the first {} test images, each explained for its predicted class, ± standard error over images. The same table over all 10,000 test images, with ROAD and every method, is in the README (<code>ferrograd cam --metrics --metrics-images 10000 --road</code>).</p>",
+            "<p>Faithfulness over the first {} test images, each explained for its predicted class, ± standard error over images. The same table over all 10,000 test images, with ROAD and every method, is what <code>ferrograd course --full</code> measures (or <code>ferrograd cam --metrics --metrics-images 10000 --road</code>, about 2.5 hours on 2 cores).</p>",
             images.map_or("–".to_string(), |n| n.to_string())
         );
         h.push_str("<table><tr><th>method</th><th>layer</th><th>images</th><th>deletion AUC ↓</th><th>insertion AUC ↑</th><th>average drop % ↓</th><th>increase in confidence % ↑</th><th>ms per map</th></tr>");
