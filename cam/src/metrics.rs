@@ -31,7 +31,7 @@ pub struct ImageScores {
 impl ImageScores {
     /// The relative drop max(0, Y − O)/Y that Average Drop averages; 0 where Y = 0 (nothing
     /// to lose).
-    pub fn drop(&self) -> f64 {
+    pub fn confidence_drop(&self) -> f64 {
         if self.probability == 0.0 {
             0.0
         } else {
@@ -206,7 +206,7 @@ impl Summary {
         let n = scores.len() as f64;
         // 0/0 is NaN, which is what an empty slice should give.
         let mean = |f: &dyn Fn(&ImageScores) -> f64| scores.iter().map(f).sum::<f64>() / n;
-        let drop = |s: &ImageScores| s.drop();
+        let drop = |s: &ImageScores| s.confidence_drop();
         let increased = |s: &ImageScores| s.increased();
         let standard_error = |f: &dyn Fn(&ImageScores) -> f64| {
             let m = mean(f);

@@ -860,7 +860,7 @@ fn summarize(
                 images: both.len(),
                 rank_correlation: mean_and_se(&correlations),
                 differences: [
-                    paired(&|s| s.drop(), 100.0),
+                    paired(&|s| s.confidence_drop(), 100.0),
                     paired(&|s| s.increased(), 100.0),
                     paired(&|s| s.deletion_auc, 1.0),
                     paired(&|s| s.insertion_auc, 1.0),
@@ -1029,23 +1029,15 @@ pub fn sanity_checks(
         let map = |m: &Classifier, x: &Tensor, c: usize| {
             heat_map(m, x, c, layer, method, settings.score, &mut |_, _| {})
         };
-        let mut row = crate::sanity::cascading_randomization(
+        rows.push(crate::sanity::cascading_randomization(
             model,
             fresh,
+            random_labels,
             &pairs,
             &map,
             method.name(),
             layer_name(layer),
-        )?;
-        if let Some(random_labels) = random_labels {
-            row.random_labels = Some(crate::sanity::data_randomization(
-                model,
-                random_labels,
-                &pairs,
-                &map,
-            )?);
-        }
-        rows.push(row);
+        )?);
     }
     progress("done", columns.len(), columns.len());
     Ok(rows)

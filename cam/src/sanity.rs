@@ -109,32 +109,19 @@ impl SanityRow {
     }
 }
 
-/// The data-randomisation test for one method: the rank correlation, image by image, between
-/// the maps on `trained` and on `random_labels` (the same architecture trained on permuted
-/// labels), as mean and standard error. A method that explains what the model learned gives
-/// different maps for a model that learned nothing about the classes.
-pub fn data_randomization(
-    trained: &Classifier,
-    random_labels: &Classifier,
-    images: &[(Tensor, usize)],
-    map: &MapFn<'_>,
-) -> Result<(f64, f64)> {
-    let values: Vec<f64> = images
-        .iter()
-        .map(|(x, c)| Ok(spearman(&map(trained, x, *c)?, &map(random_labels, x, *c)?)))
-        .collect::<Result<_>>()?;
-    Ok(mean_and_standard_error(&values))
-}
-
 /// An input-resolution map of one image [1, C, H, W] for a class, on a given model.
 pub type MapFn<'a> = dyn Fn(&Classifier, &Tensor, usize) -> Result<Vec<f64>> + 'a;
 
 /// The cascade for one method: `fresh(stage)` builds a new randomly initialised classifier
 /// of the same architecture (its seed may depend on the stage), `images` are (image, class)
-/// pairs.
+/// pairs. With `random_labels` (the same architecture trained on permuted labels) the row also
+/// holds the data-randomisation test: a method that explains what the model learned gives
+/// different maps for a model that learned nothing about the classes. Both tests compare with
+/// the same maps on `trained`, made once.
 pub fn cascading_randomization(
     trained: &Classifier,
     fresh: &dyn Fn(usize) -> Result<Classifier>,
+    random_labels: Option<&Classifier>,
     images: &[(Tensor, usize)],
     map: &MapFn<'_>,
     method: &str,
@@ -144,20 +131,22 @@ pub fn cascading_randomization(
         .iter()
         .map(|(x, c)| map(trained, x, *c))
         .collect::<Result<_>>()?;
-    let mut correlations = Vec::with_capacity(STAGES.len());
-    for stage in 0..STAGES.len() {
-        let model = randomized(trained, fresh(stage)?, stage)?;
+    // The mean rank correlation (± s.e.) of each image's map on `model` with its original.
+    let against = |model: &Classifier| -> Result<(f64, f64)> {
         let values: Vec<f64> = images
             .iter()
             .zip(&originals)
-            .map(|((x, c), original)| Ok(spearman(original, &map(&model, x, *c)?)))
+            .map(|((x, c), original)| Ok(spearman(original, &map(model, x, *c)?)))
             .collect::<Result<_>>()?;
-        correlations.push(mean_and_standard_error(&values));
-    }
+        Ok(mean_and_standard_error(&values))
+    };
+    let correlations = (0..STAGES.len())
+        .map(|stage| against(&randomized(trained, fresh(stage)?, stage)?))
+        .collect::<Result<_>>()?;
     Ok(SanityRow {
         method: method.to_string(),
         layer: layer.to_string(),
         correlations,
-        random_labels: None,
+        random_labels: random_labels.map(against).transpose()?,
     })
 }

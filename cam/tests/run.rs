@@ -1,6 +1,8 @@
 //! A whole `ferrograd cam` run on a tiny classifier and a made-up test split: the files it
 //! writes and what they hold.
 
+mod common;
+
 use ferrograd_cam::maps::INPUT_LAYER;
 use ferrograd_cam::render::Colormap;
 use ferrograd_cam::run::{
@@ -478,21 +480,11 @@ fn road_scores_every_map_when_asked_and_only_then() {
 /// and its rank correlation is that of the two maps, recomputed here image by image.
 #[test]
 fn closed_vs_exact_pairs_the_same_images_at_the_same_layer() {
-    let mut rng = Rng::new(5);
     // Softplus and the softmax score: the closed form is not the exact answer, so the two
-    // columns differ and a pairing across layers would show.
-    let model = Classifier::with_channels(
-        [3, 4, 5],
-        ClassifierActivation::Softplus,
-        0.1,
-        0.0,
-        1e-3,
-        &mut rng,
-    )
-    .unwrap();
-    // In f64 the batched maps of the run and the single ones here agree far below any tie.
-    model.cast(ferrograd_engine::DType::F64).unwrap();
-    let test = split(6, &mut rng);
+    // columns differ and a pairing across layers would show. In f64 the batched maps of the
+    // run and the single ones here agree far below any tie.
+    let model = common::classifier(ClassifierActivation::Softplus, 5);
+    let test = split(6, &mut Rng::new(6));
     let settings = CamSettings {
         methods: vec![Method::GradCamPlusPlus, Method::GradCamPlusPlusExact],
         layers: vec![0, 1, 2],

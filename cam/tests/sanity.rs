@@ -3,9 +3,7 @@
 
 use ferrograd_cam::maps::{Method, Score};
 use ferrograd_cam::run::heat_map;
-use ferrograd_cam::sanity::{
-    cascading_randomization, data_randomization, randomized, spearman, STAGES,
-};
+use ferrograd_cam::sanity::{cascading_randomization, randomized, spearman, MapFn, STAGES};
 use ferrograd_engine::{DType, Rng, Tensor};
 use ferrograd_models::classifier::{Classifier, ClassifierActivation};
 use ferrograd_nn::nn;
@@ -75,13 +73,16 @@ fn grad_cam_passes_and_a_map_that_ignores_the_weights_fails() {
     let grad_cam = |m: &Classifier, x: &Tensor, c: usize| {
         heat_map(m, x, c, 1, Method::GradCam, Score::ExpLogit, &mut |_, _| {})
     };
-    let row =
-        cascading_randomization(&trained, &fresh, &images, &grad_cam, "gradcam", "conv2").unwrap();
+    let row = cascading_randomization(
+        &trained, &fresh, None, &images, &grad_cam, "gradcam", "conv2",
+    )
+    .unwrap();
     assert!(row.passes(), "Grad-CAM: {:?}", row.correlations);
     // A test double that draws the image itself, whatever the model: an edge detector in
     // disguise, the failure Adebayo et al. found in guided backpropagation.
     let the_input = |_: &Classifier, x: &Tensor, _: usize| Ok(x.to_vec_f64());
-    let row = cascading_randomization(&trained, &fresh, &images, &the_input, "input", "-").unwrap();
+    let row =
+        cascading_randomization(&trained, &fresh, None, &images, &the_input, "input", "-").unwrap();
     assert!(!row.passes(), "the input as a map: {:?}", row.correlations);
     assert!(row
         .correlations
@@ -100,14 +101,22 @@ fn the_random_labels_test_tells_a_map_of_the_model_from_one_of_the_input() {
     let grad_cam = |m: &Classifier, x: &Tensor, c: usize| {
         heat_map(m, x, c, 1, Method::GradCam, Score::ExpLogit, &mut |_, _| {})
     };
-    let (same, se) = data_randomization(&trained, &trained, &images, &grad_cam).unwrap();
+    let fresh = |stage: usize| classifier(100 + stage as u64);
+    // The data-randomisation figure of a row whose random-labels model is `model`.
+    let random_labels = |model: &Classifier, map: &MapFn<'_>| {
+        cascading_randomization(&trained, &fresh, Some(model), &images, map, "m", "l")
+            .unwrap()
+            .random_labels
+            .expect("asked for")
+    };
+    let (same, se) = random_labels(&trained, &grad_cam);
     assert!(
         (same - 1.0).abs() < 1e-12 && se.abs() < 1e-12,
         "{same} ± {se}"
     );
-    let (moved, _) = data_randomization(&trained, &other, &images, &grad_cam).unwrap();
+    let (moved, _) = random_labels(&other, &grad_cam);
     assert!(moved < 0.5, "Grad-CAM on other weights: {moved}");
     let the_input = |_: &Classifier, x: &Tensor, _: usize| Ok(x.to_vec_f64());
-    let (kept, _) = data_randomization(&trained, &other, &images, &the_input).unwrap();
+    let (kept, _) = random_labels(&other, &the_input);
     assert!((kept - 1.0).abs() < 1e-12, "{kept}");
 }

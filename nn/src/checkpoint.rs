@@ -71,21 +71,23 @@ pub fn save(
     tensors: &[(String, Tensor)],
     metadata: &BTreeMap<String, String>,
 ) -> Result<(), Error> {
-    // The safetensors header is a JSON object keyed by name: a second tensor with the same name
-    // would silently replace the first, so refuse it here.
-    let mut seen = BTreeSet::new();
-    for (name, _) in tensors {
-        if !seen.insert(name.as_str()) {
-            return Err(Error::new(
-                path,
-                format!("tensor `{name}` is given twice; names must be unique"),
-            ));
-        }
-    }
-
+    check_unique_names(path, tensors)?;
     let bytes = encode(tensors, metadata);
     write_atomically(path, &bytes)
         .map_err(|e| Error::new(path, format!("cannot write checkpoint: {e}")))
+}
+
+/// The safetensors header is a JSON object keyed by name: a second tensor with the same name
+/// would silently replace the first, so it is refused before anything is written.
+fn check_unique_names(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), Error> {
+    let mut seen = BTreeSet::new();
+    match tensors.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+        Some((name, _)) => Err(Error::new(
+            path,
+            format!("tensor `{name}` is given twice; names must be unique"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The bytes of a safetensors file holding `tensors` and `metadata`, the same bytes for the same
@@ -178,21 +180,22 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 /// The file that holds the optimizer state of the weights at `path`:
 /// `model.safetensors` → `model.optimizer.safetensors`, in the same folder.
 pub fn optimizer_path(path: &Path) -> PathBuf {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!("{stem}.optimizer.safetensors"))
+    beside(path, "optimizer")
 }
 
 /// Where [`save_training`] stages the next optimizer state until its weights are written:
 /// `model.optimizer-next.safetensors`.
 fn staged_optimizer_path(path: &Path) -> PathBuf {
+    beside(path, "optimizer-next")
+}
+
+/// `<stem>.<part>.safetensors` in the folder of `path`.
+fn beside(path: &Path, part: &str) -> PathBuf {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!("{stem}.optimizer-next.safetensors"))
+    path.with_file_name(format!("{stem}.{part}.safetensors"))
 }
 
 /// Saves a training checkpoint as two safetensors files, so that the weights file holds the
@@ -210,13 +213,7 @@ pub fn save_training(
     tensors: &[(String, Tensor)],
     metadata: &BTreeMap<String, String>,
 ) -> Result<(), Error> {
-    let mut seen = BTreeSet::new();
-    if let Some((name, _)) = tensors.iter().find(|(name, _)| !seen.insert(name.as_str())) {
-        return Err(Error::new(
-            path,
-            format!("tensor `{name}` is given twice; names must be unique"),
-        ));
-    }
+    check_unique_names(path, tensors)?;
     let is_optimizer = |name: &str| name.starts_with(OPTIMIZER_PREFIX);
     let (optimizer, weights): (Vec<_>, Vec<_>) = tensors
         .iter()
