@@ -617,3 +617,131 @@ fn face_swap_checkpoints_that_lie_and_damaged_pictures_get_sentences() {
     );
     assert!(!err.contains('{') && !err.contains("critical"), "{err}");
 }
+
+#[test]
+fn convert_writes_whole_photographs_and_refuses_faces_it_cannot_place() {
+    let Some(faces) = lfw() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tiny_face_swap(&faces, tmp.path());
+    let ckpt = ckpt.to_str().unwrap();
+    // A folder of frames: two LFW photos and a grayscale copy of one.
+    let frames = tmp.path().join("frames");
+    fs::create_dir(&frames).unwrap();
+    for (i, name) in ["George_W_Bush_0001.jpg", "George_W_Bush_0002.jpg"]
+        .iter()
+        .enumerate()
+    {
+        fs::copy(
+            faces.join("George_W_Bush").join(name),
+            frames.join(format!("frame_{i}.jpg")),
+        )
+        .unwrap();
+    }
+    image::open(frames.join("frame_0.jpg"))
+        .unwrap()
+        .to_luma8()
+        .save(frames.join("frame_2.png"))
+        .unwrap();
+    let out = tmp.path().join("converted");
+    let convert = |input: &Path, out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "deepfake",
+            "convert",
+            "--checkpoint",
+            ckpt,
+            "--input",
+            input.to_str().unwrap(),
+            "--to",
+            "b",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let args = convert(&frames, &out, &[]);
+    let run = ferrograd(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("frame_2.png is grayscale"),
+        "{}",
+        stderr(&run)
+    );
+    for i in 0..3 {
+        let before = image::open(frames.join(if i < 2 {
+            format!("frame_{i}.jpg")
+        } else {
+            "frame_2.png".to_string()
+        }))
+        .unwrap()
+        .to_rgb8();
+        let after = image::open(out.join(format!("frame_{i}.png")))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(after.dimensions(), (250, 250));
+        // The corners are far outside the face box: untouched.
+        assert_eq!(after.get_pixel(3, 3), before.get_pixel(3, 3));
+        assert_ne!(after, before, "frame {i} unchanged");
+    }
+    assert!(out.join("strip.png").is_file());
+
+    // A photo that is not LFW-aligned needs a box, and the box must fit.
+    let wide = tmp.path().join("wide.png");
+    image::RgbImage::from_pixel(400, 300, image::Rgb([120, 90, 80]))
+        .save(&wide)
+        .unwrap();
+    let single = tmp.path().join("single");
+    let args = convert(&wide, &single, &[]);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["wide.png", "400x300", "--box"],
+    );
+    let args = convert(&wide, &single, &["--box", "350,10,100,100"]);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["wide.png", "reaches past"],
+    );
+    let args = convert(&wide, &single, &["--box", "1,2,3"]);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["--box", "LEFT,TOP,WIDTH,HEIGHT"],
+    );
+    let args = convert(&wide, &single, &["--box", "150,100,100,100"]);
+    let run = ferrograd(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(
+        image::open(single.join("wide.png"))
+            .unwrap()
+            .to_rgb8()
+            .dimensions(),
+        (400, 300)
+    );
+    // `swap` takes the centred square of such a photo, and says so.
+    let crop_out = tmp.path().join("swap.png");
+    let run = ferrograd(&[
+        "deepfake",
+        "swap",
+        "--checkpoint",
+        ckpt,
+        "--input",
+        wide.to_str().unwrap(),
+        "--to",
+        "a",
+        "--out",
+        crop_out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("400x300, not an LFW-aligned"),
+        "{}",
+        stderr(&run)
+    );
+    // Writing into the photos' own folder would overwrite frame_2.png: refused, nothing lost.
+    let frame_2 = fs::read(frames.join("frame_2.png")).unwrap();
+    let args = convert(&frames, &frames, &[]);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["frame_2.png", "overwritten"],
+    );
+    assert_eq!(fs::read(frames.join("frame_2.png")).unwrap(), frame_2);
+}

@@ -11,7 +11,7 @@ use ferrograd_engine::{Rng, Tensor};
 
 use crate::Error;
 use image::imageops::{self, FilterType};
-use image::{ImageFormat, RgbImage};
+use image::{DynamicImage, ImageFormat, RgbImage};
 
 /// Faces are `FACE_SIZE` x `FACE_SIZE` pixels: big enough to tell two people apart, small enough
 /// to train on a CPU.
@@ -39,7 +39,7 @@ pub const LFW_CROP: CropBox = CropBox {
 };
 
 /// LFW's pictures are this many pixels square; only they get [`LFW_CROP`].
-const LFW_SIZE: u32 = 250;
+pub const LFW_SIZE: u32 = 250;
 
 /// Pictures smaller than this on either side are refused: scaled up to 100x100 they would be
 /// mostly blur.
@@ -68,6 +68,13 @@ pub fn default_faces_dir() -> PathBuf {
 /// (no aliasing, even from a large photo), and unlike Catmull-Rom or Lanczos it has no negative
 /// lobes, so it adds no ringing halos at hair and background edges for the models to copy.
 pub fn load_face(path: &Path) -> Result<Vec<f32>, Error> {
+    let picture = read_picture(path)?.to_rgb8();
+    face_from_picture(&picture).map_err(|message| Error::face(path, message))
+}
+
+/// Decodes a JPEG or PNG file, refusing anything else and JPEGs that are cut short; the error
+/// names the file and says what is wrong with it.
+pub fn read_picture(path: &Path) -> Result<DynamicImage, Error> {
     let bytes = std::fs::read(path).map_err(|e| Error::face(path, format!("cannot open: {e}")))?;
     let format = match image::guess_format(&bytes) {
         Ok(format @ (ImageFormat::Jpeg | ImageFormat::Png)) => format,
@@ -84,18 +91,15 @@ pub fn load_face(path: &Path) -> Result<Vec<f32>, Error> {
             "corrupt JPEG: the file is cut short (no end-of-image marker after the image data)",
         ));
     }
-    let picture = image::load_from_memory_with_format(&bytes, format)
-        .map_err(|e| {
-            Error::face(
-                path,
-                format!(
-                    "corrupt or unsupported image: {}",
-                    ferrograd_plot::describe_image_error(&e)
-                ),
-            )
-        })?
-        .to_rgb8();
-    face_from_picture(&picture).map_err(|message| Error::face(path, message))
+    image::load_from_memory_with_format(&bytes, format).map_err(|e| {
+        Error::face(
+            path,
+            format!(
+                "corrupt or unsupported image: {}",
+                ferrograd_plot::describe_image_error(&e)
+            ),
+        )
+    })
 }
 
 /// Whether a JPEG ends: the decoder fills a cut-short file with grey and reports success, so a
@@ -130,6 +134,12 @@ fn face_from_picture(picture: &RgbImage) -> Result<Vec<f32>, String> {
             height: side,
         }
     };
+    Ok(crop_face(picture, crop))
+}
+
+/// The pixels of `crop` (which must lie inside `picture`) scaled to `FACE_SIZE`² with the
+/// triangle filter (see [`load_face`] for why), as CHW f32 in [0, 1].
+pub fn crop_face(picture: &RgbImage, crop: CropBox) -> Vec<f32> {
     let cut = imageops::crop_imm(picture, crop.left, crop.top, crop.width, crop.height);
     let small = imageops::resize(
         &*cut,
@@ -137,7 +147,7 @@ fn face_from_picture(picture: &RgbImage) -> Result<Vec<f32>, String> {
         FACE_SIZE as u32,
         FilterType::Triangle,
     );
-    Ok(to_chw(&small))
+    to_chw(&small)
 }
 
 /// Interleaved RGB bytes as CHW planes of f32 in [0, 1] (byte / 255).
@@ -391,7 +401,7 @@ fn missing_identity_message(root: &Path, name: &str) -> String {
 }
 
 /// The `*.jpg`, `*.jpeg` and `*.png` files (any case) directly in `folder`, sorted by name.
-fn image_files(folder: &Path) -> Result<Vec<PathBuf>, Error> {
+pub fn image_files(folder: &Path) -> Result<Vec<PathBuf>, Error> {
     let entries =
         std::fs::read_dir(folder).map_err(|e| Error::face(folder, format!("cannot list: {e}")))?;
     let mut files = Vec::new();

@@ -4,6 +4,7 @@
 //! - [`faces`]: LFW-layout face folders, crops and the held-out split;
 //! - [`augment`]: the random rotation, scale, shift, flip and warp face-swap tools train on;
 //! - [`model`]: encoder, two decoders, the latent prior (adversarial or variational), swap and mix;
+//! - [`convert`]: the photograph with its face swapped, colour-matched and blended back;
 //! - [`train`], [`eval`]: the training loop with previews and checkpoints, and the figures;
 //! - [`identity`]: the A-vs-B classifier behind the identity score; [`quality`]: MAE, PSNR, SSIM;
 //! - [`Error`]: the crate's one error type, naming the file or flag at fault.
@@ -27,6 +28,7 @@
 //! ```
 
 pub mod augment;
+pub mod convert;
 pub mod error;
 pub mod eval;
 pub mod faces;

@@ -194,3 +194,67 @@ fn draw_face(picture: &mut RgbImage, face: &[f32], left: usize, top: usize, scal
         chw_pixel(face, FACE_SIZE * FACE_SIZE, y * FACE_SIZE + x)
     });
 }
+
+/// Height of each photograph in a before/after picture, in pixels.
+const PHOTO_HEIGHT: u32 = 250;
+
+/// Saves photographs before and after a conversion as PNG: one row per pair, the photo on the
+/// left and its converted copy on the right, each scaled to 250 pixels high (triangle filter),
+/// with the two `titles` above the columns.
+pub fn save_before_after(
+    path: &Path,
+    pairs: &[(&RgbImage, &RgbImage)],
+    titles: [&str; 2],
+) -> Result<(), PlotError> {
+    if pairs.is_empty() {
+        return Err(PlotError::new(path, "no photographs to show"));
+    }
+    let scaled: Vec<[RgbImage; 2]> = pairs
+        .iter()
+        .map(|(before, after)| [*before, *after].map(|p| scale_to_height(p, PHOTO_HEIGHT)))
+        .collect();
+    let column_width = scaled
+        .iter()
+        .flat_map(|row| row.iter().map(RgbImage::width))
+        .max()
+        .unwrap_or(0) as usize;
+    let title_height = 2 * GLYPH_HEIGHT as usize;
+    let top = MARGIN + title_height + MARGIN;
+    let photo_height = PHOTO_HEIGHT as usize;
+    let width = 2 * MARGIN + 2 * column_width + GAP;
+    let height = top + pairs.len() * photo_height + (pairs.len() - 1) * GAP + MARGIN;
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(PlotError::new(
+            path,
+            format!("a {width}x{height} picture is too large (at most {MAX_SIDE} pixels a side)"),
+        ));
+    }
+    let mut picture = RgbImage::from_pixel(width as u32, height as u32, WHITE);
+    for (c, title) in titles.iter().enumerate() {
+        let title = fit_text(title, column_width, 2);
+        let centre = MARGIN + c * (column_width + GAP) + column_width / 2;
+        let x = centre as i32 - text_width(&title, 2) / 2;
+        draw_text(&mut picture, x, MARGIN as i32, &title, 2, TEXT_COLOUR);
+    }
+    for (r, row) in scaled.iter().enumerate() {
+        let y = top + r * (photo_height + GAP);
+        for (c, photo) in row.iter().enumerate() {
+            let x = MARGIN + c * (column_width + GAP) + (column_width - photo.width() as usize) / 2;
+            image::imageops::replace(&mut picture, photo, x as i64, y as i64);
+        }
+    }
+    save_png(path, &picture)
+}
+
+/// `picture` scaled to `height` pixels high, keeping its aspect ratio.
+fn scale_to_height(picture: &RgbImage, height: u32) -> RgbImage {
+    let width = (u64::from(picture.width()) * u64::from(height))
+        .div_ceil(u64::from(picture.height().max(1)))
+        .max(1) as u32;
+    image::imageops::resize(
+        picture,
+        width,
+        height,
+        image::imageops::FilterType::Triangle,
+    )
+}

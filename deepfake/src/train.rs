@@ -270,7 +270,28 @@ impl Pair {
             Side::B => &self.b,
         }
     }
+
+    /// A warning for each identity with fewer than [`MEANINGFUL_HELD_OUT`] held-out faces:
+    /// figures on so few faces move by tens of points from one face to the next.
+    pub fn small_evaluation_warnings(&self) -> Vec<String> {
+        [&self.a, &self.b]
+            .iter()
+            .filter(|identity| identity.held_out.len() < MEANINGFUL_HELD_OUT)
+            .map(|identity| {
+                format!(
+                    "warning: {} has only {} held-out face{}, too few for its figures to mean                      much (one face is {:.0} points); hold out more with --held-out, or use an                      identity with more photos",
+                    identity.name,
+                    identity.held_out.len(),
+                    if identity.held_out.len() == 1 { "" } else { "s" },
+                    100.0 / identity.held_out.len() as f64
+                )
+            })
+            .collect()
+    }
 }
+
+/// Held-out faces per identity below which [`Pair::small_evaluation_warnings`] warns.
+pub const MEANINGFUL_HELD_OUT: usize = 10;
 
 /// Progress of one step, for a progress bar.
 pub struct StepReport<'a> {

@@ -281,3 +281,25 @@ fn an_overflowed_optimizer_state_stops_the_run_and_says_whether_a_checkpoint_is_
     );
     assert_eq!(fs::read(checkpoint_path(kept.path())).unwrap(), before);
 }
+
+#[test]
+fn too_few_held_out_faces_are_warned_about_and_enough_are_not() {
+    let Some(faces) = lfw() else { return };
+    // 24 faces with a quarter held out: 6 each, under the 10 that make a figure mean much.
+    let pair = Pair::load(&common::tiny(faces.clone(), 2)).unwrap();
+    let warnings = pair.small_evaluation_warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].contains("George_W_Bush has only 6 held-out faces")
+            && warnings[0].contains("--held-out"),
+        "{warnings:?}"
+    );
+    let enough = DeepfakeConfig {
+        limit: Some(40),
+        ..common::tiny(faces, 2)
+    };
+    assert!(Pair::load(&enough)
+        .unwrap()
+        .small_evaluation_warnings()
+        .is_empty());
+}

@@ -268,6 +268,7 @@ fn plan(args: &CourseArgs, device: Device) -> Vec<Part> {
     );
     let mix_out = format!("{swap_out}/mix.png");
     let swap_png = format!("{swap_out}/swap.png");
+    let convert_out = format!("{swap_out}/convert");
     let mut deepfake = vec![
         with(
             step(
@@ -341,6 +342,24 @@ fn plan(args: &CourseArgs, device: Device) -> Vec<Part> {
                 "b",
                 "--out",
                 &swap_png,
+                "--device",
+                &dev,
+            ],
+        ));
+        deepfake.push(step(
+            "convert a photograph: swap, colour-match, blend back",
+            2.0,
+            &[
+                "deepfake",
+                "convert",
+                "--checkpoint",
+                &swap_ckpt,
+                "--input",
+                &a,
+                "--to",
+                "b",
+                "--out",
+                &convert_out,
                 "--device",
                 &dev,
             ],
@@ -794,6 +813,7 @@ fn collect(part: usize, steps: &[StepRun], args: &CourseArgs) -> (Vec<Figure>, V
                 picture(dir.join("preview.png"), "Held-out faces (rows): the face, its own decoder, the other decoder (the swap)"),
                 picture(dir.join("mix.png"), "Mixing two faces' codes: interpolation (D_A, D_B) and concatenation (cat) rows"),
                 picture(dir.join("swap.png"), "One face swapped"),
+                picture(dir.join("convert/strip.png"), "A photograph converted: the face swapped, colour-matched to the original skin and blended back with a feathered mask"),
                 picture(dir.join("loss_curves.png"), "Face-swap losses by step"),
             ]);
             (figures, json!({ "evaluation": eval }))

@@ -1,13 +1,16 @@
-//! `ferrograd deepfake train|swap|mix|eval`.
+//! `ferrograd deepfake train|swap|mix|eval|convert`.
 
 use super::train::pick_device;
 use super::train::with_range;
 use super::Error;
+use ferrograd_deepfake::convert;
 use ferrograd_deepfake::eval::{self, EvalReport};
-use ferrograd_deepfake::faces::{batch_tensor, default_faces_dir, load_face, FACE_SIZE};
+use ferrograd_deepfake::faces::{
+    batch_tensor, default_faces_dir, load_face, CropBox, FACE_SIZE, LFW_SIZE,
+};
 use ferrograd_deepfake::identity::IdentitySettings;
 use ferrograd_deepfake::model::{PriorKind, Side, SwapConfig};
-use ferrograd_deepfake::picture::{save_face_grid, save_face_strip};
+use ferrograd_deepfake::picture::{save_before_after, save_face_grid, save_face_strip};
 use ferrograd_deepfake::train::{self, ranges, DeepfakeConfig, Pair, StepReport};
 use ferrograd_deepfake::Error as DeepfakeError;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -24,6 +27,9 @@ pub enum DeepfakeCommand {
     Mix(MixArgs),
     /// Held-out reconstruction MAE/PSNR/SSIM, cycle error, and the identity score.
     Eval(EvalArgs),
+    /// Replace the face in a photograph (or a folder of them) and write the full-size result:
+    /// crop, swap, colour-match to the original skin, blend back with a feathered mask.
+    Convert(ConvertArgs),
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -100,7 +106,8 @@ impl SideArg {
 pub struct SwapArgs {
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// A face photograph (250x250 LFW images are cropped as in training; others centre-cropped).
+    /// A face photograph (250x250 LFW images are cropped as in training; others give their
+    /// largest centred square, with a note: `convert --box` places the face in any photo).
     #[arg(long)]
     pub input: PathBuf,
     /// Whose decoder draws the face.
@@ -109,6 +116,34 @@ pub struct SwapArgs {
     /// The output PNG: the input crop beside the swapped face.
     #[arg(long)]
     pub out: PathBuf,
+    /// Where to compute: `cpu`, `gpu` or `best` (a hardware GPU when there is one).
+    #[arg(long, env = "FERROGRAD_DEVICE", default_value = "best")]
+    pub device: String,
+}
+
+#[derive(clap::Args)]
+pub struct ConvertArgs {
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// A photograph (JPEG or PNG), or a folder of them (converted in name order, as video
+    /// frames are numbered).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Whose face to put in.
+    #[arg(long, value_enum)]
+    pub to: SideArg,
+    /// Output folder: each photo as <name>.png, and strip.png (the first photos before and
+    /// after).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The face's square box in pixels, LEFT,TOP,SIDE,SIDE (eyebrows to chin, ear to ear).
+    /// Needed unless the photos are LFW-aligned 250x250, whose box (65,70,120,120) is the
+    /// default.
+    #[arg(long = "box", value_name = "LEFT,TOP,WIDTH,HEIGHT", value_parser = convert::parse_box)]
+    pub face_box: Option<CropBox>,
+    /// Keep the network's colours instead of matching them to the original face's.
+    #[arg(long)]
+    pub no_colour_match: bool,
     /// Where to compute: `cpu`, `gpu` or `best` (a hardware GPU when there is one).
     #[arg(long, env = "FERROGRAD_DEVICE", default_value = "best")]
     pub device: String,
@@ -166,6 +201,7 @@ pub fn run(command: &DeepfakeCommand) -> Result<ExitCode, Error> {
         DeepfakeCommand::Swap(args) => run_swap(args),
         DeepfakeCommand::Mix(args) => run_mix(args),
         DeepfakeCommand::Eval(args) => run_eval(args),
+        DeepfakeCommand::Convert(args) => run_convert(args),
     }
 }
 
@@ -223,6 +259,9 @@ fn run_train(args: &TrainArgs) -> Result<ExitCode, Error> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs/deepfake"));
     let pair = Pair::load(&cfg)?;
+    for warning in pair.small_evaluation_warnings() {
+        eprintln!("{warning}");
+    }
     eprintln!(
         "face swap {} ({} train / {} held out) <-> {} ({} / {}) from {} into {}",
         cfg.a,
@@ -275,6 +314,20 @@ fn run_swap(args: &SwapArgs) -> Result<ExitCode, Error> {
     let device = pick_device(&args.device)?;
     let loaded = eval::load(&args.checkpoint)?;
     loaded.model.move_to(device)?;
+    let photo = convert::load_photo(&args.input)?;
+    let (width, height) = photo.picture.dimensions();
+    if (width, height) != (LFW_SIZE, LFW_SIZE) {
+        eprintln!(
+            "note: {} is {width}x{height}, not an LFW-aligned {LFW_SIZE}x{LFW_SIZE} photo, so its              largest centred square was taken as the face; to place the face yourself and get              the whole photo back, use `ferrograd deepfake convert --box`",
+            args.input.display()
+        );
+    }
+    if photo.grayscale {
+        eprintln!(
+            "note: {} is grayscale; it was converted to RGB and the swapped face is in colour",
+            args.input.display()
+        );
+    }
     let (x, face) = face_batch(&args.input)?;
     let swapped = loaded.model.transfer(&x, args.to.side())?.to_vec_f32();
     let to_name = match args.to {
@@ -291,6 +344,68 @@ fn run_swap(args: &SwapArgs) -> Result<ExitCode, Error> {
         "wrote {}: the input's {FACE_SIZE}x{FACE_SIZE} crop and D_{}(E(x))",
         args.out.display(),
         args.to.side().name()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Photos shown in the before/after strip, at most.
+const STRIP_PHOTOS: usize = 4;
+
+fn run_convert(args: &ConvertArgs) -> Result<ExitCode, Error> {
+    let photos = convert::list_photos(&args.input)?;
+    let device = pick_device(&args.device)?;
+    let loaded = eval::load(&args.checkpoint)?;
+    loaded.model.move_to(device)?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| DeepfakeError::file(&args.out, format!("cannot create: {e}")))?;
+    let outputs = convert::output_paths(&photos, &args.out)?;
+    let to_name = match args.to {
+        SideArg::A => &loaded.config.a,
+        SideArg::B => &loaded.config.b,
+    };
+    let progress = bar(photos.len(), "convert");
+    if photos.len() == 1 {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut strip: Vec<(convert::RgbImage, convert::RgbImage)> = Vec::new();
+    let mut grayscale = Vec::new();
+    for (photo_path, output) in photos.iter().zip(&outputs) {
+        let photo = convert::load_photo(photo_path)?;
+        if photo.grayscale {
+            grayscale.push(photo_path.clone());
+        }
+        let face_box = convert::face_box(photo_path, photo.picture.dimensions(), args.face_box)?;
+        let converted = convert::convert_photo(
+            &loaded.model,
+            &photo.picture,
+            face_box,
+            args.to.side(),
+            !args.no_colour_match,
+        )?;
+        ferrograd_plot::save_png(output, &converted.result)?;
+        if strip.len() < STRIP_PHOTOS {
+            strip.push((photo.picture, converted.result));
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    for path in &grayscale {
+        eprintln!(
+            "note: {} is grayscale; it was converted to RGB and the swapped face is in colour",
+            path.display()
+        );
+    }
+    let strip_path = args.out.join("strip.png");
+    let pairs: Vec<(&convert::RgbImage, &convert::RgbImage)> =
+        strip.iter().map(|(b, a)| (b, a)).collect();
+    save_before_after(&strip_path, &pairs, ["photo", &format!("as {to_name}")])?;
+    println!(
+        "converted {} photo{} to {to_name} into {} (and {}: the first {} before and after)",
+        photos.len(),
+        if photos.len() == 1 { "" } else { "s" },
+        args.out.display(),
+        strip_path.display(),
+        pairs.len()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -359,6 +474,9 @@ fn run_eval(args: &EvalArgs) -> Result<ExitCode, Error> {
         cfg.faces = faces.clone();
     }
     let pair = Pair::load(&cfg)?;
+    for warning in pair.small_evaluation_warnings() {
+        eprintln!("{warning}");
+    }
     let progress = bar(settings.steps, "identity classifier");
     let report = eval::evaluate(&loaded.model, &pair, &settings, |step, loss| {
         progress.set_position(step as u64 + 1);
