@@ -2,7 +2,7 @@
 68-point landmarks, a network this project did not train, on the faces that
 `ferrograd deepfake eval --write-images DIR` writes.
 
-    python3 -m venv /tmp/dlib && /tmp/dlib/bin/pip install dlib-bin face-recognition-models numpy pillow
+    python3 -m venv /tmp/dlib && /tmp/dlib/bin/pip install dlib-bin face-recognition-models numpy pillow scikit-image
     ferrograd deepfake eval --checkpoint runs/deepfake/checkpoint.safetensors --write-images runs/deepfake/judge
     /tmp/dlib/bin/python benches/face_judge.py runs/deepfake/judge [--json out.json]
 
@@ -19,6 +19,11 @@ reconstructions (each face through its own decoder), it prints:
   source identity; pose ratio: mean landmark error to the own source over the mean to the
   others (0: the pose and expression kept exactly; 1: the input ignored).
 
+And for the reconstructions, scikit-image's PSNR and SSIM against the real held-out photo
+(Gaussian window σ = 1.5, population covariance, as Wang et al. 2004 and `deepfake eval`), as
+the mean over faces: an outside check of the figures `deepfake eval` prints (which it computes
+on the decoder's floats, this on the 8-bit PNGs).
+
 The same figures for controls: the real held-out photos themselves, those photos blurred (a
 Gaussian of 3 px), and the target's pixel-mean face (a criterion the mean face passes proves
 nothing about identity).
@@ -34,6 +39,7 @@ from PIL import Image, ImageFilter
 
 import dlib
 import face_recognition_models
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 THRESHOLD = 0.6  # dlib's verification distance
 LEFT_EYE, RIGHT_EYE = range(36, 42), range(42, 48)
@@ -110,6 +116,13 @@ def main():
         real = [judge.look(im) for im in real_images]
         centroid = train.mean(0)
         radius95 = float(np.quantile([np.linalg.norm(e - centroid) for e, _ in real], 0.95))
+        recon_images = held("reconstruction")
+        pairs = [(np.asarray(r), np.asarray(x)) for r, x in zip(real_images, recon_images)]
+        quality = {
+            "psnr_db": float(np.mean([peak_signal_noise_ratio(r, x, data_range=255) for r, x in pairs])),
+            "ssim": float(np.mean([structural_similarity(r, x, data_range=255, channel_axis=2, gaussian_weights=True,
+                                                         sigma=1.5, use_sample_covariance=False) for r, x in pairs])),
+        }
         mean_face = Image.fromarray(np.mean([np.asarray(im, dtype=float) for im in train_images], 0).round().astype(np.uint8))
         people[side] = {
             "name": manifest[side]["identity"],
@@ -117,7 +130,8 @@ def main():
             "centroid": centroid,
             "radius95": radius95,
             "real": real,
-            "reconstruction": [judge.look(im) for im in held("reconstruction")],
+            "reconstruction": [judge.look(im) for im in recon_images],
+            "quality": quality,
             "swap": [judge.look(im) for im in held("swap")],
             "blurred": [judge.look(im.filter(ImageFilter.GaussianBlur(3))) for im in real_images],
             "mean_face": judge.look(mean_face),
@@ -144,8 +158,16 @@ def main():
     for label, f in rows:
         print(f"| {label} | {f['faces']} | {100 * f['verified']:.0f}% | {100 * f['within_95']:.0f}% | "
               f"{100 * f['nearer_target']:.0f}% | {100 * f['own_source_found']:.0f}% | {f['pose_ratio']:.2f} |")
+    print()
+    print("| reconstructions (scikit-image) | PSNR | SSIM |")
+    print("|---|---:|---:|")
+    for side in ("a", "b"):
+        q = people[side]["quality"]
+        print(f"| {people[side]['name']} | {q['psnr_db']:.2f} dB | {q['ssim']:.3f} |")
     if args.json:
-        json.dump({label.strip(): f for label, f in rows}, open(args.json, "w"), indent=1)
+        out = {label.strip(): f for label, f in rows}
+        out["reconstruction_quality"] = {people[side]["name"]: people[side]["quality"] for side in ("a", "b")}
+        json.dump(out, open(args.json, "w"), indent=1)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ use crate::faces::FACE_SIZE;
 use ferrograd_engine::{
     no_grad, Conv2dParams, ConvTranspose2dParams, DType, Device, Error, Result, Rng, Tensor,
 };
+use ferrograd_nn::ema::WeightAverage;
 use ferrograd_nn::loss;
 use ferrograd_nn::nn::{
     self, Activation, Conv2d, ConvTranspose2d, Ctx, Flatten, Init, Linear, Module, Reshape,
@@ -64,6 +65,13 @@ pub struct SwapConfig {
     /// Weight of the prior term beside the reconstruction loss (mean absolute error per pixel).
     pub prior_weight: f64,
     pub lr: f64,
+    /// Weight of the structural dissimilarity ([`loss::dssim`]) added to each face's L1
+    /// reconstruction loss: L1 alone trains towards a blur, DSSIM makes blur cost. 0: L1 only.
+    pub dssim_weight: f64,
+    /// Decay d of the moving average of the encoder's and decoders' weights that swaps,
+    /// previews and evaluation draw from ([`WeightAverage`]); 0: no average, they draw from
+    /// the last step's weights.
+    pub ema_decay: f64,
 }
 
 impl Default for SwapConfig {
@@ -73,6 +81,8 @@ impl Default for SwapConfig {
             prior: PriorKind::Adversarial,
             prior_weight: 0.01,
             lr: 5e-4,
+            dssim_weight: 0.0,
+            ema_decay: 0.0,
         }
     }
 }
@@ -187,6 +197,9 @@ pub struct StepLosses {
     pub prior: f64,
     /// Adversarial only: the discriminator's loss (log 4 ≈ 1.386 when it cannot tell).
     pub discriminator: f64,
+    /// DSSIM of both identities' reconstructions, averaged (computed only when
+    /// `dssim_weight` > 0; else 0).
+    pub structure: f64,
 }
 
 /// The face-swap model and its optimizers.
@@ -199,7 +212,13 @@ pub struct FaceSwap {
     pub discriminator: Sequential,
     opt_ae: Adam,
     opt_d: Adam,
+    /// The moving average of the encoder's and decoders' weights (when `ema_decay` > 0).
+    average: Option<WeightAverage>,
 }
+
+/// Checkpoint names of the weight average start with this (the training state's prefix, so the
+/// average is kept beside the optimizers' state, not in the weights file).
+const AVERAGE_PREFIX: &str = "optim_ema.";
 
 impl FaceSwap {
     pub fn new(config: SwapConfig, rng: &mut Rng) -> Result<FaceSwap> {
@@ -211,9 +230,12 @@ impl FaceSwap {
         let decoder_a = decoder(config.latent, rng)?;
         let decoder_b = decoder(config.latent, rng)?;
         let discriminator = discriminator(config.latent, rng)?;
-        let mut params = nn::params_of(&encoder, "encoder.");
-        params.extend(nn::params_of(&decoder_a, "decoder_a."));
-        params.extend(nn::params_of(&decoder_b, "decoder_b."));
+        let params = autoencoder_params(&encoder, &decoder_a, &decoder_b);
+        let average = if config.ema_decay > 0.0 {
+            Some(WeightAverage::new(&params, config.ema_decay)?)
+        } else {
+            None
+        };
         // β₁ = 0.5 as in face-swap tools and GANs: the adversarial term moves the target.
         let opt_ae = Adam::new(params, config.lr).with_betas(0.5, 0.999);
         let opt_d = Adam::new(nn::params_of(&discriminator, "discriminator."), config.lr)
@@ -226,7 +248,20 @@ impl FaceSwap {
             discriminator,
             opt_ae,
             opt_d,
+            average,
         })
+    }
+
+    /// Runs `f` with the averaged weights in place when there is an average (see
+    /// [`SwapConfig::ema_decay`]), else with the trained ones.
+    fn with_inference_weights<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        match &self.average {
+            Some(average) => average.with_average(
+                &autoencoder_params(&self.encoder, &self.decoder_a, &self.decoder_b),
+                f,
+            ),
+            None => f(),
+        }
     }
 
     /// Steps the optimizers have taken (the resume point).
@@ -274,14 +309,18 @@ impl FaceSwap {
         Ok(())
     }
 
-    /// h = E(x): the code (for the variational prior, its mean μ: no sampling outside training).
+    /// h = E(x): the code (for the variational prior, its mean μ: no sampling outside training),
+    /// with the averaged weights when there are some.
     pub fn encode(&self, x: &Tensor) -> Result<Tensor> {
-        no_grad(|| Ok(self.code_parts(x, &mut Ctx::eval())?.0))
+        self.with_inference_weights(|| no_grad(|| Ok(self.code_parts(x, &mut Ctx::eval())?.0)))
     }
 
-    /// D_side(h) as an image in [0, 1]^{N×3×100×100}.
+    /// D_side(h) as an image in [0, 1]^{N×3×100×100}, with the averaged weights when there are
+    /// some.
     pub fn decode(&self, h: &Tensor, side: Side) -> Result<Tensor> {
-        no_grad(|| self.decoder(side).forward(h, &mut Ctx::eval())?.sigmoid())
+        self.with_inference_weights(|| {
+            no_grad(|| self.decoder(side).forward(h, &mut Ctx::eval())?.sigmoid())
+        })
     }
 
     /// D_side(E(x)): a reconstruction when `side` is x's identity, a swap otherwise.
@@ -329,7 +368,8 @@ impl FaceSwap {
     /// 1. (adversarial prior) discriminator: min_D −E_{h~N(0,I)}[log D(h)] − E_x[log(1 − D(E(x)))]
     ///    with the codes held fixed;
     /// 2. encoder and decoders: min ½(|y_A − D_A(E(x_A))|₁ + |y_B − D_B(E(x_B))|₁) plus
-    ///    w times the prior term, the L1 norms as means per pixel and the prior term
+    ///    s·½(DSSIM(D_A(E(x_A)), y_A) + DSSIM(D_B(E(x_B)), y_B)) plus w times the prior
+    ///    term, s the `dssim_weight`, the L1 norms as means per pixel and the prior term
     ///    −E_x[log D(E(x))] (adversarial) or KL(N(μ, σ²) ‖ N(0, I)) per image (variational).
     pub fn train_step(
         &mut self,
@@ -378,22 +418,34 @@ impl FaceSwap {
                 (codes, fool)
             }
         };
-        let recon_a = self
+        let face_a = self
             .decoder_a
             .forward(&h.narrow(0, 0, n)?, ctx)?
-            .sigmoid()?
-            .l1_loss(target_a)?;
-        let recon_b = self
+            .sigmoid()?;
+        let face_b = self
             .decoder_b
             .forward(&h.narrow(0, n, n)?, ctx)?
-            .sigmoid()?
-            .l1_loss(target_b)?;
-        let total = recon_a
-            .add(&recon_b)?
-            .mul_scalar(0.5)?
-            .add(&prior_term.mul_scalar(self.config.prior_weight)?)?;
+            .sigmoid()?;
+        let (recon_a, recon_b) = (face_a.l1_loss(target_a)?, face_b.l1_loss(target_b)?);
+        let mut reconstruction = recon_a.add(&recon_b)?.mul_scalar(0.5)?;
+        if self.config.dssim_weight > 0.0 {
+            let structure = loss::dssim(&face_a, target_a)?
+                .add(&loss::dssim(&face_b, target_b)?)?
+                .mul_scalar(0.5)?;
+            losses.structure = structure.item()?;
+            reconstruction =
+                reconstruction.add(&structure.mul_scalar(self.config.dssim_weight)?)?;
+        }
+        let total = reconstruction.add(&prior_term.mul_scalar(self.config.prior_weight)?)?;
         total.backward()?;
         self.opt_ae.step()?;
+        if let Some(average) = &mut self.average {
+            average.update(&autoencoder_params(
+                &self.encoder,
+                &self.decoder_a,
+                &self.decoder_b,
+            ))?;
+        }
         // The encoder's adversarial term also reached D's parameters: not D's update.
         for (_, p) in nn::params_of(&self.discriminator, "") {
             p.zero_grad();
@@ -422,13 +474,19 @@ impl FaceSwap {
 
     /// Weights and optimizer state by name, with the optimizers' metadata.
     pub fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
-        ferrograd_models::generative::collect_state(
+        let (mut tensors, mut metadata) = ferrograd_models::generative::collect_state(
             &self.modules(),
             &[
                 ("optim_ae.", &self.opt_ae as &dyn Optimizer),
                 ("optim_d.", &self.opt_d),
             ],
-        )
+        );
+        if let Some(average) = &self.average {
+            let (averaged, updates) = average.state(AVERAGE_PREFIX);
+            tensors.extend(averaged);
+            metadata.insert(format!("{AVERAGE_PREFIX}updates"), updates.to_string());
+        }
+        (tensors, metadata)
     }
 
     /// Restores [`FaceSwap::state`] (every tensor must be present with its shape).
@@ -441,8 +499,35 @@ impl FaceSwap {
             ferrograd_models::generative::load_module(m, prefix, tensors)?;
         }
         self.opt_ae.load_state("optim_ae.", tensors, metadata)?;
-        self.opt_d.load_state("optim_d.", tensors, metadata)
+        self.opt_d.load_state("optim_d.", tensors, metadata)?;
+        if let Some(average) = &mut self.average {
+            let key = format!("{AVERAGE_PREFIX}updates");
+            let updates = metadata
+                .get(&key)
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    Error::argument(
+                        "FaceSwap::load_state",
+                        format!("metadata '{key}' is missing or not a whole number"),
+                    )
+                })?;
+            average.load_state(AVERAGE_PREFIX, tensors, updates)?;
+        }
+        Ok(())
     }
+}
+
+/// The encoder's and both decoders' parameters, named as in checkpoints: what the
+/// autoencoder's optimizer trains and the weight average follows.
+fn autoencoder_params(
+    encoder: &Sequential,
+    decoder_a: &Sequential,
+    decoder_b: &Sequential,
+) -> Vec<(String, Tensor)> {
+    let mut params = nn::params_of(encoder, "encoder.");
+    params.extend(nn::params_of(decoder_a, "decoder_a."));
+    params.extend(nn::params_of(decoder_b, "decoder_b."));
+    params
 }
 
 /// Faces must be [N, 3, 100, 100].

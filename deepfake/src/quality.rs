@@ -146,4 +146,31 @@ mod tests {
         let expected = (2.0 * 0.4 * 0.5 + C1) / (0.16 + 0.25 + C1);
         assert!((ssim(&x, &y, 1, 12, 12) - expected).abs() < 1e-6);
     }
+
+    #[test]
+    fn the_training_loss_dssim_is_this_ssim_differentiably() {
+        // nn's DSSIM builds SSIM from depthwise convolutions; this one from plain loops.
+        use ferrograd_engine::{DType, Tensor};
+        let (c, h, w) = (3, 17, 23);
+        let x = noise(c * h * w, 5);
+        let y: Vec<f32> = x
+            .iter()
+            .zip(noise(x.len(), 6))
+            .map(|(a, n)| (0.7 * a + 0.3 * n).clamp(0.0, 1.0))
+            .collect();
+        let tensor = |v: &[f32]| {
+            let values: Vec<f64> = v.iter().map(|&a| f64::from(a)).collect();
+            Tensor::from_f64s(&values, &[1, c, h, w], DType::F64).unwrap()
+        };
+        let dssim = ferrograd_nn::loss::dssim(&tensor(&x), &tensor(&y))
+            .unwrap()
+            .item()
+            .unwrap();
+        let want = ssim(&x, &y, c, h, w);
+        assert!(want > 0.3 && want < 0.95, "{want}");
+        assert!(
+            (1.0 - 2.0 * dssim - want).abs() < 1e-12,
+            "{dssim} vs {want}"
+        );
+    }
 }

@@ -93,6 +93,8 @@ impl DeepfakeConfig {
         put("prior", self.model.prior.name().into());
         put("prior_weight", self.model.prior_weight.to_string());
         put("lr", self.model.lr.to_string());
+        put("dssim_weight", self.model.dssim_weight.to_string());
+        put("ema_decay", self.model.ema_decay.to_string());
         put("held_out_fraction", self.held_out_fraction.to_string());
         put(
             "limit",
@@ -171,6 +173,15 @@ impl DeepfakeConfig {
                 prior,
                 prior_weight: real("prior_weight")?,
                 lr: real("lr")?,
+                // Checkpoints from before the setting trained on L1 alone.
+                dssim_weight: match meta.get("dssim_weight") {
+                    Some(_) => real("dssim_weight")?,
+                    None => 0.0,
+                },
+                ema_decay: match meta.get("ema_decay") {
+                    Some(_) => real("ema_decay")?,
+                    None => 0.0,
+                },
             },
             preview_every: 0,
             checkpoint_every: 0,
@@ -211,6 +222,8 @@ impl DeepfakeConfig {
         LATENT.check(self.model.latent)?;
         LR.check(self.model.lr)?;
         PRIOR_WEIGHT.check(self.model.prior_weight)?;
+        DSSIM_WEIGHT.check(self.model.dssim_weight)?;
+        EMA_DECAY.check(self.model.ema_decay)?;
         PREVIEW_EVERY.check(self.preview_every)?;
         PREVIEW_EVERY.check(self.checkpoint_every)?;
         HELD_OUT.check(self.held_out_fraction)?;
@@ -232,6 +245,12 @@ pub mod ranges {
     pub const LATENT: Count = Count::new("latent", "--latent", 1, 2048);
     pub const LR: Real = Real::above("lr", "--lr", 0.0, 10.0);
     pub const PRIOR_WEIGHT: Real = Real::closed("prior_weight", "--prior-weight", 0.0, 1e4);
+    pub const DSSIM_WEIGHT: Real = Real::closed("dssim_weight", "--dssim-weight", 0.0, 1e4);
+    /// 0: no weight average; below 1, or it would never move.
+    pub const EMA_DECAY: Real = Real {
+        below_max: true,
+        ..Real::closed("ema_decay", "--ema-decay", 0.0, 1.0)
+    };
     /// 0: only at the end.
     pub const PREVIEW_EVERY: Count = Count::new("preview_every", "--preview-every", 0, 1_000_000);
     pub const HELD_OUT: Real = Real::open("held_out_fraction", "--held-out", 0.0, 1.0);

@@ -2,7 +2,7 @@
 
 use ferrograd_deepfake::model::{FaceSwap, PriorKind, Side, SwapConfig};
 use ferrograd_engine::{DType, Rng, Tensor};
-use ferrograd_nn::nn::Ctx;
+use ferrograd_nn::nn::{Ctx, Module};
 use std::collections::BTreeMap;
 
 fn faces(n: usize, seed: u64) -> Tensor {
@@ -16,6 +16,8 @@ fn small(prior: PriorKind) -> FaceSwap {
             prior,
             prior_weight: 0.01,
             lr: 1e-3,
+            dssim_weight: 0.0,
+            ema_decay: 0.0,
         },
         &mut Rng::new(3),
     )
@@ -110,6 +112,87 @@ fn a_few_steps_on_one_batch_lower_the_reconstruction_error() {
     assert!(
         losses[7] < 0.5 * losses[0],
         "reconstruction did not fall: {losses:?}"
+    );
+}
+
+#[test]
+fn the_dssim_term_is_in_the_total_and_steps_lower_it() {
+    let mut model = FaceSwap::new(
+        SwapConfig {
+            latent: 16,
+            lr: 1e-3,
+            dssim_weight: 2.0,
+            ..SwapConfig::default()
+        },
+        &mut Rng::new(3),
+    )
+    .unwrap();
+    let (a, b) = (faces(2, 1), faces(2, 2));
+    let mut structure = Vec::new();
+    for seed in 0..6 {
+        let l = model
+            .train_step((&a, &a), (&b, &b), &mut Ctx::train(seed))
+            .unwrap();
+        // total = ½(L1_A + L1_B) + s·DSSIM + w·prior, with s = 2 and w = 0.01.
+        let want =
+            0.5 * (l.reconstruction_a + l.reconstruction_b) + 2.0 * l.structure + 0.01 * l.prior;
+        assert!((l.total - want).abs() < 1e-5, "{l:?}");
+        assert!(l.structure > 0.0 && l.structure <= 1.0, "{l:?}");
+        structure.push(l.structure);
+    }
+    assert!(structure[5] < structure[0], "{structure:?}");
+    // Without the weight the term is not computed.
+    let l1_only = small(PriorKind::Adversarial)
+        .train_step((&a, &a), (&b, &b), &mut Ctx::train(0))
+        .unwrap();
+    assert_eq!(l1_only.structure, 0.0);
+}
+
+#[test]
+fn with_a_weight_average_swaps_draw_from_it_and_it_is_saved() {
+    let config = SwapConfig {
+        latent: 16,
+        lr: 1e-3,
+        ema_decay: 0.9,
+        ..SwapConfig::default()
+    };
+    let mut model = FaceSwap::new(config.clone(), &mut Rng::new(3)).unwrap();
+    let (a, b) = (faces(2, 1), faces(2, 2));
+    for seed in 0..3 {
+        model
+            .train_step((&a, &a), (&b, &b), &mut Ctx::train(seed))
+            .unwrap();
+    }
+    let raw = || {
+        ferrograd_engine::no_grad(|| {
+            let h = model.encoder.forward(&a, &mut Ctx::eval())?;
+            model.decoder_a.forward(&h, &mut Ctx::eval())?.sigmoid()
+        })
+        .unwrap()
+    };
+    let before = raw();
+    let averaged = model.transfer(&a, Side::A).unwrap();
+    assert!(
+        max_abs_diff(&averaged, &before) > 1e-4,
+        "the average is the last step"
+    );
+    assert_eq!(
+        max_abs_diff(&raw(), &before),
+        0.0,
+        "the trained weights came back"
+    );
+
+    let (tensors, metadata) = model.state();
+    assert!(tensors
+        .iter()
+        .any(|(n, _)| n == "optim_ema.decoder_b.0.weight"));
+    assert_eq!(metadata["optim_ema.updates"], "3");
+    let mut restored = FaceSwap::new(config, &mut Rng::new(99)).unwrap();
+    let map: BTreeMap<String, Tensor> = tensors.into_iter().collect();
+    restored.load_state(&map, &metadata).unwrap();
+    assert_eq!(
+        max_abs_diff(&restored.transfer(&a, Side::A).unwrap(), &averaged),
+        0.0
     );
 }
 

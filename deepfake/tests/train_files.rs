@@ -73,7 +73,7 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
     let good = checkpoint_path(dir.path());
     eval::load(&good).unwrap();
 
-    let cases: [(&str, &str, &[&str]); 6] = [
+    let cases: [(&str, &str, &[&str]); 7] = [
         // Used to abort swap, mix and eval in 0.2 s.
         ("latent", "1000000000", &["'latent'", "--latent", "2,048"]),
         // Used to train the identity judge on one person.
@@ -85,6 +85,7 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
             &["'held_out_fraction'", "--held-out"],
         ),
         ("optim_ae.step", "-1", &["'optim_ae.step'", "'-1'"]),
+        ("dssim_weight", "-1", &["'dssim_weight'", "--dssim-weight"]),
         ("steps", "1", &["'optim_ae.step'", "from 1 to 1"]),
     ];
     for (key, value, needles) in cases {
@@ -99,6 +100,14 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
             assert!(err.contains(needle), "{key}={value}: {err}");
         }
     }
+
+    // A checkpoint from before the DSSIM term (no key) trained on L1 alone.
+    let older = dir.path().join("older.safetensors");
+    copy_checkpoint(&good, &older);
+    rewrite(&older, |_, meta| {
+        meta.remove("dssim_weight");
+    });
+    assert_eq!(eval::load(&older).unwrap().config.model.dssim_weight, 0.0);
 
     let bad = dir.path().join("shape.safetensors");
     copy_checkpoint(&good, &bad);
@@ -235,7 +244,13 @@ fn a_dangling_link_as_the_checkpoint_is_an_error_not_a_fresh_start() {
 #[test]
 fn an_overflowed_optimizer_state_stops_the_run_and_says_whether_a_checkpoint_is_kept() {
     let Some(faces) = lfw() else { return };
-    let cfg = tiny(faces, 4);
+    // L1 alone: the DSSIM term squares the faces and would overflow first.
+    let l1_only = |steps| {
+        let mut cfg = tiny(faces.clone(), steps);
+        cfg.model.dssim_weight = 0.0;
+        cfg
+    };
+    let cfg = l1_only(4);
     let pair = Pair::load(&cfg).unwrap();
     // Faces of magnitude 1e30: the L1 loss stays finite, Adam's second moment does not.
     let mut huge = Pair {
@@ -262,14 +277,7 @@ fn an_overflowed_optimizer_state_stops_the_run_and_says_whether_a_checkpoint_is_
 
     // Two ordinary steps first: then the message says the checkpoint of step 2 is kept.
     let kept = tempfile::tempdir().unwrap();
-    train::train_on(
-        &tiny(cfg.faces.clone(), 2),
-        &pair,
-        kept.path(),
-        false,
-        &mut |_| {},
-    )
-    .unwrap();
+    train::train_on(&l1_only(2), &pair, kept.path(), false, &mut |_| {}).unwrap();
     let before = fs::read(checkpoint_path(kept.path())).unwrap();
     let err = train::train_on(&cfg, &huge, kept.path(), true, &mut |_| {})
         .err()

@@ -6,6 +6,7 @@
 //!   `Sequential`, …) with PyTorch's parameter names, the [`nn::Module`] trait, and the
 //!   initializers ([`nn::init_param`]);
 //! - [`optim`]: SGD (momentum, weight decay), Adam and AdamW, with state that can be saved;
+//! - [`ema`]: the exponential moving average of weights that samples and previews draw from;
 //! - [`loss`]: MSE, BCE, L1, weight penalties, KL to N(0, I), the GAN and AAE losses;
 //! - [`checkpoint`]: named tensors in safetensors files, written atomically, and the one
 //!   atomic file write ([`checkpoint::write_atomically`]) the rest of the workspace uses.
@@ -23,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod ema;
 pub mod loss;
 pub mod nn;
 pub mod optim;

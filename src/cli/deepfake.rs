@@ -64,6 +64,10 @@ pub struct TrainArgs {
     pub prior: PriorArg,
     #[arg(long, help = with_range("Weight of the prior term beside the reconstruction (default: 0.01 adversarial, 1e-4 vae)", ranges::PRIOR_WEIGHT.describe()))]
     pub prior_weight: Option<f64>,
+    #[arg(long, default_value_t = 0.0, help = with_range("Weight of the structural dissimilarity (DSSIM) added to the L1 reconstruction loss (0: L1 only)", ranges::DSSIM_WEIGHT.describe()))]
+    pub dssim_weight: f64,
+    #[arg(long, default_value_t = 0.0, help = with_range("Decay of the moving average of the weights that previews, swaps and eval draw from (0: none, the last step's weights)", ranges::EMA_DECAY.describe()))]
+    pub ema_decay: f64,
     /// Seed of the weights, the held-out split and the batches [range: any 64-bit whole number].
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -236,6 +240,8 @@ pub fn config(args: &TrainArgs) -> DeepfakeConfig {
             prior,
             prior_weight: args.prior_weight.unwrap_or(default_weight),
             lr: args.lr,
+            dssim_weight: args.dssim_weight,
+            ema_decay: args.ema_decay,
         },
         preview_every: args.preview_every,
         checkpoint_every: args.preview_every,
