@@ -294,37 +294,78 @@ fn with_se(mean: &Value, se: &Value, digits: usize) -> String {
     format!("{} ± {}", num(mean, digits), num(se, digits))
 }
 
+/// One row per method and layer: the faithfulness metrics ± standard errors, and ROAD's
+/// MoRF/LeRF where the rows have them.
+fn metrics_table(rows: &[Value], h: &mut String) {
+    let road = rows.iter().any(|r| !r["road_morf"].is_null());
+    h.push_str("<table><tr><th>method</th><th>layer</th><th>images</th><th>deletion AUC ↓</th><th>insertion AUC ↑</th><th>average drop % ↓</th><th>increase in confidence % ↑</th>");
+    if road {
+        h.push_str("<th>ROAD MoRF ↓</th><th>ROAD LeRF ↑</th>");
+    }
+    h.push_str("<th>ms per map</th></tr>");
+    for r in rows {
+        let se = &r["standard_errors"];
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            escape(r["method"].as_str().unwrap_or("")),
+            escape(r["layer"].as_str().unwrap_or("")),
+            r["images"],
+            with_se(&r["deletion_auc"], &se["deletion_auc"], 3),
+            with_se(&r["insertion_auc"], &se["insertion_auc"], 3),
+            with_se(&r["average_drop_percent"], &se["average_drop_percent"], 1),
+            with_se(
+                &r["increase_in_confidence_percent"],
+                &se["increase_in_confidence_percent"],
+                1
+            ),
+        );
+        if road {
+            let _ = write!(
+                h,
+                "<td>{}</td><td>{}</td>",
+                with_se(&r["road_morf"], &r["road_morf_standard_error"], 3),
+                with_se(&r["road_lerf"], &r["road_lerf_standard_error"], 3)
+            );
+        }
+        let _ = write!(
+            h,
+            "<td>{}</td></tr>",
+            num(&json!(r["seconds_per_map"].as_f64().map(|x| 1e3 * x)), 1)
+        );
+    }
+    h.push_str("</table>");
+}
+
 /// Part 3's tables: the faithfulness metrics (± standard errors), the sanity check, and the
 /// closed-form Grad-CAM++ against the exact one with the softmax score.
 fn cam_tables(s: &Value, h: &mut String) {
+    let own_images = s["cam_metrics"]
+        .as_array()
+        .and_then(|rows| rows.iter().filter_map(|r| r["images"].as_u64()).max());
     if let Some(rows) = s["cam_metrics"].as_array() {
-        let images = rows.iter().filter_map(|r| r["images"].as_u64()).max();
         let _ = write!(
             h,
-            "<p>Faithfulness over the first {} test images, each explained for its predicted class, ± standard error over images. The same table over all 10,000 test images, with ROAD and every method, is what <code>ferrograd course --full</code> measures (or <code>ferrograd cam --metrics --metrics-images 10000 --road</code>, about 2.5 hours on 2 cores).</p>",
-            images.map_or("–".to_string(), |n| n.to_string())
+            "<p>Faithfulness over the first {} test images, each explained for its predicted class, ± standard error over images.</p>",
+            own_images.map_or("–".to_string(), |n| n.to_string())
         );
-        h.push_str("<table><tr><th>method</th><th>layer</th><th>images</th><th>deletion AUC ↓</th><th>insertion AUC ↑</th><th>average drop % ↓</th><th>increase in confidence % ↑</th><th>ms per map</th></tr>");
-        for r in rows {
-            let se = &r["standard_errors"];
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(r["method"].as_str().unwrap_or("")),
-                escape(r["layer"].as_str().unwrap_or("")),
-                r["images"],
-                with_se(&r["deletion_auc"], &se["deletion_auc"], 3),
-                with_se(&r["insertion_auc"], &se["insertion_auc"], 3),
-                with_se(&r["average_drop_percent"], &se["average_drop_percent"], 1),
-                with_se(
-                    &r["increase_in_confidence_percent"],
-                    &se["increase_in_confidence_percent"],
-                    1
-                ),
-                num(&json!(r["seconds_per_map"].as_f64().map(|x| 1e3 * x)), 1)
-            );
-        }
-        h.push_str("</table>");
+        metrics_table(rows, h);
+    }
+    // The reference table over the whole test set, measured once on the default classifier,
+    // when this run did not measure its own.
+    let reference = &s["cam_full_test_set"];
+    if let (Some(rows), true) = (
+        reference["rows"].as_array(),
+        own_images.is_none_or(|n| n < 10_000),
+    ) {
+        let _ = write!(
+            h,
+            "<p>The same over all 10,000 test images, with ROAD (remove and debias, most- and least-relevant first, mean over the percentiles 10–90), measured once by <code>{}</code> on {} ({}; not this run's classifier: <code>ferrograd course --full</code> measures its own):</p>",
+            escape(reference["command"].as_str().unwrap_or("ferrograd cam --metrics")),
+            escape(reference["classifier"].as_str().unwrap_or("the default classifier")),
+            escape(reference["measured"].as_str().unwrap_or("")),
+        );
+        metrics_table(rows, h);
     }
     let sanity = &s["cam_sanity"];
     if let (Some(rows), Some(stages)) = (sanity["rows"].as_array(), sanity["stages"].as_array()) {
@@ -680,6 +721,23 @@ mod tests {
                     "passes": false,
                 }],
             },
+            "cam_full_test_set": {
+                "command": "ferrograd cam --metrics --road",
+                "classifier": "the 93.2% classifier",
+                "measured": "2 cores, 2.6 h",
+                "rows": [{
+                    "method": "scorecam", "layer": "conv2", "images": 10000,
+                    "deletion_auc": 0.3, "insertion_auc": 0.6,
+                    "average_drop_percent": 20.0, "increase_in_confidence_percent": 10.0,
+                    "standard_errors": {
+                        "deletion_auc": 0.002, "insertion_auc": 0.003,
+                        "average_drop_percent": 0.25, "increase_in_confidence_percent": 0.5,
+                    },
+                    "road_morf": 0.412, "road_morf_standard_error": 0.004,
+                    "road_lerf": 0.777, "road_lerf_standard_error": 0.005,
+                    "seconds_per_map": 0.02,
+                }],
+            },
             "cam_closed_vs_exact": {
                 "score": "softmax",
                 "closed_form_vs_exact": [{
@@ -707,9 +765,23 @@ mod tests {
             "0.931 ± 0.004",
             "-0.0123 ± 0.0021",
             "-3.13 ± 1.10",
+            "all 10,000 test images",
+            "the 93.2% classifier",
+            "ROAD MoRF",
+            "0.412 ± 0.004",
+            "0.777 ± 0.005",
         ] {
             assert!(h.contains(needle), "'{needle}' missing from {h}");
         }
+        // The run's own metrics have no ROAD columns.
+        let own = h.split("all 10,000").next().unwrap();
+        assert!(!own.contains("ROAD"), "{own}");
+        // A run that measured the whole test set shows its own table only.
+        let mut full = summary.clone();
+        full["cam_metrics"][0]["images"] = json!(10000);
+        let mut h = String::new();
+        cam_tables(&full, &mut h);
+        assert!(!h.contains("the 93.2% classifier"), "{h}");
     }
 
     #[test]
