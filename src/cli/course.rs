@@ -177,7 +177,7 @@ fn plan(args: &CourseArgs, device: Device) -> Vec<Part> {
         &dev,
     ];
     cam_argv.extend(if full {
-        // The whole test set, every method, with ROAD: about 2.5 hours on 2 cores.
+        // The whole test set, every method, with ROAD: about 2.6 hours on 2 cores.
         [
             "--images",
             "8",
@@ -803,6 +803,7 @@ fn collect(part: usize, steps: &[StepRun], args: &CourseArgs) -> (Vec<Figure>, V
                     "cam_metrics": cam["rows"],
                     "cam_sanity": sanity,
                     "cam_closed_vs_exact": closed_vs_exact,
+                    "cam_full_test_set": full_test_set_reference(),
                 }),
             )
         }
@@ -886,4 +887,40 @@ fn gradcheck_summary(table: &str) -> Value {
         "worst_err_over_tol": worst,
         "rows": rows,
     })
+}
+
+/// The faithfulness table over all 10,000 test images as measured once on the default
+/// classifier (`docs/results/cam_full_test_set.json`, built into the program so that every
+/// report can show it), for the reports of runs that measure fewer images themselves.
+fn full_test_set_reference() -> Value {
+    serde_json::from_str(include_str!("../../docs/results/cam_full_test_set.json"))
+        .unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The built-in reference table parses, covers the whole test set for every method and
+    /// layer, and pairs each exact layer with the closed form.
+    #[test]
+    fn the_full_test_set_reference_is_whole() {
+        let reference = full_test_set_reference();
+        let rows = reference["rows"].as_array().expect("rows");
+        assert_eq!(rows.len(), 18);
+        for r in rows {
+            assert_eq!(r["images"], 10_000, "{r}");
+            assert!(r["road_morf_standard_error"].as_f64().unwrap() > 0.0, "{r}");
+        }
+        assert_eq!(
+            reference["closed_form_vs_exact"].as_array().unwrap().len(),
+            3
+        );
+        let mut h = String::new();
+        super::super::report::cam_tables(&json!({ "cam_full_test_set": reference }), &mut h);
+        assert!(
+            h.contains("all 10,000 test images") && h.contains("scorecam"),
+            "{h}"
+        );
+    }
 }

@@ -339,7 +339,7 @@ fn metrics_table(rows: &[Value], h: &mut String) {
 
 /// Part 3's tables: the faithfulness metrics (± standard errors), the sanity check, and the
 /// closed-form Grad-CAM++ against the exact one with the softmax score.
-fn cam_tables(s: &Value, h: &mut String) {
+pub(super) fn cam_tables(s: &Value, h: &mut String) {
     let own_images = s["cam_metrics"]
         .as_array()
         .and_then(|rows| rows.iter().filter_map(|r| r["images"].as_u64()).max());
