@@ -115,7 +115,7 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
 }
 
 /// The face in a decoded picture (see [`load_face`]); the error says what is wrong with it.
-fn face_from_picture(picture: &RgbImage) -> Result<Vec<f32>, String> {
+pub fn face_from_picture(picture: &RgbImage) -> Result<Vec<f32>, String> {
     let (width, height) = picture.dimensions();
     if width < MIN_PICTURE_SIZE || height < MIN_PICTURE_SIZE {
         return Err(format!(

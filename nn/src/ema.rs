@@ -84,12 +84,9 @@ impl WeightAverage {
         f: impl FnOnce() -> Result<R>,
     ) -> Result<R> {
         self.check(params, "WeightAverage::with_average")?;
-        let trained = no_grad(|| {
-            params
-                .iter()
-                .map(|(_, p)| copy(p))
-                .collect::<Result<Vec<_>>>()
-        })?;
+        // `assign` replaces a tensor's storage rather than writing into it, so a detached
+        // handle keeps the trained values without copying them.
+        let trained: Vec<Tensor> = params.iter().map(|(_, p)| p.detach()).collect();
         for ((_, p), (_, average)) in params.iter().zip(&self.average) {
             p.assign(&average.to(p.device())?)?;
         }

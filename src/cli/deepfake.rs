@@ -6,7 +6,7 @@ use super::Error;
 use ferrograd_deepfake::convert;
 use ferrograd_deepfake::eval::{self, EvalReport};
 use ferrograd_deepfake::faces::{
-    batch_tensor, default_faces_dir, load_face, CropBox, FACE_SIZE, LFW_SIZE,
+    batch_tensor, default_faces_dir, face_from_picture, load_face, CropBox, FACE_SIZE, LFW_SIZE,
 };
 use ferrograd_deepfake::identity::IdentitySettings;
 use ferrograd_deepfake::model::{PriorKind, Side, SwapConfig};
@@ -334,7 +334,10 @@ fn run_swap(args: &SwapArgs) -> Result<ExitCode, Error> {
             args.input.display()
         );
     }
-    let (x, face) = face_batch(&args.input)?;
+    // The photo is decoded once: the face is cut from the picture just read.
+    let face = face_from_picture(&photo.picture)
+        .map_err(|message| DeepfakeError::face(&args.input, message))?;
+    let x = batch_tensor(&[face.as_slice()])?;
     let swapped = loaded.model.transfer(&x, args.to.side())?.to_vec_f32();
     let to_name = match args.to {
         SideArg::A => &loaded.config.a,
