@@ -72,6 +72,12 @@ pub struct SwapConfig {
     /// previews and evaluation draw from ([`WeightAverage`]); 0: no average, they draw from
     /// the last step's weights.
     pub ema_decay: f64,
+    /// Weight of the identity-confusion term: a critic on h learns to tell A's codes from B's,
+    /// and the encoder is trained so that it cannot (the latent discriminator of Fader
+    /// Networks, Lample et al. 2017, with the identity as the attribute). Codes that do not
+    /// say whose face they are leave the identity to the decoders, so D_B reads A's pose and
+    /// expression from E(x_A) as it reads them from B's codes. 0: no critic.
+    pub identity_weight: f64,
 }
 
 impl Default for SwapConfig {
@@ -83,6 +89,7 @@ impl Default for SwapConfig {
             lr: 5e-4,
             dssim_weight: 0.0,
             ema_decay: 0.0,
+            identity_weight: 0.0,
         }
     }
 }
@@ -153,8 +160,8 @@ fn decoder(latent: usize, rng: &mut Rng) -> Result<Sequential> {
         .layer(ConvTranspose2d::with_init(32, 3, 4, up, true, init, rng)?))
 }
 
-/// The latent discriminator: an MLP latent → 256 → 256 → 1 logit.
-fn discriminator(latent: usize, rng: &mut Rng) -> Result<Sequential> {
+/// The latent discriminator, and the identity critic: an MLP latent → 256 → 256 → 1 logit.
+fn latent_critic(latent: usize, rng: &mut Rng) -> Result<Sequential> {
     Ok(Sequential::new()
         .layer(Linear::new(latent, 256, rng)?)
         .layer(Activation::LeakyRelu(0.2))
@@ -200,6 +207,19 @@ pub struct StepLosses {
     /// DSSIM of both identities' reconstructions, averaged (computed only when
     /// `dssim_weight` > 0; else 0).
     pub structure: f64,
+    /// The identity critic's loss (log 4 ≈ 1.386 when it cannot tell A's codes from B's;
+    /// computed only when `identity_weight` > 0, else 0).
+    pub identity_critic: f64,
+    /// The encoder's confusion term BCE(C(h), ½) (log 2 ≈ 0.693 at best; only when
+    /// `identity_weight` > 0, else 0).
+    pub identity_confusion: f64,
+}
+
+/// A critic on the code that tells A's faces from B's, with its optimizer (see
+/// [`SwapConfig::identity_weight`]).
+pub struct IdentityCritic {
+    pub net: Sequential,
+    opt: Adam,
 }
 
 /// The face-swap model and its optimizers.
@@ -212,6 +232,8 @@ pub struct FaceSwap {
     pub discriminator: Sequential,
     opt_ae: Adam,
     opt_d: Adam,
+    /// Only when `identity_weight` > 0 (so that older checkpoints, without one, still load).
+    pub identity_critic: Option<IdentityCritic>,
     /// The moving average of the encoder's and decoders' weights (when `ema_decay` > 0).
     average: Option<WeightAverage>,
 }
@@ -229,7 +251,7 @@ impl FaceSwap {
         let encoder = encoder(code_outputs, rng)?;
         let decoder_a = decoder(config.latent, rng)?;
         let decoder_b = decoder(config.latent, rng)?;
-        let discriminator = discriminator(config.latent, rng)?;
+        let discriminator = latent_critic(config.latent, rng)?;
         let params = autoencoder_params(&encoder, &decoder_a, &decoder_b);
         let average = if config.ema_decay > 0.0 {
             Some(WeightAverage::new(&params, config.ema_decay)?)
@@ -240,6 +262,14 @@ impl FaceSwap {
         let opt_ae = Adam::new(params, config.lr).with_betas(0.5, 0.999);
         let opt_d = Adam::new(nn::params_of(&discriminator, "discriminator."), config.lr)
             .with_betas(0.5, 0.999);
+        let identity_critic = if config.identity_weight > 0.0 {
+            let net = latent_critic(config.latent, rng)?;
+            let opt = Adam::new(nn::params_of(&net, "identity_critic."), config.lr)
+                .with_betas(0.5, 0.999);
+            Some(IdentityCritic { net, opt })
+        } else {
+            None
+        };
         Ok(FaceSwap {
             config,
             encoder,
@@ -248,6 +278,7 @@ impl FaceSwap {
             discriminator,
             opt_ae,
             opt_d,
+            identity_critic,
             average,
         })
     }
@@ -298,12 +329,7 @@ impl FaceSwap {
 
     /// Moves every weight and buffer to `device`; the optimizers' state follows on their next step.
     pub fn move_to(&self, device: Device) -> Result<()> {
-        for m in [
-            &self.encoder,
-            &self.decoder_a,
-            &self.decoder_b,
-            &self.discriminator,
-        ] {
+        for (_, m) in self.modules() {
             nn::move_module(m, device)?;
         }
         Ok(())
@@ -370,7 +396,10 @@ impl FaceSwap {
     /// 2. encoder and decoders: min ½(|y_A − D_A(E(x_A))|₁ + |y_B − D_B(E(x_B))|₁) plus
     ///    s·½(DSSIM(D_A(E(x_A)), y_A) + DSSIM(D_B(E(x_B)), y_B)) plus w times the prior
     ///    term, s the `dssim_weight`, the L1 norms as means per pixel and the prior term
-    ///    −E_x[log D(E(x))] (adversarial) or KL(N(μ, σ²) ‖ N(0, I)) per image (variational).
+    ///    −E_x[log D(E(x))] (adversarial) or KL(N(μ, σ²) ‖ N(0, I)) per image (variational);
+    /// 3. (identity critic, when `identity_weight` c > 0) before step 2, the critic C:
+    ///    min_C −E[log C(h_A)] − E[log(1 − C(h_B))] with the codes held fixed; in step 2 the
+    ///    encoder adds c·BCE(C(h), ½) over both identities' codes, least when C cannot tell.
     pub fn train_step(
         &mut self,
         (input_a, target_a): (&Tensor, &Tensor),
@@ -418,6 +447,21 @@ impl FaceSwap {
                 (codes, fool)
             }
         };
+        let mut confusion = None;
+        if let Some(critic) = &mut self.identity_critic {
+            let critic_loss = loss::discriminator_loss(
+                &critic.net.forward(&h.narrow(0, 0, n)?.detach(), ctx)?,
+                &critic.net.forward(&h.narrow(0, n, n)?.detach(), ctx)?,
+            )?;
+            critic_loss.backward()?;
+            critic.opt.step()?;
+            losses.identity_critic = critic_loss.item()?;
+            let logits = critic.net.forward(&h, ctx)?;
+            let undecided = Tensor::full(logits.shape(), 0.5, logits.dtype())?.to(device)?;
+            let term = loss::bce_with_logits(&logits, &undecided)?;
+            losses.identity_confusion = term.item()?;
+            confusion = Some(term);
+        }
         let face_a = self
             .decoder_a
             .forward(&h.narrow(0, 0, n)?, ctx)?
@@ -436,7 +480,10 @@ impl FaceSwap {
             reconstruction =
                 reconstruction.add(&structure.mul_scalar(self.config.dssim_weight)?)?;
         }
-        let total = reconstruction.add(&prior_term.mul_scalar(self.config.prior_weight)?)?;
+        let mut total = reconstruction.add(&prior_term.mul_scalar(self.config.prior_weight)?)?;
+        if let Some(confusion) = &confusion {
+            total = total.add(&confusion.mul_scalar(self.config.identity_weight)?)?;
+        }
         total.backward()?;
         self.opt_ae.step()?;
         if let Some(average) = &mut self.average {
@@ -450,6 +497,12 @@ impl FaceSwap {
         for (_, p) in nn::params_of(&self.discriminator, "") {
             p.zero_grad();
         }
+        // Likewise the confusion term's gradient in the critic.
+        if let Some(critic) = &self.identity_critic {
+            for (_, p) in nn::params_of(&critic.net, "") {
+                p.zero_grad();
+            }
+        }
         losses.total = total.item()?;
         losses.reconstruction_a = recon_a.item()?;
         losses.reconstruction_b = recon_b.item()?;
@@ -461,26 +514,37 @@ impl FaceSwap {
     pub fn set_lr(&mut self, lr: f64) {
         self.opt_ae.set_lr(lr);
         self.opt_d.set_lr(lr);
+        if let Some(critic) = &mut self.identity_critic {
+            critic.opt.set_lr(lr);
+        }
     }
 
-    fn modules(&self) -> [(&'static str, &dyn Module); 4] {
-        [
+    fn modules(&self) -> Vec<(&'static str, &dyn Module)> {
+        let mut modules: Vec<(&'static str, &dyn Module)> = vec![
             ("encoder.", &self.encoder),
             ("decoder_a.", &self.decoder_a),
             ("decoder_b.", &self.decoder_b),
             ("discriminator.", &self.discriminator),
-        ]
+        ];
+        if let Some(critic) = &self.identity_critic {
+            modules.push(("identity_critic.", &critic.net));
+        }
+        modules
+    }
+
+    fn optimizers(&self) -> Vec<(&'static str, &dyn Optimizer)> {
+        let mut optimizers: Vec<(&'static str, &dyn Optimizer)> =
+            vec![("optim_ae.", &self.opt_ae), ("optim_d.", &self.opt_d)];
+        if let Some(critic) = &self.identity_critic {
+            optimizers.push(("optim_identity.", &critic.opt));
+        }
+        optimizers
     }
 
     /// Weights and optimizer state by name, with the optimizers' metadata.
     pub fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, String>) {
-        let (mut tensors, mut metadata) = ferrograd_models::generative::collect_state(
-            &self.modules(),
-            &[
-                ("optim_ae.", &self.opt_ae as &dyn Optimizer),
-                ("optim_d.", &self.opt_d),
-            ],
-        );
+        let (mut tensors, mut metadata) =
+            ferrograd_models::generative::collect_state(&self.modules(), &self.optimizers());
         if let Some(average) = &self.average {
             let (averaged, updates) = average.state(AVERAGE_PREFIX);
             tensors.extend(averaged);
@@ -500,6 +564,11 @@ impl FaceSwap {
         }
         self.opt_ae.load_state("optim_ae.", tensors, metadata)?;
         self.opt_d.load_state("optim_d.", tensors, metadata)?;
+        if let Some(critic) = &mut self.identity_critic {
+            critic
+                .opt
+                .load_state("optim_identity.", tensors, metadata)?;
+        }
         if let Some(average) = &mut self.average {
             let key = format!("{AVERAGE_PREFIX}updates");
             let updates = metadata

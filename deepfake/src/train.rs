@@ -13,6 +13,7 @@ use crate::model::{FaceSwap, PriorKind, Side, StepLosses, SwapConfig};
 use crate::picture::save_face_grid;
 use ferrograd_engine::{Device, Result as EngineResult, Rng, Tensor};
 use ferrograd_models::settings::{self, Count, Real};
+use ferrograd_models::train::LrSchedule;
 
 use crate::Error;
 use ferrograd_nn::checkpoint;
@@ -33,6 +34,8 @@ pub struct DeepfakeConfig {
     pub batch: usize,
     pub seed: u64,
     pub model: SwapConfig,
+    /// How the learning rate `model.lr` moves over the `steps`.
+    pub lr_schedule: LrSchedule,
     /// Steps between preview grids and between checkpoints.
     pub preview_every: usize,
     pub checkpoint_every: usize,
@@ -57,6 +60,7 @@ impl DeepfakeConfig {
             batch: 16,
             seed: 0,
             model: SwapConfig::default(),
+            lr_schedule: LrSchedule::Constant,
             preview_every: 250,
             checkpoint_every: 250,
             held_out_fraction: 0.1,
@@ -93,8 +97,10 @@ impl DeepfakeConfig {
         put("prior", self.model.prior.name().into());
         put("prior_weight", self.model.prior_weight.to_string());
         put("lr", self.model.lr.to_string());
+        put("lr_schedule", self.lr_schedule.name().into());
         put("dssim_weight", self.model.dssim_weight.to_string());
         put("ema_decay", self.model.ema_decay.to_string());
+        put("identity_weight", self.model.identity_weight.to_string());
         put("held_out_fraction", self.held_out_fraction.to_string());
         put(
             "limit",
@@ -159,6 +165,12 @@ impl DeepfakeConfig {
                     .ok_or_else(|| malformed("limit", v, "'all' or a whole number"))?,
             ),
         };
+        // Checkpoints from before the setting trained at a constant rate.
+        let lr_schedule = match meta.get("lr_schedule") {
+            None => LrSchedule::Constant,
+            Some(v) => LrSchedule::parse(v)
+                .ok_or_else(|| malformed("lr_schedule", v, "constant or cosine"))?,
+        };
         let seed = settings::parse_seed("seed", "--seed", get("seed")?)
             .map_err(|e| Error::from(e.in_file(origin)))?;
         let cfg = DeepfakeConfig {
@@ -182,7 +194,12 @@ impl DeepfakeConfig {
                     Some(_) => real("ema_decay")?,
                     None => 0.0,
                 },
+                identity_weight: match meta.get("identity_weight") {
+                    Some(_) => real("identity_weight")?,
+                    None => 0.0,
+                },
             },
+            lr_schedule,
             preview_every: 0,
             checkpoint_every: 0,
             held_out_fraction: real("held_out_fraction")?,
@@ -224,6 +241,7 @@ impl DeepfakeConfig {
         PRIOR_WEIGHT.check(self.model.prior_weight)?;
         DSSIM_WEIGHT.check(self.model.dssim_weight)?;
         EMA_DECAY.check(self.model.ema_decay)?;
+        IDENTITY_WEIGHT.check(self.model.identity_weight)?;
         PREVIEW_EVERY.check(self.preview_every)?;
         PREVIEW_EVERY.check(self.checkpoint_every)?;
         HELD_OUT.check(self.held_out_fraction)?;
@@ -246,6 +264,8 @@ pub mod ranges {
     pub const LR: Real = Real::above("lr", "--lr", 0.0, 10.0);
     pub const PRIOR_WEIGHT: Real = Real::closed("prior_weight", "--prior-weight", 0.0, 1e4);
     pub const DSSIM_WEIGHT: Real = Real::closed("dssim_weight", "--dssim-weight", 0.0, 1e4);
+    pub const IDENTITY_WEIGHT: Real =
+        Real::closed("identity_weight", "--identity-weight", 0.0, 1e4);
     /// 0: no weight average; below 1, or it would never move.
     pub const EMA_DECAY: Real = Real {
         below_max: true,
@@ -423,7 +443,11 @@ pub fn train_on(
         let ckpt = checkpoint::load_training(&ckpt_path)?;
         let saved = DeepfakeConfig::from_metadata(&ckpt.metadata, &ckpt_path)?;
         let comparable = DeepfakeConfig {
-            steps: cfg.steps,
+            // A cosine schedule is planned over the run's steps: another length would bend it.
+            steps: match saved.lr_schedule {
+                LrSchedule::Constant => cfg.steps,
+                LrSchedule::Cosine => saved.steps,
+            },
             preview_every: cfg.preview_every,
             checkpoint_every: cfg.checkpoint_every,
             skip_bad: cfg.skip_bad,
@@ -471,6 +495,7 @@ pub fn train_on(
     let mut interval = Averages::default();
     let mut last = StepLosses::default();
     for step in start..cfg.steps {
+        model.set_lr(cfg.lr_schedule.rate(cfg.model.lr, step, cfg.steps));
         let mut rng = step_rng(cfg.seed, step);
         let batch_a = draw_batch(&pair.a, cfg.batch, &augment, &mut rng)?;
         let batch_b = draw_batch(&pair.b, cfg.batch, &augment, &mut rng)?;
@@ -608,13 +633,16 @@ impl Averages {
     }
 }
 
-fn losses_by_name(l: &StepLosses) -> [(&'static str, f64); 5] {
+fn losses_by_name(l: &StepLosses) -> [(&'static str, f64); 8] {
     [
         ("loss", l.total),
         ("reconstruction_a", l.reconstruction_a),
         ("reconstruction_b", l.reconstruction_b),
         ("prior", l.prior),
         ("discriminator", l.discriminator),
+        ("structure", l.structure),
+        ("identity_critic", l.identity_critic),
+        ("identity_confusion", l.identity_confusion),
     ]
 }
 
@@ -656,6 +684,10 @@ fn save_loss_curves(
     let d = column("discriminator");
     if cfg.model.prior == PriorKind::Adversarial {
         series.push(("latent discriminator", &d));
+    }
+    let critic = column("identity_critic");
+    if cfg.model.identity_weight > 0.0 {
+        series.push(("identity critic (log 4: cannot tell)", &critic));
     }
     save_line_plot(
         &out.join("loss_curves.png"),

@@ -18,6 +18,7 @@ fn small(prior: PriorKind) -> FaceSwap {
             lr: 1e-3,
             dssim_weight: 0.0,
             ema_decay: 0.0,
+            identity_weight: 0.0,
         },
         &mut Rng::new(3),
     )
@@ -194,6 +195,65 @@ fn with_a_weight_average_swaps_draw_from_it_and_it_is_saved() {
         max_abs_diff(&restored.transfer(&a, Side::A).unwrap(), &averaged),
         0.0
     );
+}
+
+/// Two identities the code can tell apart at a glance: light faces (A) and dark ones (B).
+fn light_and_dark() -> (Tensor, Tensor) {
+    (
+        flat(&[[0.9, 0.8, 0.7], [0.8, 0.7, 0.6]]),
+        flat(&[[0.1, 0.2, 0.1], [0.2, 0.1, 0.2]]),
+    )
+}
+
+/// The identity critic's mean loss over the last quarter of `steps` steps with identity
+/// weight `weight`, and the last step's losses.
+fn critic_after(weight: f64, steps: u64) -> (f64, ferrograd_deepfake::model::StepLosses) {
+    let mut model = FaceSwap::new(
+        SwapConfig {
+            latent: 16,
+            lr: 1e-3,
+            identity_weight: weight,
+            ..SwapConfig::default()
+        },
+        &mut Rng::new(3),
+    )
+    .unwrap();
+    let (a, b) = light_and_dark();
+    let mut last = Default::default();
+    let mut late = Vec::new();
+    for seed in 0..steps {
+        last = model
+            .train_step((&a, &a), (&b, &b), &mut Ctx::train(seed))
+            .unwrap();
+        if seed >= steps - steps / 4 {
+            late.push(last.identity_critic);
+        }
+    }
+    (late.iter().sum::<f64>() / late.len() as f64, last)
+}
+
+#[test]
+fn the_identity_critic_learns_to_tell_and_the_confusion_term_hides_the_identity() {
+    // Barely weighted, the critic learns to tell light codes from dark ones.
+    let (told, l) = critic_after(1e-6, 120);
+    // The total holds the confusion term: ½(L1_A + L1_B) + w·prior + c·BCE(C(h), ½).
+    let want = 0.5 * (l.reconstruction_a + l.reconstruction_b)
+        + 0.01 * l.prior
+        + 1e-6 * l.identity_confusion;
+    assert!((l.total - want).abs() < 1e-5, "{l:?}");
+    assert!(l.identity_confusion >= 2f64.ln() - 1e-6, "{l:?}");
+    // Weighted, the encoder keeps its codes from saying whose face it is: the critic stays
+    // near chance (log 4 ≈ 1.386).
+    let (hidden, _) = critic_after(10.0, 120);
+    assert!(
+        told < 0.5 && hidden > 1.2,
+        "critic loss with the term barely weighted {told}, weighted {hidden}"
+    );
+    // Without the weight there is no critic, and nothing of it is saved.
+    let model = small(PriorKind::Adversarial);
+    assert!(model.identity_critic.is_none());
+    let (tensors, _) = model.state();
+    assert!(tensors.iter().all(|(n, _)| !n.contains("identity")));
 }
 
 #[test]

@@ -10,6 +10,7 @@ use common::lfw;
 use ferrograd_deepfake::eval;
 use ferrograd_deepfake::train::{self, checkpoint_path, DeepfakeConfig, Pair, StepReport};
 use ferrograd_engine::Tensor;
+use ferrograd_models::train::LrSchedule;
 use ferrograd_nn::checkpoint;
 use std::collections::BTreeMap;
 use std::fs;
@@ -73,7 +74,7 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
     let good = checkpoint_path(dir.path());
     eval::load(&good).unwrap();
 
-    let cases: [(&str, &str, &[&str]); 7] = [
+    let cases: [(&str, &str, &[&str]); 9] = [
         // Used to abort swap, mix and eval in 0.2 s.
         ("latent", "1000000000", &["'latent'", "--latent", "2,048"]),
         // Used to train the identity judge on one person.
@@ -86,6 +87,16 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
         ),
         ("optim_ae.step", "-1", &["'optim_ae.step'", "'-1'"]),
         ("dssim_weight", "-1", &["'dssim_weight'", "--dssim-weight"]),
+        (
+            "lr_schedule",
+            "step",
+            &["'lr_schedule'", "constant or cosine"],
+        ),
+        (
+            "identity_weight",
+            "nan",
+            &["'identity_weight'", "--identity-weight"],
+        ),
         ("steps", "1", &["'optim_ae.step'", "from 1 to 1"]),
     ];
     for (key, value, needles) in cases {
@@ -101,13 +112,17 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
         }
     }
 
-    // A checkpoint from before the DSSIM term (no key) trained on L1 alone.
+    // A checkpoint from before the DSSIM term and the schedule (no keys) trained on L1 alone
+    // at a constant rate.
     let older = dir.path().join("older.safetensors");
     copy_checkpoint(&good, &older);
     rewrite(&older, |_, meta| {
         meta.remove("dssim_weight");
+        meta.remove("lr_schedule");
     });
-    assert_eq!(eval::load(&older).unwrap().config.model.dssim_weight, 0.0);
+    let older = eval::load(&older).unwrap().config;
+    assert_eq!(older.model.dssim_weight, 0.0);
+    assert_eq!(older.lr_schedule, LrSchedule::Constant);
 
     let bad = dir.path().join("shape.safetensors");
     copy_checkpoint(&good, &bad);

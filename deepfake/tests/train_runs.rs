@@ -3,6 +3,8 @@
 use ferrograd_deepfake::eval;
 use ferrograd_deepfake::identity::IdentitySettings;
 use ferrograd_deepfake::train::{self, checkpoint_path, DeepfakeConfig, Pair};
+use ferrograd_models::train::LrSchedule;
+use std::path::Path;
 mod common;
 
 use common::{lfw, tiny};
@@ -39,20 +41,10 @@ fn a_run_writes_its_files_and_resumes_bit_for_bit() {
     .unwrap();
     let resumed = train::train_on(&cfg, &pair, split.path(), true, &mut |_| {}).unwrap();
     assert_eq!(resumed.resumed_from, 2);
-    let a = eval::load(&checkpoint_path(straight.path())).unwrap();
-    let b = eval::load(&checkpoint_path(split.path())).unwrap();
-    assert_eq!(a.steps, 4);
-    assert_eq!(b.steps, 4);
-    let (ta, _) = a.model.state();
-    let (tb, _) = b.model.state();
-    for ((na, x), (nb, y)) in ta.iter().zip(&tb) {
-        assert_eq!(na, nb);
-        assert_eq!(
-            x.to_vec_f32(),
-            y.to_vec_f32(),
-            "{na} differs after resuming"
-        );
-    }
+    assert_eq!(
+        weights_after(straight.path(), 4),
+        weights_after(split.path(), 4)
+    );
     let history: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(split.path().join("metrics.json")).unwrap())
             .unwrap();
@@ -71,6 +63,71 @@ fn a_run_writes_its_files_and_resumes_bit_for_bit() {
         err.contains("other settings") && err.contains("checkpoint.safetensors"),
         "{err}"
     );
+}
+
+/// Every tensor of the checkpoint in `dir` (weights and optimizer state) by name, after
+/// checking that it holds `steps` steps.
+fn weights_after(dir: &Path, steps: u64) -> Vec<(String, Vec<f32>)> {
+    let loaded = eval::load(&checkpoint_path(dir)).unwrap();
+    assert_eq!(loaded.steps, steps);
+    let (tensors, _) = loaded.model.state();
+    tensors
+        .into_iter()
+        .map(|(name, t)| (name, t.to_vec_f32()))
+        .collect()
+}
+
+#[test]
+fn a_cosine_run_resumes_bit_for_bit_and_keeps_its_length() {
+    let Some(faces) = lfw() else { return };
+    let cfg = DeepfakeConfig {
+        lr_schedule: LrSchedule::Cosine,
+        ..tiny(faces.clone(), 4)
+    };
+    let pair = Pair::load(&cfg).unwrap();
+    let straight = tempfile::tempdir().unwrap();
+    // The straight run's checkpoint of step 2, copied aside while step 3 reports.
+    let split = tempfile::tempdir().unwrap();
+    let files = [
+        "checkpoint.safetensors",
+        "checkpoint.optimizer.safetensors",
+        "metrics.json",
+    ];
+    train::train_on(&cfg, &pair, straight.path(), false, &mut |report| {
+        if report.step == 3 {
+            for file in files {
+                std::fs::copy(straight.path().join(file), split.path().join(file)).unwrap();
+            }
+        }
+    })
+    .unwrap();
+    let resumed = train::train_on(&cfg, &pair, split.path(), true, &mut |_| {}).unwrap();
+    assert_eq!(resumed.resumed_from, 2);
+    let cosine = weights_after(straight.path(), 4);
+    assert_eq!(cosine, weights_after(split.path(), 4));
+
+    // The schedule moved the weights: a constant rate ends elsewhere.
+    let constant = tempfile::tempdir().unwrap();
+    train::train_on(
+        &tiny(faces.clone(), 4),
+        &pair,
+        constant.path(),
+        false,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_ne!(cosine, weights_after(constant.path(), 4));
+
+    // Resuming a cosine run over another length would bend its schedule: refused, naming --steps.
+    let longer = DeepfakeConfig {
+        lr_schedule: LrSchedule::Cosine,
+        ..tiny(faces, 6)
+    };
+    let err = train::train_on(&longer, &pair, split.path(), true, &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("--steps"), "{err}");
 }
 
 #[test]

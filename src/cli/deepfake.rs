@@ -1,7 +1,7 @@
 //! `ferrograd deepfake train|swap|mix|eval|convert`.
 
 use super::train::pick_device;
-use super::train::with_range;
+use super::train::{with_range, ScheduleArg};
 use super::Error;
 use ferrograd_deepfake::convert;
 use ferrograd_deepfake::eval::{self, EvalReport};
@@ -13,6 +13,7 @@ use ferrograd_deepfake::model::{PriorKind, Side, SwapConfig};
 use ferrograd_deepfake::picture::{save_before_after, save_face_grid, save_face_strip};
 use ferrograd_deepfake::train::{self, ranges, DeepfakeConfig, Pair, StepReport};
 use ferrograd_deepfake::Error as DeepfakeError;
+use ferrograd_models::train::LrSchedule;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,6 +58,9 @@ pub struct TrainArgs {
     pub batch: usize,
     #[arg(long, default_value_t = 5e-4, help = with_range("Learning rate", ranges::LR.describe()))]
     pub lr: f64,
+    /// How the learning rate moves over the run.
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Constant)]
+    pub lr_schedule: ScheduleArg,
     #[arg(long, default_value_t = 256, help = with_range("Size of the shared latent code", ranges::LATENT.describe()))]
     pub latent: usize,
     /// How the latent prior N(0, I) is enforced.
@@ -68,6 +72,8 @@ pub struct TrainArgs {
     pub dssim_weight: f64,
     #[arg(long, default_value_t = 0.0, help = with_range("Decay of the moving average of the weights that previews, swaps and eval draw from (0: none, the last step's weights)", ranges::EMA_DECAY.describe()))]
     pub ema_decay: f64,
+    #[arg(long, default_value_t = 0.0, help = with_range("Weight of the identity-confusion term: a critic on the code tells A's faces from B's, and the encoder learns to leave it unable to (0: no critic)", ranges::IDENTITY_WEIGHT.describe()))]
+    pub identity_weight: f64,
     /// Seed of the weights, the held-out split and the batches [range: any 64-bit whole number].
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -242,6 +248,11 @@ pub fn config(args: &TrainArgs) -> DeepfakeConfig {
             lr: args.lr,
             dssim_weight: args.dssim_weight,
             ema_decay: args.ema_decay,
+            identity_weight: args.identity_weight,
+        },
+        lr_schedule: match args.lr_schedule {
+            ScheduleArg::Constant => LrSchedule::Constant,
+            ScheduleArg::Cosine => LrSchedule::Cosine,
         },
         preview_every: args.preview_every,
         checkpoint_every: args.preview_every,

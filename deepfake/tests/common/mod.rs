@@ -20,12 +20,13 @@ pub fn tiny(faces: PathBuf, steps: usize) -> DeepfakeConfig {
     DeepfakeConfig {
         steps,
         batch: 2,
-        // With the DSSIM term and the weight average, so that resuming and loading are checked
+        // With the DSSIM term, the weight average and the identity critic, so that resuming and loading are checked
         // with every part of the state (the command-line tests train with the defaults).
         model: SwapConfig {
             latent: 8,
             dssim_weight: 1.0,
             ema_decay: 0.9,
+            identity_weight: 0.1,
             ..SwapConfig::default()
         },
         preview_every: 2,
