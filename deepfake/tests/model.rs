@@ -123,6 +123,7 @@ fn the_dssim_term_is_in_the_total_and_steps_lower_it() {
             latent: 16,
             lr: 1e-3,
             dssim_weight: 2.0,
+            identity_weight: 0.0,
             ..SwapConfig::default()
         },
         &mut Rng::new(3),
@@ -213,6 +214,8 @@ fn critic_after(weight: f64, steps: u64) -> (f64, ferrograd_deepfake::model::Ste
             latent: 16,
             lr: 1e-3,
             identity_weight: weight,
+            dssim_weight: 0.0,
+            ema_decay: 0.0,
             ..SwapConfig::default()
         },
         &mut Rng::new(3),

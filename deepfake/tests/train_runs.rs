@@ -127,7 +127,7 @@ fn a_cosine_run_resumes_bit_for_bit_and_keeps_its_length() {
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("--steps"), "{err}");
+    assert!(err.contains("cosine") && err.contains("--steps 4"), "{err}");
 }
 
 #[test]

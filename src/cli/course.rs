@@ -23,7 +23,7 @@ use std::time::Instant;
 #[derive(clap::Args)]
 pub struct CourseArgs {
     /// The settings that reach each part's quality targets (5–12 epochs on all of
-    /// Fashion-MNIST, 6,000 face-swap steps: hours on a 2-core CPU) instead of the short tour.
+    /// Fashion-MNIST, 16,000 face-swap steps: hours on a 2-core CPU) instead of the short tour.
     #[arg(long)]
     pub full: bool,
     /// Where the report goes (index.html, summary.json and the pictures).
@@ -253,9 +253,9 @@ fn plan(args: &CourseArgs, device: Device) -> Vec<Part> {
 
     let swap_out = format!("{runs}/deepfake");
     let swap_ckpt = format!("{swap_out}/checkpoint.safetensors");
-    // The tour's face swap gets what the classifier's 91% leaves of ten minutes: 800 steps at
-    // about 0.24 s (1,000 steps brought the tour to 10 min 21 s).
-    let steps = if full { "6000" } else { "800" };
+    // The tour's face swap gets what the classifier's 91% leaves of ten minutes: 600 steps at
+    // about 0.21 s (800 L1-only steps at 0.15 s brought the tour to 10 min including the build).
+    let steps = if full { "16000" } else { "600" };
     let identity_steps = if full { "1500" } else { "800" };
     let faces_dir = args
         .faces
@@ -273,7 +273,7 @@ fn plan(args: &CourseArgs, device: Device) -> Vec<Part> {
         with(
             step(
                 "train the face swap (shared encoder, two decoders, adversarial prior)",
-                if full { 6000.0 * 0.24 } else { 800.0 * 0.24 },
+                if full { 16000.0 * 0.22 } else { 600.0 * 0.21 },
                 &[
                     "deepfake",
                     "train",

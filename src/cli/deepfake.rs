@@ -13,7 +13,6 @@ use ferrograd_deepfake::model::{PriorKind, Side, SwapConfig};
 use ferrograd_deepfake::picture::{save_before_after, save_face_grid, save_face_strip};
 use ferrograd_deepfake::train::{self, ranges, DeepfakeConfig, Pair, StepReport};
 use ferrograd_deepfake::Error as DeepfakeError;
-use ferrograd_models::train::LrSchedule;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,34 +51,34 @@ pub struct TrainArgs {
     /// Identity B.
     #[arg(long, default_value = "Colin_Powell")]
     pub b: String,
-    #[arg(long, default_value_t = 6000, help = with_range("Training steps (6,000 give the figures in the README)", ranges::STEPS.describe()))]
+    #[arg(long, default_value_t = run_defaults().steps, help = with_range("Training steps (16,000, about an hour on 2 cores, give the figures in the README)", ranges::STEPS.describe()))]
     pub steps: usize,
-    #[arg(long, default_value_t = 16, help = with_range("Faces of each identity per step", ranges::BATCH.describe()))]
+    #[arg(long, default_value_t = run_defaults().batch, help = with_range("Faces of each identity per step", ranges::BATCH.describe()))]
     pub batch: usize,
-    #[arg(long, default_value_t = 5e-4, help = with_range("Learning rate", ranges::LR.describe()))]
+    #[arg(long, default_value_t = SwapConfig::default().lr, help = with_range("Learning rate", ranges::LR.describe()))]
     pub lr: f64,
     /// How the learning rate moves over the run.
-    #[arg(long, value_enum, default_value_t = ScheduleArg::Constant)]
+    #[arg(long, value_enum, default_value_t = ScheduleArg::from(run_defaults().lr_schedule))]
     pub lr_schedule: ScheduleArg,
-    #[arg(long, default_value_t = 256, help = with_range("Size of the shared latent code", ranges::LATENT.describe()))]
+    #[arg(long, default_value_t = SwapConfig::default().latent, help = with_range("Size of the shared latent code", ranges::LATENT.describe()))]
     pub latent: usize,
     /// How the latent prior N(0, I) is enforced.
     #[arg(long, value_enum, default_value_t = PriorArg::Adversarial)]
     pub prior: PriorArg,
     #[arg(long, help = with_range("Weight of the prior term beside the reconstruction (default: 0.01 adversarial, 1e-4 vae)", ranges::PRIOR_WEIGHT.describe()))]
     pub prior_weight: Option<f64>,
-    #[arg(long, default_value_t = 0.0, help = with_range("Weight of the structural dissimilarity (DSSIM) added to the L1 reconstruction loss (0: L1 only)", ranges::DSSIM_WEIGHT.describe()))]
+    #[arg(long, default_value_t = SwapConfig::default().dssim_weight, help = with_range("Weight of the structural dissimilarity (DSSIM) added to the L1 reconstruction loss (0: L1 only)", ranges::DSSIM_WEIGHT.describe()))]
     pub dssim_weight: f64,
-    #[arg(long, default_value_t = 0.0, help = with_range("Decay of the moving average of the weights that previews, swaps and eval draw from (0: none, the last step's weights)", ranges::EMA_DECAY.describe()))]
+    #[arg(long, default_value_t = SwapConfig::default().ema_decay, help = with_range("Decay of the moving average of the weights that previews, swaps and eval draw from (0: none, the last step's weights)", ranges::EMA_DECAY.describe()))]
     pub ema_decay: f64,
-    #[arg(long, default_value_t = 0.0, help = with_range("Weight of the identity-confusion term: a critic on the code tells A's faces from B's, and the encoder learns to leave it unable to (0: no critic)", ranges::IDENTITY_WEIGHT.describe()))]
+    #[arg(long, default_value_t = SwapConfig::default().identity_weight, help = with_range("Weight of the identity-confusion term: a critic on the code tells A's faces from B's, and the encoder learns to leave it unable to (0: no critic)", ranges::IDENTITY_WEIGHT.describe()))]
     pub identity_weight: f64,
     /// Seed of the weights, the held-out split and the batches [range: any 64-bit whole number].
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    #[arg(long, default_value_t = 250, help = with_range("Steps between preview grids and checkpoints (0: only at the end)", ranges::PREVIEW_EVERY.describe()))]
+    #[arg(long, default_value_t = run_defaults().preview_every, help = with_range("Steps between preview grids and checkpoints (0: only at the end)", ranges::PREVIEW_EVERY.describe()))]
     pub preview_every: usize,
-    #[arg(long, default_value_t = 0.1, help = with_range("Fraction of each identity's faces held out for evaluation", ranges::HELD_OUT.describe()))]
+    #[arg(long, default_value_t = run_defaults().held_out_fraction, help = with_range("Fraction of each identity's faces held out for evaluation", ranges::HELD_OUT.describe()))]
     pub held_out: f64,
     #[arg(long, help = with_range("Use at most this many faces per identity (quick runs)", ranges::LIMIT.describe()))]
     pub limit: Option<usize>,
@@ -226,6 +225,11 @@ pub(super) fn bar(len: usize, prefix: &str) -> ProgressBar {
     bar
 }
 
+/// The library's defaults, which the flags' defaults are (the faces folder aside).
+fn run_defaults() -> DeepfakeConfig {
+    DeepfakeConfig::defaults(PathBuf::new())
+}
+
 pub fn config(args: &TrainArgs) -> DeepfakeConfig {
     let prior = match args.prior {
         PriorArg::Adversarial => PriorKind::Adversarial,
@@ -250,10 +254,7 @@ pub fn config(args: &TrainArgs) -> DeepfakeConfig {
             ema_decay: args.ema_decay,
             identity_weight: args.identity_weight,
         },
-        lr_schedule: match args.lr_schedule {
-            ScheduleArg::Constant => LrSchedule::Constant,
-            ScheduleArg::Cosine => LrSchedule::Cosine,
-        },
+        lr_schedule: args.lr_schedule.into(),
         preview_every: args.preview_every,
         checkpoint_every: args.preview_every,
         held_out_fraction: args.held_out,

@@ -38,6 +38,24 @@ pub enum ScheduleArg {
     Cosine,
 }
 
+impl From<LrSchedule> for ScheduleArg {
+    fn from(schedule: LrSchedule) -> Self {
+        match schedule {
+            LrSchedule::Constant => ScheduleArg::Constant,
+            LrSchedule::Cosine => ScheduleArg::Cosine,
+        }
+    }
+}
+
+impl From<ScheduleArg> for LrSchedule {
+    fn from(schedule: ScheduleArg) -> Self {
+        match schedule {
+            ScheduleArg::Constant => LrSchedule::Constant,
+            ScheduleArg::Cosine => LrSchedule::Cosine,
+        }
+    }
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum PriorArg {
     /// N(0, I)
@@ -134,11 +152,7 @@ pub fn config(args: &TrainArgs) -> TrainConfig {
         epochs: args.epochs.unwrap_or(d.epochs),
         batch: args.batch,
         lr: args.lr.unwrap_or(d.lr),
-        lr_schedule: match args.lr_schedule {
-            None => d.lr_schedule,
-            Some(ScheduleArg::Constant) => LrSchedule::Constant,
-            Some(ScheduleArg::Cosine) => LrSchedule::Cosine,
-        },
+        lr_schedule: args.lr_schedule.map_or(d.lr_schedule, LrSchedule::from),
         lambda: args.lambda.unwrap_or(d.lambda),
         latent: args.latent.unwrap_or(d.latent),
         seed: args.seed,

@@ -2,6 +2,7 @@
 
 use ferrograd_deepfake::model::SwapConfig;
 use ferrograd_deepfake::train::DeepfakeConfig;
+use ferrograd_models::train::LrSchedule;
 use std::path::PathBuf;
 
 /// The shared LFW folder, or `None` (with a note) where it is missing.
@@ -29,6 +30,9 @@ pub fn tiny(faces: PathBuf, steps: usize) -> DeepfakeConfig {
             identity_weight: 0.1,
             ..SwapConfig::default()
         },
+        // A constant rate, so that a run can be resumed past its planned steps (a cosine run
+        // cannot: `a_cosine_run_resumes_bit_for_bit_and_keeps_its_length`).
+        lr_schedule: LrSchedule::Constant,
         preview_every: 2,
         checkpoint_every: 2,
         held_out_fraction: 0.25,
