@@ -88,9 +88,11 @@ or <i>exact</i>, as the engine's derivatives of order 2 and 3.</p>
 <p><b>Metrics</b>: deletion and insertion AUC (the class probability as the most salient pixels are removed or added), average drop and increase in confidence when only the map's region is kept.</p>"#
         }
         4 => {
-            r#"<p>One encoder E shared by both identities, one decoder per identity. Per step, with warped inputs x̃ and targets x:
-L<sub>E,D</sub> = ‖D<sub>A</sub>(E(x̃<sub>A</sub>)) − x<sub>A</sub>‖<sub>1</sub> + ‖D<sub>B</sub>(E(x̃<sub>B</sub>)) − x<sub>B</sub>‖<sub>1</sub> + w·(−E[log D<sub>h</sub>(E(x̃))]) (L1 as a mean per pixel),
-while the latent discriminator D<sub>h</sub> minimises −E<sub>h~N(0,I)</sub>[log D<sub>h</sub>(h)] − E[log(1 − D<sub>h</sub>(E(x̃)))]: the codes are pulled toward the prior.
+            r#"<p>One encoder E shared by both identities, one decoder per identity. Per step, with warped inputs x̃ and targets x, and L(y, x) = ‖y − x‖<sub>1</sub> + DSSIM(y, x) (L1 as a mean per pixel; DSSIM = (1 − SSIM)/2):
+L<sub>E,D</sub> = ½[L(D<sub>A</sub>(E(x̃<sub>A</sub>)), x<sub>A</sub>) + L(D<sub>B</sub>(E(x̃<sub>B</sub>)), x<sub>B</sub>)] + w·(−E[log D<sub>h</sub>(E(x̃))]) + c·BCE(C(E(x̃)), ½),
+while the latent discriminator D<sub>h</sub> minimises −E<sub>h~N(0,I)</sub>[log D<sub>h</sub>(h)] − E[log(1 − D<sub>h</sub>(E(x̃)))] (the codes are pulled toward the prior)
+and the identity critic C minimises −E[log C(E(x̃<sub>A</sub>))] − E[log(1 − C(E(x̃<sub>B</sub>)))] (the encoder learns to leave it unable to tell whose face a code is).
+The learning rate decays as lr·½(1 + cos(πt/T)), and faces are drawn with a moving average of the weights (decay 0.999).
 A swap is D<sub>B</sub>(E(x<sub>A</sub>)); mixing decodes (1 − t)·h<sub>a</sub> + t·h<sub>b</sub>, or the first dimensions of h<sub>a</sub> with the rest of h<sub>b</sub>.</p>"#
         }
         5 => {
