@@ -26,7 +26,10 @@ on the decoder's floats, this on the 8-bit PNGs).
 
 The same figures for controls: the real held-out photos themselves, those photos blurred (a
 Gaussian of 3 px), and the target's pixel-mean face (a criterion the mean face passes proves
-nothing about identity).
+nothing about identity); and, for the landmark test alone, each source photo's own landmarks
+moved by the difference between the two identities' mean landmark shapes (training photos):
+what a swap that keeps the pose exactly, as sharp as a photo, and takes on the target's
+average face shape would score.
 """
 
 import argparse
@@ -70,29 +73,39 @@ def landmark_error(p, q):
     return float(np.linalg.norm(p - q, axis=1).mean() / max(ocular, 1e-9))
 
 
+def pose_figures(points, sources):
+    """Own source found and pose ratio of faces with landmarks `points` made from `sources`
+    (lists of (embedding, points)), face i from source i."""
+    found = 0
+    own_errors, other_errors = [], []
+    for i, p in enumerate(points):
+        errors = [landmark_error(p, s[1]) for s in sources]
+        found += int(np.argmin(errors) == i)
+        own_errors.append(errors[i])
+        other_errors.extend(e for j, e in enumerate(errors) if j != i)
+    return {
+        "own_source_found": found / len(points),
+        "pose_ratio": float(np.mean(own_errors) / np.mean(other_errors)),
+    }
+
+
 def figures(candidates, sources, target, source):
     """The four figures for faces made from `sources` (lists of (embedding, points)) meant
     to look like identity `target` (dict with train embeddings, centroid, radius95)."""
     n = len(candidates)
-    verified = within = nearer = found = 0
-    own_errors, other_errors = [], []
-    for i, (emb, points) in enumerate(candidates):
+    verified = within = nearer = 0
+    for emb, _ in candidates:
         distances = np.linalg.norm(target["train"] - emb, axis=1)
         verified += (distances <= THRESHOLD).mean() > 0.5
         to_target = np.linalg.norm(emb - target["centroid"])
         within += to_target <= target["radius95"]
         nearer += to_target < np.linalg.norm(emb - source["centroid"])
-        errors = [landmark_error(points, s[1]) for s in sources]
-        found += int(np.argmin(errors) == i)
-        own_errors.append(errors[i])
-        other_errors.extend(e for j, e in enumerate(errors) if j != i)
     return {
         "faces": n,
         "verified": verified / n,
         "within_95": within / n,
         "nearer_target": nearer / n,
-        "own_source_found": found / n,
-        "pose_ratio": float(np.mean(own_errors) / np.mean(other_errors)),
+        **pose_figures([points for _, points in candidates], sources),
     }
 
 
@@ -109,7 +122,8 @@ def main():
         root = os.path.join(args.dir, side)
         train_files = sorted(os.listdir(os.path.join(root, "train")))
         train_images = [load(os.path.join(root, "train", f)) for f in train_files]
-        train = np.array([judge.look(im)[0] for im in train_images])
+        train_looks = [judge.look(im) for im in train_images]
+        train = np.array([e for e, _ in train_looks])
         n = manifest[side]["held_out"]
         held = lambda kind: [load(os.path.join(root, "held_out", f"{i:04d}_{kind}.png")) for i in range(n)]
         real_images = held("real")
@@ -127,6 +141,7 @@ def main():
         people[side] = {
             "name": manifest[side]["identity"],
             "train": train,
+            "mean_shape": np.mean([points for _, points in train_looks], 0),
             "centroid": centroid,
             "radius95": radius95,
             "real": real,
@@ -147,6 +162,12 @@ def main():
         rows.append((f"swap {s['name']} -> {t['name']}", figures(s["swap"], sources, t, s)))
         rows.append((f"  control: the pixel-mean face of {t['name']}",
                      figures([t["mean_face"]] * len(sources), sources, t, s)))
+        # Landmarks only: each source photo's own landmarks moved by the difference of the two
+        # identities' mean shapes, what a swap that keeps the pose exactly and takes on the
+        # target's average face shape would score; a floor for swaps, as sharp as a photo.
+        shift = t["mean_shape"] - s["mean_shape"]
+        rows.append((f"  control: own landmarks + ({t['name']} - {s['name']}) mean shape",
+                     {"faces": len(sources), **pose_figures([p + shift for _, p in sources], sources)}))
     for side in ("a", "b"):
         p, o = people[side], people["b" if side == "a" else "a"]
         rows.append((f"reconstruction {p['name']}", figures(p["reconstruction"], p["real"], p, o)))
@@ -155,9 +176,10 @@ def main():
 
     print("| faces | n | verified | within 95% | nearer target | own source found | pose ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|")
+    share = lambda f, key: f"{100 * f[key]:.0f}%" if key in f else "-"
     for label, f in rows:
-        print(f"| {label} | {f['faces']} | {100 * f['verified']:.0f}% | {100 * f['within_95']:.0f}% | "
-              f"{100 * f['nearer_target']:.0f}% | {100 * f['own_source_found']:.0f}% | {f['pose_ratio']:.2f} |")
+        print(f"| {label} | {f['faces']} | {share(f, 'verified')} | {share(f, 'within_95')} | "
+              f"{share(f, 'nearer_target')} | {share(f, 'own_source_found')} | {f['pose_ratio']:.2f} |")
     print()
     print("| reconstructions (scikit-image) | PSNR | SSIM |")
     print("|---|---:|---:|")
