@@ -29,7 +29,8 @@ Gaussian of 3 px), and the target's pixel-mean face (a criterion the mean face p
 nothing about identity); and, for the landmark test alone, each source photo's own landmarks
 moved by the difference between the two identities' mean landmark shapes (training photos):
 what a swap that keeps the pose exactly, as sharp as a photo, and takes on the target's
-average face shape would score.
+average face shape would score; and the same from the landmarks of the photo blurred by 3 px
+(such a swap as soft as the reconstructions).
 """
 
 import argparse
@@ -168,6 +169,8 @@ def main():
         shift = t["mean_shape"] - s["mean_shape"]
         rows.append((f"  control: own landmarks + ({t['name']} - {s['name']}) mean shape",
                      {"faces": len(sources), **pose_figures([p + shift for _, p in sources], sources)}))
+        rows.append(("  control: same, from the photo blurred 3 px",
+                     {"faces": len(sources), **pose_figures([p + shift for _, p in s["blurred"]], sources)}))
     for side in ("a", "b"):
         p, o = people[side], people["b" if side == "a" else "a"]
         rows.append((f"reconstruction {p['name']}", figures(p["reconstruction"], p["real"], p, o)))
