@@ -167,10 +167,9 @@ def main():
         # identities' mean shapes, what a swap that keeps the pose exactly and takes on the
         # target's average face shape would score; a floor for swaps, as sharp as a photo.
         shift = t["mean_shape"] - s["mean_shape"]
-        rows.append((f"  control: own landmarks + ({t['name']} - {s['name']}) mean shape",
-                     {"faces": len(sources), **pose_figures([p + shift for _, p in sources], sources)}))
-        rows.append(("  control: same, from the photo blurred 3 px",
-                     {"faces": len(sources), **pose_figures([p + shift for _, p in s["blurred"]], sources)}))
+        moved = lambda looks: {"faces": len(sources), **pose_figures([p + shift for _, p in looks], sources)}
+        rows.append((f"  control: own landmarks + ({t['name']} - {s['name']}) mean shape", moved(sources)))
+        rows.append(("  control: same, from the photo blurred 3 px", moved(s["blurred"])))
     for side in ("a", "b"):
         p, o = people[side], people["b" if side == "a" else "a"]
         rows.append((f"reconstruction {p['name']}", figures(p["reconstruction"], p["real"], p, o)))

@@ -14,10 +14,9 @@
 //!
 //! The prior matches the codes of both identities together to N(0, I), not each identity's
 //! codes to the other's: left alone, E keeps A's and B's codes apart, and D_B, which never saw
-//! a code from A's region, answers one with a face that is only partly B's (dlib finds 11% of
-//! such Bush → Powell swaps within the distance 95% of Powell's photos keep, against 68% with
-//! the critic; README, face swap). An identity critic on h ([`SwapConfig::identity_weight`])
-//! closes that gap.
+//! a code from A's region, answers one with a face that is only partly B's (the README's face
+//! swap section measures it). An identity critic on h ([`SwapConfig::identity_weight`]) closes
+//! that gap.
 
 use crate::faces::FACE_SIZE;
 use ferrograd_engine::{
