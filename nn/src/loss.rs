@@ -140,10 +140,99 @@ const SSIM_C2: f64 = 9e-4;
 /// The window is separable: each moment is filtered by an 11x1 then a 1x11 depthwise
 /// convolution, so the whole loss is differentiable to any order by the engine's own ops.
 pub fn dssim(prediction: &Tensor, target: &Tensor) -> Result<Tensor> {
-    const OP: &str = "dssim";
-    if prediction.shape() != target.shape() || prediction.rank() != 4 {
+    let ssim = ssim_map("dssim", prediction, target)?.mean_all()?;
+    ssim.neg()?.add_scalar(1.0)?.mul_scalar(0.5)
+}
+
+/// [`dssim`] with each position's SSIM weighted: DSSIM_w = (1 − Σ w·SSIM / Σ w)/2, where w is
+/// `weights` (the images' shape, non-negative, not all 0) cut to the positions where the
+/// window fits, at its centre pixel. Uniform weights give [`dssim`]; weights of 3 on the eyes
+/// make a blurred eye cost three times what the same blur costs on a cheek (faceswap's eye and
+/// mouth multipliers).
+pub fn weighted_dssim(prediction: &Tensor, target: &Tensor, weights: &Tensor) -> Result<Tensor> {
+    const OP: &str = "weighted_dssim";
+    let map = ssim_map(OP, prediction, target)?;
+    let values = checked_weights(OP, weights, prediction)?;
+    // The weight of each window's centre pixel, cut here rather than by `narrow`, which would
+    // gather index by index.
+    let [images, channels, height, width] = [0, 1, 2, 3].map(|i| prediction.shape()[i]);
+    let [rows, columns] = [2, 3].map(|i| map.shape()[i]);
+    let margin = SSIM_WINDOW / 2;
+    let mut centres = Vec::with_capacity(images * channels * rows * columns);
+    for plane in values.chunks_exact(height * width) {
+        for row in plane.chunks_exact(width).skip(margin).take(rows) {
+            centres.extend_from_slice(&row[margin..margin + columns]);
+        }
+    }
+    let total: f64 = centres.iter().sum();
+    if total <= 0.0 {
+        return Err(Error::argument(
+            OP,
+            "the weights are 0 wherever the SSIM window fits: nothing would be compared",
+        ));
+    }
+    let w = Tensor::from_f64s(&centres, map.shape(), prediction.dtype())?.to(prediction.device())?;
+    let ssim = map.mul(&w)?.sum_all()?.mul_scalar(1.0 / total)?;
+    ssim.neg()?.add_scalar(1.0)?.mul_scalar(0.5)
+}
+
+/// Weighted mean absolute error Σ w·|p − t| / Σ w, for `weights` of the images' shape,
+/// non-negative and not all 0. Uniform weights give the plain mean absolute error.
+pub fn weighted_l1(prediction: &Tensor, target: &Tensor, weights: &Tensor) -> Result<Tensor> {
+    const OP: &str = "weighted_l1";
+    if prediction.shape() != target.shape() {
         return Err(Error::shape(
             OP,
+            format!(
+                "prediction {:?} and target {:?} differ",
+                prediction.shape(),
+                target.shape()
+            ),
+        ));
+    }
+    let values = checked_weights(OP, weights, prediction)?;
+    let total: f64 = values.iter().sum();
+    if total <= 0.0 {
+        return Err(Error::argument(OP, "the weights are all 0"));
+    }
+    let w = Tensor::from_f64s(&values, prediction.shape(), prediction.dtype())?
+        .to(prediction.device())?;
+    prediction
+        .sub(target)?
+        .abs()?
+        .mul(&w)?
+        .sum_all()?
+        .mul_scalar(1.0 / total)
+}
+
+/// The values of `weights`, after checking that they have the prediction's shape and that
+/// none is negative or not finite. Weights are constants: no gradient reaches them.
+fn checked_weights(op: &'static str, weights: &Tensor, prediction: &Tensor) -> Result<Vec<f64>> {
+    let shape = prediction.shape();
+    if weights.shape() != shape {
+        return Err(Error::shape(
+            op,
+            format!(
+                "weights {:?} must have the images' shape {shape:?}",
+                weights.shape()
+            ),
+        ));
+    }
+    let values = weights.to_vec_f64();
+    if let Some(bad) = values.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
+        return Err(Error::argument(
+            op,
+            format!("weights must be finite and at least 0, found {bad}"),
+        ));
+    }
+    Ok(values)
+}
+
+/// SSIM at every position where the window fits: [N, C, H − 10, W − 10] (see [`dssim`]).
+fn ssim_map(op: &'static str, prediction: &Tensor, target: &Tensor) -> Result<Tensor> {
+    if prediction.shape() != target.shape() || prediction.rank() != 4 {
+        return Err(Error::shape(
+            op,
             format!(
                 "needs two [N, C, H, W] batches of one shape, got {:?} and {:?}",
                 prediction.shape(),
@@ -154,7 +243,7 @@ pub fn dssim(prediction: &Tensor, target: &Tensor) -> Result<Tensor> {
     let [_, channels, height, width] = [0, 1, 2, 3].map(|i| prediction.shape()[i]);
     if height < SSIM_WINDOW || width < SSIM_WINDOW {
         return Err(Error::shape(
-            OP,
+            op,
             format!(
                 "{height}x{width} images are smaller than the {SSIM_WINDOW}x{SSIM_WINDOW} window"
             ),
@@ -198,8 +287,7 @@ pub fn dssim(prediction: &Tensor, target: &Tensor) -> Result<Tensor> {
         .add(&mean_yy)?
         .add_scalar(SSIM_C1)?
         .mul(&var_x.add(&var_y)?.add_scalar(SSIM_C2)?)?;
-    let ssim = numerator.div(&denominator)?.mean_all()?;
-    ssim.neg()?.add_scalar(1.0)?.mul_scalar(0.5)
+    numerator.div(&denominator)
 }
 
 #[cfg(test)]
@@ -281,6 +369,84 @@ mod tests {
                 .unwrap();
         for (order, o) in outcomes.iter().enumerate() {
             assert!(o.passed(), "order {}: {:?}", order + 1, o.failure);
+        }
+    }
+
+    #[test]
+    fn uniform_weights_give_the_plain_losses_and_zero_weights_leave_pixels_out() {
+        let mut rng = ferrograd_engine::Rng::new(6);
+        let shape = [2, 3, 14, 12];
+        let x = Tensor::rand_uniform(&shape, 0.0, 1.0, DType::F64, &mut rng).unwrap();
+        let y = Tensor::rand_uniform(&shape, 0.0, 1.0, DType::F64, &mut rng).unwrap();
+        let threes = Tensor::full(&shape, 3.0, DType::F64).unwrap();
+        let value = |t: Result<Tensor>| t.unwrap().item().unwrap();
+        let (plain_l1, plain_dssim) = (value(x.l1_loss(&y)), value(dssim(&x, &y)));
+        assert!((value(weighted_l1(&x, &y, &threes)) - plain_l1).abs() < 1e-12);
+        assert!((value(weighted_dssim(&x, &y, &threes)) - plain_dssim).abs() < 1e-12);
+        // Weight 1 on the first image only: the losses of that image alone.
+        let first = Tensor::concat(
+            &[
+                Tensor::full(&[1, 3, 14, 12], 1.0, DType::F64).unwrap(),
+                Tensor::zeros(&[1, 3, 14, 12], DType::F64).unwrap(),
+            ],
+            0,
+        )
+        .unwrap();
+        let (x0, y0) = (x.narrow(0, 0, 1).unwrap(), y.narrow(0, 0, 1).unwrap());
+        let want_l1 = value(x0.l1_loss(&y0));
+        let want_dssim = value(dssim(&x0, &y0));
+        assert!((value(weighted_l1(&x, &y, &first)) - want_l1).abs() < 1e-12);
+        assert!((value(weighted_dssim(&x, &y, &first)) - want_dssim).abs() < 1e-12);
+    }
+
+    #[test]
+    fn weights_are_checked() {
+        let shape = [1, 1, 12, 12];
+        let x = Tensor::full(&shape, 0.5, DType::F64).unwrap();
+        let zeros = Tensor::zeros(&shape, DType::F64).unwrap();
+        let negative = Tensor::full(&shape, -1.0, DType::F64).unwrap();
+        let nan = Tensor::full(&shape, f64::NAN, DType::F64).unwrap();
+        let wrong = Tensor::full(&[1, 1, 12, 11], 1.0, DType::F64).unwrap();
+        for loss in [weighted_l1, weighted_dssim] {
+            for (weights, says) in [
+                (&zeros, "0"),
+                (&negative, "at least 0, found -1"),
+                (&nan, "found NaN"),
+                (&wrong, "the images' shape"),
+            ] {
+                let err = loss(&x, &x, weights).unwrap_err().to_string();
+                assert!(err.contains(says), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_losses_match_finite_differences_to_second_order() {
+        let mut rng = ferrograd_engine::Rng::new(7);
+        let shape = [1, 2, 12, 13];
+        let x = Tensor::rand_uniform(&shape, 0.0, 1.0, DType::F64, &mut rng).unwrap();
+        let y = Tensor::rand_uniform(&shape, 0.0, 1.0, DType::F64, &mut rng).unwrap();
+        let w = Tensor::rand_uniform(&shape, 0.5, 3.0, DType::F64, &mut rng).unwrap();
+        for (name, loss) in [
+            (
+                "weighted_l1",
+                weighted_l1 as fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+            ),
+            ("weighted_dssim", weighted_dssim),
+        ] {
+            let outcomes = ferrograd_engine::gradcheck::check_derivatives(
+                {
+                    let w = w.clone();
+                    move |t| loss(&t[0], &t[1], &w)
+                },
+                &[x.clone(), y.clone()],
+                2,
+                0,
+            )
+            .unwrap();
+            for (order, o) in outcomes.iter().enumerate() {
+                assert!(o.passed(), "{name} order {}: {:?}", order + 1, o.failure);
+            }
         }
     }
 }
