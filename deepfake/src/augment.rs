@@ -136,17 +136,33 @@ impl Affine {
         }
     }
 
-    /// The point q of the face that output point p shows (see [`Affine`]).
-    fn source(&self, x: f64, y: f64) -> (f64, f64) {
+    /// The point q of the face that output point p shows (see [`Affine`]). For many points,
+    /// [`Affine::source_map`] computes the rotation's sine and cosine once.
+    pub fn source(&self, x: f64, y: f64) -> (f64, f64) {
+        self.source_map()(x, y)
+    }
+
+    /// p ↦ q as [`Affine::source`], with the sine and cosine of θ computed here, once: they
+    /// would otherwise cost more than the rest of the map, at every pixel of every face.
+    pub fn source_map(&self) -> impl Fn(f64, f64) -> (f64, f64) {
         let c = (FACE_SIZE as f64 - 1.0) / 2.0;
         let (sin, cos) = self.rotation_degrees.to_radians().sin_cos();
-        // u = (p - c - t) / s, then v = R(-θ) u, with R(-θ) = [[cos, sin], [-sin, cos]].
-        let ux = (x - c - self.shift_x) / self.scale;
-        let uy = (y - c - self.shift_y) / self.scale;
-        let vx = cos * ux + sin * uy;
-        let vy = -sin * ux + cos * uy;
-        let vx = if self.flip { -vx } else { vx };
-        (c + vx, c + vy)
+        let Affine {
+            scale,
+            shift_x,
+            shift_y,
+            flip,
+            ..
+        } = *self;
+        move |x, y| {
+            // u = (p - c - t) / s, then v = R(-θ) u, with R(-θ) = [[cos, sin], [-sin, cos]].
+            let ux = (x - c - shift_x) / scale;
+            let uy = (y - c - shift_y) / scale;
+            let vx = cos * ux + sin * uy;
+            let vy = -sin * ux + cos * uy;
+            let vx = if flip { -vx } else { vx };
+            (c + vx, c + vy)
+        }
     }
 }
 
@@ -264,6 +280,7 @@ pub fn resample(
     check_face("resample", face)?;
     let plane = FACE_SIZE * FACE_SIZE;
     let mut out = vec![0.0f32; FACE_LEN];
+    let source = affine.source_map();
     for y in 0..FACE_SIZE {
         for x in 0..FACE_SIZE {
             let pixel = y * FACE_SIZE + x;
@@ -272,7 +289,7 @@ pub fn resample(
                 px += f64::from(d.dx[pixel]);
                 py += f64::from(d.dy[pixel]);
             }
-            let (qx, qy) = affine.source(px, py);
+            let (qx, qy) = source(px, py);
             let taps = bilinear_taps(qx, qy);
             for c in 0..3 {
                 let channel = &face[c * plane..(c + 1) * plane];
@@ -319,13 +336,24 @@ fn check_face(op: &'static str, face: &[f32]) -> Result<()> {
 /// target warped by a random [`Displacement`]. The autoencoder maps input to target, so it learns
 /// to undo the warp. Draws the affine first, then the warp.
 pub fn augment_pair(face: &[f32], cfg: &Augment, rng: &mut Rng) -> Result<(Vec<f32>, Vec<f32>)> {
+    augment_pair_and_affine(face, cfg, rng).map(|(input, target, _)| (input, target))
+}
+
+/// [`augment_pair`] with the affine map it drew, so that anything laid over the face (a map of
+/// loss weights) can be moved with the target by [`resample`]. The same draws as
+/// [`augment_pair`].
+pub fn augment_pair_and_affine(
+    face: &[f32],
+    cfg: &Augment,
+    rng: &mut Rng,
+) -> Result<(Vec<f32>, Vec<f32>, Affine)> {
     check_face("augment_pair", face)?;
     cfg.check("augment_pair")?;
     let affine = Affine::sample(cfg, rng);
     let displacement = Displacement::sample(cfg, rng);
     let target = resample(face, &affine, None)?;
     let input = resample(face, &affine, Some(&displacement))?;
-    Ok((input, target))
+    Ok((input, target, affine))
 }
 
 /// The face under a random [`Affine`] only, no warp: for training a discriminator or a classifier

@@ -38,6 +38,54 @@ pub const LFW_CROP: CropBox = CropBox {
     height: 120,
 };
 
+/// Where the eyes lie in an aligned face crop, for the eye multiplier of the reconstruction
+/// loss: the box that holds, in 90% of the Bush and Powell training crops, dlib's 12 eye
+/// landmarks (x 23..76, y 31..41 at the 5th and 95th percentiles), widened by 3 px around for
+/// the rims of glasses. LFW's alignment keeps eyes within a few pixels of one place.
+pub const EYE_BOX: CropBox = CropBox {
+    left: 20,
+    top: 28,
+    width: 60,
+    height: 16,
+};
+
+/// Where the mouth lies, measured the same way from dlib's 20 mouth landmarks (x 31..70,
+/// y 67..89), so that open mouths and teeth fall inside.
+pub const MOUTH_BOX: CropBox = CropBox {
+    left: 30,
+    top: 66,
+    width: 41,
+    height: 25,
+};
+
+/// A per-value weight for one face (3 channels of [`FACE_SIZE`]², as the faces): `eye` inside
+/// [`EYE_BOX`], `mouth` inside [`MOUTH_BOX`], 1 elsewhere, where `source` maps each pixel (x, y)
+/// to the point of the aligned crop it shows (the augmentation's [`crate::augment::Affine`], so
+/// that the weights follow the eyes and mouth of a rotated, shifted target; the identity for an
+/// unmoved face). Reconstruction losses weighted by it spend the decoders' capacity where a
+/// face's identity and expression are read (faceswap's eye and mouth multipliers, there drawn
+/// from each face's landmarks).
+pub fn feature_weights(eye: f32, mouth: f32, source: impl Fn(f64, f64) -> (f64, f64)) -> Vec<f32> {
+    let inside = |b: CropBox, x: f64, y: f64| {
+        // Pixel i covers [i − ½, i + ½): the box's pixels left..left + width, as a region.
+        let (left, top) = (b.left as f64 - 0.5, b.top as f64 - 0.5);
+        (left..left + b.width as f64).contains(&x) && (top..top + b.height as f64).contains(&y)
+    };
+    let plane: Vec<f32> = (0..FACE_SIZE * FACE_SIZE)
+        .map(|i| {
+            let (x, y) = source((i % FACE_SIZE) as f64, (i / FACE_SIZE) as f64);
+            if inside(EYE_BOX, x, y) {
+                eye
+            } else if inside(MOUTH_BOX, x, y) {
+                mouth
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    plane.repeat(3)
+}
+
 /// LFW's pictures are this many pixels square; only they get [`LFW_CROP`].
 pub const LFW_SIZE: u32 = 250;
 

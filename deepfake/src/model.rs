@@ -84,6 +84,12 @@ pub struct SwapConfig {
     /// say whose face they are leave the identity to the decoders, so D_B reads A's pose and
     /// expression from E(x_A) as it reads them from B's codes. 0: no critic.
     pub identity_weight: f64,
+    /// How many times a pixel of the eyes counts in the reconstruction loss, L1 and DSSIM
+    /// alike ([`crate::faces::EYE_BOX`], moved with each target by the augmentation); 1: as
+    /// any other pixel. Blur costs most where identity and glasses are read.
+    pub eye_multiplier: f64,
+    /// The same for the mouth ([`crate::faces::MOUTH_BOX`]): teeth and open mouths.
+    pub mouth_multiplier: f64,
 }
 
 impl Default for SwapConfig {
@@ -98,6 +104,8 @@ impl Default for SwapConfig {
             dssim_weight: 1.0,
             ema_decay: 0.999,
             identity_weight: 0.1,
+            eye_multiplier: 1.0,
+            mouth_multiplier: 1.0,
         }
     }
 }
@@ -410,8 +418,23 @@ impl FaceSwap {
     ///    encoder adds c·BCE(C(h), ½) over both identities' codes, least when C cannot tell.
     pub fn train_step(
         &mut self,
+        a: (&Tensor, &Tensor),
+        b: (&Tensor, &Tensor),
+        ctx: &mut Ctx,
+    ) -> Result<StepLosses> {
+        self.train_step_weighted(a, b, None, ctx)
+    }
+
+    /// [`FaceSwap::train_step`] with each target value's weight in the reconstruction loss,
+    /// one tensor of the targets' shape per identity: the L1 terms become Σ w·|y − ŷ| / Σ w and
+    /// the DSSIM terms weigh each window's SSIM by w at its centre ([`loss::weighted_l1`],
+    /// [`loss::weighted_dssim`]). The losses reported as `reconstruction_a` and `_b` stay the
+    /// plain L1, so that runs with and without weights compare.
+    pub fn train_step_weighted(
+        &mut self,
         (input_a, target_a): (&Tensor, &Tensor),
         (input_b, target_b): (&Tensor, &Tensor),
+        weights: Option<(&Tensor, &Tensor)>,
         ctx: &mut Ctx,
     ) -> Result<StepLosses> {
         let n = input_a.dim(0)?;
@@ -479,11 +502,23 @@ impl FaceSwap {
             .forward(&h.narrow(0, n, n)?, ctx)?
             .sigmoid()?;
         let (recon_a, recon_b) = (face_a.l1_loss(target_a)?, face_b.l1_loss(target_b)?);
-        let mut reconstruction = recon_a.add(&recon_b)?.mul_scalar(0.5)?;
+        let weights = match weights {
+            Some((w_a, w_b)) => Some((w_a.to(device)?, w_b.to(device)?)),
+            None => None,
+        };
+        let mut reconstruction = match &weights {
+            Some((w_a, w_b)) => loss::weighted_l1(&face_a, target_a, w_a)?
+                .add(&loss::weighted_l1(&face_b, target_b, w_b)?)?,
+            None => recon_a.add(&recon_b)?,
+        }
+        .mul_scalar(0.5)?;
         if self.config.dssim_weight > 0.0 {
-            let structure = loss::dssim(&face_a, target_a)?
-                .add(&loss::dssim(&face_b, target_b)?)?
-                .mul_scalar(0.5)?;
+            let structure = match &weights {
+                Some((w_a, w_b)) => loss::weighted_dssim(&face_a, target_a, w_a)?
+                    .add(&loss::weighted_dssim(&face_b, target_b, w_b)?)?,
+                None => loss::dssim(&face_a, target_a)?.add(&loss::dssim(&face_b, target_b)?)?,
+            }
+            .mul_scalar(0.5)?;
             losses.structure = structure.item()?;
             reconstruction =
                 reconstruction.add(&structure.mul_scalar(self.config.dssim_weight)?)?;

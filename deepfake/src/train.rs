@@ -7,8 +7,8 @@
 //!   x, D_A(E(x)), D_B(E(x)), so a reconstruction and a swap sit side by side;
 //! - `metrics.json` and `loss_curves.png`: the losses, averaged over each logging interval.
 
-use crate::augment::{augment_pair, Augment};
-use crate::faces::{batch_tensor, load_identity, Identity, LoadOptions};
+use crate::augment::{augment_pair_and_affine, Augment};
+use crate::faces::{batch_tensor, feature_weights, load_identity, Identity, LoadOptions};
 use crate::model::{FaceSwap, PriorKind, Side, StepLosses, SwapConfig};
 use crate::picture::save_face_grid;
 use ferrograd_engine::{Device, Result as EngineResult, Rng, Tensor};
@@ -102,6 +102,8 @@ impl DeepfakeConfig {
         put("dssim_weight", self.model.dssim_weight.to_string());
         put("ema_decay", self.model.ema_decay.to_string());
         put("identity_weight", self.model.identity_weight.to_string());
+        put("eye_multiplier", self.model.eye_multiplier.to_string());
+        put("mouth_multiplier", self.model.mouth_multiplier.to_string());
         put("held_out_fraction", self.held_out_fraction.to_string());
         put(
             "limit",
@@ -156,6 +158,13 @@ impl DeepfakeConfig {
             let v = get(k)?;
             v.parse::<f64>().map_err(|_| malformed(k, v, "a number"))
         };
+        // A setting added later: checkpoints from before it trained as `missing` says.
+        let real_or = |k: &str, missing: f64| -> Result<f64, Error> {
+            match meta.get(k) {
+                Some(_) => real(k),
+                None => Ok(missing),
+            }
+        };
         let prior_name = get("prior")?;
         let prior = PriorKind::parse(prior_name)
             .ok_or_else(|| malformed("prior", prior_name, "adversarial or vae"))?;
@@ -186,19 +195,12 @@ impl DeepfakeConfig {
                 prior,
                 prior_weight: real("prior_weight")?,
                 lr: real("lr")?,
-                // Checkpoints from before the setting trained on L1 alone.
-                dssim_weight: match meta.get("dssim_weight") {
-                    Some(_) => real("dssim_weight")?,
-                    None => 0.0,
-                },
-                ema_decay: match meta.get("ema_decay") {
-                    Some(_) => real("ema_decay")?,
-                    None => 0.0,
-                },
-                identity_weight: match meta.get("identity_weight") {
-                    Some(_) => real("identity_weight")?,
-                    None => 0.0,
-                },
+                // Before these settings: L1 alone, no average, no critic, every pixel alike.
+                dssim_weight: real_or("dssim_weight", 0.0)?,
+                ema_decay: real_or("ema_decay", 0.0)?,
+                identity_weight: real_or("identity_weight", 0.0)?,
+                eye_multiplier: real_or("eye_multiplier", 1.0)?,
+                mouth_multiplier: real_or("mouth_multiplier", 1.0)?,
             },
             lr_schedule,
             preview_every: 0,
@@ -243,6 +245,8 @@ impl DeepfakeConfig {
         DSSIM_WEIGHT.check(self.model.dssim_weight)?;
         EMA_DECAY.check(self.model.ema_decay)?;
         IDENTITY_WEIGHT.check(self.model.identity_weight)?;
+        EYE_MULTIPLIER.check(self.model.eye_multiplier)?;
+        MOUTH_MULTIPLIER.check(self.model.mouth_multiplier)?;
         PREVIEW_EVERY.check(self.preview_every)?;
         PREVIEW_EVERY.check(self.checkpoint_every)?;
         HELD_OUT.check(self.held_out_fraction)?;
@@ -267,6 +271,10 @@ pub mod ranges {
     pub const DSSIM_WEIGHT: Real = Real::closed("dssim_weight", "--dssim-weight", 0.0, 1e4);
     pub const IDENTITY_WEIGHT: Real =
         Real::closed("identity_weight", "--identity-weight", 0.0, 1e4);
+    /// 1: an eye pixel counts as any other; below 1 would make blur there cheaper.
+    pub const EYE_MULTIPLIER: Real = Real::closed("eye_multiplier", "--eye-multiplier", 1.0, 100.0);
+    pub const MOUTH_MULTIPLIER: Real =
+        Real::closed("mouth_multiplier", "--mouth-multiplier", 1.0, 100.0);
     /// 0: no weight average; below 1, or it would never move.
     pub const EMA_DECAY: Real = Real {
         below_max: true,
@@ -358,30 +366,49 @@ pub fn checkpoint_path(out: &Path) -> PathBuf {
 /// Steps between the points of the loss curves.
 const LOG_EVERY: usize = 25;
 
+/// One step's faces of one identity: warped inputs, targets, and (with a weight map) each
+/// target's loss weights.
+struct Batch {
+    inputs: Tensor,
+    targets: Tensor,
+    weights: Option<Tensor>,
+}
+
 /// Draws one step's batch: for each identity, `batch` faces at random (with replacement), each
-/// augmented into a (warped input, target) pair. The generator depends on (seed, step) only,
-/// so a resumed run draws the same batches as an uninterrupted one.
+/// augmented into a (warped input, target) pair; with `multipliers` (eye, mouth), each
+/// target's loss weights ([`feature_weights`]), moved by its affine map so that they stay on
+/// its eyes and mouth. The generator depends on (seed, step) only,
+/// so a resumed run draws the same batches as an uninterrupted one, with or without weights.
 fn draw_batch(
     identity: &Identity,
     batch: usize,
     augment: &Augment,
+    multipliers: Option<(f32, f32)>,
     rng: &mut Rng,
-) -> EngineResult<(Tensor, Tensor)> {
+) -> EngineResult<Batch> {
     let mut inputs = Vec::with_capacity(batch);
     let mut targets = Vec::with_capacity(batch);
+    let mut weights = Vec::new();
     for _ in 0..batch {
         let face = &identity.train[rng.below(identity.train.len())];
-        let (input, target) = augment_pair(face, augment, rng)?;
+        let (input, target, affine) = augment_pair_and_affine(face, augment, rng)?;
         inputs.push(input);
         targets.push(target);
+        if let Some((eye, mouth)) = multipliers {
+            weights.push(feature_weights(eye, mouth, affine.source_map()));
+        }
     }
     fn refs(v: &[Vec<f32>]) -> Vec<&[f32]> {
         v.iter().map(Vec::as_slice).collect()
     }
-    Ok((
-        batch_tensor(&refs(&inputs))?,
-        batch_tensor(&refs(&targets))?,
-    ))
+    Ok(Batch {
+        inputs: batch_tensor(&refs(&inputs))?,
+        targets: batch_tensor(&refs(&targets))?,
+        weights: match multipliers {
+            Some(_) => Some(batch_tensor(&refs(&weights))?),
+            None => None,
+        },
+    })
 }
 
 /// The generator of step `step`'s batch and noise.
@@ -500,20 +527,31 @@ pub fn train_on(
     };
     let start = model.steps() as usize;
     let augment = Augment::default();
+    let (eye, mouth) = (cfg.model.eye_multiplier, cfg.model.mouth_multiplier);
+    // No weights when every pixel counts alike: the plain losses, and no per-step cost.
+    let multipliers = (eye != 1.0 || mouth != 1.0).then_some((eye as f32, mouth as f32));
     let t0 = Instant::now();
     let mut interval = Averages::default();
     let mut last = StepLosses::default();
     for step in start..cfg.steps {
         model.set_lr(cfg.lr_schedule.rate(cfg.model.lr, step, cfg.steps));
         let mut rng = step_rng(cfg.seed, step);
-        let batch_a = draw_batch(&pair.a, cfg.batch, &augment, &mut rng)?;
-        let batch_b = draw_batch(&pair.b, cfg.batch, &augment, &mut rng)?;
+        let a = draw_batch(&pair.a, cfg.batch, &augment, multipliers, &mut rng)?;
+        let b = draw_batch(&pair.b, cfg.batch, &augment, multipliers, &mut rng)?;
         let mut ctx = Ctx {
             training: true,
             rng: rng.fork(),
         };
-        let losses =
-            model.train_step((&batch_a.0, &batch_a.1), (&batch_b.0, &batch_b.1), &mut ctx)?;
+        let weights = match (&a.weights, &b.weights) {
+            (Some(w_a), Some(w_b)) => Some((w_a, w_b)),
+            _ => None,
+        };
+        let losses = model.train_step_weighted(
+            (&a.inputs, &a.targets),
+            (&b.inputs, &b.targets),
+            weights,
+            &mut ctx,
+        )?;
         if !losses.total.is_finite() {
             return Err(Error::Diverged {
                 message: format!(

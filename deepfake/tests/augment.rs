@@ -2,9 +2,9 @@
 //! smooth and real, and a seed fixes every pair.
 
 use ferrograd_deepfake::augment::{
-    affine_only, augment_pair, resample, Affine, Augment, Displacement,
+    affine_only, augment_pair, augment_pair_and_affine, resample, Affine, Augment, Displacement,
 };
-use ferrograd_deepfake::faces::{FACE_LEN, FACE_SIZE};
+use ferrograd_deepfake::faces::{feature_weights, EYE_BOX, FACE_LEN, FACE_SIZE, MOUTH_BOX};
 use ferrograd_engine::Rng;
 
 const S: usize = FACE_SIZE;
@@ -283,5 +283,53 @@ fn bad_input_is_an_error() {
     ] {
         let err = augment_pair(&face, &cfg, &mut rng).unwrap_err();
         assert_eq!(err.op, "augment_pair");
+    }
+}
+
+#[test]
+fn the_pair_with_its_affine_is_the_pair_and_the_loss_weights_follow_that_affine() {
+    let face = textured_face();
+    let cfg = Augment::default();
+    let (input, target) = augment_pair(&face, &cfg, &mut Rng::new(8)).unwrap();
+    let (input2, target2, affine) = augment_pair_and_affine(&face, &cfg, &mut Rng::new(8)).unwrap();
+    assert_eq!((input, target), (input2, target2.clone()));
+    assert_eq!(resample(&face, &affine, None).unwrap(), target2);
+
+    // Unmoved: the eye multiplier exactly on the eye box, the mouth's on the mouth box.
+    let still = feature_weights(3.0, 2.0, |x, y| (x, y));
+    assert_eq!(still.len(), FACE_LEN);
+    for c in 0..3 {
+        for y in 0..S {
+            for x in 0..S {
+                let within = |b: ferrograd_deepfake::faces::CropBox| {
+                    (b.left as usize..(b.left + b.width) as usize).contains(&x)
+                        && (b.top as usize..(b.top + b.height) as usize).contains(&y)
+                };
+                let want = if within(EYE_BOX) {
+                    3.0
+                } else if within(MOUTH_BOX) {
+                    2.0
+                } else {
+                    1.0
+                };
+                assert_eq!(at(&still, c, x, y), want, "({x}, {y})");
+            }
+        }
+    }
+    // Shifted 6 px right and 4 down, the weights move with the face.
+    let shift = Affine {
+        shift_x: 6.0,
+        shift_y: 4.0,
+        ..Affine::IDENTITY
+    };
+    let moved = feature_weights(3.0, 2.0, shift.source_map());
+    for y in 4..S {
+        for x in 6..S {
+            assert_eq!(
+                at(&moved, 0, x, y),
+                at(&still, 0, x - 6, y - 4),
+                "({x}, {y})"
+            );
+        }
     }
 }

@@ -19,6 +19,8 @@ fn small(prior: PriorKind) -> FaceSwap {
             dssim_weight: 0.0,
             ema_decay: 0.0,
             identity_weight: 0.0,
+            eye_multiplier: 1.0,
+            mouth_multiplier: 1.0,
         },
         &mut Rng::new(3),
     )
@@ -148,6 +150,68 @@ fn the_dssim_term_is_in_the_total_and_steps_lower_it() {
         .train_step((&a, &a), (&b, &b), &mut Ctx::train(0))
         .unwrap();
     assert_eq!(l1_only.structure, 0.0);
+}
+
+#[test]
+fn uniform_loss_weights_train_as_none_and_weights_on_a_region_favour_it() {
+    let config = SwapConfig {
+        latent: 16,
+        lr: 1e-3,
+        ema_decay: 0.0,
+        ..SwapConfig::default()
+    };
+    let (a, b) = (faces(2, 1), faces(2, 2));
+    let ones = Tensor::full(a.shape(), 1.0, DType::F32).unwrap();
+    let mut plain = FaceSwap::new(config.clone(), &mut Rng::new(3)).unwrap();
+    let mut weighted = FaceSwap::new(config.clone(), &mut Rng::new(3)).unwrap();
+    for seed in 0..3 {
+        let p = plain
+            .train_step((&a, &a), (&b, &b), &mut Ctx::train(seed))
+            .unwrap();
+        let w = weighted
+            .train_step_weighted(
+                (&a, &a),
+                (&b, &b),
+                Some((&ones, &ones)),
+                &mut Ctx::train(seed),
+            )
+            .unwrap();
+        assert!((p.total - w.total).abs() < 1e-5, "{p:?} vs {w:?}");
+        assert!((p.structure - w.structure).abs() < 1e-5, "{p:?} vs {w:?}");
+    }
+    // Weight 50 on the top half: after the same steps, the top half of A's reconstruction is
+    // nearer its target than with uniform weights, and the bottom half further.
+    let top = |weight: f32| {
+        let mut w = vec![1.0f32; 2 * 3 * 100 * 100];
+        for plane in w.chunks_exact_mut(100 * 100) {
+            plane[..50 * 100].fill(weight);
+        }
+        Tensor::from_vec(w, a.shape()).unwrap()
+    };
+    let halves_error = |weight: f32| {
+        let mut model = FaceSwap::new(config.clone(), &mut Rng::new(3)).unwrap();
+        let w = top(weight);
+        for seed in 0..25 {
+            model
+                .train_step_weighted((&a, &a), (&b, &b), Some((&w, &w)), &mut Ctx::train(seed))
+                .unwrap();
+        }
+        let y = model.transfer(&a, Side::A).unwrap().to_vec_f32();
+        let x = a.to_vec_f32();
+        let (mut upper, mut lower) = (0.0, 0.0);
+        for (i, (p, t)) in y.iter().zip(&x).enumerate() {
+            let e = f64::from((p - t).abs());
+            if (i % (100 * 100)) < 50 * 100 {
+                upper += e;
+            } else {
+                lower += e;
+            }
+        }
+        (upper, lower)
+    };
+    let (uniform, favoured) = (halves_error(1.0), halves_error(50.0));
+    assert!(favoured.0 < uniform.0, "{favoured:?} vs {uniform:?}");
+    assert!(favoured.1 > uniform.1, "{favoured:?} vs {uniform:?}");
 }
 
 #[test]

@@ -74,7 +74,7 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
     let good = checkpoint_path(dir.path());
     eval::load(&good).unwrap();
 
-    let cases: [(&str, &str, &[&str]); 9] = [
+    let cases: [(&str, &str, &[&str]); 11] = [
         // Used to abort swap, mix and eval in 0.2 s.
         ("latent", "1000000000", &["'latent'", "--latent", "2,048"]),
         // Used to train the identity judge on one person.
@@ -98,6 +98,16 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
             &["'identity_weight'", "--identity-weight"],
         ),
         ("steps", "1", &["'optim_ae.step'", "from 1 to 1"]),
+        (
+            "eye_multiplier",
+            "0.5",
+            &["'eye_multiplier'", "--eye-multiplier"],
+        ),
+        (
+            "mouth_multiplier",
+            "two",
+            &["'mouth_multiplier'", "a number"],
+        ),
     ];
     for (key, value, needles) in cases {
         let bad = dir.path().join(format!("bad-{key}.safetensors"));
@@ -119,10 +129,17 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
     rewrite(&older, |_, meta| {
         meta.remove("dssim_weight");
         meta.remove("lr_schedule");
+        meta.remove("eye_multiplier");
+        meta.remove("mouth_multiplier");
     });
     let older = eval::load(&older).unwrap().config;
     assert_eq!(older.model.dssim_weight, 0.0);
     assert_eq!(older.lr_schedule, LrSchedule::Constant);
+    // ... and weighed every pixel alike.
+    assert_eq!(
+        (older.model.eye_multiplier, older.model.mouth_multiplier),
+        (1.0, 1.0)
+    );
 
     let bad = dir.path().join("shape.safetensors");
     copy_checkpoint(&good, &bad);

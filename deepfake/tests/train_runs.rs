@@ -151,6 +151,12 @@ fn evaluation_reports_finite_figures() {
         assert_eq!(side.faces, 6);
         assert!(side.mae > 0.0 && side.mae < 1.0, "{side:?}");
         assert!(side.psnr_db.is_finite() && side.psnr_db > 0.0, "{side:?}");
+        // 24 faces, 6 held out: every one of the 18 training faces is sampled.
+        assert_eq!(side.training_faces, 18);
+        assert!(
+            side.training_psnr_db.is_finite() && side.training_psnr_db > 0.0,
+            "{side:?}"
+        );
         assert!(side.ssim > -1.0 && side.ssim < 1.0, "{side:?}");
         assert!((0.0..=1.0).contains(&side.identity_score), "{side:?}");
         assert!(side.cycle_mae > 0.0, "{side:?}");

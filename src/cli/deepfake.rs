@@ -73,6 +73,10 @@ pub struct TrainArgs {
     pub ema_decay: f64,
     #[arg(long, default_value_t = SwapConfig::default().identity_weight, help = with_range("Weight of the identity-confusion term: a critic on the code tells A's faces from B's, and the encoder learns to leave it unable to (0: no critic)", ranges::IDENTITY_WEIGHT.describe()))]
     pub identity_weight: f64,
+    #[arg(long, default_value_t = SwapConfig::default().eye_multiplier, help = with_range("How many times an eye pixel counts in the reconstruction loss (1: as any other)", ranges::EYE_MULTIPLIER.describe()))]
+    pub eye_multiplier: f64,
+    #[arg(long, default_value_t = SwapConfig::default().mouth_multiplier, help = with_range("How many times a mouth pixel counts in the reconstruction loss (1: as any other)", ranges::MOUTH_MULTIPLIER.describe()))]
+    pub mouth_multiplier: f64,
     /// Seed of the weights, the held-out split and the batches [range: any 64-bit whole number].
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -253,6 +257,8 @@ pub fn config(args: &TrainArgs) -> DeepfakeConfig {
             dssim_weight: args.dssim_weight,
             ema_decay: args.ema_decay,
             identity_weight: args.identity_weight,
+            eye_multiplier: args.eye_multiplier,
+            mouth_multiplier: args.mouth_multiplier,
         },
         lr_schedule: args.lr_schedule.into(),
         preview_every: args.preview_every,
@@ -540,6 +546,11 @@ fn print_report(r: &EvalReport, cfg: &DeepfakeConfig, steps: u64) {
         "reconstruction PSNR (dB)",
         format!("{:.2}", r.a.psnr_db),
         format!("{:.2}", r.b.psnr_db),
+    );
+    row(
+        "  on training faces (dB)",
+        format!("{:.2}", r.a.training_psnr_db),
+        format!("{:.2}", r.b.training_psnr_db),
     );
     row(
         "reconstruction SSIM",

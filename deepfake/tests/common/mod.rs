@@ -21,13 +21,16 @@ pub fn tiny(faces: PathBuf, steps: usize) -> DeepfakeConfig {
     DeepfakeConfig {
         steps,
         batch: 2,
-        // With the DSSIM term, the weight average and the identity critic, so that resuming and loading are checked
-        // with every part of the state (the command-line tests train with the defaults).
+        // With the DSSIM term, the weight average, the identity critic and the eye and mouth
+        // multipliers, so that resuming and loading are checked with every part of the state
+        // and of the loss (the command-line tests train with the defaults).
         model: SwapConfig {
             latent: 8,
             dssim_weight: 1.0,
             ema_decay: 0.9,
             identity_weight: 0.1,
+            eye_multiplier: 3.0,
+            mouth_multiplier: 2.0,
             ..SwapConfig::default()
         },
         // A constant rate, so that a run can be resumed past its planned steps (a cosine run
