@@ -186,21 +186,29 @@ fn next_position(pos: &mut [usize], sizes: &[usize]) {
 }
 
 /// Flat indices, in a buffer of `shape`, of the box starting at `starts` with size `region`,
-/// in row-major order of the box.
+/// in row-major order of the box. Along the last axis the indices run on by one, so they are
+/// written a row at a time, with the odometer turning once per row rather than once per index.
 fn box_indices(shape: &[usize], starts: &[usize], region: &[usize]) -> Vec<usize> {
-    let strides = contiguous_strides(shape);
     let n = numel(region);
+    let Some((&row, outer)) = region.split_last() else {
+        return vec![0; n];
+    };
+    if n == 0 {
+        return Vec::new();
+    }
+    let strides = contiguous_strides(shape);
     let mut out = Vec::with_capacity(n);
-    let mut pos = vec![0usize; region.len()];
-    for _ in 0..n {
-        out.push(
-            pos.iter()
-                .zip(starts)
-                .zip(&strides)
-                .map(|((p, s), st)| (p + s) * st)
-                .sum(),
-        );
-        next_position(&mut pos, region);
+    let mut pos = vec![0usize; outer.len()];
+    for _ in 0..n / row {
+        let first: usize = pos
+            .iter()
+            .zip(starts)
+            .zip(&strides)
+            .map(|((p, s), st)| (p + s) * st)
+            .sum::<usize>()
+            + starts[outer.len()];
+        out.extend(first..first + row);
+        next_position(&mut pos, outer);
     }
     out
 }
@@ -949,6 +957,44 @@ fn random_index(shape: &[usize], axis: usize, r: &mut crate::Rng) -> (Vec<usize>
 mod tests {
     use super::*;
     use crate::DType;
+
+    /// The box's flat indices the plain way: every position of the box in row-major order.
+    fn box_indices_one_by_one(shape: &[usize], starts: &[usize], region: &[usize]) -> Vec<usize> {
+        let strides = contiguous_strides(shape);
+        let mut pos = vec![0usize; region.len()];
+        (0..numel(region))
+            .map(|_| {
+                let i = pos
+                    .iter()
+                    .zip(starts)
+                    .zip(&strides)
+                    .map(|((p, s), st)| (p + s) * st)
+                    .sum();
+                next_position(&mut pos, region);
+                i
+            })
+            .collect()
+    }
+
+    #[test]
+    fn box_indices_by_rows_are_the_indices_one_by_one() {
+        let mut rng = crate::Rng::new(11);
+        for case in 0..500 {
+            let rank = rng.below(5);
+            let shape: Vec<usize> = (0..rank).map(|_| rng.below(6)).collect();
+            let starts: Vec<usize> = shape.iter().map(|&d| rng.below(d + 1)).collect();
+            let region: Vec<usize> = shape
+                .iter()
+                .zip(&starts)
+                .map(|(&d, &s)| rng.below(d - s + 1))
+                .collect();
+            assert_eq!(
+                box_indices(&shape, &starts, &region),
+                box_indices_one_by_one(&shape, &starts, &region),
+                "case {case}: shape {shape:?}, starts {starts:?}, region {region:?}"
+            );
+        }
+    }
 
     #[test]
     fn pad_then_slice_is_identity_and_concat_orders_values() {
