@@ -502,18 +502,15 @@ impl FaceSwap {
             .forward(&h.narrow(0, n, n)?, ctx)?
             .sigmoid()?;
         let (recon_a, recon_b) = (face_a.l1_loss(target_a)?, face_b.l1_loss(target_b)?);
-        let weights = match weights {
-            Some((w_a, w_b)) => Some((w_a.to(device)?, w_b.to(device)?)),
-            None => None,
-        };
-        let mut reconstruction = match &weights {
+        // The weighted losses read the weights and place them by the faces themselves.
+        let mut reconstruction = match weights {
             Some((w_a, w_b)) => loss::weighted_l1(&face_a, target_a, w_a)?
                 .add(&loss::weighted_l1(&face_b, target_b, w_b)?)?,
             None => recon_a.add(&recon_b)?,
         }
         .mul_scalar(0.5)?;
         if self.config.dssim_weight > 0.0 {
-            let structure = match &weights {
+            let structure = match weights {
                 Some((w_a, w_b)) => loss::weighted_dssim(&face_a, target_a, w_a)?
                     .add(&loss::weighted_dssim(&face_b, target_b, w_b)?)?,
                 None => loss::dssim(&face_a, target_a)?.add(&loss::dssim(&face_b, target_b)?)?,

@@ -404,10 +404,9 @@ fn draw_batch(
     Ok(Batch {
         inputs: batch_tensor(&refs(&inputs))?,
         targets: batch_tensor(&refs(&targets))?,
-        weights: match multipliers {
-            Some(_) => Some(batch_tensor(&refs(&weights))?),
-            None => None,
-        },
+        weights: multipliers
+            .map(|_| batch_tensor(&refs(&weights)))
+            .transpose()?,
     })
 }
 
@@ -542,14 +541,10 @@ pub fn train_on(
             training: true,
             rng: rng.fork(),
         };
-        let weights = match (&a.weights, &b.weights) {
-            (Some(w_a), Some(w_b)) => Some((w_a, w_b)),
-            _ => None,
-        };
         let losses = model.train_step_weighted(
             (&a.inputs, &a.targets),
             (&b.inputs, &b.targets),
-            weights,
+            a.weights.as_ref().zip(b.weights.as_ref()),
             &mut ctx,
         )?;
         if !losses.total.is_finite() {

@@ -153,8 +153,7 @@ pub fn weighted_dssim(prediction: &Tensor, target: &Tensor, weights: &Tensor) ->
     const OP: &str = "weighted_dssim";
     let map = ssim_map(OP, prediction, target)?;
     let values = checked_weights(OP, weights, prediction)?;
-    // The weight of each window's centre pixel, cut here rather than by `narrow`, which would
-    // gather index by index.
+    // The weight of each window's centre pixel, cut from the values the check already read.
     let [images, channels, height, width] = [0, 1, 2, 3].map(|i| prediction.shape()[i]);
     let [rows, columns] = [2, 3].map(|i| map.shape()[i]);
     let margin = SSIM_WINDOW / 2;
