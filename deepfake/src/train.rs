@@ -8,7 +8,9 @@
 //! - `metrics.json` and `loss_curves.png`: the losses, averaged over each logging interval.
 
 use crate::augment::{augment_pair_and_affine, Augment};
-use crate::faces::{batch_tensor, feature_weights, load_identity, Identity, LoadOptions};
+use crate::faces::{
+    batch_tensor, feature_weights, list_identities, load_identity, Identity, LoadOptions,
+};
 use crate::model::{FaceSwap, PriorKind, Side, StepLosses, SwapConfig};
 use crate::picture::save_face_grid;
 use ferrograd_engine::{Device, Result as EngineResult, Rng, Tensor};
@@ -30,6 +32,12 @@ pub struct DeepfakeConfig {
     pub a: String,
     pub b: String,
     pub steps: usize,
+    /// The first this many of the `steps` are pretraining: both decoders learn to draw the
+    /// training faces of every identity in `faces` ([`Pair::pretraining_faces`]), not only
+    /// their own, before each learns its own person. DeepFaceLab pretrains on a generic face
+    /// set so that a decoder has seen more poses, expressions and lighting than one person's
+    /// few hundred photos hold. 0: none.
+    pub pretrain_steps: usize,
     /// Faces of each identity per step.
     pub batch: usize,
     pub seed: u64,
@@ -58,6 +66,7 @@ impl DeepfakeConfig {
             a: "George_W_Bush".into(),
             b: "Colin_Powell".into(),
             steps: 16_000,
+            pretrain_steps: 0,
             batch: 16,
             seed: 0,
             model: SwapConfig::default(),
@@ -92,6 +101,7 @@ impl DeepfakeConfig {
         put("a", self.a.clone());
         put("b", self.b.clone());
         put("steps", self.steps.to_string());
+        put("pretrain_steps", self.pretrain_steps.to_string());
         put("batch", self.batch.to_string());
         put("seed", self.seed.to_string());
         put("latent", self.model.latent.to_string());
@@ -154,6 +164,12 @@ impl DeepfakeConfig {
             let v = get(k)?;
             settings::parse_whole(v).ok_or_else(|| malformed(k, v, "a whole number"))
         };
+        let whole_or = |k: &str, missing: usize| -> Result<usize, Error> {
+            match meta.get(k) {
+                Some(_) => whole(k),
+                None => Ok(missing),
+            }
+        };
         let real = |k: &str| -> Result<f64, Error> {
             let v = get(k)?;
             v.parse::<f64>().map_err(|_| malformed(k, v, "a number"))
@@ -188,6 +204,8 @@ impl DeepfakeConfig {
             a: get("a")?.to_string(),
             b: get("b")?.to_string(),
             steps: whole("steps")?,
+            // Before the setting: no pretraining.
+            pretrain_steps: whole_or("pretrain_steps", 0)?,
             batch: whole("batch")?,
             seed,
             model: SwapConfig {
@@ -238,6 +256,18 @@ impl DeepfakeConfig {
             ));
         }
         STEPS.check(self.steps)?;
+        PRETRAIN_STEPS.check(self.pretrain_steps)?;
+        if self.pretrain_steps >= self.steps {
+            return Err(ferrograd_models::Error::setting(
+                "pretrain_steps",
+                "--pretrain-steps",
+                self.pretrain_steps,
+                format!(
+                    "leaves none of the {} --steps for the pair itself: pretrain for fewer",
+                    self.steps
+                ),
+            ));
+        }
         BATCH.check(self.batch)?;
         LATENT.check(self.model.latent)?;
         LR.check(self.model.lr)?;
@@ -263,6 +293,9 @@ pub mod ranges {
     use super::{Count, Real};
 
     pub const STEPS: Count = Count::new("steps", "--steps", 1, 1_000_000);
+    /// 0: none; below `steps` too (checked beside it).
+    pub const PRETRAIN_STEPS: Count =
+        Count::new("pretrain_steps", "--pretrain-steps", 0, 1_000_000);
     /// Faces of each identity per step.
     pub const BATCH: Count = Count::new("batch", "--batch", 1, 256);
     pub const LATENT: Count = Count::new("latent", "--latent", 1, 2048);
@@ -297,19 +330,40 @@ fn flag_of(key: &str) -> String {
     }
 }
 
-/// Both identities' faces, loaded and split.
+/// Both identities' faces, loaded and split, and (for pretraining) the other identities'.
 pub struct Pair {
     pub a: Identity,
     pub b: Identity,
+    /// The other identities in the faces folder with enough photos to load
+    /// ([`LoadOptions::min_images`]), split alike; loaded only when the run pretrains.
+    pub others: Vec<Identity>,
 }
 
 impl Pair {
     pub fn load(cfg: &DeepfakeConfig) -> Result<Pair, Error> {
         let options = cfg.load_options();
-        Ok(Pair {
-            a: load_identity(&cfg.faces, &cfg.a, &options)?,
-            b: load_identity(&cfg.faces, &cfg.b, &options)?,
-        })
+        let a = load_identity(&cfg.faces, &cfg.a, &options)?;
+        let b = load_identity(&cfg.faces, &cfg.b, &options)?;
+        let mut others = Vec::new();
+        if cfg.pretrain_steps > 0 {
+            for (name, count) in list_identities(&cfg.faces)? {
+                if name != cfg.a && name != cfg.b && count >= options.min_images {
+                    others.push(load_identity(&cfg.faces, &name, &options)?);
+                }
+            }
+        }
+        Ok(Pair { a, b, others })
+    }
+
+    /// The faces both decoders learn during pretraining: the training faces of A, of B and of
+    /// every other identity loaded. Never a held-out face of A or B, so that the evaluation
+    /// stays on faces the model has not seen.
+    pub fn pretraining_faces(&self) -> Vec<&[f32]> {
+        [&self.a, &self.b]
+            .into_iter()
+            .chain(&self.others)
+            .flat_map(|identity| identity.train.iter().map(Vec::as_slice))
+            .collect()
     }
 
     fn side(&self, side: Side) -> &Identity {
@@ -327,7 +381,9 @@ impl Pair {
             .filter(|identity| identity.held_out.len() < MEANINGFUL_HELD_OUT)
             .map(|identity| {
                 format!(
-                    "warning: {} has only {} held-out face{}, too few for its figures to mean                      much (one face is {:.0} points); hold out more with --held-out, or use an                      identity with more photos",
+                    "warning: {} has only {} held-out face{}, too few for its figures to mean much \
+                     (one face is {:.0} points); hold out more with --held-out, or use an \
+                     identity with more photos",
                     identity.name,
                     identity.held_out.len(),
                     if identity.held_out.len() == 1 { "" } else { "s" },
@@ -366,7 +422,7 @@ pub fn checkpoint_path(out: &Path) -> PathBuf {
 /// Steps between the points of the loss curves.
 const LOG_EVERY: usize = 25;
 
-/// One step's faces of one identity: warped inputs, targets, and (with a weight map) each
+/// One step's faces of one decoder: warped inputs, targets, and (with a weight map) each
 /// target's loss weights.
 struct Batch {
     inputs: Tensor,
@@ -374,13 +430,13 @@ struct Batch {
     weights: Option<Tensor>,
 }
 
-/// Draws one step's batch: for each identity, `batch` faces at random (with replacement), each
+/// Draws one decoder's batch for a step: `batch` of `faces` at random (with replacement), each
 /// augmented into a (warped input, target) pair; with `multipliers` (eye, mouth), each
 /// target's loss weights ([`feature_weights`]), moved by its affine map so that they stay on
 /// its eyes and mouth. The generator depends on (seed, step) only,
 /// so a resumed run draws the same batches as an uninterrupted one, with or without weights.
 fn draw_batch(
-    identity: &Identity,
+    faces: &[&[f32]],
     batch: usize,
     augment: &Augment,
     multipliers: Option<(f32, f32)>,
@@ -390,7 +446,7 @@ fn draw_batch(
     let mut targets = Vec::with_capacity(batch);
     let mut weights = Vec::new();
     for _ in 0..batch {
-        let face = &identity.train[rng.below(identity.train.len())];
+        let face = faces[rng.below(faces.len())];
         let (input, target, affine) = augment_pair_and_affine(face, augment, rng)?;
         inputs.push(input);
         targets.push(target);
@@ -529,14 +585,29 @@ pub fn train_on(
     let (eye, mouth) = (cfg.model.eye_multiplier, cfg.model.mouth_multiplier);
     // No weights when every pixel counts alike: the plain losses, and no per-step cost.
     let multipliers = (eye != 1.0 || mouth != 1.0).then_some((eye as f32, mouth as f32));
+    fn own(identity: &Identity) -> Vec<&[f32]> {
+        identity.train.iter().map(Vec::as_slice).collect()
+    }
+    let (faces_a, faces_b) = (own(&pair.a), own(&pair.b));
+    let generic = if start < cfg.pretrain_steps {
+        pair.pretraining_faces()
+    } else {
+        Vec::new()
+    };
     let t0 = Instant::now();
     let mut interval = Averages::default();
     let mut last = StepLosses::default();
     for step in start..cfg.steps {
         model.set_lr(cfg.lr_schedule.rate(cfg.model.lr, step, cfg.steps));
         let mut rng = step_rng(cfg.seed, step);
-        let a = draw_batch(&pair.a, cfg.batch, &augment, multipliers, &mut rng)?;
-        let b = draw_batch(&pair.b, cfg.batch, &augment, multipliers, &mut rng)?;
+        // While pretraining, both decoders draw from the one pool of every identity's faces.
+        let (pool_a, pool_b) = if step < cfg.pretrain_steps {
+            (&generic, &generic)
+        } else {
+            (&faces_a, &faces_b)
+        };
+        let a = draw_batch(pool_a, cfg.batch, &augment, multipliers, &mut rng)?;
+        let b = draw_batch(pool_b, cfg.batch, &augment, multipliers, &mut rng)?;
         let mut ctx = Ctx {
             training: true,
             rng: rng.fork(),

@@ -378,6 +378,7 @@ fn the_judge_images_are_the_faces_pixel_for_pixel() {
     let pair = Pair {
         a: identity("Ann", 10),
         b: identity("Bob", 20),
+        others: Vec::new(),
     };
     let dir = tempfile::tempdir().unwrap();
     let files = ferrograd_deepfake::eval::write_judge_images(&model, &pair, dir.path()).unwrap();

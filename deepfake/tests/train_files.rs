@@ -74,7 +74,7 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
     let good = checkpoint_path(dir.path());
     eval::load(&good).unwrap();
 
-    let cases: [(&str, &str, &[&str]); 11] = [
+    let cases: [(&str, &str, &[&str]); 12] = [
         // Used to abort swap, mix and eval in 0.2 s.
         ("latent", "1000000000", &["'latent'", "--latent", "2,048"]),
         // Used to train the identity judge on one person.
@@ -108,6 +108,12 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
             "two",
             &["'mouth_multiplier'", "a number"],
         ),
+        // The run's 2 steps all pretraining: the pair never trained.
+        (
+            "pretrain_steps",
+            "2",
+            &["'pretrain_steps'", "--pretrain-steps", "leaves none"],
+        ),
     ];
     for (key, value, needles) in cases {
         let bad = dir.path().join(format!("bad-{key}.safetensors"));
@@ -131,6 +137,7 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
         meta.remove("lr_schedule");
         meta.remove("eye_multiplier");
         meta.remove("mouth_multiplier");
+        meta.remove("pretrain_steps");
     });
     let older = eval::load(&older).unwrap().config;
     assert_eq!(older.model.dssim_weight, 0.0);
@@ -140,6 +147,8 @@ fn loaded_settings_and_tensors_are_validated_naming_file_and_key() {
         (older.model.eye_multiplier, older.model.mouth_multiplier),
         (1.0, 1.0)
     );
+    // ... and did not pretrain.
+    assert_eq!(older.pretrain_steps, 0);
 
     let bad = dir.path().join("shape.safetensors");
     copy_checkpoint(&good, &bad);
@@ -288,6 +297,7 @@ fn an_overflowed_optimizer_state_stops_the_run_and_says_whether_a_checkpoint_is_
     let mut huge = Pair {
         a: pair.a.clone(),
         b: pair.b.clone(),
+        others: Vec::new(),
     };
     for face in huge.a.train.iter_mut().chain(huge.b.train.iter_mut()) {
         face.iter_mut().for_each(|v| *v *= 1e30);
@@ -334,6 +344,8 @@ fn too_few_held_out_faces_are_warned_about_and_enough_are_not() {
             && warnings[0].contains("--held-out"),
         "{warnings:?}"
     );
+    // One line of prose: no run of spaces left by a broken string continuation.
+    assert!(!warnings[0].contains("  "), "{warnings:?}");
     let enough = DeepfakeConfig {
         limit: Some(40),
         ..common::tiny(faces, 2)

@@ -131,6 +131,89 @@ fn a_cosine_run_resumes_bit_for_bit_and_keeps_its_length() {
 }
 
 #[test]
+fn pretraining_draws_every_identity_and_resumes_bit_for_bit_across_its_end() {
+    let Some(faces) = lfw() else { return };
+    // Steps 1 to 3 pretrain, step 4 trains the pair.
+    let cfg = DeepfakeConfig {
+        pretrain_steps: 3,
+        ..tiny(faces.clone(), 4)
+    };
+    let pair = Pair::load(&cfg).unwrap();
+    let others: Vec<&str> = pair.others.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(others, ["Tony_Blair"]);
+    // 24 faces a person, a quarter held out: 18 training faces of each of the three.
+    assert_eq!(pair.pretraining_faces().len(), 3 * 18);
+    // No held-out face of the pair is in the pool.
+    let pool = pair.pretraining_faces();
+    for face in pair.a.held_out.iter().chain(&pair.b.held_out) {
+        assert!(!pool.contains(&face.as_slice()));
+    }
+    // Without pretraining, the other identities are not loaded.
+    assert!(Pair::load(&tiny(faces.clone(), 4))
+        .unwrap()
+        .others
+        .is_empty());
+
+    // The straight run's checkpoint of step 2 (mid-pretraining), copied aside while step 3
+    // reports, then resumed past the pretraining's end: the same weights as the straight run.
+    let straight = tempfile::tempdir().unwrap();
+    let split = tempfile::tempdir().unwrap();
+    train::train_on(&cfg, &pair, straight.path(), false, &mut |report| {
+        if report.step == 3 {
+            for file in [
+                "checkpoint.safetensors",
+                "checkpoint.optimizer.safetensors",
+                "metrics.json",
+            ] {
+                std::fs::copy(straight.path().join(file), split.path().join(file)).unwrap();
+            }
+        }
+    })
+    .unwrap();
+    let resumed = train::train_on(&cfg, &pair, split.path(), true, &mut |_| {}).unwrap();
+    assert_eq!(resumed.resumed_from, 2);
+    let pretrained = weights_after(straight.path(), 4);
+    assert_eq!(pretrained, weights_after(split.path(), 4));
+    let loaded = eval::load(&checkpoint_path(straight.path())).unwrap();
+    assert_eq!(loaded.config.pretrain_steps, 3);
+
+    // Pretraining drew other faces: the same seed without it ends elsewhere.
+    let plain = tempfile::tempdir().unwrap();
+    let tiny_pair = Pair::load(&tiny(faces.clone(), 4)).unwrap();
+    train::train_on(
+        &tiny(faces.clone(), 4),
+        &tiny_pair,
+        plain.path(),
+        false,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_ne!(pretrained, weights_after(plain.path(), 4));
+
+    // Resuming with another pretraining length is refused, naming the flag.
+    let other = DeepfakeConfig {
+        pretrain_steps: 1,
+        ..tiny(faces.clone(), 4)
+    };
+    let err = train::train_on(&other, &pair, split.path(), true, &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("--pretrain-steps"), "{err}");
+
+    // Pretraining for the whole run would leave the pair untrained: refused before any work.
+    let all = DeepfakeConfig {
+        pretrain_steps: 4,
+        ..tiny(faces, 4)
+    };
+    let err = all.validate().err().unwrap().to_string();
+    assert!(
+        err.contains("--pretrain-steps") && err.contains("4"),
+        "{err}"
+    );
+}
+
+#[test]
 fn evaluation_reports_finite_figures() {
     let Some(faces) = lfw() else { return };
     let dir = tempfile::tempdir().unwrap();

@@ -53,6 +53,8 @@ pub struct TrainArgs {
     pub b: String,
     #[arg(long, default_value_t = run_defaults().steps, help = with_range("Training steps (16,000, about an hour on 2 cores, give the figures in the README)", ranges::STEPS.describe()))]
     pub steps: usize,
+    #[arg(long, default_value_t = run_defaults().pretrain_steps, help = with_range("Of the --steps, how many first train both decoders on the faces of every identity in --faces (DeepFaceLab's pretraining; 0: none)", ranges::PRETRAIN_STEPS.describe()))]
+    pub pretrain_steps: usize,
     #[arg(long, default_value_t = run_defaults().batch, help = with_range("Faces of each identity per step", ranges::BATCH.describe()))]
     pub batch: usize,
     #[arg(long, default_value_t = SwapConfig::default().lr, help = with_range("Learning rate", ranges::LR.describe()))]
@@ -247,6 +249,7 @@ pub fn config(args: &TrainArgs) -> DeepfakeConfig {
         a: args.a.clone(),
         b: args.b.clone(),
         steps: args.steps,
+        pretrain_steps: args.pretrain_steps,
         batch: args.batch,
         seed: args.seed,
         model: SwapConfig {
@@ -297,6 +300,14 @@ fn run_train(args: &TrainArgs) -> Result<ExitCode, Error> {
         cfg.faces.display(),
         out.display()
     );
+    if cfg.pretrain_steps > 0 {
+        eprintln!(
+            "pretraining: the first {} steps, both decoders draw from {} training faces of {} identities",
+            cfg.pretrain_steps,
+            pair.pretraining_faces().len(),
+            2 + pair.others.len()
+        );
+    }
     let progress = bar(cfg.steps, "train");
     let mut on_step = |s: &StepReport| {
         progress.set_position(s.step as u64);
@@ -500,6 +511,8 @@ fn run_eval(args: &EvalArgs) -> Result<ExitCode, Error> {
     if let Some(faces) = &args.faces {
         cfg.faces = faces.clone();
     }
+    // The evaluation is on the pair alone: the pretraining identities need not load.
+    cfg.pretrain_steps = 0;
     let pair = Pair::load(&cfg)?;
     for warning in pair.small_evaluation_warnings() {
         eprintln!("{warning}");
