@@ -77,6 +77,39 @@ fn weights_after(dir: &Path, steps: u64) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
+/// Trains `cfg` (4 steps, a checkpoint every 2) straight through, and again from the straight
+/// run's checkpoint of step 2, copied aside while step 3 reports, so that both runs have the
+/// same settings and schedule. Returns the two folders: straight, resumed.
+fn straight_and_resumed_from_step_2(
+    cfg: &DeepfakeConfig,
+    pair: &Pair,
+) -> (tempfile::TempDir, tempfile::TempDir) {
+    let straight = tempfile::tempdir().unwrap();
+    let split = tempfile::tempdir().unwrap();
+    train::train_on(cfg, pair, straight.path(), false, &mut |report| {
+        if report.step == 3 {
+            for file in [
+                "checkpoint.safetensors",
+                "checkpoint.optimizer.safetensors",
+                "metrics.json",
+            ] {
+                std::fs::copy(straight.path().join(file), split.path().join(file)).unwrap();
+            }
+        }
+    })
+    .unwrap();
+    let resumed = train::train_on(cfg, pair, split.path(), true, &mut |_| {}).unwrap();
+    assert_eq!(resumed.resumed_from, 2);
+    (straight, split)
+}
+
+/// The weights after a fresh run of `cfg`.
+fn weights_of_a_run(cfg: &DeepfakeConfig, pair: &Pair) -> Vec<(String, Vec<f32>)> {
+    let dir = tempfile::tempdir().unwrap();
+    train::train_on(cfg, pair, dir.path(), false, &mut |_| {}).unwrap();
+    weights_after(dir.path(), cfg.steps as u64)
+}
+
 #[test]
 fn a_cosine_run_resumes_bit_for_bit_and_keeps_its_length() {
     let Some(faces) = lfw() else { return };
@@ -85,38 +118,12 @@ fn a_cosine_run_resumes_bit_for_bit_and_keeps_its_length() {
         ..tiny(faces.clone(), 4)
     };
     let pair = Pair::load(&cfg).unwrap();
-    let straight = tempfile::tempdir().unwrap();
-    // The straight run's checkpoint of step 2, copied aside while step 3 reports.
-    let split = tempfile::tempdir().unwrap();
-    let files = [
-        "checkpoint.safetensors",
-        "checkpoint.optimizer.safetensors",
-        "metrics.json",
-    ];
-    train::train_on(&cfg, &pair, straight.path(), false, &mut |report| {
-        if report.step == 3 {
-            for file in files {
-                std::fs::copy(straight.path().join(file), split.path().join(file)).unwrap();
-            }
-        }
-    })
-    .unwrap();
-    let resumed = train::train_on(&cfg, &pair, split.path(), true, &mut |_| {}).unwrap();
-    assert_eq!(resumed.resumed_from, 2);
+    let (straight, split) = straight_and_resumed_from_step_2(&cfg, &pair);
     let cosine = weights_after(straight.path(), 4);
     assert_eq!(cosine, weights_after(split.path(), 4));
 
     // The schedule moved the weights: a constant rate ends elsewhere.
-    let constant = tempfile::tempdir().unwrap();
-    train::train_on(
-        &tiny(faces.clone(), 4),
-        &pair,
-        constant.path(),
-        false,
-        &mut |_| {},
-    )
-    .unwrap();
-    assert_ne!(cosine, weights_after(constant.path(), 4));
+    assert_ne!(cosine, weights_of_a_run(&tiny(faces.clone(), 4), &pair));
 
     // Resuming a cosine run over another length would bend its schedule: refused, naming --steps.
     let longer = DeepfakeConfig {
@@ -154,41 +161,16 @@ fn pretraining_draws_every_identity_and_resumes_bit_for_bit_across_its_end() {
         .others
         .is_empty());
 
-    // The straight run's checkpoint of step 2 (mid-pretraining), copied aside while step 3
-    // reports, then resumed past the pretraining's end: the same weights as the straight run.
-    let straight = tempfile::tempdir().unwrap();
-    let split = tempfile::tempdir().unwrap();
-    train::train_on(&cfg, &pair, straight.path(), false, &mut |report| {
-        if report.step == 3 {
-            for file in [
-                "checkpoint.safetensors",
-                "checkpoint.optimizer.safetensors",
-                "metrics.json",
-            ] {
-                std::fs::copy(straight.path().join(file), split.path().join(file)).unwrap();
-            }
-        }
-    })
-    .unwrap();
-    let resumed = train::train_on(&cfg, &pair, split.path(), true, &mut |_| {}).unwrap();
-    assert_eq!(resumed.resumed_from, 2);
+    // Resumed from step 2, mid-pretraining, past the pretraining's end: the same weights as
+    // the straight run.
+    let (straight, split) = straight_and_resumed_from_step_2(&cfg, &pair);
     let pretrained = weights_after(straight.path(), 4);
     assert_eq!(pretrained, weights_after(split.path(), 4));
     let loaded = eval::load(&checkpoint_path(straight.path())).unwrap();
     assert_eq!(loaded.config.pretrain_steps, 3);
 
     // Pretraining drew other faces: the same seed without it ends elsewhere.
-    let plain = tempfile::tempdir().unwrap();
-    let tiny_pair = Pair::load(&tiny(faces.clone(), 4)).unwrap();
-    train::train_on(
-        &tiny(faces.clone(), 4),
-        &tiny_pair,
-        plain.path(),
-        false,
-        &mut |_| {},
-    )
-    .unwrap();
-    assert_ne!(pretrained, weights_after(plain.path(), 4));
+    assert_ne!(pretrained, weights_of_a_run(&tiny(faces.clone(), 4), &pair));
 
     // Resuming with another pretraining length is refused, naming the flag.
     let other = DeepfakeConfig {
