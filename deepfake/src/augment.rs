@@ -136,14 +136,9 @@ impl Affine {
         }
     }
 
-    /// The point q of the face that output point p shows (see [`Affine`]). For many points,
-    /// [`Affine::source_map`] computes the rotation's sine and cosine once.
-    pub fn source(&self, x: f64, y: f64) -> (f64, f64) {
-        self.source_map()(x, y)
-    }
-
-    /// p ↦ q as [`Affine::source`], with the sine and cosine of θ computed here, once: they
-    /// would otherwise cost more than the rest of the map, at every pixel of every face.
+    /// The map from an output point p to the point q of the face it shows (see [`Affine`]).
+    /// The sine and cosine of θ are computed here, once: per point they would cost more than
+    /// the rest of the map, at every pixel of every face.
     pub fn source_map(&self) -> impl Fn(f64, f64) -> (f64, f64) {
         let c = (FACE_SIZE as f64 - 1.0) / 2.0;
         let (sin, cos) = self.rotation_degrees.to_radians().sin_cos();
