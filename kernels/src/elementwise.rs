@@ -12,15 +12,17 @@ use rayon::prelude::*;
 
 /// Declares a family of pointwise ops once: the enum, the names that number them for the
 /// shaders (code i is `NAMES[i]`, declared in WGSL as `UNARY_<name>` or `BINARY_<name>` by
-/// `gpu::params::prelude`), `name()`, and one example of each op for the tests. Adding an op
-/// is one line here, its CPU formula in `apply`, and its arm in the WGSL.
+/// `gpu::params::prelude`), `name()`, `with_constant_variant`, and one example of each op for
+/// the tests. Adding an op is one line here, its CPU formula in `apply`, and its arm in the
+/// WGSL. A variant's parameters are named (`Clamp(lo: f64, hi: f64)`) so that the dispatcher
+/// can rebuild the variant from them.
 macro_rules! pointwise_ops {
     (
         $(#[$meta:meta])*
         pub enum $enum:ident;
         $(
             $(#[$vmeta:meta])*
-            $variant:ident $(($($field:ty),*))? = $name:literal, example [$($example:tt)+];
+            $variant:ident $(($($param:ident: $field:ty),*))? = $name:literal, example [$($example:tt)+];
         )*
     ) => {
         $(#[$meta])*
@@ -40,8 +42,30 @@ macro_rules! pointwise_ops {
                     $( $enum::$variant { .. } => $name, )*
                 }
             }
+
+            /// Runs `kernel` with a function that returns this op, written out as its variant
+            /// (`|| Clamp(lo, hi)`) in a separate instance of the kernel for each variant.
+            /// Inside the kernel's loop the variant is then a constant, `apply`'s `match`
+            /// folds away, and the loop can vectorize. Called with the op as a runtime value,
+            /// every element went through a jump table: a quarter of a face-swap training
+            /// step.
+            pub fn with_constant_variant<K: OpKernel<$enum>>(self, kernel: K) -> K::Output {
+                match self {
+                    $( $enum::$variant $(($($param),*))? =>
+                        kernel.run(move || $enum::$variant $(($($param),*))?), )*
+                }
+            }
         }
     };
+}
+
+/// A CPU kernel over one op family, written once and instantiated by
+/// `UnaryOp::with_constant_variant` / `BinaryOp::with_constant_variant` once per variant.
+pub trait OpKernel<Op> {
+    /// What the kernel returns.
+    type Output;
+    /// The kernel, with `op()` in place of the op: it returns the same variant every call.
+    fn run(self, op: impl Fn() -> Op + Copy + Send + Sync) -> Self::Output;
 }
 
 pointwise_ops! {
@@ -66,7 +90,7 @@ pointwise_ops! {
     /// 1 where x > 0, else 0 (NaN for NaN): the derivative of ReLU.
     Step = "STEP", example [Step];
     /// 1 where x > 0, else `slope` (NaN for NaN): leaky ReLU is x times this.
-    LeakyMask(f64) = "LEAKY_MASK", example [LeakyMask(0.2)];
+    LeakyMask(slope: f64) = "LEAKY_MASK", example [LeakyMask(0.2)];
     /// σ(x) = 1 / (1 + e^(−x)).
     Sigmoid = "SIGMOID", example [Sigmoid];
     /// tanh x.
@@ -74,15 +98,15 @@ pointwise_ops! {
     /// log(1 + eˣ), computed as max(x, 0) + log1p(e^(−|x|)) so it never overflows.
     Softplus = "SOFTPLUS", example [Softplus];
     /// xᵖ.
-    Powf(f64) = "POWF", example [Powf(3.0)];
+    Powf(exponent: f64) = "POWF", example [Powf(3.0)];
     /// x + c.
-    AddScalar(f64) = "ADD_SCALAR", example [AddScalar(0.7)];
+    AddScalar(c: f64) = "ADD_SCALAR", example [AddScalar(0.7)];
     /// c·x.
-    MulScalar(f64) = "MUL_SCALAR", example [MulScalar(-1.5)];
+    MulScalar(c: f64) = "MUL_SCALAR", example [MulScalar(-1.5)];
     /// min(max(x, lo), hi) (NaN for NaN).
-    Clamp(f64, f64) = "CLAMP", example [Clamp(-0.5, 0.5)];
+    Clamp(lo: f64, hi: f64) = "CLAMP", example [Clamp(-0.5, 0.5)];
     /// 1 where lo < x < hi, else 0 (NaN for NaN): the derivative of clamp.
-    InsideMask(f64, f64) = "INSIDE_MASK", example [InsideMask(-0.5, 0.5)];
+    InsideMask(lo: f64, hi: f64) = "INSIDE_MASK", example [InsideMask(-0.5, 0.5)];
     /// x, except ±∞ becomes 0: the shift logsumexp subtracts, so that a row of −∞ sums to −∞
     /// instead of NaN (−∞ − (−∞)).
     InfToZero = "INF_TO_ZERO", example [InfToZero];
@@ -122,7 +146,9 @@ impl UnaryOp {
     }
 
     /// The op on one value, in the element type (the CPU kernel; the WGSL arm mirrors it).
-    #[inline]
+    // Always inlined: the kernels call it with a constant variant (`with_constant_variant`),
+    // and only inlined does its `match` fold away.
+    #[inline(always)]
     pub fn apply<T: Real>(self, x: T) -> T {
         // The piecewise maps below test x against thresholds; a NaN fails every test, so it
         // is returned as it is before any of them runs.
@@ -250,7 +276,9 @@ impl BinaryOp {
     }
 
     /// The op on one pair of values, in the element type.
-    #[inline]
+    // Always inlined: the kernels call it with a constant variant (`with_constant_variant`),
+    // and only inlined does its `match` fold away.
+    #[inline(always)]
     pub fn apply<T: Real>(self, a: T, b: T) -> T {
         match self {
             BinaryOp::Add => a + b,
@@ -301,7 +329,14 @@ impl BinaryOp {
 
 /// `op` applied to every element of `x`.
 pub fn unary<T: Real>(op: UnaryOp, x: &[T]) -> Vec<T> {
-    map_slice(x, |v| op.apply(v))
+    struct Map<'a, T>(&'a [T]);
+    impl<T: Real> OpKernel<UnaryOp> for Map<'_, T> {
+        type Output = Vec<T>;
+        fn run(self, op: impl Fn() -> UnaryOp + Copy + Send + Sync) -> Vec<T> {
+            map_slice(self.0, move |v| op().apply(v))
+        }
+    }
+    op.with_constant_variant(Map(x))
 }
 
 /// The NumPy broadcast of two shapes, or `None` if they are incompatible.
@@ -355,21 +390,60 @@ pub fn binary<T: Real>(
     b_shape: &[usize],
     out_shape: &[usize],
 ) -> Vec<T> {
+    struct Broadcast<'a, T> {
+        a: &'a [T],
+        a_shape: &'a [usize],
+        b: &'a [T],
+        b_shape: &'a [usize],
+        out_shape: &'a [usize],
+    }
+    impl<T: Real> OpKernel<BinaryOp> for Broadcast<'_, T> {
+        type Output = Vec<T>;
+        fn run(self, op: impl Fn() -> BinaryOp + Copy + Send + Sync) -> Vec<T> {
+            let f = move |x, y| op().apply(x, y);
+            broadcast_map(
+                f,
+                self.a,
+                self.a_shape,
+                self.b,
+                self.b_shape,
+                self.out_shape,
+            )
+        }
+    }
+    op.with_constant_variant(Broadcast {
+        a,
+        a_shape,
+        b,
+        b_shape,
+        out_shape,
+    })
+}
+
+/// `f(a, b)` elementwise with NumPy broadcasting.
+fn broadcast_map<T: Real>(
+    f: impl Fn(T, T) -> T + Copy + Sync,
+    a: &[T],
+    a_shape: &[usize],
+    b: &[T],
+    b_shape: &[usize],
+    out_shape: &[usize],
+) -> Vec<T> {
     let n = numel(out_shape);
     if n == 0 {
         return Vec::new();
     }
     // Fast paths: equal shapes, or one side a single value.
     if a.len() == n && b.len() == n {
-        return zip_map(a, b, |x, y| op.apply(x, y));
+        return zip_map(a, b, f);
     }
     if b.len() == 1 && a.len() == n {
         let y = b[0];
-        return map_slice(a, |x| op.apply(x, y));
+        return map_slice(a, move |x| f(x, y));
     }
     if a.len() == 1 && b.len() == n {
         let x = a[0];
-        return map_slice(b, |y| op.apply(x, y));
+        return map_slice(b, move |y| f(x, y));
     }
     let sa = broadcast_strides(a_shape, out_shape);
     let sb = broadcast_strides(b_shape, out_shape);
@@ -391,19 +465,23 @@ pub fn binary<T: Real>(
                 .iter_mut()
                 .zip(&a[oa..oa + inner])
                 .zip(&b[ob..ob + inner])
-                .for_each(|((o, &x), &y)| *o = op.apply(x, y)),
-            (1, 0) => dst
-                .iter_mut()
-                .zip(&a[oa..oa + inner])
-                .for_each(|(o, &x)| *o = op.apply(x, b[ob])),
-            (0, 1) => dst
-                .iter_mut()
-                .zip(&b[ob..ob + inner])
-                .for_each(|(o, &y)| *o = op.apply(a[oa], y)),
+                .for_each(|((o, &x), &y)| *o = f(x, y)),
+            (1, 0) => {
+                let y = b[ob];
+                dst.iter_mut()
+                    .zip(&a[oa..oa + inner])
+                    .for_each(|(o, &x)| *o = f(x, y))
+            }
+            (0, 1) => {
+                let x = a[oa];
+                dst.iter_mut()
+                    .zip(&b[ob..ob + inner])
+                    .for_each(|(o, &y)| *o = f(x, y))
+            }
             _ => dst
                 .iter_mut()
                 .enumerate()
-                .for_each(|(j, o)| *o = op.apply(a[oa + j * ia], b[ob + j * ib])),
+                .for_each(|(j, o)| *o = f(a[oa + j * ia], b[ob + j * ib])),
         }
     };
     if n >= PARALLEL_THRESHOLD {
@@ -483,6 +561,93 @@ mod tests {
         let mut codes: Vec<u32> = binary.iter().map(|op| op.code()).collect();
         codes.sort_unstable();
         assert_eq!(codes, (0..BinaryOp::NAMES.len() as u32).collect::<Vec<_>>());
+    }
+
+    /// Values that take every branch of the piecewise ops, NaN and the infinities included,
+    /// repeated to `n` elements with a small drift so that neighbours differ.
+    fn probe_values(n: usize) -> Vec<f64> {
+        let special = [0.0, -0.0, 0.5, -0.5, 0.2, 3.0, -7.25, 1e-9, f64::NAN];
+        let special = special.iter().chain(&[f64::INFINITY, f64::NEG_INFINITY]);
+        let special: Vec<f64> = special.copied().collect();
+        (0..n)
+            .map(|i| special[i % special.len()] + (i / special.len()) as f64 * 1e-3)
+            .collect()
+    }
+
+    /// Equal as bits, so that NaN matches NaN and −0 is told from +0.
+    fn assert_same_bits(got: &[f32], want: &[f32], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert_eq!(
+                g.to_bits(),
+                w.to_bits(),
+                "{what}: element {i}: {g} against {w}"
+            );
+        }
+    }
+
+    /// The kernels run each op through `with_constant_variant`, which rebuilds the op from its
+    /// variant and parameters: they must give what the op itself gives, element by element,
+    /// on the serial and the parallel path.
+    #[test]
+    fn unary_kernel_applies_the_op_it_was_given() {
+        for n in [37, PARALLEL_THRESHOLD + 5] {
+            let x: Vec<f32> = probe_values(n).iter().map(|&v| v as f32).collect();
+            for &op in UnaryOp::EXAMPLES {
+                let want: Vec<f32> = x.iter().map(|&v| op.apply(v)).collect();
+                assert_same_bits(&unary(op, &x), &want, &format!("{op:?}, n = {n}"));
+            }
+        }
+    }
+
+    /// Every path of `binary`: equal shapes, a single value on either side, a row and a column
+    /// stretched, and a general broadcast, each against the op applied at the broadcast indices.
+    #[test]
+    fn binary_kernel_applies_the_op_it_was_given_on_every_broadcast_path() {
+        let big = PARALLEL_THRESHOLD / 64 + 3; // rows × 64 columns past the parallel threshold
+        let cases: [(&[usize], &[usize]); 7] = [
+            (&[5, 7], &[5, 7]),
+            (&[big, 64], &[big, 64]),
+            (&[5, 7], &[]),
+            (&[1], &[big, 64]),
+            (&[big, 64], &[64]),
+            (&[big, 1], &[big, 64]),
+            (&[3, 1, 4], &[2, 1]),
+        ];
+        for (a_shape, b_shape) in cases {
+            let out_shape = broadcast_shapes(a_shape, b_shape).expect("the cases broadcast");
+            let a: Vec<f32> = probe_values(numel(a_shape))
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            let b: Vec<f32> = probe_values(numel(b_shape) + 4)[4..]
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            let (sa, sb) = (
+                broadcast_strides(a_shape, &out_shape),
+                broadcast_strides(b_shape, &out_shape),
+            );
+            let out_strides = contiguous_strides(&out_shape);
+            let at = |flat: usize, strides: &[usize]| -> usize {
+                let coords = out_shape
+                    .iter()
+                    .zip(&out_strides)
+                    .map(|(&d, &s)| flat / s % d);
+                coords.zip(strides).map(|(c, s)| c * s).sum()
+            };
+            for &op in BinaryOp::EXAMPLES {
+                let want: Vec<f32> = (0..numel(&out_shape))
+                    .map(|i| op.apply(a[at(i, &sa)], b[at(i, &sb)]))
+                    .collect();
+                let got = binary(op, &a, a_shape, &b, b_shape, &out_shape);
+                assert_same_bits(
+                    &got,
+                    &want,
+                    &format!("{op:?}, {a_shape:?} with {b_shape:?}"),
+                );
+            }
+        }
     }
 
     #[test]
